@@ -1,0 +1,44 @@
+# The two set-up commands of the README work on a fresh Debian machine:
+#   make rules   compile slos/ into every generated file
+#   make test    lint, then the whole test suite (real promtool)
+# Each bootstraps the virtual environment and, as root, the Debian packages.
+
+VENV := .venv
+BIN := $(VENV)/bin
+DEBIAN := promtool:prometheus
+
+.PHONY: .debian-packages rules check validate test lint format bench promtool-tests
+
+$(VENV)/.installed: pyproject.toml scripts/bootstrap.sh
+	scripts/bootstrap.sh
+
+# promtool is needed by `make rules` too: the build proves every rule with it
+# before replacing the committed files.
+.debian-packages:
+	@if [ -z "$$MODELMON_PROMTOOL" ]; then scripts/ensure-debian-packages.sh $(DEBIAN); fi
+
+rules: $(VENV)/.installed .debian-packages
+	$(BIN)/modelmon build
+
+check: $(VENV)/.installed .debian-packages
+	$(BIN)/modelmon build --check
+
+validate: $(VENV)/.installed
+	$(BIN)/modelmon validate
+
+promtool-tests: $(VENV)/.installed .debian-packages
+	$(BIN)/modelmon test
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint .debian-packages
+	$(BIN)/pytest
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/compile_bench.py

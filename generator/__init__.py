@@ -1,0 +1,1 @@
+"""modelmon: compile SLO specs for AI model traffic into Prometheus rules and their tests."""

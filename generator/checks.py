@@ -1,0 +1,207 @@
+"""Checks that span fields, SLOs or files, each pointing at the field to fix."""
+
+from __future__ import annotations
+
+from generator import contract
+from generator.durations import parse_duration
+from generator.gotemplate import unsupported_template
+from generator.loader import LoadedSpec, SpecError
+from generator.plan import (
+    THRESHOLD_WINDOW,
+    WINDOW_PLACEHOLDER,
+    burn_windows,
+    plan_slo,
+)
+
+# Labels modelmon sets on every series and alert it generates; a spec label with
+# the same name would silently overwrite them and break matching between rules.
+RESERVED_LABELS = ("service", "slo")
+RESERVED_ALERT_LABELS = ("alertname", "long_window", "short_window")
+
+
+def check_all(loaded: list[LoadedSpec]) -> list[SpecError]:
+    errors: list[SpecError] = []
+    services: dict[str, LoadedSpec] = {}
+    alert_owner: dict[str, tuple[LoadedSpec, int, str]] = {}
+    for item in loaded:
+        errors += check_file(item)
+        service = item.spec.service
+        if service in services:
+            errors.append(
+                item.positions.error(
+                    ("service",),
+                    f"service {service!r} is also defined in {services[service].display}; "
+                    "each service compiles to its own rules file",
+                )
+            )
+        services.setdefault(service, item)
+    if errors:
+        return errors
+    for item in loaded:
+        for index, slo in enumerate(item.spec.slos):
+            plan = plan_slo(item.spec, slo)
+            burn = {a.name for a in plan.burn_alerts}
+            if any(a.name in burn for a in plan.threshold_alerts):
+                errors.append(
+                    item.positions.error(
+                        ("slos", index, "alerting", "threshold_alert", "name"),
+                        "must differ from the burn-rate alert name",
+                    )
+                )
+            for name in plan.alert_names():
+                if name in alert_owner and alert_owner[name][:2] != (item, index):
+                    other, other_index, other_slo = alert_owner[name]
+                    errors.append(
+                        item.positions.error(
+                            ("slos", index, "alerting"),
+                            f"alert name {name!r} is already used by SLO {other_slo!r} "
+                            f"({other.display}, slos[{other_index}]); set alerting.name or "
+                            "alerting.threshold_alert.name to tell them apart",
+                        )
+                    )
+                alert_owner.setdefault(name, (item, index, slo.name))
+    return errors
+
+
+def check_file(item: LoadedSpec) -> list[SpecError]:
+    spec, at = item.spec, item.positions
+    errors: list[SpecError] = []
+    scrape_s = parse_duration(spec.scrape_interval)
+
+    for key in spec.labels:
+        if key in RESERVED_LABELS:
+            errors.append(at.error(("labels", key), _reserved(key), at_key=True))
+
+    seen: dict[str, int] = {}
+    for i, slo in enumerate(spec.slos):
+        base = ("slos", i)
+        if slo.name in seen:
+            errors.append(at.error((*base, "name"), f"duplicate SLO name {slo.name!r} (also slos[{seen[slo.name]}])"))
+        seen.setdefault(slo.name, i)
+        for key in slo.labels:
+            if key in RESERVED_LABELS:
+                errors.append(at.error((*base, "labels", key), _reserved(key), at_key=True))
+        errors += _check_sli(item, i)
+        errors += _check_windows(item, i, scrape_s)
+        errors += _check_alerting(item, i)
+    return errors
+
+
+def _reserved(key: str) -> str:
+    return f"label {key!r} is set by modelmon on every generated series; choose another name"
+
+
+def _check_sli(item: LoadedSpec, i: int) -> list[SpecError]:
+    slo, at = item.spec.slos[i], item.positions
+    base = ("slos", i, "sli")
+    kinds = slo.sli.kinds()
+    if "plugin" in kinds:
+        return [at.error((*base, "plugin"), "Sloth SLI plugins are not supported; write the SLI as events or raw")]
+    if len(kinds) != 1:
+        found = ", ".join(kinds) if kinds else "none"
+        return [
+            at.error(
+                base,
+                f"needs exactly one of events, raw, availability, error_rate, latency (found {found})",
+            )
+        ]
+    kind = kinds[0]
+    block = getattr(slo.sli, kind)
+    errors = []
+    queries = {"events": ("error_query", "total_query"), "raw": ("error_ratio_query",)}.get(kind, ())
+    for name in queries:
+        if not WINDOW_PLACEHOLDER.search(getattr(block, name)):
+            errors.append(
+                at.error((*base, kind, name), "must contain the {{.window}} placeholder where the range goes")
+            )
+    for label in block.group_by:
+        if label in RESERVED_LABELS:
+            errors.append(at.error((*base, kind, "group_by"), _reserved(label)))
+    if kind == "latency":
+        threshold = float(block.threshold_ms)
+        if threshold not in contract.LATENCY_BUCKETS_MS:
+            below, above = contract.nearest_bounds(threshold)
+            nearest = " and ".join(f"{b:g}" for b in (below, above) if b is not None)
+            errors.append(
+                at.error(
+                    (*base, kind, "threshold_ms"),
+                    f"{threshold:g} ms is not a bucket bound of {contract.LATENCY_MS}; "
+                    f"the nearest bounds are {nearest}",
+                )
+            )
+    if (
+        kind == "error_rate"
+        and None not in (block.warning_above, block.critical_above)
+        and (block.warning_above >= block.critical_above)
+    ):
+        errors.append(at.error((*base, kind, "warning_above"), "must be below critical_above"))
+    if (
+        kind == "availability"
+        and None not in (block.warning_below, block.critical_below)
+        and (block.warning_below <= block.critical_below)
+    ):
+        errors.append(at.error((*base, kind, "warning_below"), "must be above critical_below"))
+    return errors
+
+
+def _check_windows(item: LoadedSpec, i: int, scrape_s: int) -> list[SpecError]:
+    spec, at = item.spec, item.positions
+    slo = spec.slos[i]
+    period_s = parse_duration(slo.period)
+    errors = []
+    custom = slo.alerting.windows is not None
+    minimum = 2 * scrape_s
+    if parse_duration(THRESHOLD_WINDOW) < minimum:
+        errors.append(
+            at.error(
+                ("scrape_interval",),
+                f"the {THRESHOLD_WINDOW} window of threshold alerts and burn rates needs a scrape interval "
+                f"of at most half of it (got {spec.scrape_interval})",
+            )
+        )
+    for w, window in enumerate(burn_windows(slo)):
+        path = ("slos", i, "alerting", "windows", w) if custom else ("scrape_interval",)
+        long_s, short_s = parse_duration(window.long), parse_duration(window.short)
+        if short_s >= long_s:
+            errors.append(at.error((*path, "short"), f"must be shorter than long ({window.long})"))
+        if long_s >= period_s:
+            errors.append(at.error((*path, "long"), f"must be shorter than the SLO period ({slo.period})"))
+        for name, seconds, text in (("short", short_s, window.short), ("long", long_s, window.long)):
+            if seconds < minimum:
+                errors.append(
+                    at.error(
+                        (*path, name) if custom else path,
+                        f"window {text} is shorter than twice the scrape interval ({spec.scrape_interval}): "
+                        "rate() would see fewer than two samples",
+                    )
+                )
+    return errors
+
+
+def _check_alerting(item: LoadedSpec, i: int) -> list[SpecError]:
+    slo, at = item.spec.slos[i], item.positions
+    base = ("slos", i, "alerting")
+    alerting = slo.alerting
+    errors = []
+    label_blocks = {
+        (): alerting.labels,
+        ("page_alert",): alerting.page_alert.labels,
+        ("ticket_alert",): alerting.ticket_alert.labels,
+        ("threshold_alert",): alerting.threshold_alert.labels,
+    }
+    for sub, labels in label_blocks.items():
+        for key in labels:
+            if key in RESERVED_ALERT_LABELS or key in RESERVED_LABELS:
+                errors.append(at.error((*base, *sub, "labels", key), _reserved(key), at_key=True))
+    annotation_blocks = {
+        (): alerting.annotations,
+        ("page_alert",): alerting.page_alert.annotations,
+        ("ticket_alert",): alerting.ticket_alert.annotations,
+        ("threshold_alert",): alerting.threshold_alert.annotations,
+    }
+    for sub, texts in annotation_blocks.items():
+        for key, text in texts.items():
+            problem = unsupported_template(text)
+            if problem:
+                errors.append(at.error((*base, *sub, "annotations", key), problem))
+    return errors

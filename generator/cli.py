@@ -1,0 +1,97 @@
+"""The `modelmon` command: validate, build, build --check, test, schema."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from generator import build, promtool
+from generator.loader import SpecErrors
+
+EXIT_SPEC = 2  # invalid specs (or a rule promtool refuses): nothing written
+EXIT_STALE = 1  # build --check found outputs that differ from the generator
+EXIT_TESTS = 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="modelmon", description=__doc__)
+    parser.add_argument("--root", type=Path, default=Path.cwd(), help="project folder holding slos/ (default: .)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("validate", help="check slos/*.yaml and report every problem; writes nothing")
+    b = sub.add_parser("build", help="compile slos/ into rules, promtool tests and the JSON Schema")
+    b.add_argument("--check", action="store_true", help="write nothing; exit 1 listing outputs that are stale")
+    sub.add_parser("test", help="run promtool on the generated rules and their tests")
+    sub.add_parser("schema", help="print the JSON Schema of SLO files")
+    args = parser.parse_args(argv)
+    root = args.root.resolve()
+    try:
+        return COMMANDS[args.command](root, args)
+    except SpecErrors as err:
+        for error in err.errors:
+            print(error, file=sys.stderr)
+        count = len(err.errors)
+        print(f"{count} error{'s' if count != 1 else ''}; nothing was written", file=sys.stderr)
+        return EXIT_SPEC
+    except promtool.PromtoolMissing as err:
+        print(f"modelmon: {err}", file=sys.stderr)
+        return EXIT_SPEC
+
+
+def _validate(root: Path, args) -> int:
+    compiled = build.compile_all(root)
+    slos = sum(len(p) for p in compiled.plans.values())
+    print(f"{len(compiled.loaded)} file(s), {slos} SLO(s): valid")
+    return 0
+
+
+def _build(root: Path, args) -> int:
+    compiled = build.compile_all(root)
+    if args.check:
+        stale = build.stale_files(root, compiled.files)
+        if stale:
+            print("stale generated files (run `make rules` and commit them):", file=sys.stderr)
+            for path in stale:
+                print(f"  {path}", file=sys.stderr)
+            return EXIT_STALE
+        print(f"{len(compiled.files)} generated files are up to date")
+        return 0
+    changed = build.write_all(root, compiled)
+    for path in changed:
+        print(f"wrote {path}")
+    print(f"{len(compiled.files)} generated files, {len(changed)} changed; promtool check rules: ok")
+    return 0
+
+
+def _test(root: Path, args) -> int:
+    rules = sorted((root / build.RULES_DIR).glob("*.yml"))
+    tests = sorted((root / build.TESTS_DIR).glob("*.test.yml"))
+    if not tests:
+        print(f"no promtool tests under {build.TESTS_DIR}/; run `make rules` first", file=sys.stderr)
+        return EXIT_TESTS
+    ok, _, output = promtool.check_rules(rules)
+    if not ok:
+        print(output, file=sys.stderr)
+        return EXIT_TESTS
+    ok, failures, output = promtool.test_rules([t.relative_to(root) for t in tests], cwd=root)
+    groups = sum(t.read_text(encoding="utf-8").count("\n- name: ") for t in tests)
+    if ok:
+        print(f"promtool: {groups} test groups in {len(tests)} file(s) passed")
+        return 0
+    for failure in failures:
+        print(failure, file=sys.stderr)
+    if not failures:
+        print(output, file=sys.stderr)
+    print(f"promtool: {len(failures)} of {groups} test groups failed", file=sys.stderr)
+    return EXIT_TESTS
+
+
+def _schema(root: Path, args) -> int:
+    print(build.schema_text(), end="")
+    return 0
+
+
+COMMANDS = {"validate": _validate, "build": _build, "test": _test, "schema": _schema}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The part of Prometheus' Go alert templates that modelmon can render itself.
+
+promtool compares annotations exactly, so a generated test must know what each
+annotation expands to. Annotations may therefore use only what is rendered here:
+`{{ $labels.NAME }}`, `{{ $value }}` and `{{ $value | humanizePercentage }}`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+_ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
+_LABEL = re.compile(r"^\$labels\.([a-zA-Z_][a-zA-Z0-9_]*)$")
+_PERCENT = re.compile(r"^(?:\$value\s*\|\s*humanizePercentage|humanizePercentage\s+\$value)$")
+SUPPORTED = "{{ $labels.NAME }}, {{ $value }} and {{ $value | humanizePercentage }}"
+
+
+def unsupported_template(text: str) -> str | None:
+    """Why `text` cannot be rendered by modelmon, or None when it can."""
+    for action in _ACTION.findall(text):
+        if not (_LABEL.match(action) or action == "$value" or _PERCENT.match(action)):
+            return f"template action {{{{ {action} }}}} is not supported in annotations; use {SUPPORTED}"
+    return None
+
+
+def render(text: str, labels: dict[str, str], value: float) -> str:
+    """Expand `text` as Prometheus would for an alert with these labels and value."""
+
+    def expand(match: re.Match) -> str:
+        action = match.group(1)
+        label = _LABEL.match(action)
+        if label:
+            return labels.get(label.group(1), "")
+        if action == "$value":
+            return go_float(value)
+        if _PERCENT.match(action):
+            return humanize_percentage(value)
+        raise ValueError(unsupported_template(match.group(0)))
+
+    return _ACTION.sub(expand, text)
+
+
+def go_float(value: float) -> str:
+    """fmt's %v for a float64: shortest round-trip digits, exponent only when very large or small."""
+    if math.isfinite(value) and value == int(value) and abs(value) < 1e21:
+        return str(int(value))
+    return repr(value)
+
+
+def humanize_percentage(value: float) -> str:
+    """Prometheus' humanizePercentage: fmt.Sprintf("%.4g%%", v*100)."""
+    return "%.4g%%" % (value * 100)

@@ -1,0 +1,201 @@
+"""Read `slos/*.yaml` into validated specs, or into errors that point at the YAML.
+
+Every error names file, line, column and field path, e.g.
+`slos/models.yaml:12:5: slos[0].objective: must be between 0 and 100 exclusive (got 100.5)`.
+All errors of a run are collected; nothing is compiled while any remain.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from generator.spec import SloFile
+
+PathPart = str | int
+FieldPath = tuple[PathPart, ...]
+
+
+@dataclass(frozen=True, order=True)
+class SpecError:
+    """One problem in one spec file, with the position people need to fix it."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.file}:{self.line}:{self.column}: {where}{self.message}"
+
+
+class SpecErrors(Exception):
+    """Raised with every error of a run; the CLI prints them and exits 2."""
+
+    def __init__(self, errors: list[SpecError]):
+        self.errors = sorted(errors)
+        super().__init__("\n".join(str(e) for e in self.errors))
+
+
+@dataclass
+class Positions:
+    """Line and column (1-based) of every key and value in one YAML document."""
+
+    file: str
+    values: dict[FieldPath, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[FieldPath, tuple[int, int]] = field(default_factory=dict)
+
+    def error(self, path: FieldPath, message: str, *, at_key: bool = False) -> SpecError:
+        """An error at `path`, placed at the closest node the YAML really has."""
+        line, column = self._locate(path, at_key)
+        return SpecError(self.file, line, column, format_path(path), message)
+
+    def _locate(self, path: FieldPath, at_key: bool) -> tuple[int, int]:
+        if at_key and path in self.keys:
+            return self.keys[path]
+        for end in range(len(path), -1, -1):
+            prefix = path[:end]
+            if prefix in self.values:
+                return self.values[prefix]
+        return (1, 1)
+
+
+def format_path(path: FieldPath) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    path: Path
+    display: str
+    spec: SloFile
+    positions: Positions
+
+
+def load_file(path: Path, display: str | None = None) -> tuple[LoadedSpec | None, list[SpecError]]:
+    """Parse and validate one file. Returns the spec, or None and its errors."""
+    display = display or str(path)
+    positions = Positions(display)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        return None, [SpecError(display, 1, 1, "", f"cannot read file: {err}")]
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = " ".join(p for p in (err.context, err.problem) if p)
+        return None, [SpecError(display, line, column, "", f"YAML syntax error: {problem}")]
+    if node is None:
+        return None, [
+            SpecError(display, 1, 1, "", "the file is empty; expected a mapping with version, service and slos")
+        ]
+    errors: list[SpecError] = []
+    data = _to_data(node, (), positions, errors)
+    if errors:
+        return None, errors
+    if not isinstance(data, dict):
+        return None, [positions.error((), "the top level must be a mapping with version, service and slos")]
+    try:
+        spec = SloFile.model_validate(data)
+    except ValidationError as err:
+        return None, [_pydantic_error(e, positions) for e in err.errors()]
+    return LoadedSpec(path, display, spec, positions), []
+
+
+def _to_data(node: yaml.Node, path: FieldPath, positions: Positions, errors: list[SpecError]) -> object:
+    """Build plain data from a YAML node, recording positions and rejecting duplicate keys."""
+    positions.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        result: dict = {}
+        for key_node, value_node in node.value:
+            key = yaml.SafeLoader(" ").construct_object(key_node)
+            if not isinstance(key, str | int | float | bool) or key is None:
+                errors.append(positions.error(path, f"keys must be plain scalars (got {key!r})"))
+                continue
+            key_path = (*path, key if isinstance(key, str) else str(key))
+            positions.keys[key_path] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            if key in result:
+                errors.append(positions.error(key_path, f"duplicate key {key!r}", at_key=True))
+                continue
+            result[key] = _to_data(value_node, key_path, positions, errors)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_data(item, (*path, i), positions, errors) for i, item in enumerate(node.value)]
+    return yaml.SafeLoader(" ").construct_object(node)
+
+
+def _pydantic_error(error: dict, positions: Positions) -> SpecError:
+    loc: FieldPath = tuple(error["loc"])
+    kind = error["type"]
+    if loc and loc[-1] == "[key]":  # a dict key failed (e.g. a label name)
+        return positions.error(loc[:-1], error["msg"], at_key=True)
+    if kind == "extra_forbidden":
+        key = loc[-1]
+        allowed = _allowed_keys(loc[:-1])
+        message = f"unknown field {key!r}"
+        close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+        if close:
+            message += f"; did you mean {close[0]!r}?"
+        elif allowed:
+            message += f"; expected one of {', '.join(sorted(allowed))}"
+        return positions.error(loc, message, at_key=True)
+    if kind == "missing":
+        return positions.error(loc, "is required")
+    message = error["msg"]
+    if message.startswith("Input should be"):
+        message = "must be" + message[len("Input should be") :]
+        message = f"{message} (got {error['input']!r})"
+    elif message.startswith("List should have at least"):
+        message = "must not be empty"
+    return positions.error(loc, message)
+
+
+def _allowed_keys(loc: FieldPath) -> list[str]:
+    """The keys the spec accepts at `loc` (for 'did you mean' suggestions)."""
+    annotation: object = SloFile
+    for part in loc:
+        annotation = _unwrap(annotation)
+        origin = typing.get_origin(annotation)
+        if isinstance(part, int) and origin is list:
+            annotation = typing.get_args(annotation)[0]
+        elif origin is dict:
+            annotation = typing.get_args(annotation)[1]
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            fields = {f.alias or name: f for name, f in annotation.model_fields.items()}
+            if part not in fields:
+                return []
+            annotation = fields[part].annotation
+        else:
+            return []
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [f.alias or name for name, f in annotation.model_fields.items()]
+    return []
+
+
+def _unwrap(annotation: object) -> object:
+    """Strip Annotated[...] and Optional[...] down to the type that holds fields."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            members = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(members) != 1:
+                return annotation
+            annotation = members[0]
+        else:
+            return annotation

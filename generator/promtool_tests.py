@@ -1,0 +1,595 @@
+"""promtool unit tests for every SLO, generated from the same plans as the rules.
+
+Each SLO gets scenarios of model traffic (healthy for a whole period, a full
+outage of one model, a slow burn, each side of every threshold). The traffic is
+written as promtool input series; what must happen is computed by replaying the
+same counters through `generator.promsim`, and promtool then proves the rules
+against it: an alert one evaluation before it may fire (silent) and at the
+minute it fires, the other models silent, and the recorded values exact.
+
+Traffic rates are multiples of 1/64 per second on a base of 1024 calls per
+second, so every counter and rate is exact in binary floating point and the
+expected values agree with the engine to the last bit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from generator import contract, promsim
+from generator.durations import format_duration, parse_duration
+from generator.gotemplate import render
+from generator.plan import THRESHOLD_WINDOW, BurnAlert, SloPlan, ThresholdAlert, number
+from generator.rules import burn_rule, threshold_rule
+
+TOTAL_PER_S = 1024.0
+ERROR_GRAIN = 64  # error rates are whole multiples of 1/64 per second
+REQUEST_KINDS = ("availability", "error_rate")
+RECORDED_INPUT_KINDS = ("events", "raw")  # user queries: tests feed the recorded ratios
+_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*,?')
+
+
+class TestGenerationError(ValueError):
+    """A spec the rules compile from, but for which no test traffic can be built."""
+
+    def __init__(self, path: tuple, message: str):
+        super().__init__(message)
+        self.path = path
+        self.slo = ""
+
+
+@dataclass(frozen=True)
+class Phase:
+    start: int  # minute from which these per-second rates apply
+    total: float
+    errors: float
+
+
+@dataclass
+class Traffic:
+    """The calls one series of labels (one model) receives over the scenario."""
+
+    labels: dict[str, str]
+    phases: list[Phase]
+    error_series: bool = True  # False: the backend never created model_errors_total for it
+
+    def counters(self, minutes: int) -> tuple[list[float], list[float]]:
+        total, errors = [0.0], [0.0]
+        for minute in range(minutes):
+            phase = [p for p in self.phases if p.start <= minute][-1]
+            total.append(total[-1] + phase.total * 60)
+            errors.append(errors[-1] + phase.errors * 60)
+        return total, errors
+
+
+def errors_per_s(ratio: Decimal | float) -> float:
+    """The error rate closest to `ratio` of the base traffic, on the exact 1/64 grid."""
+    return round(float(ratio) * TOTAL_PER_S * ERROR_GRAIN) / ERROR_GRAIN
+
+
+def minutes(seconds: int) -> int:
+    return seconds // 60
+
+
+class Simulation:
+    """The expected behaviour of one SLO's rules under one scenario's traffic."""
+
+    def __init__(self, plan: SloPlan, traffic: list[Traffic], length: int, step: int = 1, every: int = 1):
+        self.plan = plan
+        self.length = length
+        self.step = step  # minutes between two samples of the input series
+        self.every = every  # minutes between two rule evaluations
+        self.traffic = traffic
+        self.counters = [t.counters(length) for t in traffic]
+        self.fast = [_fast(c) for c in self.counters] if plan.kind == "latency" else []
+        groups: dict[tuple, list[int]] = {}
+        order = sorted(range(len(traffic)), key=lambda i: sorted(traffic[i].labels.items()))
+        for i in order:
+            key = tuple(traffic[i].labels.get(label, "") for label in plan.group_by)
+            groups.setdefault(key, []).append(i)
+        self.groups = groups
+        self._ratios: dict[tuple, float | None] = {}
+
+    def sample_labels(self, key: tuple) -> dict[str, str]:
+        return {**dict(zip(self.plan.group_by, key, strict=True)), **self.plan.labels}
+
+    def ratio(self, window_min: int, minute: int, key: tuple) -> float | None:
+        """slo:sli_error:ratio_rate<window> of group `key` at `minute`."""
+        cache_key = (window_min, minute, key)
+        if cache_key not in self._ratios:
+            self._ratios[cache_key] = self._ratio(window_min, minute, key)
+        return self._ratios[cache_key]
+
+    def _ratio(self, window: int, minute: int, key: tuple) -> float | None:
+        members = self.groups[key]
+        total = promsim.summed([promsim.rate(self.counters[i][0], minute, window, self.step) for i in members])
+        if total is None or not total > 0:
+            return None
+        if self.plan.kind == "latency":
+            fast = promsim.summed([promsim.rate(self.fast[i], minute, window, self.step) for i in members])
+            return (total - fast) / total
+        errors = promsim.summed(
+            [
+                promsim.rate(self.counters[i][1], minute, window, self.step)
+                for i in members
+                if self.traffic[i].error_series
+            ]
+        )
+        if errors is None:
+            errors = 0.0 * total
+        return errors / total
+
+    def period_ratio(self, minute: int, key: tuple) -> float | None:
+        """sum_over_time / count_over_time of the 5m ratio: its samples are rule
+        evaluations, or the input series itself for SLIs tested on recorded ratios."""
+        spacing = self.step if self.plan.kind in RECORDED_INPUT_KINDS else self.every
+        start = max(0, minute - minutes(self.plan.period_s))
+        first = -(-start // spacing) * spacing
+        values = [self.ratio(5, t, key) for t in range(first, minute + 1, spacing)]
+        values = [v for v in values if v is not None]
+        if not values:
+            return None
+        total = 0.0
+        for value in values:
+            total += value
+        return total / float(len(values))
+
+    def condition(self, alert: BurnAlert | ThresholdAlert, minute: int, key: tuple) -> tuple[bool, float]:
+        if isinstance(alert, BurnAlert):
+            long = self.ratio(minutes(alert.long_s), minute, key)
+            short = self.ratio(minutes(alert.short_s), minute, key)
+            threshold = float(number(alert.threshold))
+            holds = long is not None and short is not None and long > threshold and short > threshold
+            return holds, long if long is not None else 0.0
+        ratio = self.ratio(5, minute, key)
+        if ratio is None:
+            return False, 0.0
+        if alert.measure == "availability":
+            value = 1 - ratio
+            return value < float(number(alert.ratio)), value
+        return ratio > float(number(alert.ratio)), ratio
+
+    def firing(self, alert: BurnAlert | ThresholdAlert, minute: int, key: tuple) -> bool:
+        """Firing at evaluation `minute`: the condition held at every evaluation since
+        one at least `for` ago (so it became active early enough)."""
+        evaluations = -(-minutes(alert.for_s) // self.every)
+        first = minute - evaluations * self.every
+        if first < 0:
+            return False
+        return all(self.condition(alert, t, key)[0] for t in range(first, minute + 1, self.every))
+
+    def first_firing(self, alert: BurnAlert | ThresholdAlert, key: tuple) -> int | None:
+        return next((m for m in range(0, self.length + 1, self.every) if self.firing(alert, m, key)), None)
+
+    def expected_alerts(self, name: str, minute: int) -> list[dict]:
+        expected = []
+        for alert in (*self.plan.burn_alerts, *self.plan.threshold_alerts):
+            if alert.name != name:
+                continue
+            rule = burn_rule(self.plan, alert) if isinstance(alert, BurnAlert) else threshold_rule(self.plan, alert)
+            for key in self.groups:
+                if not self.firing(alert, minute, key):
+                    continue
+                sample = self.sample_labels(key)
+                value = self.condition(alert, minute, key)[1]
+                expected.append(
+                    {
+                        "exp_labels": {**sample, **rule["labels"]},
+                        "exp_annotations": {k: render(v, sample, value) for k, v in rule["annotations"].items()},
+                    }
+                )
+        return sorted(expected, key=lambda e: sorted(e["exp_labels"].items()))
+
+
+def _fast(counters: tuple[list[float], list[float]]) -> list[float]:
+    """The `le=threshold` bucket: every call that was not too slow."""
+    total, slow = counters
+    return [t - s for t, s in zip(total, slow, strict=True)]
+
+
+# --- Test traffic labels ----------------------------------------------------------
+
+
+def _matchers(plan: SloPlan) -> list[tuple[str, str, str]]:
+    block = getattr(plan.spec.sli, plan.kind)
+    selector = getattr(block, "selector", None) or ""
+    return [(m.group(1), m.group(2), m.group(3).encode().decode("unicode_escape")) for m in _MATCHER.finditer(selector)]
+
+
+def _accepts(matchers: list[tuple[str, str, str]], label: str, value: str) -> bool:
+    for name, op, pattern in matchers:
+        if name != label:
+            continue
+        matched = re.fullmatch(pattern, value) is not None if op in ("=~", "!~") else value == pattern
+        if matched != (op in ("=", "=~")):
+            return False
+    return True
+
+
+def _guess(pattern: str) -> str:
+    """A plain value a simple regex accepts: 'claude.*' -> 'claude', '(gpt|o1).*' -> 'gpt'."""
+    text = re.sub(r"\((?:\?:)?([^|()]*)(?:\|[^()]*)?\)", r"\1", pattern)
+    text = re.sub(r"\.[*+?]|\^|\$|\[[^\]]*\][*+?]?", "", text)
+    return text.replace("\\", "") or "x"
+
+
+def _candidates(label: str, matchers: list[tuple[str, str, str]]) -> list[str]:
+    exact = [p for n, op, p in matchers if n == label and op == "="]
+    if exact:
+        pool = exact
+    else:
+        base = list(contract.EXAMPLE_MODELS) if label == contract.MODEL_LABEL else ["a", "b", "c", "d"]
+        guesses = [_guess(p) for n, op, p in matchers if n == label and op == "=~"]
+        pool = base + [f"{g}{suffix}" for g in guesses for suffix in ("", "-2", "-3", "-4")]
+    return list(dict.fromkeys(v for v in pool if _accepts(matchers, label, v)))
+
+
+def series_labels(plan: SloPlan, count: int) -> list[dict[str, str]]:
+    """Up to `count` label sets of distinct SLO groups that the SLI's selector accepts."""
+    matchers = _matchers(plan)
+    names = list(plan.group_by)
+    if plan.kind not in RECORDED_INPUT_KINDS and contract.MODEL_LABEL not in names:
+        names.append(contract.MODEL_LABEL)
+    names += [n for n, _, _ in matchers if n not in names]
+    choices = {}
+    for name in names:
+        choices[name] = _candidates(name, matchers)
+        if not choices[name]:
+            raise TestGenerationError(
+                ("sli", plan.kind, "selector"),
+                f"no test value for label {name!r} satisfies the selector; use matchers that a plain value can satisfy",
+            )
+    varying = names[0] if names else None
+    sets = []
+    for i in range(count if varying in plan.group_by else 1):
+        if varying and i >= len(choices[varying]):
+            break
+        sets.append({n: choices[n][i] if n == varying else choices[n][0] for n in names})
+    return sets
+
+
+# --- Scenarios --------------------------------------------------------------------
+
+
+@dataclass
+class Scenario:
+    title: str
+    traffic: list[Traffic]
+    length: int
+    alert_minutes: dict[str, list[int]] = field(default_factory=dict)
+    expr_minute: int | None = None
+    expr_records: tuple[str, ...] = ()
+    step: int = 1  # minutes between input samples
+    every: int = 1  # minutes between rule evaluations (one per test file)
+
+
+def healthy_ratio(plan: SloPlan) -> float:
+    """Comfortably inside the objective and under every threshold alert."""
+    limits = [plan.budget / 2] + [a.error_ratio / 2 for a in plan.threshold_alerts]
+    return errors_per_s(min(limits)) / TOTAL_PER_S
+
+
+def scenarios(plan: SloPlan) -> list[Scenario]:
+    found = [healthy_period(plan)]
+    for build in (full_outage, slow_burn, *threshold_scenarios(plan)):
+        scenario = build(plan)
+        if scenario is not None:
+            found.append(scenario)
+    return found
+
+
+# A whole period at one evaluation a minute is 43,200 evaluations of every rule:
+# minutes of promtool time. The period scenario is scraped every 2 minutes (still
+# three samples per 5m window) and evaluated every 30 minutes, in a file of its own.
+PERIOD_STEP, PERIOD_EVERY = 2, 30
+
+
+def healthy_period(plan: SloPlan) -> Scenario:
+    ok = errors_per_s(healthy_ratio(plan))
+    traffic = [Traffic(labels, [Phase(0, TOTAL_PER_S, ok)]) for labels in series_labels(plan, 2)]
+    length = minutes(plan.period_s) // PERIOD_EVERY * PERIOD_EVERY
+    longest = max((minutes(a.long_s + a.for_s) for a in plan.burn_alerts), default=5)
+    checks = sorted({m // PERIOD_EVERY * PERIOD_EVERY for m in (min(longest + 60, length), length // 2, length)})
+    return Scenario(
+        title=f"healthy traffic at {_pct(ok / TOTAL_PER_S)} errors fires nothing over the {plan.period} period",
+        traffic=traffic,
+        length=length,
+        alert_minutes={name: checks for name in plan.alert_names()},
+        expr_minute=length,
+        expr_records=("period",),
+        step=PERIOD_STEP,
+        every=PERIOD_EVERY,
+    )
+
+
+def full_outage(plan: SloPlan) -> Scenario | None:
+    pages = [a for a in plan.burn_alerts if a.kind == "page"]
+    if not pages:
+        return None
+    ok = errors_per_s(healthy_ratio(plan))
+    start = max(minutes(a.long_s) for a in pages)
+    labels = series_labels(plan, 4)
+    broken = labels[0]
+    traffic = [Traffic(broken, [Phase(0, TOTAL_PER_S, ok), Phase(start, TOTAL_PER_S, TOTAL_PER_S)])]
+    # Beside the broken model: a healthy one, one whose backend never created an
+    # error series (requests only), and an idle one (0/0 must not fire).
+    roles = ["healthy", *(["no error series"] if plan.kind in REQUEST_KINDS else []), "idle"]
+    for extra, role in zip(labels[1:], roles, strict=False):
+        if role == "idle":
+            traffic.append(Traffic(extra, [Phase(0, 0.0, 0.0)]))
+        elif role == "no error series":
+            traffic.append(Traffic(extra, [Phase(0, TOTAL_PER_S, 0.0)], error_series=False))
+        else:
+            traffic.append(Traffic(extra, [Phase(0, TOTAL_PER_S, ok)]))
+    horizon = start + max(minutes(a.long_s + a.for_s) for a in pages) + 2
+    sim = Simulation(plan, traffic, horizon)
+    key = tuple(broken.get(label, "") for label in plan.group_by)
+    fired = [sim.first_firing(a, key) for a in pages]
+    fired = [m for m in fired if m is not None]
+    if not fired:
+        raise TestGenerationError(("alerting",), "a full outage never fires a page alert; check the windows")
+    checks = sorted({m for first in fired for m in (first - 1, first)} | {start})
+    who = _who(plan, broken)
+    return Scenario(
+        title=f"a full outage{who} from minute {start} fires the page alert at minute {min(fired)}, "
+        "not before, and leaves other models silent",
+        traffic=traffic,
+        length=max(checks),
+        alert_minutes={a.name: checks for a in pages[:1]},
+        expr_minute=start + 30,
+        expr_records=tuple(plan.sli_windows[:1]),
+    )
+
+
+def slow_burn(plan: SloPlan) -> Scenario | None:
+    tickets = [a for a in plan.burn_alerts if a.kind == "ticket"]
+    pages = [a for a in plan.burn_alerts if a.kind == "page"]
+    if not tickets:
+        return None
+    low = min(a.factor for a in tickets)
+    ceiling = min((a.factor for a in pages), default=None)
+    factor = low * Decimal("1.5")
+    if ceiling is not None and factor >= ceiling:
+        factor = (low + ceiling) / 2
+    bad = errors_per_s(min(factor * plan.budget, Decimal(1)))
+    labels = series_labels(plan, 2)
+    ok = errors_per_s(healthy_ratio(plan))
+    traffic = [Traffic(labels[0], [Phase(0, TOTAL_PER_S, bad)])]
+    traffic += [Traffic(extra, [Phase(0, TOTAL_PER_S, ok)]) for extra in labels[1:]]
+    horizon = max(minutes(a.long_s + a.for_s) for a in tickets) + 2
+    sim = Simulation(plan, traffic, horizon)
+    key = tuple(labels[0].get(label, "") for label in plan.group_by)
+    fired = [m for m in (sim.first_firing(a, key) for a in tickets) if m is not None]
+    if not fired or any(sim.first_firing(a, key) is not None for a in pages):
+        return None  # windows where no error ratio fires a ticket without a page
+    # Check a little past the last ticket too, where a page would show if it fired.
+    checks = sorted({m for first in fired for m in (first - 1, first)} | {max(fired) + 30})
+    return Scenario(
+        title=f"a slow burn{_who(plan, labels[0])} at {_pct(bad / TOTAL_PER_S)} errors "
+        f"({number(factor)}x the budget) fires the ticket alert at minute {min(fired)} and never pages",
+        traffic=traffic,
+        length=max(checks),
+        alert_minutes={tickets[0].name: checks},
+        expr_minute=min(fired),
+        expr_records=tuple(plan.sli_windows),
+    )
+
+
+def threshold_scenarios(plan: SloPlan):
+    levels = sorted({a.error_ratio for a in plan.threshold_alerts})
+    for level in levels:
+        for side in (Decimal("0.9"), Decimal("1.1")):
+            yield lambda p, ratio=level * side: _threshold_side(p, ratio)
+
+
+def _threshold_side(plan: SloPlan, ratio: Decimal) -> Scenario:
+    bad = errors_per_s(min(ratio, Decimal(1)))
+    labels = series_labels(plan, 1)[0]
+    traffic = [Traffic(labels, [Phase(0, TOTAL_PER_S, bad)])]
+    hold = max(minutes(a.for_s) for a in plan.threshold_alerts)
+    length = hold + 3
+    name = plan.threshold_alerts[0].name
+    measure = plan.threshold_alerts[0].measure
+    shown = 1 - bad / TOTAL_PER_S if measure == "availability" else bad / TOTAL_PER_S
+    sim = Simulation(plan, traffic, length)
+    key = tuple(labels.get(label, "") for label in plan.group_by)
+    fired = [m for m in (sim.first_firing(a, key) for a in plan.threshold_alerts) if m is not None]
+    checks = sorted({m for first in fired for m in (first - 1, first)} | {length})
+    outcome = (
+        "fires "
+        + " and ".join(sorted({a.severity for a in plan.threshold_alerts if sim.first_firing(a, key) is not None}))
+        if fired
+        else "fires nothing"
+    )
+    return Scenario(
+        title=f"{measure} of {_pct(shown)}{_who(plan, labels)} {outcome}",
+        traffic=traffic,
+        length=length,
+        alert_minutes={name: checks},
+        expr_minute=length,
+        expr_records=(THRESHOLD_WINDOW,),
+    )
+
+
+def _who(plan: SloPlan, labels: dict[str, str]) -> str:
+    shown = [f"{labels[g]}" for g in plan.group_by if g in labels]
+    return f" of {'/'.join(shown)}" if shown else ""
+
+
+def _pct(ratio: float) -> str:
+    return f"{ratio * 100:.4g}%"
+
+
+# --- Writing the promtool test file ---------------------------------------------------
+
+
+def series_text(name: str, labels: dict[str, str]) -> str:
+    inner = ", ".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+    return f"{name}{{{inner}}}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _value(v: float) -> str:
+    return str(int(v)) if v == int(v) else repr(v)
+
+
+def expanding(values: list[float | None]) -> str:
+    """promtool's expanding notation: runs with a constant step become 'a+bxN'."""
+    parts, i = [], 0
+    while i < len(values):
+        if values[i] is None:
+            j = i
+            while j + 1 < len(values) and values[j + 1] is None:
+                j += 1
+            parts.append("_" if j == i else f"_x{j - i + 1}")
+            i = j + 1
+            continue
+        j = i
+        step = None
+        while j + 1 < len(values) and values[j + 1] is not None:
+            delta = values[j + 1] - values[j]
+            if step is None:
+                step = delta
+            elif delta != step:
+                break
+            j += 1
+        if j == i:
+            parts.append(_value(values[i]))
+        else:
+            sign = "+" if step >= 0 else "-"
+            parts.append(f"{_value(values[i])}{sign}{_value(abs(step))}x{j - i}")
+        i = j + 1
+    return " ".join(parts)
+
+
+def input_series(plan: SloPlan, sim: Simulation) -> list[dict]:
+    series = []
+    if plan.kind in RECORDED_INPUT_KINDS:
+        for key in sim.groups:
+            for window in plan.sli_windows:
+                w = _window_minutes(window)
+                values = [sim.ratio(w, m, key) for m in range(0, sim.length + 1, sim.step)]
+                series.append(
+                    {
+                        "series": series_text(plan.sli_record(window), sim.sample_labels(key)),
+                        "values": expanding(values),
+                    }
+                )
+        return series
+    for traffic, (total, errors) in zip(sim.traffic, sim.counters, strict=True):
+        if plan.kind == "latency":
+            le = contract.le_label(float(plan.spec.sli.latency.threshold_ms))
+            named = (
+                (contract.LATENCY_MS_COUNT, traffic.labels, total),
+                (contract.LATENCY_MS_BUCKET, {**traffic.labels, "le": le}, sim.fast[sim.traffic.index(traffic)]),
+            )
+        else:
+            named = [(contract.REQUESTS_TOTAL, traffic.labels, total)]
+            if traffic.error_series:
+                named.append((contract.ERRORS_TOTAL, traffic.labels, errors))
+        series += [{"series": series_text(n, labels), "values": expanding(v[:: sim.step])} for n, labels, v in named]
+    return series
+
+
+def _window_minutes(window: str) -> int:
+    return minutes(parse_duration(window))
+
+
+def expr_tests(plan: SloPlan, sim: Simulation, minute: int, records: tuple[str, ...]) -> list[dict]:
+    tests = []
+    budget = float(number(plan.budget))
+    for record in records:
+        if record == "period":
+            tests += _period_tests(plan, sim, minute, budget)
+            continue
+        samples = []
+        for key in sim.groups:
+            value = sim.ratio(_window_minutes(record), minute, key)
+            if value is not None:
+                samples.append((sim.sample_labels(key), value))
+        tests.append(_expr(plan.sli_record(record), plan, minute, samples))
+        if record == THRESHOLD_WINDOW:
+            burn = [(labels, value / budget) for labels, value in samples]
+            tests.append(_expr("slo:current_burn_rate:ratio", plan, minute, burn))
+    return tests
+
+
+def _period_tests(plan: SloPlan, sim: Simulation, minute: int, budget: float) -> list[dict]:
+    ratios = []
+    for key in sim.groups:
+        value = sim.period_ratio(minute, key)
+        if value is not None:
+            ratios.append((sim.sample_labels(key), value))
+    constants = [
+        ("slo:objective:ratio", float(number(plan.objective_ratio))),
+        ("slo:error_budget:ratio", budget),
+        ("slo:time_period:days", float(number(Decimal(plan.period_s) / 86400))),
+    ]
+    return [
+        _expr(plan.sli_record(plan.period), plan, minute, ratios),
+        _expr("slo:period_burn_rate:ratio", plan, minute, [(lb, v / budget) for lb, v in ratios]),
+        _expr("slo:period_error_budget_remaining:ratio", plan, minute, [(lb, 1 - v / budget) for lb, v in ratios]),
+        *(_expr(name, plan, minute, [(dict(plan.labels), value)]) for name, value in constants),
+    ]
+
+
+def _expr(record: str, plan: SloPlan, minute: int, samples: list[tuple[dict, float]]) -> dict:
+    return {
+        "expr": f"{record}{plan.selector}",
+        "eval_time": format_duration(minute * 60) if minute else "0s",
+        "exp_samples": [
+            {"labels": series_text(record, labels), "value": value}
+            for labels, value in sorted(samples, key=lambda s: sorted(s[0].items()))
+        ],
+    }
+
+
+def test_group(plan: SloPlan, scenario: Scenario) -> dict:
+    sim = Simulation(plan, scenario.traffic, scenario.length, scenario.step, scenario.every)
+    group: dict = {
+        "name": f"{plan.service}/{plan.name}: {scenario.title}",
+        "interval": format_duration(scenario.step * 60),
+        "input_series": input_series(plan, sim),
+    }
+    alert_tests = [
+        {
+            "eval_time": format_duration(minute * 60) if minute else "0s",
+            "alertname": name,
+            "exp_alerts": sim.expected_alerts(name, minute),
+        }
+        for name, checks in scenario.alert_minutes.items()
+        for minute in checks
+    ]
+    if alert_tests:
+        group["alert_rule_test"] = alert_tests
+    if scenario.expr_minute is not None:
+        group["promql_expr_test"] = expr_tests(plan, sim, scenario.expr_minute, scenario.expr_records)
+    return group
+
+
+def test_files(plans: list[SloPlan], rules_path: str, group_order: list[str]) -> dict[int, dict]:
+    """promtool test files keyed by their evaluation interval (minutes)."""
+    groups: dict[int, list[dict]] = {}
+    for plan in plans:
+        try:
+            for scenario in scenarios(plan):
+                groups.setdefault(scenario.every, []).append(test_group(plan, scenario))
+        except TestGenerationError as err:
+            err.slo = plan.name
+            raise
+    return {
+        every: {
+            "rule_files": [rules_path],
+            "evaluation_interval": format_duration(every * 60),
+            # Record before alerting at each evaluation, so an alert reads the ratio
+            # of the same instant (promtool's order is otherwise unspecified).
+            "group_eval_order": group_order,
+            "tests": tests,
+        }
+        for every, tests in sorted(groups.items())
+    }

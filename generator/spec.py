@@ -1,0 +1,385 @@
+"""The SLO spec: what people write in `slos/*.yaml`, as pydantic models.
+
+The core is Sloth's `prometheus/v1` format, so a Sloth file validates unchanged.
+modelmon adds shortcuts for the guide's metric contract (availability, error rate,
+latency per model), a period per SLO, configurable burn-rate windows and
+threshold alerts. Every field carries a description: it is exported into the JSON
+Schema that editors use to complete and check the YAML.
+
+Checks that need more than one field (duplicates, windows against the scrape
+interval, placeholders) live in `generator.checks`, where they can name the exact
+field at fault.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
+
+from generator import contract
+from generator.durations import parse_duration
+
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+# A comma-separated list of PromQL label matchers, e.g. model=~"claude.*",model!="gpt-4o".
+_MATCHER = r'\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(?:=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"\s*'
+SELECTOR = re.compile(rf"^{_MATCHER}(?:,{_MATCHER})*,?\s*$")
+SLO_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+ALERT_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def _fail(kind: str, message: str, **context: object) -> PydanticCustomError:
+    # PydanticCustomError keeps our message as it is ("must be ...") instead of
+    # pydantic's "Value error, ..." prefix, so every error reads the same way.
+    return PydanticCustomError(kind, message, context)
+
+
+def _duration(value: object) -> str:
+    if not isinstance(value, str):
+        raise _fail("duration", "must be a duration like 5m, 1h or 30d (got {got})", got=repr(value))
+    try:
+        parse_duration(value)
+    except ValueError as err:
+        raise _fail("duration", "{reason}", reason=str(err)) from None
+    return value
+
+
+def _percent_open(value: Decimal) -> Decimal:
+    if not Decimal(0) < value < Decimal(100):
+        raise _fail("range", "must be between 0 and 100 exclusive (got {got})", got=_show(value))
+    return value
+
+
+def _percent_upto(value: Decimal) -> Decimal:
+    if not Decimal(0) < value <= Decimal(100):
+        raise _fail("range", "must be above 0 and at most 100 (got {got})", got=_show(value))
+    return value
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise _fail("empty", "must not be empty")
+    return value
+
+
+def _label_name(value: str) -> str:
+    if not LABEL_NAME.match(value):
+        raise _fail(
+            "label_name",
+            "{got} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)",
+            got=repr(value),
+        )
+    if value.startswith("__"):
+        raise _fail("label_name", "{got}: names starting with __ are reserved by Prometheus", got=repr(value))
+    return value
+
+
+def _label_value(value: str) -> str:
+    if value == "":
+        raise _fail(
+            "label_value",
+            "an empty label value is the same as no label in Prometheus; remove the label instead",
+        )
+    return value
+
+
+def _selector(value: str) -> str:
+    if not SELECTOR.match(value):
+        raise _fail(
+            "selector",
+            'must be PromQL label matchers such as model=~"claude.*" (got {got})',
+            got=repr(value),
+        )
+    return value
+
+
+def _slo_name(value: str) -> str:
+    if not SLO_NAME.match(value):
+        raise _fail(
+            "slo_name",
+            "must start with a letter or digit and hold only letters, digits, '-', '_' and '.' (got {got})",
+            got=repr(value),
+        )
+    return value
+
+
+def _alert_name(value: str) -> str:
+    if not ALERT_NAME.match(value):
+        raise _fail("alert_name", "must be an alert name like ModelAvailabilityBudgetBurn (got {got})", got=repr(value))
+    return value
+
+
+def _show(value: Decimal) -> str:
+    return format(value.normalize(), "f") if value == value.to_integral_value() else str(value)
+
+
+def _to_decimal(value: object) -> object:
+    # YAML gives floats; going through str keeps 99.9 as exactly 99.9.
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, bool):
+        return value  # pydantic rejects it with a type error
+    return value
+
+
+Number = Annotated[Decimal, BeforeValidator(_to_decimal), WithJsonSchema({"type": "number"})]
+Percent = Annotated[Number, AfterValidator(_percent_open)]
+Duration = Annotated[
+    str,
+    BeforeValidator(_duration),
+    WithJsonSchema({"type": "string", "pattern": r"^([0-9]+[ywdhms])+$"}),
+]
+LabelName = Annotated[str, AfterValidator(_label_name)]
+LabelValue = Annotated[str, AfterValidator(_label_value)]
+Labels = dict[LabelName, LabelValue]
+Query = Annotated[str, AfterValidator(_non_empty)]
+Selector = Annotated[str, AfterValidator(_selector)]
+
+
+class Spec(BaseModel):
+    """Base of every spec block: unknown keys are errors (with a suggestion), never ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- SLIs -----------------------------------------------------------------------
+
+
+class EventsSli(Spec):
+    """Sloth's events SLI: the error ratio is error_query / total_query."""
+
+    error_query: Query = Field(
+        description="PromQL counting bad events per second, with {{.window}} where the range goes, "
+        'e.g. sum(rate(http_requests_total{code=~"5.."}[{{.window}}])).'
+    )
+    total_query: Query = Field(
+        description="PromQL counting all events per second, with {{.window}} where the range goes."
+    )
+    group_by: list[LabelName] = Field(
+        default_factory=list,
+        description="Labels the two queries keep (their `by (...)`), one SLO series per combination. "
+        "Declaring them lets modelmon generate tests and dashboards per group.",
+    )
+
+
+class RawSli(Spec):
+    """Sloth's raw SLI: a query that already returns the error ratio (0..1)."""
+
+    error_ratio_query: Query = Field(
+        description="PromQL returning the error ratio between 0 and 1, with {{.window}} where the range goes."
+    )
+    group_by: list[LabelName] = Field(
+        default_factory=list, description="Labels the query keeps, one SLO series per combination."
+    )
+
+
+class ModelTraffic(Spec):
+    """Which model series an SLI shortcut reads, and how it groups them."""
+
+    selector: Selector | None = Field(
+        default=None,
+        description='Extra label matchers restricting the models, e.g. model=~"claude.*". '
+        "Applied to every series the SLI reads.",
+    )
+    group_by: list[LabelName] = Field(
+        default_factory=lambda: [contract.MODEL_LABEL],
+        description="Labels the SLI is evaluated by: one SLO series (and one alert) per combination. "
+        "Defaults to [model]; [] gives one SLO over all models.",
+    )
+
+
+class AvailabilitySli(ModelTraffic):
+    """Share of model calls that did not fail: 1 - model_errors_total / model_requests_total."""
+
+    warning_below: Percent | None = Field(
+        default=Decimal(99),
+        description="Threshold alert (warning) when availability over 5m drops below this percentage "
+        "(the guide's yellow band starts at 99). null disables it.",
+    )
+    critical_below: Percent | None = Field(
+        default=Decimal(95),
+        description="Threshold alert (critical) when availability over 5m drops below this percentage "
+        "(the guide's red band starts at 95). null disables it.",
+    )
+
+
+class ErrorRateSli(ModelTraffic):
+    """Share of model calls that failed: model_errors_total / model_requests_total."""
+
+    warning_above: Percent | None = Field(
+        default=Decimal(5),
+        description="Threshold alert (warning) when the error rate over 5m rises above this percentage "
+        "(the guide's yellow band starts at 5). null disables it.",
+    )
+    critical_above: Percent | None = Field(
+        default=Decimal(10),
+        description="Threshold alert (critical) when the error rate over 5m rises above this percentage "
+        "(the guide's red band starts at 10). null disables it.",
+    )
+
+
+class LatencySli(ModelTraffic):
+    """Share of model calls slower than a threshold, read from the model_latency_ms histogram."""
+
+    threshold_ms: Number = Field(
+        description="Calls taking longer than this many milliseconds are errors. Must be a bucket bound "
+        f"of {contract.LATENCY_MS}: {', '.join(f'{b:g}' for b in contract.LATENCY_BUCKETS_MS)}."
+    )
+
+
+class Sli(Spec):
+    """How to measure the error ratio: exactly one of the blocks below."""
+
+    events: EventsSli | None = Field(default=None, description="Sloth events SLI (error and total queries).")
+    raw: RawSli | None = Field(default=None, description="Sloth raw SLI (an error-ratio query).")
+    availability: AvailabilitySli | None = Field(
+        default=None, description="Shortcut: availability of model calls from the guide's counters."
+    )
+    error_rate: ErrorRateSli | None = Field(
+        default=None, description="Shortcut: error rate of model calls from the guide's counters."
+    )
+    latency: LatencySli | None = Field(
+        default=None, description="Shortcut: share of model calls slower than a latency threshold."
+    )
+    plugin: dict | None = Field(
+        default=None,
+        description="Sloth SLI plugins cannot be compiled by modelmon; listed so the error can say so.",
+    )
+
+    def kinds(self) -> list[str]:
+        return [name for name in type(self).model_fields if getattr(self, name) is not None]
+
+
+# --- Alerting -------------------------------------------------------------------
+
+
+class AlertOverrides(Spec):
+    """Sloth's page_alert / ticket_alert block."""
+
+    disable: bool = Field(default=False, description="Generate no alert of this severity.")
+    labels: Labels = Field(
+        default_factory=dict,
+        description="Labels added to this severity's alerts (they win over every other label, "
+        "so severity can be renamed for an existing Alertmanager).",
+    )
+    annotations: dict[LabelName, str] = Field(
+        default_factory=dict, description="Annotations added to this severity's alerts."
+    )
+
+
+class ThresholdAlert(Spec):
+    """The error-rate / availability threshold alerts (the guide's panel bands as alerts)."""
+
+    disable: bool = Field(default=False, description="Generate no threshold alerts for this SLO.")
+    name: Annotated[str, AfterValidator(_alert_name)] | None = Field(
+        default=None,
+        description="Alert name; defaults to <alert_prefix><SloName>High (error rate) or ...Low (availability).",
+    )
+    for_: Duration = Field(
+        default="5m",
+        alias="for",
+        description="How long the threshold must be crossed before the alert fires.",
+    )
+    labels: Labels = Field(default_factory=dict, description="Extra labels on the threshold alerts.")
+    annotations: dict[LabelName, str] = Field(default_factory=dict, description="Extra annotations.")
+
+
+class BurnWindow(Spec):
+    """One multi-window burn-rate alert: both windows must burn faster than the factor."""
+
+    severity: Literal["page", "ticket"] = Field(description="page (critical) or ticket (warning).")
+    long: Duration = Field(description="Long window: the alert's precision.")
+    short: Duration = Field(description="Short window: stops the alert soon after recovery.")
+    budget_percent: Annotated[Number, AfterValidator(_percent_upto)] = Field(
+        description="Share of the period's error budget that, burnt within the long window, should alert. "
+        "The burn-rate factor is derived: budget_percent/100 x period / long."
+    )
+    for_: Duration = Field(alias="for", description="How long both windows must burn before the alert fires.")
+
+
+class Alerting(Spec):
+    """Sloth's alerting block, plus threshold alerts and burn-rate windows."""
+
+    name: Annotated[str, AfterValidator(_alert_name)] | None = Field(
+        default=None,
+        description="Burn-rate alert name; defaults to <alert_prefix><SloName>BudgetBurn.",
+    )
+    labels: Labels = Field(default_factory=dict, description="Labels on every alert of this SLO.")
+    annotations: dict[LabelName, str] = Field(
+        default_factory=dict,
+        description="Annotations on every alert of this SLO. Go templates may use $labels.NAME, $value "
+        "and $value | humanizePercentage (what the generated tests can render).",
+    )
+    page_alert: AlertOverrides = Field(
+        default_factory=AlertOverrides, description="The fast-burn alerts (severity critical)."
+    )
+    ticket_alert: AlertOverrides = Field(
+        default_factory=AlertOverrides, description="The slow-burn alerts (severity warning)."
+    )
+    threshold_alert: ThresholdAlert = Field(
+        default_factory=ThresholdAlert,
+        description="Threshold alerts of availability and error_rate SLIs.",
+    )
+    windows: list[BurnWindow] | None = Field(
+        default=None,
+        min_length=1,
+        description="Burn-rate windows. Default: the SRE workbook's 1h/5m (2% of budget) and 6h/30m (5%) "
+        "pages, 1d/2h (10%) and 3d/6h (10%) tickets.",
+    )
+
+
+# --- SLOs and files ----------------------------------------------------------------
+
+
+class Slo(Spec):
+    """One service level objective."""
+
+    name: Annotated[str, AfterValidator(_slo_name)] = Field(description="SLO name, unique in its file.")
+    objective: Percent = Field(description="Target percentage of good events over the period, e.g. 99.9.")
+    description: str = Field(default="", description="What the SLO promises, in a sentence.")
+    period: Duration = Field(default="30d", description="The SLO period; burn-rate factors derive from it.")
+    labels: Labels = Field(default_factory=dict, description="Labels on this SLO's rules and alerts.")
+    sli: Sli = Field(description="How the error ratio is measured.")
+    alerting: Alerting = Field(default_factory=Alerting, description="Which alerts are generated, and how.")
+
+
+class SloFile(Spec):
+    """One file under slos/: the SLOs of one service."""
+
+    version: Literal["prometheus/v1", "modelmon/v1"] = Field(
+        description="prometheus/v1 (Sloth's format, accepted unchanged) or modelmon/v1."
+    )
+    service: Annotated[str, AfterValidator(_slo_name)] = Field(
+        description="Service name; rules go to rules/<service>.yml. Unique across files."
+    )
+    labels: Labels = Field(default_factory=dict, description="Labels on every rule and alert of the file.")
+    alert_prefix: Annotated[str, AfterValidator(_alert_name)] | None = Field(
+        default=None, description="Prefix of default alert names; defaults to the service in CamelCase."
+    )
+    runbook_base_url: str = Field(
+        default="http://localhost:8000/runbooks",
+        description="Where the runbook site is served; each alert links to <base>/<AlertName>/.",
+    )
+    scrape_interval: Duration = Field(
+        default="1m",
+        description="Scrape interval of the SLI's series; every window must be at least twice as long.",
+    )
+    slos: list[Slo] = Field(min_length=1, description="The SLOs of this service.")
+
+
+def json_schema() -> dict:
+    """The JSON Schema of a spec file, for editors (yaml-language-server) and docs."""
+    schema = SloFile.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "modelmon SLO file"
+    return schema
