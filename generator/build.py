@@ -161,17 +161,17 @@ def write_all(root: Path, compiled: Compiled) -> list[str]:
 
 def _promtool_errors(compiled: Compiled, problems: list[promtool.RuleProblem], output: str) -> list[SpecError]:
     """promtool's complaints, traced back to the SLO whose rule it refused."""
-    errors = []
+    errors: dict[tuple, SpecError] = {}
     for item in compiled.loaded:
         for index, plan in enumerate(compiled.plans[item.spec.service]):
             for problem in problems:
-                if problem.group.startswith(f"{plan.service}-{plan.name}-"):
-                    errors.append(
-                        item.positions.error(
-                            ("slos", index, "sli"),
-                            f"promtool rejects the generated rule {problem.rule}: {problem.message}",
-                        )
+                # One error per SLO and complaint: a broken query fails in every window.
+                key = (item.display, index, problem.message)
+                if problem.group.startswith(f"{plan.service}-{plan.name}-") and key not in errors:
+                    errors[key] = item.positions.error(
+                        ("slos", index, "sli"),
+                        f"promtool rejects the generated rule {problem.rule}: {problem.message}",
                     )
     if not errors:
-        errors.append(SpecError(RULES_DIR, 1, 1, "", f"promtool check rules failed:\n{output.strip()}"))
-    return errors
+        return [SpecError(RULES_DIR, 1, 1, "", f"promtool check rules failed:\n{output.strip()}")]
+    return list(errors.values())

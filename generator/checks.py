@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from generator import contract
-from generator.durations import parse_duration
+from generator.durations import format_duration, parse_duration
 from generator.gotemplate import unsupported_template
 from generator.loader import LoadedSpec, SpecError
 from generator.plan import (
+    DEFAULT_WINDOWS,
     THRESHOLD_WINDOW,
     WINDOW_PLACEHOLDER,
-    burn_windows,
     plan_slo,
 )
 
@@ -72,6 +74,7 @@ def check_file(item: LoadedSpec) -> list[SpecError]:
         if key in RESERVED_LABELS:
             errors.append(at.error(("labels", key), _reserved(key), at_key=True))
 
+    errors += _check_scrape_interval(item)
     seen: dict[str, int] = {}
     for i, slo in enumerate(spec.slos):
         base = ("slos", i)
@@ -120,13 +123,16 @@ def _check_sli(item: LoadedSpec, i: int) -> list[SpecError]:
     if kind == "latency":
         threshold = float(block.threshold_ms)
         if threshold not in contract.LATENCY_BUCKETS_MS:
-            below, above = contract.nearest_bounds(threshold)
-            nearest = " and ".join(f"{b:g}" for b in (below, above) if b is not None)
+            bounds = [_ms(b) for b in contract.nearest_bounds(threshold) if b is not None]
+            nearest = (
+                f"the nearest bounds are {bounds[0]} and {bounds[1]}"
+                if len(bounds) == 2
+                else (f"the nearest bound is {bounds[0]}")
+            )
             errors.append(
                 at.error(
                     (*base, kind, "threshold_ms"),
-                    f"{threshold:g} ms is not a bucket bound of {contract.LATENCY_MS}; "
-                    f"the nearest bounds are {nearest}",
+                    f"{_ms(block.threshold_ms)} ms is not a bucket bound of {contract.LATENCY_MS}; {nearest}",
                 )
             )
     if (
@@ -144,38 +150,72 @@ def _check_sli(item: LoadedSpec, i: int) -> list[SpecError]:
     return errors
 
 
+def _check_scrape_interval(item: LoadedSpec) -> list[SpecError]:
+    """Once per file: the fixed 5m window and the default windows against the scrape interval."""
+    spec, at = item.spec, item.positions
+    minimum = 2 * parse_duration(spec.scrape_interval)
+    shortest = [parse_duration(THRESHOLD_WINDOW)]
+    if any(slo.alerting.windows is None for slo in spec.slos):
+        shortest += [parse_duration(w.short) for w in DEFAULT_WINDOWS]
+    if min(shortest) < minimum:
+        return [
+            at.error(
+                ("scrape_interval",),
+                f"must be at most half of the shortest window, {format_duration(min(shortest))} "
+                f"(got {spec.scrape_interval}): rate() would see fewer than two samples",
+            )
+        ]
+    return []
+
+
+def _ms(value) -> str:
+    """A millisecond value as people wrote it: 1000000, not 1e+06."""
+    return format(Decimal(str(value)).normalize(), "f")
+
+
 def _check_windows(item: LoadedSpec, i: int, scrape_s: int) -> list[SpecError]:
     spec, at = item.spec, item.positions
     slo = spec.slos[i]
     period_s = parse_duration(slo.period)
     errors = []
-    custom = slo.alerting.windows is not None
-    minimum = 2 * scrape_s
-    if parse_duration(THRESHOLD_WINDOW) < minimum:
-        errors.append(
-            at.error(
-                ("scrape_interval",),
-                f"the {THRESHOLD_WINDOW} window of threshold alerts and burn rates needs a scrape interval "
-                f"of at most half of it (got {spec.scrape_interval})",
+    if slo.alerting.windows is None:
+        longest = max(parse_duration(w.long) for w in DEFAULT_WINDOWS)
+        if longest >= period_s:
+            errors.append(
+                at.error(
+                    ("slos", i, "period"),
+                    f"must be longer than the longest default burn-rate window ({format_duration(longest)}); "
+                    "set alerting.windows for shorter periods",
+                )
             )
-        )
-    for w, window in enumerate(burn_windows(slo)):
-        path = ("slos", i, "alerting", "windows", w) if custom else ("scrape_interval",)
+    for w, window in enumerate(slo.alerting.windows or ()):
+        path = ("slos", i, "alerting", "windows", w)
         long_s, short_s = parse_duration(window.long), parse_duration(window.short)
         if short_s >= long_s:
             errors.append(at.error((*path, "short"), f"must be shorter than long ({window.long})"))
         if long_s >= period_s:
             errors.append(at.error((*path, "long"), f"must be shorter than the SLO period ({slo.period})"))
+        for name, text in (("short", window.short), ("long", window.long), ("for", window.for_)):
+            if parse_duration(text) % 60:
+                errors.append(at.error((*path, name), _WHOLE_MINUTES.format(text=text)))
         for name, seconds, text in (("short", short_s, window.short), ("long", long_s, window.long)):
-            if seconds < minimum:
+            if seconds < 2 * scrape_s:
                 errors.append(
                     at.error(
-                        (*path, name) if custom else path,
+                        (*path, name),
                         f"window {text} is shorter than twice the scrape interval ({spec.scrape_interval}): "
                         "rate() would see fewer than two samples",
                     )
                 )
+    threshold_for = slo.alerting.threshold_alert.for_
+    if parse_duration(threshold_for) % 60:
+        errors.append(
+            at.error(("slos", i, "alerting", "threshold_alert", "for"), _WHOLE_MINUTES.format(text=threshold_for))
+        )
     return errors
+
+
+_WHOLE_MINUTES = "must be whole minutes (got {text}): the generated tests evaluate rules once a minute"
 
 
 def _check_alerting(item: LoadedSpec, i: int) -> list[SpecError]:

@@ -115,13 +115,24 @@ def load_file(path: Path, display: str | None = None) -> tuple[LoadedSpec | None
     return LoadedSpec(path, display, spec, positions), []
 
 
+_MERGE = "tag:yaml.org,2002:merge"
+
+
 def _to_data(node: yaml.Node, path: FieldPath, positions: Positions, errors: list[SpecError]) -> object:
     """Build plain data from a YAML node, recording positions and rejecting duplicate keys."""
     positions.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         result: dict = {}
+        merged: dict = {}
         for key_node, value_node in node.value:
-            key = yaml.SafeLoader(" ").construct_object(key_node)
+            if key_node.tag == _MERGE:  # `<<: *defaults`: explicit keys win, as in YAML 1.1
+                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                for source in sources:
+                    data = _to_data(source, path, positions, errors)
+                    if isinstance(data, dict):
+                        merged = {**data, **merged}
+                continue
+            key = _scalar(key_node, path, positions, errors)
             if not isinstance(key, str | int | float | bool) or key is None:
                 errors.append(positions.error(path, f"keys must be plain scalars (got {key!r})"))
                 continue
@@ -131,17 +142,27 @@ def _to_data(node: yaml.Node, path: FieldPath, positions: Positions, errors: lis
                 errors.append(positions.error(key_path, f"duplicate key {key!r}", at_key=True))
                 continue
             result[key] = _to_data(value_node, key_path, positions, errors)
-        return result
+        positions.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        return {**merged, **result}
     if isinstance(node, yaml.SequenceNode):
         return [_to_data(item, (*path, i), positions, errors) for i, item in enumerate(node.value)]
-    return yaml.SafeLoader(" ").construct_object(node)
+    return _scalar(node, path, positions, errors)
+
+
+def _scalar(node: yaml.Node, path: FieldPath, positions: Positions, errors: list[SpecError]) -> object:
+    try:
+        return yaml.SafeLoader(" ").construct_object(node)
+    except yaml.constructor.ConstructorError as err:
+        errors.append(positions.error(path, f"YAML: {err.problem} {node.tag!r}".replace(" for the tag", "")))
+        return None
 
 
 def _pydantic_error(error: dict, positions: Positions) -> SpecError:
     loc: FieldPath = tuple(error["loc"])
     kind = error["type"]
     if loc and loc[-1] == "[key]":  # a dict key failed (e.g. a label name)
-        return positions.error(loc[:-1], error["msg"], at_key=True)
+        loc = (*loc[:-2], str(loc[-2]))
+        return positions.error(loc, _reword(error), at_key=True)
     if kind == "extra_forbidden":
         key = loc[-1]
         allowed = _allowed_keys(loc[:-1])
@@ -154,13 +175,18 @@ def _pydantic_error(error: dict, positions: Positions) -> SpecError:
         return positions.error(loc, message, at_key=True)
     if kind == "missing":
         return positions.error(loc, "is required")
+    return positions.error(loc, _reword(error))
+
+
+def _reword(error: dict) -> str:
+    """pydantic's 'Input should be ...' as the spec's 'must be ... (got ...)'."""
     message = error["msg"]
-    if message.startswith("Input should be"):
-        message = "must be" + message[len("Input should be") :]
-        message = f"{message} (got {error['input']!r})"
-    elif message.startswith("List should have at least"):
-        message = "must not be empty"
-    return positions.error(loc, message)
+    if message.startswith("List should have at least"):
+        return "must not be empty"
+    _, should, rest = message.partition("should be ")
+    if should:
+        return f"must be {rest} (got {error['input']!r})"
+    return message
 
 
 def _allowed_keys(loc: FieldPath) -> list[str]:

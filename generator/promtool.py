@@ -9,6 +9,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
+from generator.durations import parse_duration
+
 INSTALL_HINT = (
     "promtool not found: install Debian's prometheus package (apt-get install -y prometheus), "
     "or point MODELMON_PROMTOOL at a promtool binary"
@@ -43,7 +47,7 @@ class RuleProblem:
     message: str
 
 
-_RULE_PROBLEM = re.compile(r'group "(?P<group>[^"]+)", rule \d+, "?(?P<rule>[^":]*)"?: (?P<message>.*)')
+_RULE_PROBLEM = re.compile(r'group "(?P<group>[^"]+)", rule \d+, "(?P<rule>[^"]*)": (?P<message>.*)')
 
 
 def check_rules(paths: list[Path]) -> tuple[bool, list[RuleProblem], str]:
@@ -61,6 +65,7 @@ class TestFailure:
     file: str
     group: str
     details: list[str]
+    query: tuple[str, str] | None = None  # (expr, eval time) of a failed promql_expr_test
 
     def __str__(self) -> str:
         lines = [f"FAILED {self.group}  ({self.file})"]
@@ -72,46 +77,94 @@ def test_rules(paths: list[Path], cwd: Path | None = None) -> tuple[bool, list[T
     """`promtool test rules`, its failures read back per test group."""
     result = run("test", "rules", *map(str, paths), cwd=cwd)
     output = result.stdout + result.stderr
-    return result.returncode == 0, parse_test_output(output), output
+    failures = parse_test_output(output)
+    resolve_groups(failures, cwd or Path.cwd())
+    return result.returncode == 0, failures, output
+
+
+def resolve_groups(failures: list[TestFailure], cwd: Path) -> None:
+    """Name the test group of each failed query from the test file it came from."""
+    for failure in failures:
+        if failure.group or failure.query is None:
+            continue
+        expr, time = failure.query
+        try:
+            tests = yaml.safe_load((cwd / failure.file).read_text(encoding="utf-8"))["tests"]
+        except (OSError, KeyError, TypeError, yaml.YAMLError):
+            tests = []
+        names = [
+            group.get("name", "")
+            for group in tests
+            for check in group.get("promql_expr_test", [])
+            if check["expr"] == expr and _same_time(check["eval_time"], time)
+        ]
+        failure.group = " or ".join(dict.fromkeys(names)) or "(test group not found)"
+
+
+def _same_time(written: str, printed: str) -> bool:
+    # promtool prints Go durations (6h30m0s); the files hold 6h30m.
+    try:
+        return parse_duration(written) == parse_duration(printed)
+    except ValueError:
+        return False
 
 
 _FILE = re.compile(r"^Unit Testing:\s+(\S+)")
-_GROUP = re.compile(r"^\s+name:\s+(.*?),?$")
-_ALERT = re.compile(r"^\s+alertname:\s*(?P<alert>[^,]+), time:\s*(?P<time>[^,]+),?$")
-_EXPR = re.compile(r"^\s+expr:\s*(?P<expr>.*?), time:\s*(?P<time>[^,]+),?$")
-_EXP = re.compile(r"^\s+exp:\s*(?P<value>.*?),?$")
-_GOT = re.compile(r"^\s+got:\s*(?P<value>.*)$")
+_GROUP = re.compile(r"^\s+name:\s+(.*?),?\s*$")
+_ALERT = re.compile(r"^\s+alertname:\s*(?P<alert>[^,]+), time:\s*(?P<time>[^,\s]+)")
+_EXPR = re.compile(r"^\s+expr:\s*(?P<expr>.*?), time:\s*(?P<time>[^,\s]+)")
+_BLOCK = re.compile(r"^\s+(?P<side>exp|got):\s*(?P<rest>.*?),?\s*$")
+_LABELS = re.compile(r"Labels:(\{.*?\})\s*$")
 
 
 def parse_test_output(output: str) -> list[TestFailure]:
     """promtool's FAILED blocks, each turned into: which alert or query, when, expected, got."""
     failures: list[TestFailure] = []
-    current_file = ""
+    current_file, subject = "", ""
     current: TestFailure | None = None
-    subject = ""
+    sides: dict[str, list[str]] = {}
+    side = ""
+
+    def flush() -> None:
+        if current is not None and subject and sides:
+            current.details.append(f"{subject}: expected {_plain(sides.get('exp', []))}")
+            current.details.append(f"{' ' * len(subject)}  but got {_plain(sides.get('got', []))}")
+        sides.clear()
+
     for line in output.splitlines():
         if m := _FILE.match(line):
+            flush()
             current_file = m.group(1)
+        elif m := _ALERT.match(line):
+            flush()
+            subject = f"alert {m['alert'].strip()} at {m['time']}"
+        elif m := _EXPR.match(line):
+            flush()
+            # promtool names the group of a failed alert check, not of a failed query:
+            # the query and time find it in the test file (resolve_groups).
+            expr = m["expr"].strip('"').replace('\\"', '"')
+            current = TestFailure(current_file, "", [], query=(expr, m["time"]))
+            failures.append(current)
+            subject = f"query {expr} at {m['time']}"
+        elif m := _BLOCK.match(line):
+            side = m["side"]
+            sides[side] = [] if m["rest"] in ("[", "[]", "") else [m["rest"]]
+        elif (m := _LABELS.search(line)) and side:
+            sides[side].append(m.group(1))
         elif m := _GROUP.match(line):
+            flush()
+            subject = ""
             current = TestFailure(current_file, m.group(1), [])
             failures.append(current)
-        elif current is None:
-            continue
-        elif m := _ALERT.match(line):
-            subject = f"alert {m['alert']} at {m['time']}"
-        elif m := _EXPR.match(line):
-            subject = f"query {m['expr']} at {m['time']}"
-        elif m := _EXP.match(line):
-            current.details.append(f"{subject}: expected {_plain(m['value'])}")
-        elif m := _GOT.match(line):
-            current.details.append(f"{' ' * len(subject)}  but got {_plain(m['value'])}")
-        elif line.strip() and not line.strip().startswith("FAILED"):
+        elif current is not None and line.strip().startswith(("rule:", "err:")):
+            flush()
+            subject = ""
             current.details.append(line.strip())
+    flush()
     return failures
 
 
-def _plain(value: str) -> str:
-    value = value.strip()
-    if value in ("[]", "(no alerts)", "nil"):
-        return "no firing alert" if value != "nil" else "no sample"
-    return value
+def _plain(items: list[str]) -> str:
+    if not items:
+        return "nothing (no firing alert, no sample)"
+    return "; ".join(items)

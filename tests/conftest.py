@@ -1,0 +1,35 @@
+"""Shared fixtures: throwaway projects with their own slos/ folder."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def project(tmp_path: Path):
+    """A factory: project({"x.yaml": "..."}) -> a folder with slos/ holding those files."""
+
+    def make(specs: dict[str, str], copy_outputs: bool = False) -> Path:
+        (tmp_path / "slos").mkdir(exist_ok=True)
+        for name, text in specs.items():
+            (tmp_path / "slos" / name).write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+        if copy_outputs:
+            for folder in ("rules", "prometheus", "schema"):
+                shutil.copytree(REPO / folder, tmp_path / folder, dirs_exist_ok=True)
+        return tmp_path
+
+    return make
+
+
+@pytest.fixture
+def models_project(tmp_path: Path) -> Path:
+    """A copy of the repository's own specs and committed outputs."""
+    for folder in ("slos", "rules", "prometheus", "schema"):
+        shutil.copytree(REPO / folder, tmp_path / folder)
+    return tmp_path

@@ -1,0 +1,1047 @@
+"""Spec validation: every problem is reported with file, line, column and field path, all in one run.
+
+Each test writes small specs into a throwaway project and compares the exact error
+text. Expected positions are computed from the YAML text itself with `at()`, so a
+test reads as "the error points at this token".
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from generator import build, cli
+from generator.checks import check_all
+from generator.loader import SpecErrors, load_file
+
+# --- helpers ------------------------------------------------------------------------
+
+
+def spec(text: str) -> str:
+    """A YAML spec written indented inside a test, as it will be on disk."""
+    return textwrap.dedent(text).lstrip("\n")
+
+
+def write_specs(root: Path, specs: dict[str, str]) -> Path:
+    folder = root / "slos"
+    folder.mkdir(exist_ok=True)
+    for name, text in specs.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return root
+
+
+def errors_of(root: Path) -> list[str]:
+    """Every error `load_all` (parsing, validation and cross-checks) reports, as printed."""
+    try:
+        build.load_all(root)
+    except SpecErrors as err:
+        return [str(e) for e in err.errors]
+    return []
+
+
+def errors_in(tmp_path: Path, text: str, name: str = "x.yaml") -> list[str]:
+    return errors_of(write_specs(tmp_path, {name: text}))
+
+
+def at(text: str, needle: str, part: str | None = None, occurrence: int = 1) -> str:
+    """'line:column' (1-based) of `part` inside the `occurrence`-th `needle` of `text`."""
+    index = -1
+    for _ in range(occurrence):
+        index = text.index(needle, index + 1)
+    if part is not None:
+        index += needle.index(part)
+    line = text.count("\n", 0, index) + 1
+    column = index - (text.rfind("\n", 0, index) + 1) + 1
+    return f"{line}:{column}"
+
+
+def after(text: str, needle: str, occurrence: int = 1) -> str:
+    """'line:column' of the character right after the `occurrence`-th `needle` (where its value starts)."""
+    index = -1
+    for _ in range(occurrence):
+        index = text.index(needle, index + 1)
+    return at(text[: index + len(needle)] + "\x00", "\x00")
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every path under root (folders as None) with its bytes."""
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
+
+
+WINDOW_MESSAGE = "must contain the {{.window}} placeholder where the range goes"
+RESERVED = "label {!r} is set by modelmon on every generated series; choose another name"
+WHOLE_MINUTES = "must be whole minutes (got {}): the generated tests evaluate rules once a minute"
+TOO_SHORT = "window {} is shorter than twice the scrape interval ({}): rate() would see fewer than two samples"
+SUPPORTED = "use {{ $labels.NAME }}, {{ $value }} and {{ $value | humanizePercentage }}"
+
+
+def test_position_helper_counts_lines_and_columns_from_one():
+    text = "a: 1\nbb:\n  ccc: 100.5\n"
+    assert at(text, "100.5") == "3:8"
+    assert at(text, "ccc: 100.5", "100.5") == "3:8"
+    assert at(text, "a") == "1:1"
+    assert after(text, "ccc: ") == "3:8"
+
+
+# --- field values --------------------------------------------------------------------
+
+
+OBJECTIVE_100_5 = spec(
+    """
+    version: modelmon/v1
+    service: svc
+    slos:
+      - name: availability
+        objective: 100.5
+        sli:
+          availability: {}
+    """
+)
+
+
+def test_objective_above_100_names_file_line_column_and_field(tmp_path):
+    assert at(OBJECTIVE_100_5, "100.5") == "5:16"
+    assert errors_in(tmp_path, OBJECTIVE_100_5) == [
+        "slos/x.yaml:5:16: slos[0].objective: must be between 0 and 100 exclusive (got 100.5)"
+    ]
+
+
+@pytest.mark.parametrize("objective", ["100", "0", "-1"])
+def test_objective_of_0_or_100_or_below_is_out_of_range(tmp_path, objective):
+    text = OBJECTIVE_100_5.replace("100.5", objective)
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{after(text, 'objective: ')}: slos[0].objective: "
+        f"must be between 0 and 100 exclusive (got {objective})"
+    ]
+
+
+def test_missing_required_fields_are_reported_at_the_mapping_that_lacks_them(tmp_path):
+    text = spec(
+        """
+        version: modelmon/v1
+        slos:
+          - name: availability
+            sli:
+              availability: {}
+        """
+    )
+    assert errors_in(tmp_path, text) == [
+        "slos/x.yaml:1:1: service: is required",
+        f"slos/x.yaml:{at(text, 'name: availability')}: slos[0].objective: is required",
+    ]
+
+
+def test_unknown_version_lists_the_accepted_ones(tmp_path):
+    text = OBJECTIVE_100_5.replace("100.5", "99").replace("modelmon/v1", "prometheus/v2")
+    assert errors_in(tmp_path, text) == [
+        "slos/x.yaml:1:10: version: must be 'prometheus/v1' or 'modelmon/v1' (got 'prometheus/v2')"
+    ]
+
+
+# --- unknown keys --------------------------------------------------------------------
+
+
+def test_misspelt_key_is_reported_at_the_key_with_the_closest_field_suggested(tmp_path):
+    text = spec(
+        """
+        version: modelmon/v1
+        service: svc
+        slos:
+          - name: availability
+            objective: 99
+            sli:
+              availability: {}
+          - name: errors
+            objectve: 95
+            objective: 95
+            sli:
+              error_rate: {}
+        """
+    )
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{at(text, 'objectve')}: slos[1].objectve: unknown field 'objectve'; did you mean 'objective'?"
+    ]
+    assert at(text, "objectve") == "9:5"
+
+
+def test_unknown_key_without_a_close_match_lists_the_expected_keys(tmp_path):
+    text = OBJECTIVE_100_5.replace("objective: 100.5", "objective: 99\n    colour: blue")
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{at(text, 'colour')}: slos[0].colour: unknown field 'colour'; "
+        "expected one of alerting, description, labels, name, objective, period, sli"
+    ]
+
+
+def test_misspelt_key_in_a_nested_block_suggests_that_blocks_field_by_its_yaml_name(tmp_path):
+    # threshold_alert's `for` is `for_` in Python: the suggestion must use the YAML spelling.
+    text = spec(
+        """
+        version: modelmon/v1
+        service: svc
+        slos:
+          - name: availability
+            objective: 99
+            sli:
+              availability: {}
+            alerting:
+              threshold_alert:
+                fr: 10m
+        """
+    )
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{at(text, 'fr: 10m')}: slos[0].alerting.threshold_alert.fr: "
+        "unknown field 'fr'; did you mean 'for'?"
+    ]
+
+
+# --- several errors, several files: one run, nothing written ------------------------------
+
+ALPHA_WITH_FOUR_ERRORS = spec(
+    """
+    version: modelmon/v1
+    service: alpha
+    labels:
+      bad-name: x
+    slos:
+      - name: availability
+        objective: 100.5
+        sli:
+          availability: {}
+      - name: errors
+        objectve: 95
+        sli:
+          error_rate: {}
+    """
+)
+BETA_WITH_TWO_ERRORS = spec(
+    """
+    version: prometheus/v2
+    service: beta
+    slos:
+      - name: latency
+        objective: 95
+        period: 30 days
+        sli:
+          latency:
+            threshold_ms: 5000
+    """
+)
+ALL_SIX_ERRORS = [
+    "slos/a.yaml:4:3: labels.bad-name: 'bad-name' is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)",
+    "slos/a.yaml:7:16: slos[0].objective: must be between 0 and 100 exclusive (got 100.5)",
+    "slos/a.yaml:10:5: slos[1].objective: is required",
+    "slos/a.yaml:11:5: slos[1].objectve: unknown field 'objectve'; did you mean 'objective'?",
+    "slos/b.yaml:1:10: version: must be 'prometheus/v1' or 'modelmon/v1' (got 'prometheus/v2')",
+    "slos/b.yaml:6:13: slos[0].period: '30 days' is not a duration like 30s, 5m, 1h30m or 30d",
+]
+
+
+def test_the_expected_positions_of_the_multi_file_run_match_the_yaml_text():
+    a, b = ALPHA_WITH_FOUR_ERRORS, BETA_WITH_TWO_ERRORS
+    assert [e.split(": ", 1)[0] for e in ALL_SIX_ERRORS] == [
+        f"slos/a.yaml:{at(a, 'bad-name')}",
+        f"slos/a.yaml:{at(a, '100.5')}",
+        f"slos/a.yaml:{at(a, 'name: errors')}",
+        f"slos/a.yaml:{at(a, 'objectve')}",
+        f"slos/b.yaml:{at(b, 'prometheus/v2')}",
+        f"slos/b.yaml:{at(b, '30 days')}",
+    ]
+
+
+def test_build_reports_every_error_of_every_file_once_sorted_and_writes_nothing(tmp_path, capsys):
+    root = write_specs(tmp_path, {"b.yaml": BETA_WITH_TWO_ERRORS, "a.yaml": ALPHA_WITH_FOUR_ERRORS})
+    (root / "rules").mkdir()
+    (root / "rules" / "sentinel.yml").write_bytes(b"# hand-written, must survive a failed build\ngroups: []\n")
+    before = snapshot(root)
+
+    assert cli.main(["--root", str(root), "build"]) == cli.EXIT_SPEC == 2
+
+    captured = capsys.readouterr()
+    assert captured.err == "\n".join([*ALL_SIX_ERRORS, "6 errors; nothing was written"]) + "\n"
+    assert captured.out == ""
+    assert snapshot(root) == before
+    assert (
+        root / "rules" / "sentinel.yml"
+    ).read_bytes() == b"# hand-written, must survive a failed build\ngroups: []\n"
+
+
+@pytest.mark.parametrize("argv", [["validate"], ["build", "--check"]])
+def test_validate_and_check_report_the_same_errors_and_exit_2(tmp_path, capsys, argv):
+    root = write_specs(tmp_path, {"a.yaml": ALPHA_WITH_FOUR_ERRORS, "b.yaml": BETA_WITH_TWO_ERRORS})
+    before = snapshot(root)
+
+    assert cli.main(["--root", str(root), *argv]) == 2
+
+    assert capsys.readouterr().err.splitlines() == [*ALL_SIX_ERRORS, "6 errors; nothing was written"]
+    assert snapshot(root) == before
+
+
+def test_a_single_error_is_counted_in_the_singular(tmp_path, capsys):
+    root = write_specs(tmp_path, {"x.yaml": OBJECTIVE_100_5})
+    assert cli.main(["--root", str(root), "validate"]) == 2
+    assert capsys.readouterr().err == (
+        "slos/x.yaml:5:16: slos[0].objective: must be between 0 and 100 exclusive (got 100.5)\n"
+        "1 error; nothing was written\n"
+    )
+
+
+# --- duplicates ----------------------------------------------------------------------------
+
+
+def test_duplicate_slo_name_is_reported_at_the_second_name(tmp_path):
+    text = spec(
+        """
+        version: modelmon/v1
+        service: svc
+        slos:
+          - name: availability
+            objective: 99
+            sli:
+              availability: {}
+          - name: availability
+            objective: 98
+            sli:
+              availability: {}
+        """
+    )
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{at(text, 'name: availability', 'availability', occurrence=2)}: slos[1].name: "
+        "duplicate SLO name 'availability' (also slos[0])"
+    ]
+
+
+def test_alert_name_shared_by_two_slos_of_a_file_is_reported_on_the_second(tmp_path):
+    text = spec(
+        """
+        version: modelmon/v1
+        service: svc
+        slos:
+          - name: availability
+            objective: 99
+            sli:
+              availability: {}
+            alerting:
+              name: SvcBudgetBurn
+          - name: errors
+            objective: 95
+            sli:
+              error_rate: {}
+            alerting:
+              name: SvcBudgetBurn
+        """
+    )
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{at(text, 'name: SvcBudgetBurn', occurrence=2)}: slos[1].alerting: "
+        "alert name 'SvcBudgetBurn' is already used by SLO 'availability' (slos/x.yaml, slos[0]); "
+        "set alerting.name or alerting.threshold_alert.name to tell them apart"
+    ]
+
+
+def test_default_alert_names_that_collide_are_reported(tmp_path):
+    # api-x and api_x are different SLO names but both CamelCase to ApiX.
+    text = spec(
+        """
+        version: modelmon/v1
+        service: svc
+        slos:
+          - name: api-x
+            objective: 99
+            sli:
+              raw:
+                error_ratio_query: job:errors:ratio_rate{{.window}}
+          - name: api_x
+            objective: 99
+            sli:
+              raw:
+                error_ratio_query: job:errors:ratio_rate{{.window}}
+        """
+    )
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{at(text, 'name: api_x')}: slos[1].alerting: "
+        "alert name 'SvcApiXBudgetBurn' is already used by SLO 'api-x' (slos/x.yaml, slos[0]); "
+        "set alerting.name or alerting.threshold_alert.name to tell them apart"
+    ]
+
+
+def events_file(service: str, alert: str) -> str:
+    return spec(
+        f"""
+        version: prometheus/v1
+        service: {service}
+        slos:
+          - name: requests
+            objective: 99.9
+            sli:
+              events:
+                error_query: sum(rate(http_requests_total{{code=~"5.."}}[{{{{.window}}}}]))
+                total_query: sum(rate(http_requests_total[{{{{.window}}}}]))
+            alerting:
+              name: {alert}
+        """
+    )
+
+
+def test_alert_name_shared_across_two_files_names_the_other_file(tmp_path):
+    alpha, beta = events_file("alpha", "RequestsBudgetBurn"), events_file("beta", "RequestsBudgetBurn")
+    root = write_specs(tmp_path, {"alpha.yaml": alpha, "beta.yaml": beta})
+    assert errors_of(root) == [
+        f"slos/beta.yaml:{at(beta, 'name: RequestsBudgetBurn')}: slos[0].alerting: "
+        "alert name 'RequestsBudgetBurn' is already used by SLO 'requests' (slos/alpha.yaml, slos[0]); "
+        "set alerting.name or alerting.threshold_alert.name to tell them apart"
+    ]
+
+
+def test_service_defined_in_two_files_is_reported_on_the_second_file(tmp_path):
+    first, second = events_file("shop", "ShopBurnA"), events_file("shop", "ShopBurnB")
+    root = write_specs(tmp_path, {"a.yaml": first, "b.yaml": second})
+    assert errors_of(root) == [
+        f"slos/b.yaml:{at(second, 'service: shop', 'shop')}: service: "
+        "service 'shop' is also defined in slos/a.yaml; each service compiles to its own rules file"
+    ]
+
+
+def test_threshold_alert_named_like_the_burn_rate_alert_is_rejected(tmp_path):
+    text = spec(
+        """
+        version: modelmon/v1
+        service: svc
+        slos:
+          - name: availability
+            objective: 99
+            sli:
+              availability: {}
+            alerting:
+              name: SvcAvailability
+              threshold_alert:
+                name: SvcAvailability
+        """
+    )
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{at(text, 'name: SvcAvailability', 'SvcAvailability', occurrence=2)}: "
+        "slos[0].alerting.threshold_alert.name: must differ from the burn-rate alert name"
+    ]
+
+
+# --- SLIs --------------------------------------------------------------------------------
+
+
+def test_events_queries_without_the_window_placeholder_are_each_reported(tmp_path):
+    text = spec(
+        """
+        version: prometheus/v1
+        service: svc
+        slos:
+          - name: requests
+            objective: 99.9
+            sli:
+              events:
+                error_query: sum(rate(http_requests_total{code=~"5.."}[5m]))
+                total_query: sum(rate(http_requests_total[5m]))
+        """
+    )
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{at(text, 'sum(rate(http_requests_total{')}: slos[0].sli.events.error_query: {WINDOW_MESSAGE}",
+        f"slos/x.yaml:{at(text, 'sum(rate(http_requests_total[')}: slos[0].sli.events.total_query: {WINDOW_MESSAGE}",
+    ]
+
+
+def test_raw_query_without_the_window_placeholder_is_reported(tmp_path):
+    text = spec(
+        """
+        version: prometheus/v1
+        service: svc
+        slos:
+          - name: requests
+            objective: 99.9
+            sli:
+              raw:
+                error_ratio_query: job:http_errors:ratio_rate5m
+        """
+    )
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{at(text, 'job:http')}: slos[0].sli.raw.error_ratio_query: {WINDOW_MESSAGE}"
+    ]
+
+
+def test_window_placeholder_may_have_spaces_inside_the_braces(tmp_path):
+    text = spec(
+        """
+        version: prometheus/v1
+        service: svc
+        slos:
+          - name: requests
+            objective: 99.9
+            sli:
+              events:
+                error_query: sum(rate(errors_total[{{ .window }}]))
+                total_query: sum(rate(requests_total[{{.window}}]))
+        """
+    )
+    assert errors_in(tmp_path, text) == []
+
+
+def test_empty_or_blank_queries_are_rejected(tmp_path):
+    text = spec(
+        """
+        version: prometheus/v1
+        service: svc
+        slos:
+          - name: requests
+            objective: 99.9
+            sli:
+              events:
+                error_query: ""
+                total_query: "   "
+        """
+    )
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{after(text, 'error_query: ')}: slos[0].sli.events.error_query: must not be empty",
+        f"slos/x.yaml:{after(text, 'total_query: ')}: slos[0].sli.events.total_query: must not be empty",
+    ]
+
+
+def test_sli_without_any_kind_is_rejected(tmp_path):
+    text = OBJECTIVE_100_5.replace("100.5", "99").replace("sli:\n      availability: {}", "sli: {}")
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{at(text, 'sli: {}', '{}')}: slos[0].sli: "
+        "needs exactly one of events, raw, availability, error_rate, latency (found none)"
+    ]
+
+
+def test_sli_with_two_kinds_lists_both(tmp_path):
+    text = OBJECTIVE_100_5.replace("100.5", "99").replace(
+        "availability: {}", "availability: {}\n      latency:\n        threshold_ms: 5000"
+    )
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{at(text, 'availability: {}')}: slos[0].sli: "
+        "needs exactly one of events, raw, availability, error_rate, latency (found availability, latency)"
+    ]
+
+
+def test_sloth_plugin_sli_is_rejected_with_a_clear_message(tmp_path):
+    text = spec(
+        """
+        version: prometheus/v1
+        service: k8s-apiserver
+        slos:
+          - name: requests-availability
+            objective: 99.9
+            sli:
+              plugin:
+                id: sloth-common/kubernetes/apiserver/availability
+                options:
+                  filter: verb!="WATCH"
+        """
+    )
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{at(text, 'id: sloth')}: slos[0].sli.plugin: "
+        "Sloth SLI plugins are not supported; write the SLI as events or raw"
+    ]
+
+
+LATENCY = spec(
+    """
+    version: modelmon/v1
+    service: svc
+    slos:
+      - name: latency
+        objective: 95
+        sli:
+          latency:
+            threshold_ms: THRESHOLD
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("threshold", "nearest"),
+    [("1200", "1000 and 2500"), ("75", "50 and 100"), ("999.5", "500 and 1000")],
+)
+def test_latency_threshold_off_the_buckets_names_the_nearest_bounds(tmp_path, threshold, nearest):
+    text = LATENCY.replace("THRESHOLD", threshold)
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{at(text, threshold)}: slos[0].sli.latency.threshold_ms: "
+        f"{threshold} ms is not a bucket bound of model_latency_ms; the nearest bounds are {nearest}"
+    ]
+    assert at(text, threshold) == "8:23"
+
+
+@pytest.mark.parametrize("threshold", ["25", "1000", "1000.0", "300000"])
+def test_latency_threshold_on_a_bucket_bound_is_accepted(tmp_path, threshold):
+    assert errors_in(tmp_path, LATENCY.replace("THRESHOLD", threshold)) == []
+
+
+def test_latency_threshold_above_every_bucket_is_shown_as_written(tmp_path):
+    # 1000000 must not come back as 1e+06: people search their file for the number they wrote.
+    text = LATENCY.replace("THRESHOLD", "1000000")
+    [error] = errors_in(tmp_path, text)
+    assert error.startswith(
+        "slos/x.yaml:8:23: slos[0].sli.latency.threshold_ms: 1000000 ms is not a bucket bound of model_latency_ms; "
+    )
+    assert error.endswith("300000")
+
+
+def threshold_file(kind: str, **fields: str) -> str:
+    lines = "".join(f"        {name}: {value}\n" for name, value in fields.items())
+    return (
+        "version: modelmon/v1\nservice: svc\nslos:\n"
+        f"  - name: models\n    objective: 95\n    sli:\n      {kind}:\n{lines}"
+    )
+
+
+@pytest.mark.parametrize("critical", ["10", "8"])
+def test_error_rate_warning_must_be_below_critical(tmp_path, critical):
+    text = threshold_file("error_rate", warning_above="10", critical_above=critical)
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{at(text, 'warning_above: 10', '10')}: slos[0].sli.error_rate.warning_above: "
+        "must be below critical_above"
+    ]
+
+
+@pytest.mark.parametrize("critical", ["95", "97"])
+def test_availability_warning_must_be_above_critical(tmp_path, critical):
+    text = threshold_file("availability", warning_below="95", critical_below=critical)
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{at(text, 'warning_below: 95', '95')}: slos[0].sli.availability.warning_below: "
+        "must be above critical_below"
+    ]
+
+
+def test_a_disabled_threshold_level_is_not_compared(tmp_path):
+    text = threshold_file("error_rate", warning_above="10", critical_above="null")
+    assert errors_in(tmp_path, text) == []
+
+
+# --- labels -------------------------------------------------------------------------------
+
+
+def test_label_names_prometheus_refuses_and_empty_values_are_reported(tmp_path):
+    text = spec(
+        """
+        version: modelmon/v1
+        service: svc
+        labels:
+          bad-name: x
+          __reserved: y
+          team: ""
+        slos:
+          - name: availability
+            objective: 99
+            sli:
+              availability: {}
+        """
+    )
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{at(text, 'bad-name')}: labels.bad-name: "
+        "'bad-name' is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)",
+        f"slos/x.yaml:{at(text, '__reserved')}: labels.__reserved: "
+        "'__reserved': names starting with __ are reserved by Prometheus",
+        f"slos/x.yaml:{after(text, 'team: ')}: labels.team: "
+        "an empty label value is the same as no label in Prometheus; remove the label instead",
+    ]
+
+
+def test_bad_label_names_in_alert_blocks_are_reported_at_the_key(tmp_path):
+    text = spec(
+        """
+        version: modelmon/v1
+        service: svc
+        slos:
+          - name: availability
+            objective: 99
+            sli:
+              availability: {}
+            alerting:
+              page_alert:
+                labels:
+                  routing-key: team-a
+        """
+    )
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{at(text, 'routing-key')}: slos[0].alerting.page_alert.labels.routing-key: "
+        "'routing-key' is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)"
+    ]
+
+
+def test_labels_modelmon_sets_itself_are_reserved(tmp_path):
+    text = spec(
+        """
+        version: modelmon/v1
+        service: svc
+        labels:
+          service: other
+        slos:
+          - name: availability
+            objective: 99
+            labels:
+              slo: other
+            sli:
+              availability:
+                group_by: [model, service]
+            alerting:
+              labels:
+                alertname: Other
+              page_alert:
+                labels:
+                  long_window: 1h
+        """
+    )
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{at(text, 'service: other')}: labels.service: {RESERVED.format('service')}",
+        f"slos/x.yaml:{at(text, 'slo: other')}: slos[0].labels.slo: {RESERVED.format('slo')}",
+        f"slos/x.yaml:{at(text, '[model, service]')}: slos[0].sli.availability.group_by: {RESERVED.format('service')}",
+        f"slos/x.yaml:{at(text, 'alertname')}: slos[0].alerting.labels.alertname: {RESERVED.format('alertname')}",
+        f"slos/x.yaml:{at(text, 'long_window')}: slos[0].alerting.page_alert.labels.long_window: "
+        f"{RESERVED.format('long_window')}",
+    ]
+
+
+def test_label_key_that_yaml_reads_as_a_number_is_reported_in_the_loaders_words(tmp_path):
+    text = OBJECTIVE_100_5.replace("100.5", "99").replace("slos:", "labels:\n  1: x\nslos:")
+    # The key error is the only one not rewritten into the loader's "must be ... (got ...)" words, and its
+    # path reads like a list index (labels[1]) although `1` is a mapping key.
+    [error] = errors_in(tmp_path, text)
+    assert error.startswith(f"slos/x.yaml:{at(text, '1: x')}: labels.1: must be "), error
+    assert error.endswith("(got 1)"), error
+
+
+# --- windows ------------------------------------------------------------------------------
+
+
+def scrape_file(scrape_interval: str, slos: int = 1) -> str:
+    blocks = "".join(f"  - name: slo-{i}\n    objective: 99\n    sli:\n      availability: {{}}\n" for i in range(slos))
+    return f"version: modelmon/v1\nservice: svc\nscrape_interval: {scrape_interval}\nslos:\n{blocks}"
+
+
+def test_scrape_interval_too_long_for_the_default_windows_points_at_scrape_interval(tmp_path):
+    text = scrape_file("10m")
+    where = at(text, "scrape_interval: 10m", "10m")
+    assert where == "3:18"
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{where}: scrape_interval: must be at most half of the shortest window, 5m (got 10m): "
+        "rate() would see fewer than two samples",
+    ]
+
+
+def test_scrape_interval_errors_are_reported_once_however_many_slos_share_it(tmp_path):
+    text = scrape_file("10m", slos=2)
+    where = at(text, "scrape_interval: 10m", "10m")
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{where}: scrape_interval: must be at most half of the shortest window, 5m (got 10m): "
+        "rate() would see fewer than two samples",
+    ]
+
+
+def windows_file(windows: str, scrape_interval: str = "1m") -> str:
+    return spec(
+        f"""
+        version: modelmon/v1
+        service: svc
+        scrape_interval: {scrape_interval}
+        slos:
+          - name: availability
+            objective: 99
+            sli:
+              availability: {{}}
+            alerting:
+              windows:
+        """
+    ) + textwrap.indent(spec(windows), " " * 8)
+
+
+def test_custom_window_shorter_than_twice_the_scrape_interval_points_at_the_window(tmp_path):
+    text = windows_file(
+        """
+        - severity: page
+          long: 1h
+          short: 3m
+          budget_percent: 2
+          for: 2m
+        """,
+        scrape_interval="2m",
+    )
+    where = at(text, "short: 3m", "3m")
+    assert where == "13:18"
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{where}: slos[0].alerting.windows[0].short: {TOO_SHORT.format('3m', '2m')}"
+    ]
+
+
+def test_custom_window_with_short_not_shorter_than_long_is_rejected(tmp_path):
+    text = windows_file(
+        """
+        - severity: page
+          long: 1h
+          short: 5m
+          budget_percent: 2
+          for: 2m
+        - severity: ticket
+          long: 30m
+          short: 30m
+          budget_percent: 10
+          for: 5m
+        """
+    )
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{at(text, 'short: 30m', '30m')}: slos[0].alerting.windows[1].short: "
+        "must be shorter than long (30m)"
+    ]
+
+
+def test_custom_window_not_shorter_than_the_period_is_rejected(tmp_path):
+    text = windows_file(
+        """
+        - severity: ticket
+          long: 30d
+          short: 6h
+          budget_percent: 10
+          for: 1h
+        """
+    )
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{at(text, 'long: 30d', '30d')}: slos[0].alerting.windows[0].long: "
+        "must be shorter than the SLO period (30d)"
+    ]
+
+
+def test_windows_and_for_durations_must_be_whole_minutes(tmp_path):
+    text = windows_file(
+        """
+        - severity: page
+          long: 1h30s
+          short: 5m
+          budget_percent: 2
+          for: 90s
+        """
+    ).replace("    alerting:\n", "    alerting:\n      threshold_alert:\n        for: 150s\n")
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{at(text, '150s')}: slos[0].alerting.threshold_alert.for: {WHOLE_MINUTES.format('150s')}",
+        f"slos/x.yaml:{at(text, '1h30s')}: slos[0].alerting.windows[0].long: {WHOLE_MINUTES.format('1h30s')}",
+        f"slos/x.yaml:{at(text, '90s')}: slos[0].alerting.windows[0].for: {WHOLE_MINUTES.format('90s')}",
+    ]
+
+
+def test_period_shorter_than_the_default_windows_points_at_the_period(tmp_path):
+    # The default 1d/2h and 3d/6h windows do not fit in a 1d period. The user wrote no
+    # window and the scrape interval is fine: the field to fix is the period.
+    text = spec(
+        """
+        version: modelmon/v1
+        service: svc
+        slos:
+          - name: availability
+            objective: 99
+            period: 1d
+            sli:
+              availability: {}
+        """
+    )
+    errors = errors_in(tmp_path, text)
+    assert errors, "a 1d period cannot hold the default 3d window"
+    assert len(errors) == len(set(errors)), f"the same error is reported twice: {errors}"
+    prefix = f"slos/x.yaml:{at(text, 'period: 1d', '1d')}: slos[0].period: "
+    assert all(e.startswith(prefix) for e in errors), errors
+    assert "3d" in " ".join(errors)
+
+
+# --- YAML itself -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "version: modelmon/v1\nservice: svc\nslos:\n\t- name: a\n",
+            "slos/x.yaml:4:1: YAML syntax error: while scanning for the next token "
+            "found character '\\t' that cannot start any token",
+        ),
+        (
+            "version: modelmon/v1\nservice: svc\nslos:\n  - name: a\n    objective: [99\n    sli: {}\n",
+            "slos/x.yaml:6:8: YAML syntax error: while parsing a flow sequence expected ',' or ']', but got ':'",
+        ),
+        (
+            'version: modelmon/v1\nservice: "svc\n',
+            "slos/x.yaml:3:1: YAML syntax error: while scanning a quoted scalar found unexpected end of stream",
+        ),
+    ],
+    ids=["tab", "unclosed-flow-sequence", "unclosed-quote"],
+)
+def test_yaml_syntax_error_reports_its_line_and_column(tmp_path, text, expected):
+    assert errors_in(tmp_path, text) == [expected]
+
+
+def test_duplicate_yaml_keys_are_reported_at_the_second_key(tmp_path):
+    text = spec(
+        """
+        version: modelmon/v1
+        service: svc
+        labels:
+          team: a
+          team: b
+        slos:
+          - name: availability
+            objective: 99
+            objective: 99.9
+            sli:
+              availability: {}
+        """
+    )
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{at(text, 'team: b')}: labels.team: duplicate key 'team'",
+        f"slos/x.yaml:{at(text, 'objective: 99.9')}: slos[0].objective: duplicate key 'objective'",
+    ]
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n"], ids=["empty", "blank", "comment"])
+def test_empty_file_says_what_it_should_hold(tmp_path, text):
+    assert errors_in(tmp_path, text) == [
+        "slos/x.yaml:1:1: the file is empty; expected a mapping with version, service and slos"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [("- version: modelmon/v1\n", "1:1"), ("just text\n", "1:1"), ("# spec\n[1, 2]\n", "2:1")],
+    ids=["list", "scalar", "flow-list-after-comment"],
+)
+def test_top_level_must_be_a_mapping(tmp_path, text, where):
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{where}: the top level must be a mapping with version, service and slos"
+    ]
+
+
+def test_unknown_yaml_tag_is_reported_at_the_value_instead_of_crashing(tmp_path):
+    text = OBJECTIVE_100_5.replace("100.5", "!percent 99")
+    _, errors = load_file(write_specs(tmp_path, {"x.yaml": text}) / "slos" / "x.yaml", "slos/x.yaml")
+    assert len(errors) == 1
+    assert str(errors[0]).startswith(f"slos/x.yaml:{at(text, '!percent')}: slos[0].objective: ")
+    assert "!percent" in errors[0].message
+
+
+def test_yaml_merge_keys_are_honoured(tmp_path):
+    # `<<: *anchor` is plain YAML 1.1 (yaml.safe_load reads it); Sloth users share blocks this way.
+    text = spec(
+        """
+        version: modelmon/v1
+        service: svc
+        slos:
+          - &base
+            name: availability
+            objective: 99
+            sli:
+              availability: {}
+          - <<: *base
+            name: availability-strict
+            objective: 99.9
+        """
+    )
+    loaded, errors = load_file(write_specs(tmp_path, {"x.yaml": text}) / "slos" / "x.yaml", "slos/x.yaml")
+    assert [str(e) for e in errors] == []
+    assert [s.name for s in loaded.spec.slos] == ["availability", "availability-strict"]
+    assert loaded.spec.slos[1].sli.availability is not None
+
+
+# --- annotations ------------------------------------------------------------------------
+
+
+def test_unsupported_go_template_in_an_annotation_names_the_annotation(tmp_path):
+    text = spec(
+        """
+        version: modelmon/v1
+        service: svc
+        slos:
+          - name: availability
+            objective: 99
+            sli:
+              availability: {}
+            alerting:
+              annotations:
+                summary: "Error ratio is {{ $value | humanize }}"
+              ticket_alert:
+                annotations:
+                  description: "{{ .Labels.model }} is failing"
+        """
+    )
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{after(text, 'summary: ')}: slos[0].alerting.annotations.summary: "
+        f"template action {{{{ $value | humanize }}}} is not supported in annotations; {SUPPORTED}",
+        f"slos/x.yaml:{after(text, 'description: ')}: slos[0].alerting.ticket_alert.annotations.description: "
+        f"template action {{{{ .Labels.model }}}} is not supported in annotations; {SUPPORTED}",
+    ]
+
+
+def test_supported_templates_in_annotations_are_accepted(tmp_path):
+    text = spec(
+        """
+        version: modelmon/v1
+        service: svc
+        slos:
+          - name: availability
+            objective: 99
+            sli:
+              availability: {}
+            alerting:
+              annotations:
+                summary: "{{ $labels.model }} at {{ $value }} ({{ $value | humanizePercentage }})"
+                description: "{{humanizePercentage $value}}"
+        """
+    )
+    assert errors_in(tmp_path, text) == []
+
+
+# --- a valid Sloth file ---------------------------------------------------------------------
+
+# Sloth's documented "getting started" example, unchanged.
+SLOTH_GETTING_STARTED = spec(
+    """
+    version: "prometheus/v1"
+    service: "myservice"
+    labels:
+      owner: "myteam"
+      repo: "myorg/myservice"
+      tier: "2"
+    slos:
+      # We allow failing (5xx and 429) 1 request every 1000 requests (99.9%).
+      - name: "requests-availability"
+        objective: 99.9
+        description: "Common SLO based on availability for HTTP request responses."
+        labels:
+          category: availability
+        sli:
+          events:
+            error_query: sum(rate(http_request_duration_seconds_count{job="myservice",code=~"(5..|429)"}[{{.window}}]))
+            total_query: sum(rate(http_request_duration_seconds_count{job="myservice"}[{{.window}}]))
+        alerting:
+          name: "MyServiceHighErrorRate"
+          labels:
+            category: "availability"
+          annotations:
+            # Overwrite default Sloth SLO alert summmary on ticket and page alerts.
+            summary: "High error rate on 'myservice' requests responses"
+          page_alert:
+            labels:
+              severity: "pageteam"
+              routing_key: "myteam"
+          ticket_alert:
+            labels:
+              severity: "slack"
+              slack_channel: "#alerts-myteam"
+    """
+)
+
+
+def test_sloth_getting_started_example_validates_unchanged(tmp_path, capsys):
+    root = write_specs(tmp_path, {"myservice.yaml": SLOTH_GETTING_STARTED})
+
+    loaded, errors = load_file(root / "slos" / "myservice.yaml", "slos/myservice.yaml")
+    assert errors == []
+    assert check_all([loaded]) == []
+    slo = loaded.spec.slos[0]
+    assert (loaded.spec.service, slo.name, str(slo.objective)) == ("myservice", "requests-availability", "99.9")
+    assert slo.alerting.ticket_alert.labels == {"severity": "slack", "slack_channel": "#alerts-myteam"}
+
+    assert cli.main(["--root", str(root), "validate"]) == 0
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("1 file(s), 1 SLO(s): valid\n", "")
