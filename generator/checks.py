@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
-from generator import contract
 from generator.durations import format_duration, parse_duration
-from generator.gotemplate import unsupported_template
 from generator.loader import LoadedSpec, SpecError
 from generator.plan import (
     DEFAULT_WINDOWS,
     THRESHOLD_WINDOW,
-    WINDOW_PLACEHOLDER,
     plan_slo,
 )
 
@@ -111,30 +106,9 @@ def _check_sli(item: LoadedSpec, i: int) -> list[SpecError]:
     kind = kinds[0]
     block = getattr(slo.sli, kind)
     errors = []
-    queries = {"events": ("error_query", "total_query"), "raw": ("error_ratio_query",)}.get(kind, ())
-    for name in queries:
-        if not WINDOW_PLACEHOLDER.search(getattr(block, name)):
-            errors.append(
-                at.error((*base, kind, name), "must contain the {{.window}} placeholder where the range goes")
-            )
     for label in block.group_by:
         if label in RESERVED_LABELS:
             errors.append(at.error((*base, kind, "group_by"), _reserved(label)))
-    if kind == "latency":
-        threshold = float(block.threshold_ms)
-        if threshold not in contract.LATENCY_BUCKETS_MS:
-            bounds = [_ms(b) for b in contract.nearest_bounds(threshold) if b is not None]
-            nearest = (
-                f"the nearest bounds are {bounds[0]} and {bounds[1]}"
-                if len(bounds) == 2
-                else (f"the nearest bound is {bounds[0]}")
-            )
-            errors.append(
-                at.error(
-                    (*base, kind, "threshold_ms"),
-                    f"{_ms(block.threshold_ms)} ms is not a bucket bound of {contract.LATENCY_MS}; {nearest}",
-                )
-            )
     if (
         kind == "error_rate"
         and None not in (block.warning_above, block.critical_above)
@@ -166,11 +140,6 @@ def _check_scrape_interval(item: LoadedSpec) -> list[SpecError]:
             )
         ]
     return []
-
-
-def _ms(value) -> str:
-    """A millisecond value as people wrote it: 1000000, not 1e+06."""
-    return format(Decimal(str(value)).normalize(), "f")
 
 
 def _check_windows(item: LoadedSpec, i: int, scrape_s: int) -> list[SpecError]:
@@ -233,15 +202,4 @@ def _check_alerting(item: LoadedSpec, i: int) -> list[SpecError]:
         for key in labels:
             if key in RESERVED_ALERT_LABELS or key in RESERVED_LABELS:
                 errors.append(at.error((*base, *sub, "labels", key), _reserved(key), at_key=True))
-    annotation_blocks = {
-        (): alerting.annotations,
-        ("page_alert",): alerting.page_alert.annotations,
-        ("ticket_alert",): alerting.ticket_alert.annotations,
-        ("threshold_alert",): alerting.threshold_alert.annotations,
-    }
-    for sub, texts in annotation_blocks.items():
-        for key, text in texts.items():
-            problem = unsupported_template(text)
-            if problem:
-                errors.append(at.error((*base, *sub, "annotations", key), problem))
     return errors

@@ -12,9 +12,8 @@ from decimal import Decimal, localcontext
 
 from generator import contract
 from generator.durations import format_duration, parse_duration
-from generator.spec import Slo, SloFile
+from generator.spec import WINDOW_PLACEHOLDER, Slo, SloFile
 
-WINDOW_PLACEHOLDER = re.compile(r"\{\{\s*\.window\s*\}\}")
 # The guide's panels read rates over 5m; threshold alerts and the current burn rate
 # use the same window so an alert and its panel always show the same number.
 THRESHOLD_WINDOW = "5m"

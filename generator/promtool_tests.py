@@ -122,12 +122,11 @@ class Simulation:
         return errors / total
 
     def period_ratio(self, minute: int, key: tuple) -> float | None:
-        """sum_over_time / count_over_time of the 5m ratio: its samples are rule
-        evaluations, or the input series itself for SLIs tested on recorded ratios."""
-        spacing = self.step if self.plan.kind in RECORDED_INPUT_KINDS else self.every
+        """sum_over_time / count_over_time of the 5m ratio, whose samples fall on evaluations
+        (recorded by the rules, or given as input at the same times for events/raw SLIs)."""
         start = max(0, minute - minutes(self.plan.period_s))
-        first = -(-start // spacing) * spacing
-        values = [self.ratio(5, t, key) for t in range(first, minute + 1, spacing)]
+        first = -(-start // self.every) * self.every
+        values = [self.ratio(5, t, key) for t in range(first, minute + 1, self.every)]
         values = [v for v in values if v is not None]
         if not values:
             return None
@@ -474,7 +473,9 @@ def input_series(plan: SloPlan, sim: Simulation) -> list[dict]:
         for key in sim.groups:
             for window in plan.sli_windows:
                 w = _window_minutes(window)
-                values = [sim.ratio(w, m, key) for m in range(0, sim.length + 1, sim.step)]
+                # One sample per evaluation: promtool's engine refuses queries over 10,000
+                # samples, and a period of 5m ratios every 2 minutes would be 21,600.
+                values = [sim.ratio(w, m, key) for m in range(0, sim.length + 1, sim.every)]
                 series.append(
                     {
                         "series": series_text(plan.sli_record(window), sim.sample_labels(key)),
@@ -552,9 +553,10 @@ def _expr(record: str, plan: SloPlan, minute: int, samples: list[tuple[dict, flo
 
 def test_group(plan: SloPlan, scenario: Scenario) -> dict:
     sim = Simulation(plan, scenario.traffic, scenario.length, scenario.step, scenario.every)
+    spacing = scenario.every if plan.kind in RECORDED_INPUT_KINDS else scenario.step
     group: dict = {
         "name": f"{plan.service}/{plan.name}: {scenario.title}",
-        "interval": format_duration(scenario.step * 60),
+        "interval": format_duration(spacing * 60),
         "input_series": input_series(plan, sim),
     }
     alert_tests = [

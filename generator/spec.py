@@ -29,6 +29,7 @@ from pydantic_core import PydanticCustomError
 
 from generator import contract
 from generator.durations import parse_duration
+from generator.gotemplate import unsupported_template
 
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 # A comma-separated list of PromQL label matchers, e.g. model=~"claude.*",model!="gpt-4o".
@@ -36,6 +37,7 @@ _MATCHER = r'\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(?:=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"\s*'
 SELECTOR = re.compile(rf"^{_MATCHER}(?:,{_MATCHER})*,?\s*$")
 SLO_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 ALERT_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+WINDOW_PLACEHOLDER = re.compile(r"\{\{\s*\.window\s*\}\}")
 
 
 def _fail(kind: str, message: str, **context: object) -> PydanticCustomError:
@@ -103,6 +105,37 @@ def _selector(value: str) -> str:
     return value
 
 
+def _windowed(value: str) -> str:
+    if not WINDOW_PLACEHOLDER.search(value):
+        raise _fail("placeholder", "must contain the {{.window}} placeholder where the range goes")
+    return value
+
+
+def _bucket_bound(value: Decimal) -> Decimal:
+    if float(value) not in contract.LATENCY_BUCKETS_MS:
+        bounds = [_show(Decimal(repr(b))) for b in contract.nearest_bounds(float(value)) if b is not None]
+        nearest = (
+            f"the nearest bounds are {bounds[0]} and {bounds[1]}"
+            if len(bounds) == 2
+            else f"the nearest bound is {bounds[0]}"
+        )
+        raise _fail(
+            "bucket",
+            "{got} ms is not a bucket bound of {metric}; {nearest}",
+            got=_show(value),
+            metric=contract.LATENCY_MS,
+            nearest=nearest,
+        )
+    return value
+
+
+def _renderable(value: str) -> str:
+    problem = unsupported_template(value)
+    if problem:
+        raise _fail("template", "{problem}", problem=problem)
+    return value
+
+
 def _slo_name(value: str) -> str:
     if not SLO_NAME.match(value):
         raise _fail(
@@ -120,6 +153,7 @@ def _alert_name(value: str) -> str:
 
 
 def _show(value: Decimal) -> str:
+    """A number as people wrote it: 1000000 rather than 1E+6, 100.5 as is."""
     return format(value.normalize(), "f") if value == value.to_integral_value() else str(value)
 
 
@@ -143,6 +177,8 @@ LabelName = Annotated[str, AfterValidator(_label_name)]
 LabelValue = Annotated[str, AfterValidator(_label_value)]
 Labels = dict[LabelName, LabelValue]
 Query = Annotated[str, AfterValidator(_non_empty)]
+WindowedQuery = Annotated[Query, AfterValidator(_windowed)]
+Annotations = dict[LabelName, Annotated[str, AfterValidator(_renderable)]]
 Selector = Annotated[str, AfterValidator(_selector)]
 
 
@@ -158,15 +194,15 @@ class Spec(BaseModel):
 class EventsSli(Spec):
     """Sloth's events SLI: the error ratio is error_query / total_query."""
 
-    error_query: Query = Field(
+    error_query: WindowedQuery = Field(
         description="PromQL counting bad events per second, with {{.window}} where the range goes, "
         'e.g. sum(rate(http_requests_total{code=~"5.."}[{{.window}}])).'
     )
-    total_query: Query = Field(
+    total_query: WindowedQuery = Field(
         description="PromQL counting all events per second, with {{.window}} where the range goes."
     )
     group_by: list[LabelName] = Field(
-        default_factory=list,
+        default=[],
         description="Labels the two queries keep (their `by (...)`), one SLO series per combination. "
         "Declaring them lets modelmon generate tests and dashboards per group.",
     )
@@ -175,12 +211,10 @@ class EventsSli(Spec):
 class RawSli(Spec):
     """Sloth's raw SLI: a query that already returns the error ratio (0..1)."""
 
-    error_ratio_query: Query = Field(
+    error_ratio_query: WindowedQuery = Field(
         description="PromQL returning the error ratio between 0 and 1, with {{.window}} where the range goes."
     )
-    group_by: list[LabelName] = Field(
-        default_factory=list, description="Labels the query keeps, one SLO series per combination."
-    )
+    group_by: list[LabelName] = Field(default=[], description="Labels the query keeps, one SLO series per combination.")
 
 
 class ModelTraffic(Spec):
@@ -192,7 +226,7 @@ class ModelTraffic(Spec):
         "Applied to every series the SLI reads.",
     )
     group_by: list[LabelName] = Field(
-        default_factory=lambda: [contract.MODEL_LABEL],
+        default=[contract.MODEL_LABEL],
         description="Labels the SLI is evaluated by: one SLO series (and one alert) per combination. "
         "Defaults to [model]; [] gives one SLO over all models.",
     )
@@ -231,7 +265,7 @@ class ErrorRateSli(ModelTraffic):
 class LatencySli(ModelTraffic):
     """Share of model calls slower than a threshold, read from the model_latency_ms histogram."""
 
-    threshold_ms: Number = Field(
+    threshold_ms: Annotated[Number, AfterValidator(_bucket_bound)] = Field(
         description="Calls taking longer than this many milliseconds are errors. Must be a bucket bound "
         f"of {contract.LATENCY_MS}: {', '.join(f'{b:g}' for b in contract.LATENCY_BUCKETS_MS)}."
     )
@@ -268,13 +302,11 @@ class AlertOverrides(Spec):
 
     disable: bool = Field(default=False, description="Generate no alert of this severity.")
     labels: Labels = Field(
-        default_factory=dict,
+        default={},
         description="Labels added to this severity's alerts (they win over every other label, "
         "so severity can be renamed for an existing Alertmanager).",
     )
-    annotations: dict[LabelName, str] = Field(
-        default_factory=dict, description="Annotations added to this severity's alerts."
-    )
+    annotations: Annotations = Field(default={}, description="Annotations added to this severity's alerts.")
 
 
 class ThresholdAlert(Spec):
@@ -290,8 +322,8 @@ class ThresholdAlert(Spec):
         alias="for",
         description="How long the threshold must be crossed before the alert fires.",
     )
-    labels: Labels = Field(default_factory=dict, description="Extra labels on the threshold alerts.")
-    annotations: dict[LabelName, str] = Field(default_factory=dict, description="Extra annotations.")
+    labels: Labels = Field(default={}, description="Extra labels on the threshold alerts.")
+    annotations: Annotations = Field(default={}, description="Extra annotations.")
 
 
 class BurnWindow(Spec):
@@ -314,9 +346,9 @@ class Alerting(Spec):
         default=None,
         description="Burn-rate alert name; defaults to <alert_prefix><SloName>BudgetBurn.",
     )
-    labels: Labels = Field(default_factory=dict, description="Labels on every alert of this SLO.")
-    annotations: dict[LabelName, str] = Field(
-        default_factory=dict,
+    labels: Labels = Field(default={}, description="Labels on every alert of this SLO.")
+    annotations: Annotations = Field(
+        default={},
         description="Annotations on every alert of this SLO. Go templates may use $labels.NAME, $value "
         "and $value | humanizePercentage (what the generated tests can render).",
     )
@@ -348,7 +380,7 @@ class Slo(Spec):
     objective: Percent = Field(description="Target percentage of good events over the period, e.g. 99.9.")
     description: str = Field(default="", description="What the SLO promises, in a sentence.")
     period: Duration = Field(default="30d", description="The SLO period; burn-rate factors derive from it.")
-    labels: Labels = Field(default_factory=dict, description="Labels on this SLO's rules and alerts.")
+    labels: Labels = Field(default={}, description="Labels on this SLO's rules and alerts.")
     sli: Sli = Field(description="How the error ratio is measured.")
     alerting: Alerting = Field(default_factory=Alerting, description="Which alerts are generated, and how.")
 
@@ -362,7 +394,7 @@ class SloFile(Spec):
     service: Annotated[str, AfterValidator(_slo_name)] = Field(
         description="Service name; rules go to rules/<service>.yml. Unique across files."
     )
-    labels: Labels = Field(default_factory=dict, description="Labels on every rule and alert of the file.")
+    labels: Labels = Field(default={}, description="Labels on every rule and alert of the file.")
     alert_prefix: Annotated[str, AfterValidator(_alert_name)] | None = Field(
         default=None, description="Prefix of default alert names; defaults to the service in CamelCase."
     )

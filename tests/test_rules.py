@@ -239,4 +239,5 @@ def test_building_twice_gives_byte_identical_files(project):
         "prometheus/tests/models-monitoring.test.yml",
         "prometheus/tests/models-monitoring.every-30m.test.yml",
         "schema/slo.schema.json",
+        "docs/slo-spec.md",
     }

@@ -1,0 +1,189 @@
+"""A Sloth `prometheus/v1` file compiles unchanged, with Sloth's alert semantics.
+
+The spec is Sloth's documented getting-started example (sloth.dev): a 99.9%
+availability SLO on HTTP request counters, with custom page and ticket labels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from generator import build, cli, promsim, promtool
+from generator.gotemplate import render
+
+SLOTH_EXAMPLE = """
+version: "prometheus/v1"
+service: "myservice"
+labels:
+  owner: "myteam"
+  repo: "myorg/myservice"
+  tier: "2"
+slos:
+  # We allow failing (5xx and 429) 1 request every 1000 requests (99.9%).
+  - name: "requests-availability"
+    objective: 99.9
+    description: "Common SLO based on availability for HTTP request responses."
+    sli:
+      events:
+        error_query: sum(rate(http_request_duration_seconds_count{job="myservice",code=~"(5..|429)"}[{{.window}}]))
+        total_query: sum(rate(http_request_duration_seconds_count{job="myservice"}[{{.window}}]))
+    alerting:
+      name: MyServiceHighErrorRate
+      labels:
+        category: "availability"
+      annotations:
+        # Overwrite default Sloth SLO alert summmary on ticket and page alerts.
+        summary: "High error rate on 'myservice' requests responses"
+      page_alert:
+        labels:
+          severity: pageteam
+          routing_key: myteam
+      ticket_alert:
+        labels:
+          severity: "slack"
+          slack_channel: "#alerts-myteam"
+"""
+
+
+@pytest.fixture
+def sloth_project(project) -> Path:
+    return project({"myservice.yaml": SLOTH_EXAMPLE})
+
+
+def alert_rules(root: Path) -> list[dict]:
+    groups = yaml.safe_load(build.compile_all(root).files["rules/myservice.yml"])["groups"]
+    return next(g for g in groups if g["name"] == "myservice-requests-availability-alerts")["rules"]
+
+
+def test_sloth_events_sli_becomes_the_error_ratio_of_each_window(sloth_project):
+    groups = yaml.safe_load(build.compile_all(sloth_project).files["rules/myservice.yml"])["groups"]
+    five = groups[0]["rules"][0]
+    assert five["record"] == "slo:sli_error:ratio_rate5m"
+    assert 'code=~"(5..|429)"}[5m]' in five["expr"]
+    assert '(sum(rate(http_request_duration_seconds_count{job="myservice"}[5m]))) > 0' in five["expr"]
+    assert five["labels"] == {
+        "service": "myservice",
+        "slo": "requests-availability",
+        "owner": "myteam",
+        "repo": "myorg/myservice",
+        "tier": "2",
+    }
+
+
+def test_sloth_page_and_ticket_labels_override_severity_and_add_routing(sloth_project):
+    rules = alert_rules(sloth_project)
+    assert [r["alert"] for r in rules] == ["MyServiceHighErrorRate"] * 4
+    labels = [r["labels"] for r in rules]
+    assert labels[0] == {
+        "severity": "pageteam",
+        "long_window": "1h",
+        "short_window": "5m",
+        "category": "availability",
+        "routing_key": "myteam",
+    }
+    assert labels[3] == {
+        "severity": "slack",
+        "long_window": "3d",
+        "short_window": "6h",
+        "category": "availability",
+        "slack_channel": "#alerts-myteam",
+    }
+
+
+def test_sloth_thresholds_are_factor_times_the_one_per_mille_budget(sloth_project):
+    thresholds = [r["expr"].split(" > ")[1].split("\n")[0] for r in alert_rules(sloth_project)]
+    assert thresholds == ["0.0144", "0.006", "0.003", "0.001"]
+
+
+def test_sloth_summary_annotation_replaces_the_generated_one(sloth_project):
+    for rule in alert_rules(sloth_project):
+        assert rule["annotations"]["summary"] == "High error rate on 'myservice' requests responses"
+        assert rule["annotations"]["runbook_url"] == "http://localhost:8000/runbooks/MyServiceHighErrorRate/"
+
+
+def test_sloth_file_alerts_on_real_http_counters_in_promtool(sloth_project, tmp_path):
+    """Raw request counters in, the page alert out: 1 in 11 requests fails (9%), far above 1.44%."""
+    build.write_all(sloth_project, build.compile_all(sloth_project))
+    ok_per_min, bad_per_min = 600.0, 60.0
+    ok = [ok_per_min * m for m in range(31)]
+    bad = [bad_per_min * m for m in range(31)]
+    total = [a + b for a, b in zip(ok, bad, strict=True)]
+    ratio = promsim.rate(bad, 3, 5) / (promsim.rate(ok, 3, 5) + promsim.rate(bad, 3, 5))
+    long_ratio = promsim.rate(bad, 3, 60) / (promsim.rate(ok, 3, 60) + promsim.rate(bad, 3, 60))
+    page = alert_rules(sloth_project)[0]
+    sample = {"service": "myservice", "slo": "requests-availability", "owner": "myteam"}
+    sample |= {"repo": "myorg/myservice", "tier": "2"}
+    test = {
+        "rule_files": ["rules/myservice.yml"],
+        "evaluation_interval": "1m",
+        "group_eval_order": [
+            "myservice-requests-availability-sli",
+            "myservice-requests-availability-meta",
+            "myservice-requests-availability-alerts",
+        ],
+        "tests": [
+            {
+                "name": "sloth example on raw counters",
+                "interval": "1m",
+                "input_series": [
+                    {
+                        "series": 'http_request_duration_seconds_count{job="myservice",code="200"}',
+                        "values": "0+600x30",
+                    },
+                    {
+                        "series": 'http_request_duration_seconds_count{job="myservice",code="503"}',
+                        "values": "0+60x30",
+                    },
+                    {
+                        "series": 'http_request_duration_seconds_count{job="other",code="503"}',
+                        "values": "0+6000x30",
+                    },
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": 'slo:sli_error:ratio_rate5m{slo="requests-availability"}',
+                        "eval_time": "3m",
+                        "exp_samples": [
+                            {"labels": _series("slo:sli_error:ratio_rate5m", sample), "value": ratio},
+                        ],
+                    }
+                ],
+                "alert_rule_test": [
+                    # True from minute 1 (two samples), pending for 2m: silent at 2m, firing at 3m.
+                    {"eval_time": "2m", "alertname": "MyServiceHighErrorRate", "exp_alerts": []},
+                    {
+                        "eval_time": "3m",
+                        "alertname": "MyServiceHighErrorRate",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {**sample, **page["labels"]},
+                                "exp_annotations": {
+                                    k: render(v, sample, long_ratio) for k, v in page["annotations"].items()
+                                },
+                            }
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+    assert abs(ratio - 1 / 11) < 1e-12 and total[-1] == 19800
+    test_path = sloth_project / "sloth.test.yml"
+    test_path.write_text(yaml.safe_dump(test, sort_keys=False))
+
+    ok_run, _, output = promtool.test_rules([Path("sloth.test.yml")], cwd=sloth_project)
+
+    assert ok_run, output
+
+
+def test_generated_tests_of_a_sloth_file_pass_in_promtool(sloth_project, capsys):
+    assert cli.main(["--root", str(sloth_project), "build"]) == 0
+    assert cli.main(["--root", str(sloth_project), "test"]) == 0, capsys.readouterr().err
+
+
+def _series(name: str, labels: dict[str, str]) -> str:
+    inner = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    return f"{name}{{{inner}}}"
