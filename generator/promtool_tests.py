@@ -292,7 +292,7 @@ def healthy_period(plan: SloPlan) -> Scenario:
     longest = max((minutes(a.long_s + a.for_s) for a in plan.burn_alerts), default=5)
     checks = sorted({m // PERIOD_EVERY * PERIOD_EVERY for m in (min(longest + 60, length), length // 2, length)})
     return Scenario(
-        title=f"healthy traffic at {_pct(ok / TOTAL_PER_S)} errors fires nothing over the {plan.period} period",
+        title=f"healthy traffic at {_bad(plan, ok)} fires nothing over the {plan.period} period",
         traffic=traffic,
         length=length,
         alert_minutes={name: checks for name in plan.alert_names()},
@@ -332,7 +332,7 @@ def full_outage(plan: SloPlan) -> Scenario | None:
     checks = sorted({m for first in fired for m in (first - 1, first)} | {start})
     who = _who(plan, broken)
     return Scenario(
-        title=f"a full outage{who} from minute {start} fires the page alert at minute {min(fired)}, "
+        title=f"{_outage(plan)}{who} from minute {start} fires the page alert at minute {min(fired)}, "
         "not before, and leaves other models silent",
         traffic=traffic,
         length=max(checks),
@@ -366,7 +366,7 @@ def slow_burn(plan: SloPlan) -> Scenario | None:
     # Check a little past the last ticket too, where a page would show if it fired.
     checks = sorted({m for first in fired for m in (first - 1, first)} | {max(fired) + 30})
     return Scenario(
-        title=f"a slow burn{_who(plan, labels[0])} at {_pct(bad / TOTAL_PER_S)} errors "
+        title=f"a slow burn{_who(plan, labels[0])} at {_bad(plan, bad)} "
         f"({number(factor)}x the budget) fires the ticket alert at minute {min(fired)} and never pages",
         traffic=traffic,
         length=max(checks),
@@ -415,6 +415,20 @@ def _threshold_side(plan: SloPlan, ratio: Decimal) -> Scenario:
 def _who(plan: SloPlan, labels: dict[str, str]) -> str:
     shown = [f"{labels[g]}" for g in plan.group_by if g in labels]
     return f" of {'/'.join(shown)}" if shown else ""
+
+
+def _bad(plan: SloPlan, errors: float) -> str:
+    """A bad-event rate in the SLI's own words."""
+    share = _pct(errors / TOTAL_PER_S)
+    if plan.kind == "latency":
+        return f"{share} of calls over {number(plan.spec.sli.latency.threshold_ms)} ms"
+    return f"{share} errors"
+
+
+def _outage(plan: SloPlan) -> str:
+    if plan.kind == "latency":
+        return f"a latency outage (every call over {number(plan.spec.sli.latency.threshold_ms)} ms)"
+    return "a full outage"
 
 
 def _pct(ratio: float) -> str:

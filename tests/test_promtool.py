@@ -36,7 +36,8 @@ def test_every_slo_has_every_scenario():
     period = [g["name"] for g in groups_of(REPO / "prometheus/tests/models-monitoring.every-30m.test.yml")]
     for slo in ("availability", "error-rate", "latency"):
         prefix = f"models-monitoring/{slo}: "
-        assert any(t.startswith(prefix + "a full outage of ") for t in titles), slo
+        outage = "a latency outage (every call over 5000 ms) of " if slo == "latency" else "a full outage of "
+        assert any(t.startswith(prefix + outage) for t in titles), slo
         assert any(t.startswith(prefix + "a slow burn of ") and t.endswith("never pages") for t in titles), slo
         assert any(t.startswith(prefix + "healthy traffic") and t.endswith("over the 30d period") for t in period)
     for slo, sides in (("availability", ("99.1%", "98.9%", "95.5%", "94.5%")), ("error-rate", ("4.5%", "5.5%"))):
