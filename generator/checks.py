@@ -19,6 +19,7 @@ RESERVED_ALERT_LABELS = ("alertname", "long_window", "short_window")
 def check_all(loaded: list[LoadedSpec]) -> list[SpecError]:
     errors: list[SpecError] = []
     services: dict[str, LoadedSpec] = {}
+    boards: dict[str, LoadedSpec] = {}
     alert_owner: dict[str, tuple[LoadedSpec, int, str]] = {}
     for item in loaded:
         errors += check_file(item)
@@ -32,6 +33,15 @@ def check_all(loaded: list[LoadedSpec]) -> list[SpecError]:
                 )
             )
         services.setdefault(service, item)
+        if item.spec.dashboard is not None:
+            uid = item.spec.dashboard.uid
+            if uid in boards:
+                errors.append(
+                    item.positions.error(
+                        ("dashboard", "uid"), f"dashboard uid {uid!r} is also used by {boards[uid].display}"
+                    )
+                )
+            boards.setdefault(uid, item)
     if errors:
         return errors
     for item in loaded:
@@ -70,6 +80,14 @@ def check_file(item: LoadedSpec) -> list[SpecError]:
             errors.append(at.error(("labels", key), _reserved(key), at_key=True))
 
     errors += _check_scrape_interval(item)
+    board = spec.dashboard
+    if board is not None:
+        if board.family_thresholds.yellow_from >= board.family_thresholds.green_from:
+            errors.append(at.error(("dashboard", "family_thresholds", "yellow_from"), "must be below green_from"))
+        names = [f.name for f in board.families]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                errors.append(at.error(("dashboard", "families", index, "name"), f"duplicate family {name!r}"))
     seen: dict[str, int] = {}
     for i, slo in enumerate(spec.slos):
         base = ("slos", i)

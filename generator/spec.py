@@ -370,6 +370,71 @@ class Alerting(Spec):
     )
 
 
+# --- Dashboard ----------------------------------------------------------------------
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as err:
+        raise _fail("regex", "is not a valid regular expression: {reason}", reason=str(err)) from None
+    return value
+
+
+class Family(Spec):
+    """A model family, shown as one gauge: its share of all requests."""
+
+    name: Annotated[str, AfterValidator(_non_empty)] = Field(
+        description="Family name; the gauge reads '<name> Models %'."
+    )
+    pattern: Annotated[str, AfterValidator(_regex)] = Field(
+        description="Regular expression matched against the whole `model` label (PromQL =~, RE2 syntax). "
+        "(?i) ignores case; (.*/)? accepts provider prefixes such as openai/."
+    )
+
+
+# The guide's five families. Its patterns (claude.*, gpt.*, .*gemini.*, ...) miss
+# real names such as anthropic/claude-3-haiku, openai/gpt-4.1 or
+# meta-llama/Llama-3.1-70B-Instruct, so these keep the meaning and accept provider
+# prefixes and capitals.
+DEFAULT_FAMILIES = (
+    {"name": "Claude", "pattern": "(?i)(.*/)?claude.*"},
+    {"name": "GPT", "pattern": "(?i)(.*/)?gpt.*"},
+    {"name": "Gemini", "pattern": "(?i).*gemini.*"},
+    {"name": "Llama", "pattern": "(?i).*llama.*"},
+    {"name": "Mistral", "pattern": "(?i).*(mistral|mixtral).*"},
+)
+
+
+class FamilyThresholds(Spec):
+    """Colours of the family gauges (the guide: red below 50, yellow to 80, green above)."""
+
+    yellow_from: Percent = Field(default=Decimal(50), description="Share (%) from which a gauge turns yellow.")
+    green_from: Percent = Field(default=Decimal(80), description="Share (%) from which a gauge turns green.")
+
+
+class Dashboard(Spec):
+    """The Grafana dashboard generated for this file's service."""
+
+    title: Annotated[str, AfterValidator(_non_empty)] = Field(
+        default="Models Monitoring", description="Dashboard title, as listed under Dashboards."
+    )
+    uid: Annotated[str, AfterValidator(_slo_name)] = Field(
+        default="models-monitoring",
+        description="Stable dashboard uid (links and provisioning rely on it); "
+        "the file is grafana/dashboards/<uid>.json.",
+    )
+    families: list[Family] = Field(
+        default=[dict(f) for f in DEFAULT_FAMILIES],
+        validate_default=True,
+        min_length=1,
+        description="Model families shown as share-of-requests gauges; defaults to the guide's five.",
+    )
+    family_thresholds: FamilyThresholds = Field(
+        default_factory=FamilyThresholds, description="Gauge colour bands of the family shares."
+    )
+
+
 # --- SLOs and files ----------------------------------------------------------------
 
 
@@ -407,6 +472,11 @@ class SloFile(Spec):
         description="Scrape interval of the SLI's series; every window must be at least twice as long.",
     )
     slos: list[Slo] = Field(min_length=1, description="The SLOs of this service.")
+    dashboard: Dashboard | None = Field(
+        default=None,
+        description="Generate the Grafana dashboard of this service: the guide's panels plus one row per SLO. "
+        "Panel thresholds of error rate and availability come from this file's SLOs.",
+    )
 
 
 def json_schema() -> dict:

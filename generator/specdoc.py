@@ -22,6 +22,9 @@ ORDER = [
     "AlertOverrides",
     "ThresholdAlert",
     "BurnWindow",
+    "Dashboard",
+    "Family",
+    "FamilyThresholds",
 ]
 WHERE = {
     "SloFile": "the top level of a file",
@@ -36,6 +39,9 @@ WHERE = {
     "AlertOverrides": "`alerting.page_alert` and `alerting.ticket_alert` (Sloth)",
     "ThresholdAlert": "`alerting.threshold_alert`",
     "BurnWindow": "each item of `alerting.windows`",
+    "Dashboard": "`dashboard` at the top level",
+    "Family": "each item of `dashboard.families`",
+    "FamilyThresholds": "`dashboard.family_thresholds`",
 }
 
 

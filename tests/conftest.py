@@ -20,7 +20,7 @@ def project(tmp_path: Path):
         for name, text in specs.items():
             (tmp_path / "slos" / name).write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
         if copy_outputs:
-            for folder in ("rules", "prometheus", "schema", "docs"):
+            for folder in ("rules", "prometheus", "schema", "docs", "grafana/dashboards"):
                 shutil.copytree(REPO / folder, tmp_path / folder, dirs_exist_ok=True)
         return tmp_path
 
@@ -30,6 +30,6 @@ def project(tmp_path: Path):
 @pytest.fixture
 def models_project(tmp_path: Path) -> Path:
     """A copy of the repository's own specs and committed outputs."""
-    for folder in ("slos", "rules", "prometheus", "schema", "docs"):
+    for folder in ("slos", "rules", "prometheus", "schema", "docs", "grafana/dashboards"):
         shutil.copytree(REPO / folder, tmp_path / folder)
     return tmp_path

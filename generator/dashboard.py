@@ -1,0 +1,362 @@
+"""The Grafana "Models Monitoring" dashboard, built with Grafana's own schema types.
+
+The guide's eleven panels come first, as the guide draws them; then one row per
+SLO of the file, built on the generated recording rules. Panels are typed with
+grafana-foundation-sdk builders, so a field Grafana does not know cannot be
+written. Thresholds of the error-rate and availability panels are the numbers of
+the file's SLOs, so a panel turns red exactly where the alert fires.
+
+Where the guide's query would show "No data" or miss real model names, the panel
+keeps its meaning and is made robust (see `queries` below and docs/dashboard.md).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+
+from grafana_foundation_sdk.builders import common as common_builders
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.builders import gauge, prometheus, stat, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models.dashboard import (
+    DashboardCursorSync,
+    DataSourceRef,
+    Threshold,
+    ThresholdsMode,
+    VariableRefresh,
+    VariableSort,
+)
+
+from generator import contract
+from generator.plan import SloPlan, number
+from generator.spec import AvailabilitySli, ErrorRateSli, SloFile
+
+DATASOURCE = DataSourceRef(type_val="prometheus", uid="prometheus")
+MODEL_FILTER = f'{contract.MODEL_LABEL}=~"$model"'
+RATE_WINDOW = "5m"  # the guide's window for every rate panel
+
+
+@dataclass(frozen=True)
+class PanelThresholds:
+    error_warning: Decimal  # percent
+    error_critical: Decimal
+    availability_warning: Decimal
+    availability_critical: Decimal
+
+
+def panel_thresholds(spec: SloFile) -> PanelThresholds:
+    """The error-rate and availability bands: from the file's SLOs, else the guide's defaults."""
+    error = next((s.sli.error_rate for s in spec.slos if s.sli.error_rate), None) or ErrorRateSli()
+    availability = next((s.sli.availability for s in spec.slos if s.sli.availability), None) or AvailabilitySli()
+    defaults_error, defaults_availability = ErrorRateSli(), AvailabilitySli()
+    return PanelThresholds(
+        error_warning=error.warning_above or defaults_error.warning_above,
+        error_critical=error.critical_above or defaults_error.critical_above,
+        availability_warning=availability.warning_below or defaults_availability.warning_below,
+        availability_critical=availability.critical_below or defaults_availability.critical_below,
+    )
+
+
+# --- Queries --------------------------------------------------------------------------
+
+
+def _sum_rate(metric: str, selector: str = MODEL_FILTER, by_model: bool = True) -> str:
+    by = " by (model) " if by_model else ""
+    return f"sum{by}(rate({metric}{{{selector}}}[{RATE_WINDOW}]))"
+
+
+def _errors() -> str:
+    # A model that never failed may have no error series yet: `or 0 * requests`
+    # gives it 0 errors, so its error rate reads 0 % and its availability 100 %.
+    return f"({_sum_rate(contract.ERRORS_TOTAL)} or 0 * {_sum_rate(contract.REQUESTS_TOTAL)})"
+
+
+def queries(families: list[tuple[str, str]]) -> dict[str, str]:
+    """Panel title -> PromQL. Each keeps the guide's meaning; the comments say what changed."""
+    requests = _sum_rate(contract.REQUESTS_TOTAL)
+    found = {
+        "Model Request Throughput": requests,
+        "Model Average Latency": f"{_sum_rate(contract.LATENCY_MS_SUM)} / {_sum_rate(contract.LATENCY_MS_COUNT)}",
+        "Model Error Rate": f"{_errors()} / {requests} * 100",
+        "Model Token Usage Rate": _sum_rate(contract.TOKENS_USED_TOTAL),
+    }
+    # Family shares divide by all requests, whatever the model filter says: a
+    # family's share of the whole must not change when the view is narrowed.
+    everything = f"sum(rate({contract.REQUESTS_TOTAL}[{RATE_WINDOW}]))"
+    for name, pattern in families:
+        matcher = f'{contract.MODEL_LABEL}=~"{_escape(pattern)}"'
+        family = _sum_rate(contract.REQUESTS_TOTAL, matcher, by_model=False)
+        found[f"{name} Models %"] = f"{family} / {everything} * 100"
+    found["Hourly Request Distribution"] = f"sum by (model) (increase({contract.REQUESTS_TOTAL}{{{MODEL_FILTER}}}[1h]))"
+    found["Model Availability"] = f"(1 - {_errors()} / {requests}) * 100"
+    return found
+
+
+def _escape(pattern: str) -> str:
+    return pattern.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _target(expr: str, legend: str = "{{model}}", ref: str = "A") -> prometheus.Dataquery:
+    return prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(ref).range().datasource(DATASOURCE)
+
+
+def _steps(*steps: tuple[float | None, str]) -> dash.ThresholdsConfig:
+    return (
+        dash.ThresholdsConfig()
+        .mode(ThresholdsMode.ABSOLUTE)
+        .steps([Threshold(value=value, color=color) for value, color in steps])
+    )
+
+
+def _legend(calcs: list[str]) -> common_builders.VizLegendOptions:
+    return (
+        common_builders.VizLegendOptions()
+        .display_mode(common.LegendDisplayMode.TABLE)
+        .placement(common.LegendPlacement.BOTTOM)
+        .show_legend(True)
+        .calcs(calcs)
+    )
+
+
+def _series(title: str, expr: str, unit: str, description: str, calcs: list[str]) -> timeseries.Panel:
+    return (
+        timeseries.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .with_target(_target(expr))
+        .unit(unit)
+        .legend(_legend(calcs))
+        .height(8)
+        .span(12)
+    )
+
+
+# --- The dashboard ----------------------------------------------------------------------
+
+
+def build(spec: SloFile, plans: list[SloPlan], source: str) -> dict:
+    board = spec.dashboard
+    bands = panel_thresholds(spec)
+    families = [(f.name, f.pattern) for f in board.families]
+    q = queries(families)
+    builder = (
+        dash.Dashboard(board.title)
+        .uid(board.uid)
+        .description(f"Generated by modelmon from {source}. Do not edit: change the spec and run `make rules`.")
+        .tags(["modelmon", "generated", spec.service])
+        .refresh("30s")
+        .time("now-6h", "now")
+        .timezone("browser")
+        .tooltip(DashboardCursorSync.CROSSHAIR)
+        .with_variable(
+            dash.QueryVariable("model")
+            .label("Model")
+            .description("Models to show; the family gauges always compare against all traffic.")
+            .datasource(DATASOURCE)
+            .query({"query": f"label_values({contract.REQUESTS_TOTAL}, model)", "refId": "models"})
+            .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .sort(VariableSort.ALPHABETICAL_CASE_INSENSITIVE_ASC)
+            .multi(True)
+            .include_all(True)
+            .all_value(".*")
+        )
+    )
+    builder.with_panel(
+        _series(
+            "Model Request Throughput",
+            q["Model Request Throughput"],
+            "reqps",
+            "Requests per second for each model",
+            ["mean", "max"],
+        )
+    )
+    builder.with_panel(
+        _series(
+            "Model Average Latency",
+            q["Model Average Latency"],
+            "ms",
+            "Average response time in milliseconds per model",
+            ["mean", "max"],
+        )
+    )
+    builder.with_panel(
+        _series(
+            "Model Error Rate",
+            q["Model Error Rate"],
+            "percent",
+            f"Error percentage for each model. Green below {number(bands.error_warning)}%, yellow to "
+            f"{number(bands.error_critical)}%, red above: the thresholds of the error-rate alerts.",
+            ["mean", "max"],
+        )
+        .thresholds(
+            _steps(
+                (None, "green"),
+                (float(bands.error_warning), "yellow"),
+                (float(bands.error_critical), "red"),
+            )
+        )
+        .thresholds_style(common_builders.GraphThresholdsStyleConfig().mode(common.GraphTresholdsStyleMode.LINE))
+        .min(0)
+    )
+    builder.with_panel(
+        _series(
+            "Model Token Usage Rate",
+            q["Model Token Usage Rate"],
+            "short",
+            "Tokens consumed per second by model",
+            ["sum"],
+        )
+    )
+    width, wider = divmod(24, len(families))
+    for index, (name, pattern) in enumerate(families):
+        builder.with_panel(
+            gauge.Panel()
+            .title(f"{name} Models %")
+            .description(f"Share of all requests (last {RATE_WINDOW}) from models matching {pattern}")
+            .datasource(DATASOURCE)
+            .with_target(_target(q[f"{name} Models %"], legend=name))
+            .unit("percent")
+            .min(0)
+            .max(100)
+            .thresholds(
+                _steps(
+                    (None, "red"),
+                    (float(board.family_thresholds.yellow_from), "yellow"),
+                    (float(board.family_thresholds.green_from), "green"),
+                )
+            )
+            .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+            .show_threshold_markers(True)
+            .height(6)
+            .span(width + 1 if index < wider else width)
+        )
+    builder.with_panel(
+        _series(
+            "Hourly Request Distribution",
+            q["Hourly Request Distribution"],
+            "short",
+            "Total requests per model over the last hour",
+            ["sum"],
+        )
+        .draw_style(common.GraphDrawStyle.BARS)
+        .fill_opacity(80)
+        .stacking(common_builders.StackingConfig().mode(common.StackingMode.NORMAL))
+    )
+    builder.with_panel(
+        _series(
+            "Model Availability",
+            q["Model Availability"],
+            "percent",
+            f"Availability percentage (successful requests / total requests). Red below "
+            f"{number(bands.availability_critical)}%, yellow to {number(bands.availability_warning)}%, green above.",
+            ["mean", "min"],
+        )
+        .thresholds(
+            _steps(
+                (None, "red"),
+                (float(bands.availability_critical), "yellow"),
+                (float(bands.availability_warning), "green"),
+            )
+        )
+        .thresholds_style(common_builders.GraphThresholdsStyleConfig().mode(common.GraphTresholdsStyleMode.LINE))
+        .max(100)
+    )
+    for plan in plans:
+        builder.with_row(slo_row(plan))
+    return _expand_rows(json.loads(json.dumps(builder.build(), cls=JSONEncoder)))
+
+
+def _expand_rows(board: dict) -> dict:
+    """Open rows, with their panels after them, and stable panel ids.
+
+    Grafana keeps a row's panels inside the row only while it is collapsed; an
+    open row with nested panels shows nothing (grafana/grafana#50855). Ids are
+    numbered in order so links to a panel (viewPanel=<id>) stay valid across builds.
+    """
+    flat = []
+    for panel in board["panels"]:
+        nested = panel.pop("panels", None) if panel["type"] == "row" else None
+        flat.append(panel)
+        if panel["type"] == "row":
+            panel["collapsed"] = False
+            panel["panels"] = []
+            flat += nested or []
+    for number_, panel in enumerate(flat, start=1):
+        panel["id"] = number_
+    board["panels"] = flat
+    return board
+
+
+def slo_queries(plan: SloPlan) -> dict[str, str]:
+    """Panel title -> PromQL of one SLO row, all on the generated recording rules."""
+    selector = f'service="{plan.service}",slo="{plan.name}"'
+    group = f"{{{selector},{MODEL_FILTER}}}" if contract.MODEL_LABEL in plan.group_by else f"{{{selector}}}"
+    return {
+        "SLI": f"(1 - slo:sli_error:ratio_rate{RATE_WINDOW}{group}) * 100",
+        "objective": f"slo:objective:ratio{{{selector}}} * 100",
+        "budget": f"slo:period_error_budget_remaining:ratio{group} * 100",
+        "burn": f"slo:current_burn_rate:ratio{group}",
+        "period burn": f"slo:period_burn_rate:ratio{group}",
+    }
+
+
+def slo_row(plan: SloPlan) -> dash.Row:
+    q = slo_queries(plan)
+    legend = "{{" + "}}/{{".join(plan.group_by) + "}}" if plan.group_by else plan.name
+    page = min((a.factor for a in plan.burn_alerts if a.kind == "page"), default=None)
+    burn_steps = [(None, "green"), (1.0, "yellow")] + ([(float(page), "red")] if page is not None else [])
+    return (
+        dash.Row(f"SLO {plan.name}: {number(plan.objective)}% over {plan.period}")
+        .with_panel(
+            timeseries.Panel()
+            .title(f"{plan.name}: SLI against objective")
+            .description(f"Good events over {RATE_WINDOW} against the {number(plan.objective)}% objective.")
+            .datasource(DATASOURCE)
+            .with_target(_target(q["SLI"], legend=legend))
+            .with_target(_target(q["objective"], legend="objective", ref="B"))
+            .unit("percent")
+            .max(100)
+            .legend(_legend(["mean", "min"]))
+            .height(8)
+            .span(8)
+        )
+        .with_panel(
+            stat.Panel()
+            .title(f"{plan.name}: error budget remaining ({plan.period})")
+            .description("Share of the period's error budget left; below 0 the SLO is violated.")
+            .datasource(DATASOURCE)
+            .with_target(_target(q["budget"], legend=legend))
+            .unit("percent")
+            .thresholds(_steps((None, "red"), (0.0, "yellow"), (25.0, "green")))
+            .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+            .height(8)
+            .span(8)
+        )
+        .with_panel(
+            timeseries.Panel()
+            .title(f"{plan.name}: burn rate")
+            .description("Budget burn over 5m and over the whole period; 1 spends the budget exactly in the period.")
+            .datasource(DATASOURCE)
+            .with_target(_target(q["burn"], legend=f"{legend} 5m"))
+            .with_target(_target(q["period burn"], legend=f"{legend} {plan.period}", ref="B"))
+            .unit("x")
+            .thresholds(_steps(*burn_steps))
+            .thresholds_style(common_builders.GraphThresholdsStyleConfig().mode(common.GraphTresholdsStyleMode.LINE))
+            .legend(_legend(["mean", "max"]))
+            .height(8)
+            .span(8)
+        )
+    )
+
+
+def all_queries(board: dict) -> list[str]:
+    """Every PromQL expression of a built dashboard, rows' panels included, with $model as All."""
+    panels = []
+    for panel in board["panels"]:
+        panels.append(panel)
+        panels += panel.get("panels", [])
+    return [t["expr"] for p in panels for t in p.get("targets", [])]
