@@ -70,22 +70,25 @@ def test_removed_spec_removes_its_generated_files(models_project):
 
 
 def test_a_rule_promtool_refuses_leaves_every_output_untouched(models_project, capsys):
-    spec = models_project / "slos" / "models.yaml"
-    broken = spec.read_text() + (
+    (models_project / "slos" / "broken.yaml").write_text(
+        "version: modelmon/v1\n"
+        "service: broken\n"
+        "slos:\n"
         "  - name: raw-broken\n"
         "    objective: 99\n"
         "    sli:\n"
         "      raw:\n"
         "        error_ratio_query: sum(rate(model_errors_total[{{.window}}]) /\n"
     )
-    spec.write_text(broken)
     before = snapshot(models_project)
 
     assert cli.main(["--root", str(models_project), "build"]) == cli.EXIT_SPEC
 
     err = capsys.readouterr().err
-    assert "slos/models.yaml:" in err
-    assert "slos[3].sli: promtool rejects the generated rule slo:sli_error:ratio_rate5m" in err
+    assert err.startswith(
+        "slos/broken.yaml:7:7: slos[0].sli: promtool rejects the generated rule slo:sli_error:ratio_rate5m: "
+        "could not parse expression"
+    )
     assert snapshot(models_project) == before
     assert not list(models_project.glob(".modelmon-build-*"))
 
