@@ -289,7 +289,7 @@ def machine() -> dict:
         "platform": platform.platform(),
         "promtool": version,
         "commit": commit.stdout.strip(),
-        "generator_modified": dirty.stdout.split(),
+        "generator_modified": [line[3:] for line in dirty.stdout.splitlines()],
     }
 
 
@@ -344,7 +344,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1,100,1000", help="comma-separated SLO counts (default 1,100,1000)")
     parser.add_argument("--layout", choices=sorted(LAYOUTS), default="per-model", help="how SLOs cover the models")
-    parser.add_argument("--profile", action="store_true", help="also cProfile one SLO's compile (top 10, cumulative)")
+    parser.add_argument("--profile", action="store_true", help="also cProfile one SLO's compile (top 10 functions)")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
 

@@ -20,7 +20,7 @@ from generator import dashboard, promtool, specdoc
 from generator.checks import check_all
 from generator.loader import LoadedSpec, SpecError, SpecErrors, load_file
 from generator.plan import SloPlan, plan_file
-from generator.promtool_tests import TestGenerationError, test_files
+from generator.promtool_tests import TestGenerationError, series_labels, test_files
 from generator.rules import rule_groups
 from generator.spec import json_schema
 
@@ -80,6 +80,22 @@ def load_all(root: Path) -> list[LoadedSpec]:
             loaded.append(item)
     if not errors:
         errors += check_all(loaded)
+    if errors:
+        raise SpecErrors(errors)
+    return loaded
+
+
+def validate_all(root: Path) -> list[LoadedSpec]:
+    """load_all, plus what test generation needs of a spec (test traffic the selectors accept),
+    without generating the tests themselves."""
+    loaded = load_all(root)
+    errors = []
+    for item in loaded:
+        for index, plan in enumerate(plan_file(item.spec)):
+            try:
+                series_labels(plan, 1)
+            except TestGenerationError as err:
+                errors.append(item.positions.error(("slos", index, *err.path), str(err)))
     if errors:
         raise SpecErrors(errors)
     return loaded

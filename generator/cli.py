@@ -1,4 +1,4 @@
-"""The `modelmon` command: validate, build, build --check, test, schema."""
+"""The `modelmon` command: validate, build, build --check, test, schema, doctor."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from generator import build, promtool
+from generator import build, doctor, promtool
 from generator.loader import SpecErrors
 
 EXIT_SPEC = 2  # invalid specs (or a rule promtool refuses): nothing written
 EXIT_STALE = 1  # build --check found outputs that differ from the generator
 EXIT_TESTS = 1
+EXIT_DOCTOR = 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +26,15 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--check", action="store_true", help="write nothing; exit 1 listing outputs that are stale")
     sub.add_parser("test", help="run promtool on the generated rules and their tests")
     sub.add_parser("schema", help="print the JSON Schema of SLO files")
+    d = sub.add_parser("doctor", help="check a running Prometheus: targets, metrics, panels, rules, Alertmanager")
+    d.add_argument("--prometheus", default="http://localhost:9090", help="Prometheus URL (default: %(default)s)")
+    d.add_argument(
+        "--dashboard",
+        type=Path,
+        default=Path("grafana/dashboards/models-monitoring.json"),
+        help="dashboard whose panel queries to run (default: %(default)s)",
+    )
+    d.add_argument("--max-age", type=float, default=120.0, help="seconds after which data counts as stale")
     args = parser.parse_args(argv)
     root = args.root.resolve()
     try:
@@ -41,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _validate(root: Path, args) -> int:
-    compiled = build.compile_all(root)
-    slos = sum(len(p) for p in compiled.plans.values())
-    print(f"{len(compiled.loaded)} file(s), {slos} SLO(s): valid")
+    loaded = build.validate_all(root)
+    slos = sum(len(item.spec.slos) for item in loaded)
+    print(f"{len(loaded)} file(s), {slos} SLO(s): valid")
     return 0
 
 
@@ -96,7 +106,22 @@ def _schema(root: Path, args) -> int:
     return 0
 
 
-COMMANDS = {"validate": _validate, "build": _build, "test": _test, "schema": _schema}
+def _doctor(root: Path, args) -> int:
+    board = args.dashboard if args.dashboard.is_absolute() else root / args.dashboard
+    try:
+        report = doctor.diagnose(args.prometheus, board if board.exists() else None, args.max_age)
+    except doctor.PrometheusUnreachable as err:
+        print(f"PROBLEM  {err}", file=sys.stderr)
+        return EXIT_DOCTOR
+    if not board.exists():
+        report.problem(f"dashboard {board} not found: run `make rules` (panel queries not checked)")
+    print(report)
+    problems = sum(not ok for ok, _ in report.lines)
+    print(f"{problems} problem{'s' if problems != 1 else ''} found" if problems else "no problems found")
+    return 0 if report.healthy else EXIT_DOCTOR
+
+
+COMMANDS = {"validate": _validate, "build": _build, "test": _test, "schema": _schema, "doctor": _doctor}
 
 if __name__ == "__main__":
     sys.exit(main())

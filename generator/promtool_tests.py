@@ -160,7 +160,17 @@ class Simulation:
         return all(self.condition(alert, t, key)[0] for t in range(first, minute + 1, self.every))
 
     def first_firing(self, alert: BurnAlert | ThresholdAlert, key: tuple) -> int | None:
-        return next((m for m in range(0, self.length + 1, self.every) if self.firing(alert, m, key)), None)
+        """The first evaluation at which the alert fires: one pass, tracking when it became active."""
+        active_at = None
+        for minute in range(0, self.length + 1, self.every):
+            if not self.condition(alert, minute, key)[0]:
+                active_at = None
+                continue
+            if active_at is None:
+                active_at = minute
+            if minute - active_at >= minutes(alert.for_s):
+                return minute
+        return None
 
     def expected_alerts(self, name: str, minute: int) -> list[dict]:
         expected = []

@@ -1,0 +1,101 @@
+"""Real processes for end-to-end tests: free ports, bounded waits, Prometheus on loopback.
+
+Every wait has a deadline and every process is killed with its process group, so a
+failing test neither hangs nor leaves a server behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(what: str, check: Callable[[], object], timeout: float, every: float = 0.25) -> object:
+    """Poll `check` until it returns something truthy; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as err:  # the service may still be starting
+            last_error = err
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error})")
+
+
+def get_json(url: str, timeout: float = 5.0, **params: str) -> object:
+    query = f"?{urllib.parse.urlencode(params)}" if params else ""
+    with urllib.request.urlopen(f"{url}{query}", timeout=timeout) as response:
+        return json.load(response)
+
+
+@contextlib.contextmanager
+def process(args: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> Iterator:
+    """Run `args` in its own process group, output to `log`; kill the group on exit."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
+        )
+        try:
+            yield proc
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def prometheus(config: dict, workdir: Path) -> Iterator[str]:
+    """A real Prometheus (Debian's binary) with `config`, on a free loopback port; yields its URL."""
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_path = workdir / "prometheus.yml"
+    config_path.write_text(json.dumps(config, indent=2))  # JSON is YAML
+    args = [
+        PROMETHEUS,
+        f"--config.file={config_path}",
+        f"--storage.tsdb.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--web.enable-lifecycle",
+        "--log.level=warn",
+    ]
+    url = f"http://127.0.0.1:{port}"
+    with process(args, workdir / "prometheus.log"):
+        wait_until("Prometheus to be ready", lambda: urllib.request.urlopen(f"{url}/-/ready", timeout=2), 30)
+        yield url
+
+
+def query(url: str, expr: str) -> list[dict]:
+    body = get_json(f"{url}/api/v1/query", query=expr)
+    assert body["status"] == "success", body
+    return body["data"]["result"]
