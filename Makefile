@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEBIAN := promtool:prometheus
 
-.PHONY: .debian-packages rules check validate test lint format bench promtool-tests
+.PHONY: .debian-packages up rules check validate test lint format bench promtool-tests
 
 $(VENV)/.installed: pyproject.toml scripts/bootstrap.sh
 	scripts/bootstrap.sh
@@ -39,6 +39,12 @@ format: $(VENV)/.installed
 
 test: lint .debian-packages
 	$(BIN)/pytest
+
+# The stack from local binaries (no Docker): backend, Prometheus, Alertmanager,
+# Grafana when installed. Ctrl-C stops it; data stays under .run/.
+up: $(VENV)/.installed .debian-packages
+	@scripts/ensure-debian-packages.sh prometheus-alertmanager:prometheus-alertmanager
+	$(BIN)/python -m stack.up
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/compile_bench.py

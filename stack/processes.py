@@ -1,7 +1,7 @@
-"""Real processes for end-to-end tests: free ports, bounded waits, Prometheus on loopback.
+"""Real processes on loopback: free ports, bounded waits, process groups killed on exit.
 
-Every wait has a deadline and every process is killed with its process group, so a
-failing test neither hangs nor leaves a server behind.
+Used by `make up` and by the end-to-end tests. Every wait has a deadline and every
+process is stopped with its whole process group, so nothing hangs or stays behind.
 """
 
 from __future__ import annotations
@@ -75,9 +75,9 @@ def process(args: list[str], log: Path, env: dict[str, str] | None = None, cwd: 
 
 
 @contextlib.contextmanager
-def prometheus(config: dict, workdir: Path) -> Iterator[str]:
-    """A real Prometheus (Debian's binary) with `config`, on a free loopback port; yields its URL."""
-    port = free_port()
+def prometheus(config: dict, workdir: Path, port: int | None = None) -> Iterator[str]:
+    """A real Prometheus (Debian's binary) with `config`, on loopback; yields its URL."""
+    port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "prometheus.yml"
     config_path.write_text(json.dumps(config, indent=2))  # JSON is YAML
@@ -86,7 +86,6 @@ def prometheus(config: dict, workdir: Path) -> Iterator[str]:
         f"--config.file={config_path}",
         f"--storage.tsdb.path={workdir / 'data'}",
         f"--web.listen-address=127.0.0.1:{port}",
-        "--web.enable-lifecycle",
         "--log.level=warn",
     ]
     url = f"http://127.0.0.1:{port}"
@@ -95,7 +94,8 @@ def prometheus(config: dict, workdir: Path) -> Iterator[str]:
         yield url
 
 
-def query(url: str, expr: str) -> list[dict]:
-    body = get_json(f"{url}/api/v1/query", query=expr)
+def query(url: str, expr: str, at: float | None = None) -> list[dict]:
+    params = {"query": expr} if at is None else {"query": expr, "time": repr(at)}
+    body = get_json(f"{url}/api/v1/query", **params)
     assert body["status"] == "success", body
     return body["data"]["result"]

@@ -1,0 +1,1 @@
+"""Running the monitoring stack from local binaries (`make up`) and in end-to-end tests."""
