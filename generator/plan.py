@@ -143,6 +143,7 @@ class SloPlan:
     ticket_overrides: tuple[dict[str, str], dict[str, str]]
     threshold_overrides: tuple[dict[str, str], dict[str, str]]
     runbook_base_url: str
+    dashboard_url: str | None  # the service's generated dashboard, when the file has one
     spec: Slo
 
     @property
@@ -166,6 +167,14 @@ class SloPlan:
 
     def runbook_url(self, alert: str) -> str:
         return f"{self.runbook_base_url.rstrip('/')}/{alert}/"
+
+    def dashboard_link(self, model: str | None = None, panel: int | None = None) -> str | None:
+        """The dashboard, with a model preselected and a panel opened when given (Go templates allowed)."""
+        if self.dashboard_url is None:
+            return None
+        params = [f"var-model={model}"] if model else []
+        params += [f"viewPanel={panel}"] if panel else []
+        return self.dashboard_url + (f"?{'&'.join(params)}" if params else "")
 
     def error_ratio_expr(self, window: str) -> str:
         """The PromQL of this SLO's error ratio over `window`."""
@@ -283,6 +292,7 @@ def plan_slo(spec: SloFile, slo: Slo) -> SloPlan:
         ticket_overrides=(dict(alerting.ticket_alert.labels), dict(alerting.ticket_alert.annotations)),
         threshold_overrides=(dict(threshold.labels), dict(threshold.annotations)),
         runbook_base_url=spec.runbook_base_url,
+        dashboard_url=f"{spec.grafana_url.rstrip('/')}/d/{spec.dashboard.uid}" if spec.dashboard else None,
         spec=slo,
     )
 

@@ -467,6 +467,10 @@ class SloFile(Spec):
         default="http://localhost:8000/runbooks",
         description="Where the runbook site is served; each alert links to <base>/<AlertName>/.",
     )
+    grafana_url: str = Field(
+        default="http://localhost:3000",
+        description="Where Grafana is served; alerts, notifications and runbooks link to the dashboard there.",
+    )
     scrape_interval: Duration = Field(
         default="1m",
         description="Scrape interval of the SLI's series; every window must be at least twice as long.",
