@@ -62,8 +62,8 @@ def check_all(loaded: list[LoadedSpec]) -> list[SpecError]:
                         item.positions.error(
                             ("slos", index, "alerting"),
                             f"alert name {name!r} is already used by SLO {other_slo!r} "
-                            f"({other.display}, slos[{other_index}]); set alerting.name or "
-                            "alerting.threshold_alert.name to tell them apart",
+                            f"({other.display}, slos[{other_index}]); set alerting.name, "
+                            "alerting.threshold_alert.name or alerting.budget_alert.name to tell them apart",
                         )
                     )
                 alert_owner.setdefault(name, (item, index, slo.name))

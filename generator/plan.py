@@ -124,6 +124,19 @@ class ThresholdAlert:
 
 
 @dataclass(frozen=True)
+class BudgetAlert:
+    """The "SLA violated" alert: nothing left of the period's error budget."""
+
+    name: str
+    for_s: int
+    severity: str = "critical"
+
+    @property
+    def for_(self) -> str:
+        return format_duration(self.for_s)
+
+
+@dataclass(frozen=True)
 class SloPlan:
     service: str
     name: str
@@ -137,11 +150,13 @@ class SloPlan:
     sli_windows: tuple[str, ...]  # windows with a recorded error ratio, shortest first
     burn_alerts: tuple[BurnAlert, ...]
     threshold_alerts: tuple[ThresholdAlert, ...]
+    budget_alerts: tuple[BudgetAlert, ...]  # none, or the one budget-exhausted alert
     alert_labels: dict[str, str]  # spec's alerting.labels
     alert_annotations: dict[str, str]
     page_overrides: tuple[dict[str, str], dict[str, str]]
     ticket_overrides: tuple[dict[str, str], dict[str, str]]
     threshold_overrides: tuple[dict[str, str], dict[str, str]]
+    budget_overrides: tuple[dict[str, str], dict[str, str]]
     runbook_base_url: str
     dashboard_url: str | None  # the service's generated dashboard, when the file has one
     spec: Slo
@@ -162,8 +177,10 @@ class SloPlan:
         return SLI_RECORD.format(window=window)
 
     def alert_names(self) -> list[str]:
-        names = [a.name for a in self.burn_alerts] + [a.name for a in self.threshold_alerts]
-        return list(dict.fromkeys(names))
+        return list(dict.fromkeys(a.name for a in self.alerts()))
+
+    def alerts(self) -> tuple[BurnAlert | ThresholdAlert | BudgetAlert, ...]:
+        return (*self.burn_alerts, *self.threshold_alerts, *self.budget_alerts)
 
     def runbook_url(self, alert: str) -> str:
         return f"{self.runbook_base_url.rstrip('/')}/{alert}/"
@@ -268,6 +285,13 @@ def plan_slo(spec: SloFile, slo: Slo) -> SloPlan:
                     ThresholdAlert(name, severity, measure, percent, parse_duration(threshold.for_))
                 )
 
+    budget = alerting.budget_alert
+    budget_alerts = (
+        ()
+        if budget.disable
+        else (BudgetAlert(budget.name or f"{prefix}{camel(slo.name)}BudgetExhausted", parse_duration(budget.for_)),)
+    )
+
     windows = {parse_duration(THRESHOLD_WINDOW)}
     for alert in burn_alerts:
         windows.update((alert.long_s, alert.short_s))
@@ -286,11 +310,13 @@ def plan_slo(spec: SloFile, slo: Slo) -> SloPlan:
         sli_windows=tuple(format_duration(w) for w in sorted(windows)),
         burn_alerts=tuple(burn_alerts),
         threshold_alerts=tuple(threshold_alerts),
+        budget_alerts=budget_alerts,
         alert_labels=dict(alerting.labels),
         alert_annotations=dict(alerting.annotations),
         page_overrides=(dict(alerting.page_alert.labels), dict(alerting.page_alert.annotations)),
         ticket_overrides=(dict(alerting.ticket_alert.labels), dict(alerting.ticket_alert.annotations)),
         threshold_overrides=(dict(threshold.labels), dict(threshold.annotations)),
+        budget_overrides=(dict(budget.labels), dict(budget.annotations)),
         runbook_base_url=spec.runbook_base_url,
         dashboard_url=f"{spec.grafana_url.rstrip('/')}/d/{spec.dashboard.uid}" if spec.dashboard else None,
         spec=slo,

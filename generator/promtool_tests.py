@@ -21,8 +21,10 @@ from decimal import Decimal
 from generator import contract, promsim
 from generator.durations import format_duration, parse_duration
 from generator.gotemplate import render
-from generator.plan import THRESHOLD_WINDOW, BurnAlert, SloPlan, ThresholdAlert, number
-from generator.rules import burn_rule, threshold_rule
+from generator.plan import THRESHOLD_WINDOW, BudgetAlert, BurnAlert, SloPlan, ThresholdAlert, number
+from generator.rules import alert_rule
+
+Alert = BurnAlert | ThresholdAlert | BudgetAlert
 
 TOTAL_PER_S = 1024.0
 ERROR_GRAIN = 64  # error rates are whole multiples of 1/64 per second
@@ -135,7 +137,13 @@ class Simulation:
             total += value
         return total / float(len(values))
 
-    def condition(self, alert: BurnAlert | ThresholdAlert, minute: int, key: tuple) -> tuple[bool, float]:
+    def condition(self, alert: Alert, minute: int, key: tuple) -> tuple[bool, float]:
+        if isinstance(alert, BudgetAlert):
+            ratio = self.period_ratio(minute, key)
+            if ratio is None:
+                return False, 0.0
+            remaining = 1 - ratio / float(number(self.plan.budget))
+            return remaining <= 0, remaining
         if isinstance(alert, BurnAlert):
             long = self.ratio(minutes(alert.long_s), minute, key)
             short = self.ratio(minutes(alert.short_s), minute, key)
@@ -150,7 +158,7 @@ class Simulation:
             return value < float(number(alert.ratio)), value
         return ratio > float(number(alert.ratio)), ratio
 
-    def firing(self, alert: BurnAlert | ThresholdAlert, minute: int, key: tuple) -> bool:
+    def firing(self, alert: Alert, minute: int, key: tuple) -> bool:
         """Firing at evaluation `minute`: the condition held at every evaluation since
         one at least `for` ago (so it became active early enough)."""
         evaluations = -(-minutes(alert.for_s) // self.every)
@@ -159,7 +167,7 @@ class Simulation:
             return False
         return all(self.condition(alert, t, key)[0] for t in range(first, minute + 1, self.every))
 
-    def first_firing(self, alert: BurnAlert | ThresholdAlert, key: tuple) -> int | None:
+    def first_firing(self, alert: Alert, key: tuple) -> int | None:
         """The first evaluation at which the alert fires: one pass, tracking when it became active."""
         active_at = None
         for minute in range(0, self.length + 1, self.every):
@@ -174,10 +182,10 @@ class Simulation:
 
     def expected_alerts(self, name: str, minute: int) -> list[dict]:
         expected = []
-        for alert in (*self.plan.burn_alerts, *self.plan.threshold_alerts):
+        for alert in self.plan.alerts():
             if alert.name != name:
                 continue
-            rule = burn_rule(self.plan, alert) if isinstance(alert, BurnAlert) else threshold_rule(self.plan, alert)
+            rule = alert_rule(self.plan, alert)
             for key in self.groups:
                 if not self.firing(alert, minute, key):
                     continue
@@ -282,7 +290,7 @@ def healthy_ratio(plan: SloPlan) -> float:
 
 def scenarios(plan: SloPlan) -> list[Scenario]:
     found = [healthy_period(plan)]
-    for build in (full_outage, slow_burn, *threshold_scenarios(plan)):
+    for build in (budget_spent, full_outage, slow_burn, *threshold_scenarios(plan)):
         scenario = build(plan)
         if scenario is not None:
             found.append(scenario)
@@ -307,6 +315,35 @@ def healthy_period(plan: SloPlan) -> Scenario:
         length=length,
         alert_minutes={name: checks for name in plan.alert_names()},
         expr_minute=length,
+        expr_records=("period",),
+        step=PERIOD_STEP,
+        every=PERIOD_EVERY,
+    )
+
+
+def budget_spent(plan: SloPlan) -> Scenario | None:
+    """Twice the budget's error ratio from the start: the period's budget is spent at once."""
+    if not plan.budget_alerts:
+        return None
+    alert = plan.budget_alerts[0]
+    bad = errors_per_s(min(2 * plan.budget, Decimal(1)))
+    labels = series_labels(plan, 2)
+    ok = errors_per_s(healthy_ratio(plan))
+    traffic = [Traffic(labels[0], [Phase(0, TOTAL_PER_S, bad)])]
+    traffic += [Traffic(extra, [Phase(0, TOTAL_PER_S, ok)]) for extra in labels[1:]]
+    horizon = PERIOD_EVERY * (2 + -(-minutes(alert.for_s) // PERIOD_EVERY))
+    sim = Simulation(plan, traffic, horizon, PERIOD_STEP, PERIOD_EVERY)
+    key = tuple(labels[0].get(label, "") for label in plan.group_by)
+    fired = sim.first_firing(alert, key)
+    if fired is None:
+        raise TestGenerationError(("alerting", "budget_alert"), "a spent budget never fires the budget alert")
+    return Scenario(
+        title=f"{_bad(plan, bad)} (twice the budget){_who(plan, labels[0])} spend the {plan.period} "
+        f"budget: the SLA-violated alert fires at minute {fired}, not before",
+        traffic=traffic,
+        length=fired,
+        alert_minutes={alert.name: [fired - PERIOD_EVERY, fired]},
+        expr_minute=fired,
         expr_records=("period",),
         step=PERIOD_STEP,
         every=PERIOD_EVERY,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from generator.plan import THRESHOLD_WINDOW, BurnAlert, SloPlan, ThresholdAlert, number
+from generator.plan import THRESHOLD_WINDOW, BudgetAlert, BurnAlert, SloPlan, ThresholdAlert, number
 from generator.textgen import alert_text
 
 
@@ -56,7 +56,42 @@ def meta_rules(plan: SloPlan) -> list[dict]:
 
 
 def alert_rules(plan: SloPlan) -> list[dict]:
-    return [burn_rule(plan, a) for a in plan.burn_alerts] + [threshold_rule(plan, a) for a in plan.threshold_alerts]
+    return [alert_rule(plan, a) for a in plan.alerts()]
+
+
+def alert_rule(plan: SloPlan, alert: BurnAlert | ThresholdAlert | BudgetAlert) -> dict:
+    if isinstance(alert, BurnAlert):
+        return burn_rule(plan, alert)
+    if isinstance(alert, ThresholdAlert):
+        return threshold_rule(plan, alert)
+    return budget_rule(plan, alert)
+
+
+def links(plan: SloPlan, alert_name: str) -> dict[str, str]:
+    """The runbook, and the dashboard with the alert's model selected when there is one."""
+    found = {"runbook_url": plan.runbook_url(alert_name)}
+    model = "{{ $labels.model }}" if "model" in plan.group_by else None
+    dashboard = plan.dashboard_link(model=model)
+    if dashboard is not None:
+        found["dashboard_url"] = dashboard
+    return found
+
+
+def budget_rule(plan: SloPlan, alert: BudgetAlert) -> dict:
+    labels, annotations = plan.budget_overrides
+    return {
+        "alert": alert.name,
+        "expr": f"slo:period_error_budget_remaining:ratio{plan.selector} <= 0\n",
+        "for": alert.for_,
+        "labels": {"severity": alert.severity, **plan.alert_labels, **labels},
+        "annotations": {
+            "summary": alert_text("budget_summary", plan, alert),
+            "description": alert_text("budget_description", plan, alert),
+            **links(plan, alert.name),
+            **plan.alert_annotations,
+            **annotations,
+        },
+    }
 
 
 def burn_rule(plan: SloPlan, alert: BurnAlert) -> dict:
@@ -78,7 +113,7 @@ def burn_rule(plan: SloPlan, alert: BurnAlert) -> dict:
         "annotations": {
             "summary": alert_text("burn_summary", plan, alert),
             "description": alert_text("burn_description", plan, alert),
-            "runbook_url": plan.runbook_url(alert.name),
+            **links(plan, alert.name),
             **plan.alert_annotations,
             **overrides[1],
         },
@@ -100,7 +135,7 @@ def threshold_rule(plan: SloPlan, alert: ThresholdAlert) -> dict:
         "annotations": {
             "summary": alert_text("threshold_summary", plan, alert),
             "description": alert_text("threshold_description", plan, alert),
-            "runbook_url": plan.runbook_url(alert.name),
+            **links(plan, alert.name),
             **plan.alert_annotations,
             **annotations,
         },

@@ -326,6 +326,20 @@ class ThresholdAlert(Spec):
     annotations: Annotations = Field(default={}, description="Extra annotations.")
 
 
+class BudgetAlert(Spec):
+    """The "SLA violated" alert: the error budget of the period is spent."""
+
+    disable: bool = Field(default=False, description="Generate no budget-exhausted alert for this SLO.")
+    name: Annotated[str, AfterValidator(_alert_name)] | None = Field(
+        default=None, description="Alert name; defaults to <alert_prefix><SloName>BudgetExhausted."
+    )
+    for_: Duration = Field(
+        default="5m", alias="for", description="How long the budget must stay spent before the alert fires."
+    )
+    labels: Labels = Field(default={}, description="Extra labels on the alert.")
+    annotations: Annotations = Field(default={}, description="Extra annotations.")
+
+
 class BurnWindow(Spec):
     """One multi-window burn-rate alert: both windows must burn faster than the factor."""
 
@@ -361,6 +375,10 @@ class Alerting(Spec):
     threshold_alert: ThresholdAlert = Field(
         default_factory=ThresholdAlert,
         description="Threshold alerts of availability and error_rate SLIs.",
+    )
+    budget_alert: BudgetAlert = Field(
+        default_factory=BudgetAlert,
+        description="Critical alert when the period's error budget is spent (the SLA is violated).",
     )
     windows: list[BurnWindow] | None = Field(
         default=None,
@@ -435,6 +453,116 @@ class Dashboard(Spec):
     )
 
 
+# --- Notifications -------------------------------------------------------------------
+#
+# Secrets never go into the spec or the generated alertmanager.yml: receivers name
+# the files Alertmanager reads them from at run time (the *_file fields below are
+# the ones Debian's Alertmanager 0.25 and current releases both know).
+
+
+def _absolute_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise _fail("path", "must be an absolute path where the secret is mounted (got {got})", got=repr(value))
+    return value
+
+
+SecretFile = Annotated[str, AfterValidator(_absolute_path)]
+
+
+class WebhookReceiver(Spec):
+    """A generic webhook (Alertmanager's JSON payload)."""
+
+    url: Annotated[str, AfterValidator(_non_empty)] = Field(description="Where notifications are POSTed.")
+    credentials_file: SecretFile | None = Field(
+        default=None, description="File holding a bearer token sent with each notification."
+    )
+
+
+class SlackReceiver(Spec):
+    """A Slack incoming webhook."""
+
+    api_url_file: SecretFile = Field(description="File holding the Slack webhook URL (a secret).")
+    channel: Annotated[str, AfterValidator(_non_empty)] = Field(description="Channel, e.g. #ml-alerts.")
+
+
+class EmailReceiver(Spec):
+    """Email through an SMTP server."""
+
+    to: Annotated[str, AfterValidator(_non_empty)] = Field(description="Recipient address(es), comma-separated.")
+    from_: Annotated[str, AfterValidator(_non_empty)] = Field(alias="from", description="Sender address.")
+    smarthost: Annotated[str, AfterValidator(_non_empty)] = Field(description="SMTP server as host:port.")
+    auth_username: str | None = Field(default=None, description="SMTP user name.")
+    auth_password_file: SecretFile | None = Field(default=None, description="File holding the SMTP password.")
+
+
+class PagerDutyReceiver(Spec):
+    """PagerDuty Events API v2."""
+
+    routing_key_file: SecretFile = Field(description="File holding the integration's routing key (a secret).")
+
+
+class Receiver(Spec):
+    """Where notifications go: a name and exactly one kind."""
+
+    name: Annotated[str, AfterValidator(_slo_name)] = Field(description="Receiver name, unique across files.")
+    webhook: WebhookReceiver | None = Field(default=None, description="Generic webhook.")
+    slack: SlackReceiver | None = Field(default=None, description="Slack.")
+    email: EmailReceiver | None = Field(default=None, description="Email.")
+    pagerduty: PagerDutyReceiver | None = Field(default=None, description="PagerDuty.")
+
+    def kinds(self) -> list[str]:
+        return [k for k in ("webhook", "slack", "email", "pagerduty") if getattr(self, k) is not None]
+
+
+class RouteOverride(Spec):
+    """Different receivers for some alerts of this service (first match wins)."""
+
+    match: dict[LabelName, str] = Field(
+        min_length=1, description="Label values the alert must have, e.g. {team: search} or {slo: latency}."
+    )
+    page: str | None = Field(default=None, description="Receiver of matching critical alerts.")
+    ticket: str | None = Field(default=None, description="Receiver of matching warning alerts.")
+
+
+class Notifications(Spec):
+    """Alertmanager routing of this service's alerts."""
+
+    receivers: list[Receiver] = Field(min_length=1, description="Receivers this service uses.")
+    page: str = Field(description="Receiver of pages (severity critical).")
+    ticket: str = Field(description="Receiver of tickets (severity warning).")
+    routes: list[RouteOverride] = Field(default=[], description="Per-team or per-SLO overrides, in order.")
+    group_by: list[LabelName] = Field(
+        default=["alertname", "service", "slo", "model"],
+        description="Labels one notification groups by: one message per alert, SLO and model.",
+    )
+    group_wait: Duration = Field(default="30s", description="Wait before the first notification of a group.")
+    group_interval: Duration = Field(default="5m", description="Wait before notifying about new alerts of a group.")
+    repeat_interval: Duration = Field(default="4h", description="Wait before repeating a still-firing notification.")
+
+
+# --- Runbooks ----------------------------------------------------------------------
+
+
+class Runbook(Spec):
+    """The team's own words for the runbook pages of this SLO's alerts (markdown).
+
+    Each text is appended to the generated section of the same name on every page.
+    """
+
+    meaning: str | None = Field(
+        default=None, description="What the SLO stands for, in the team's words: which product features it covers."
+    )
+    impact: str | None = Field(
+        default=None, description="Who notices when the SLO burns: users, features, customers, contracts."
+    )
+    diagnosis: str | None = Field(
+        default=None, description="Team-specific checks: logs, gateway consoles, deploy history, queries."
+    )
+    mitigation: str | None = Field(
+        default=None, description="Team-specific steps: where failover is configured, who to call, escalation."
+    )
+
+
 # --- SLOs and files ----------------------------------------------------------------
 
 
@@ -448,6 +576,10 @@ class Slo(Spec):
     labels: Labels = Field(default={}, description="Labels on this SLO's rules and alerts.")
     sli: Sli = Field(description="How the error ratio is measured.")
     alerting: Alerting = Field(default_factory=Alerting, description="Which alerts are generated, and how.")
+    runbook: Runbook = Field(
+        default_factory=Runbook,
+        description="Text added to the runbook pages of this SLO's alerts, after the generated text.",
+    )
 
 
 class SloFile(Spec):
@@ -464,7 +596,7 @@ class SloFile(Spec):
         default=None, description="Prefix of default alert names; defaults to the service in CamelCase."
     )
     runbook_base_url: str = Field(
-        default="http://localhost:8000/runbooks",
+        default="http://localhost:8001/runbooks",
         description="Where the runbook site is served; each alert links to <base>/<AlertName>/.",
     )
     grafana_url: str = Field(
@@ -476,6 +608,10 @@ class SloFile(Spec):
         description="Scrape interval of the SLI's series; every window must be at least twice as long.",
     )
     slos: list[Slo] = Field(min_length=1, description="The SLOs of this service.")
+    notifications: Notifications | None = Field(
+        default=None,
+        description="Alertmanager routes and receivers of this service (alertmanager/alertmanager.yml).",
+    )
     dashboard: Dashboard | None = Field(
         default=None,
         description="Generate the Grafana dashboard of this service: the guide's panels plus one row per SLO. "

@@ -22,9 +22,18 @@ ORDER = [
     "AlertOverrides",
     "ThresholdAlert",
     "BurnWindow",
+    "BudgetAlert",
+    "Notifications",
+    "Receiver",
+    "RouteOverride",
+    "WebhookReceiver",
+    "SlackReceiver",
+    "EmailReceiver",
+    "PagerDutyReceiver",
     "Dashboard",
     "Family",
     "FamilyThresholds",
+    "Runbook",
 ]
 WHERE = {
     "SloFile": "the top level of a file",
@@ -39,9 +48,18 @@ WHERE = {
     "AlertOverrides": "`alerting.page_alert` and `alerting.ticket_alert` (Sloth)",
     "ThresholdAlert": "`alerting.threshold_alert`",
     "BurnWindow": "each item of `alerting.windows`",
+    "BudgetAlert": "`alerting.budget_alert`",
+    "Notifications": "`notifications` at the top level",
+    "Receiver": "each item of `notifications.receivers`",
+    "RouteOverride": "each item of `notifications.routes`",
+    "WebhookReceiver": "`receivers[].webhook`",
+    "SlackReceiver": "`receivers[].slack`",
+    "EmailReceiver": "`receivers[].email`",
+    "PagerDutyReceiver": "`receivers[].pagerduty`",
     "Dashboard": "`dashboard` at the top level",
     "Family": "each item of `dashboard.families`",
     "FamilyThresholds": "`dashboard.family_thresholds`",
+    "Runbook": "`slos[].runbook`",
 }
 
 

@@ -140,7 +140,7 @@ def test_alert_annotations_carry_live_value_and_runbook_link(compiled):
 
 
 def test_availability_threshold_alerts_follow_the_guide(compiled):
-    rules = [r for r in alerts(rules_of(compiled), "availability") if "long_window" not in r["labels"]]
+    rules = [r for r in alerts(rules_of(compiled), "availability") if r["alert"] == "ModelAvailabilityLow"]
     ratio = 'slo:sli_error:ratio_rate5m{service="models-monitoring",slo="availability"}'
     assert [(r["alert"], r["labels"]["severity"], r["expr"].strip()) for r in rules] == [
         ("ModelAvailabilityLow", "warning", f"(1 - {ratio}) < 0.99"),
@@ -226,7 +226,11 @@ def test_page_and_ticket_can_be_disabled(project):
         }
     )
     rules = alerts_of(yaml.safe_load(build.compile_all(root).files["rules/svc.yml"]), "svc", "availability")
-    assert [r["labels"]["severity"] for r in rules] == ["warning", "warning"]
+    assert [(r["alert"], r["labels"]["severity"]) for r in rules] == [
+        ("SvcAvailabilityBudgetBurn", "warning"),
+        ("SvcAvailabilityBudgetBurn", "warning"),
+        ("SvcAvailabilityBudgetExhausted", "critical"),
+    ]
 
 
 def test_building_twice_gives_byte_identical_files(project):
@@ -241,3 +245,23 @@ def test_building_twice_gives_byte_identical_files(project):
         "schema/slo.schema.json",
         "docs/slo-spec.md",
     }
+
+
+def test_sla_violated_alert_fires_when_the_period_budget_is_spent(compiled):
+    [rule] = [r for r in alerts(rules_of(compiled), "availability") if r["alert"] == "ModelAvailabilityBudgetExhausted"]
+    assert rule["expr"] == (
+        'slo:period_error_budget_remaining:ratio{service="models-monitoring",slo="availability"} <= 0\n'
+    )
+    assert rule["labels"] == {"severity": "critical"}
+    assert rule["annotations"]["summary"].startswith("{{ $labels.model }}: SLA violated: the 30d error budget")
+
+
+def test_alerts_link_the_dashboard_with_their_model_selected(project):
+    spec = SPEC + "dashboard: {}\ngrafana_url: https://grafana.example.org/\n"
+    rules = yaml.safe_load(build.compile_all(project({"models.yaml": spec})).files["rules/models-monitoring.yml"])
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            if "alert" in rule:
+                assert rule["annotations"]["dashboard_url"] == (
+                    "https://grafana.example.org/d/models-monitoring?var-model={{ $labels.model }}"
+                )

@@ -170,7 +170,7 @@ def test_unknown_key_without_a_close_match_lists_the_expected_keys(tmp_path):
     text = OBJECTIVE_100_5.replace("objective: 100.5", "objective: 99\n    colour: blue")
     assert errors_in(tmp_path, text) == [
         f"slos/x.yaml:{at(text, 'colour')}: slos[0].colour: unknown field 'colour'; "
-        "expected one of alerting, description, labels, name, objective, period, sli"
+        "expected one of alerting, description, labels, name, objective, period, runbook, sli"
     ]
 
 
@@ -335,7 +335,7 @@ def test_alert_name_shared_by_two_slos_of_a_file_is_reported_on_the_second(tmp_p
     assert errors_in(tmp_path, text) == [
         f"slos/x.yaml:{at(text, 'name: SvcBudgetBurn', occurrence=2)}: slos[1].alerting: "
         "alert name 'SvcBudgetBurn' is already used by SLO 'availability' (slos/x.yaml, slos[0]); "
-        "set alerting.name or alerting.threshold_alert.name to tell them apart"
+        "set alerting.name, alerting.threshold_alert.name or alerting.budget_alert.name to tell them apart"
     ]
 
 
@@ -361,7 +361,10 @@ def test_default_alert_names_that_collide_are_reported(tmp_path):
     assert errors_in(tmp_path, text) == [
         f"slos/x.yaml:{at(text, 'name: api_x')}: slos[1].alerting: "
         "alert name 'SvcApiXBudgetBurn' is already used by SLO 'api-x' (slos/x.yaml, slos[0]); "
-        "set alerting.name or alerting.threshold_alert.name to tell them apart"
+        "set alerting.name, alerting.threshold_alert.name or alerting.budget_alert.name to tell them apart",
+        f"slos/x.yaml:{at(text, 'name: api_x')}: slos[1].alerting: "
+        "alert name 'SvcApiXBudgetExhausted' is already used by SLO 'api-x' (slos/x.yaml, slos[0]); "
+        "set alerting.name, alerting.threshold_alert.name or alerting.budget_alert.name to tell them apart",
     ]
 
 
@@ -389,7 +392,7 @@ def test_alert_name_shared_across_two_files_names_the_other_file(tmp_path):
     assert errors_of(root) == [
         f"slos/beta.yaml:{at(beta, 'name: RequestsBudgetBurn')}: slos[0].alerting: "
         "alert name 'RequestsBudgetBurn' is already used by SLO 'requests' (slos/alpha.yaml, slos[0]); "
-        "set alerting.name or alerting.threshold_alert.name to tell them apart"
+        "set alerting.name, alerting.threshold_alert.name or alerting.budget_alert.name to tell them apart"
     ]
 
 
