@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEBIAN := promtool:prometheus
 
-.PHONY: .debian-packages up rules check validate test lint format bench promtool-tests
+.PHONY: .debian-packages up rules check validate test lint format bench promtool-tests docs docs-serve
 
 $(VENV)/.installed: pyproject.toml scripts/bootstrap.sh
 	scripts/bootstrap.sh
@@ -45,6 +45,15 @@ test: lint .debian-packages
 up: $(VENV)/.installed .debian-packages
 	@scripts/ensure-debian-packages.sh prometheus-alertmanager:prometheus-alertmanager
 	$(BIN)/python -m stack.up
+
+# The documentation and runbook site (mkdocs.yml). --strict: a broken link or a
+# runbook an alert points at but the site lacks fails the build. site/ is ignored.
+docs: $(VENV)/.installed
+	$(BIN)/mkdocs build --strict --site-dir site
+
+# Serves the site where the spec's default runbook_base_url points (8000 is the backend's).
+docs-serve: $(VENV)/.installed
+	$(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8001
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/compile_bench.py

@@ -20,6 +20,7 @@ def check_all(loaded: list[LoadedSpec]) -> list[SpecError]:
     errors: list[SpecError] = []
     services: dict[str, LoadedSpec] = {}
     boards: dict[str, LoadedSpec] = {}
+    receivers: dict[str, tuple[LoadedSpec, object]] = {}
     alert_owner: dict[str, tuple[LoadedSpec, int, str]] = {}
     for item in loaded:
         errors += check_file(item)
@@ -33,6 +34,16 @@ def check_all(loaded: list[LoadedSpec]) -> list[SpecError]:
                 )
             )
         services.setdefault(service, item)
+        for index, receiver in enumerate(item.spec.notifications.receivers if item.spec.notifications else []):
+            # One Alertmanager config serves every file: a receiver name means one thing everywhere.
+            if receiver.name in receivers and receivers[receiver.name][1] != receiver:
+                errors.append(
+                    item.positions.error(
+                        ("notifications", "receivers", index, "name"),
+                        f"receiver {receiver.name!r} is defined differently in {receivers[receiver.name][0].display}",
+                    )
+                )
+            receivers.setdefault(receiver.name, (item, receiver))
         if item.spec.dashboard is not None:
             uid = item.spec.dashboard.uid
             if uid in boards:
@@ -80,6 +91,7 @@ def check_file(item: LoadedSpec) -> list[SpecError]:
             errors.append(at.error(("labels", key), _reserved(key), at_key=True))
 
     errors += _check_scrape_interval(item)
+    errors += _check_notifications(item)
     board = spec.dashboard
     if board is not None:
         if board.family_thresholds.yellow_from >= board.family_thresholds.green_from:
@@ -139,6 +151,32 @@ def _check_sli(item: LoadedSpec, i: int) -> list[SpecError]:
         and (block.warning_below <= block.critical_below)
     ):
         errors.append(at.error((*base, kind, "warning_below"), "must be above critical_below"))
+    return errors
+
+
+def _check_notifications(item: LoadedSpec) -> list[SpecError]:
+    """Every receiver has one kind and a unique name; pages, tickets and overrides name existing ones."""
+    notifications, at = item.spec.notifications, item.positions
+    if notifications is None:
+        return []
+    errors = []
+    names = [r.name for r in notifications.receivers]
+    for index, receiver in enumerate(notifications.receivers):
+        base = ("notifications", "receivers", index)
+        kinds = receiver.kinds()
+        if len(kinds) != 1:
+            found = ", ".join(kinds) or "none"
+            errors.append(at.error(base, f"needs exactly one of webhook, slack, email, pagerduty (found {found})"))
+        if receiver.name in names[:index]:
+            errors.append(at.error((*base, "name"), f"duplicate receiver {receiver.name!r}"))
+    uses = [(("notifications", "page"), notifications.page), (("notifications", "ticket"), notifications.ticket)]
+    for index, route in enumerate(notifications.routes):
+        for field in ("page", "ticket"):
+            if getattr(route, field) is not None:
+                uses.append((("notifications", "routes", index, field), getattr(route, field)))
+    for path, name in uses:
+        if name not in names:
+            errors.append(at.error(path, f"no receiver named {name!r}; receivers: {', '.join(names)}"))
     return errors
 
 

@@ -8,7 +8,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from generator import build, doctor, promtool
+from generator import amtool, build, doctor, promtool
 from generator.loader import SpecErrors
 
 EXIT_SPEC = 2  # invalid specs (or a rule promtool refuses): nothing written
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         count = len(err.errors)
         print(f"{count} error{'s' if count != 1 else ''}; nothing was written", file=sys.stderr)
         return EXIT_SPEC
-    except promtool.PromtoolMissing as err:
+    except (promtool.PromtoolMissing, amtool.AmtoolMissing) as err:
         print(f"modelmon: {err}", file=sys.stderr)
         return EXIT_SPEC
 

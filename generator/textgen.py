@@ -40,3 +40,8 @@ def alert_text(macro: str, plan, alert) -> str:
     """One annotation line, rendered by the macro of that name in templates/alert_text.j2."""
     module = _alert_environment().get_template("alert_text.j2").module
     return str(getattr(module, macro)(plan, alert)).strip()
+
+
+def render_file(template: str, **values: object) -> str:
+    """A whole file rendered by a template of templates/ with the square delimiters."""
+    return _alert_environment().get_template(template).render(**values).lstrip() + "\n"

@@ -20,13 +20,14 @@ def local_prometheus_config(
     alertmanager_port: int,
     token_file: Path,
     interval: str | None = None,
+    rules_dir: Path = REPO / "rules",
 ) -> dict:
-    """prometheus/prometheus.yml with loopback targets, the repo's rules/ and a local token file."""
+    """prometheus/prometheus.yml with loopback targets, a rules/ folder and a local token file."""
     config = yaml.safe_load((REPO / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
     if interval is not None:
         config["global"]["scrape_interval"] = interval
         config["global"]["evaluation_interval"] = interval
-    config["rule_files"] = [str(REPO / "rules" / "*.yml")]
+    config["rule_files"] = [str(rules_dir / "*.yml")]
     config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [f"127.0.0.1:{alertmanager_port}"]
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     jobs["prometheus"]["static_configs"][0]["targets"] = [f"127.0.0.1:{prometheus_port}"]

@@ -20,8 +20,8 @@ def project(tmp_path: Path):
         for name, text in specs.items():
             (tmp_path / "slos" / name).write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
         if copy_outputs:
-            for folder in ("rules", "prometheus", "schema", "docs", "grafana/dashboards"):
-                shutil.copytree(REPO / folder, tmp_path / folder, dirs_exist_ok=True)
+            for folder in ("rules", "prometheus", "schema", "docs", "grafana/dashboards", "runbooks", "alertmanager"):
+                shutil.copytree(REPO / folder, tmp_path / folder, symlinks=True, dirs_exist_ok=True)
         return tmp_path
 
     return make
@@ -30,6 +30,7 @@ def project(tmp_path: Path):
 @pytest.fixture
 def models_project(tmp_path: Path) -> Path:
     """A copy of the repository's own specs and committed outputs."""
-    for folder in ("slos", "rules", "prometheus", "schema", "docs", "grafana/dashboards"):
-        shutil.copytree(REPO / folder, tmp_path / folder)
+    # symlinks=True: docs/runbooks stays a link to the copy's own runbooks/, as in the repository.
+    for folder in ("slos", "rules", "prometheus", "schema", "docs", "grafana/dashboards", "runbooks", "alertmanager"):
+        shutil.copytree(REPO / folder, tmp_path / folder, symlinks=True)
     return tmp_path

@@ -235,15 +235,21 @@ def test_page_and_ticket_can_be_disabled(project):
 
 def test_building_twice_gives_byte_identical_files(project):
     root = project({"models.yaml": SPEC})
-    first = build.compile_all(root).files
+    compiled = build.compile_all(root)
+    first = compiled.files
     second = build.compile_all(root).files
     assert first == second
+    alerts = [name for plan in compiled.plans["models-monitoring"] for name in plan.alert_names()]
     assert set(first) == {
         "rules/models-monitoring.yml",
         "prometheus/tests/models-monitoring.test.yml",
         "prometheus/tests/models-monitoring.every-30m.test.yml",
         "schema/slo.schema.json",
         "docs/slo-spec.md",
+        "alertmanager/alertmanager.yml",
+        "alertmanager/templates/modelmon.tmpl",
+        "runbooks/index.md",
+        *(f"runbooks/{name}.md" for name in alerts),
     }
 
 

@@ -103,7 +103,7 @@ def test_sloth_thresholds_are_factor_times_the_one_per_mille_budget(sloth_projec
 def test_sloth_summary_annotation_replaces_the_generated_one(sloth_project):
     for rule in alert_rules(sloth_project):
         assert rule["annotations"]["summary"] == "High error rate on 'myservice' requests responses"
-        assert rule["annotations"]["runbook_url"] == "http://localhost:8000/runbooks/MyServiceHighErrorRate/"
+        assert rule["annotations"]["runbook_url"] == "http://localhost:8001/runbooks/MyServiceHighErrorRate/"
 
 
 def test_sloth_file_alerts_on_real_http_counters_in_promtool(sloth_project, tmp_path):

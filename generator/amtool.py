@@ -1,0 +1,41 @@
+"""Running the real amtool (Debian's prometheus-alertmanager package) on generated configs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+INSTALL_HINT = (
+    "amtool not found: install Debian's prometheus-alertmanager package "
+    "(apt-get install -y prometheus-alertmanager), or point MODELMON_AMTOOL at an amtool binary"
+)
+
+
+class AmtoolMissing(RuntimeError):
+    pass
+
+
+def find_amtool() -> str:
+    found = os.environ.get("MODELMON_AMTOOL") or shutil.which("amtool")
+    if not found:
+        raise AmtoolMissing(INSTALL_HINT)
+    return found
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([find_amtool(), *args], capture_output=True, text=True, check=False, timeout=120)
+
+
+def check_config(path: Path) -> tuple[bool, str]:
+    result = run("check-config", str(path))
+    return result.returncode == 0, result.stdout + result.stderr
+
+
+def routes_test(config: Path, labels: dict[str, str]) -> list[str]:
+    """The receivers Alertmanager's routing tree picks for an alert with these labels."""
+    result = run("config", "routes", "test", f"--config.file={config}", *(f"{k}={v}" for k, v in labels.items()))
+    if result.returncode != 0:
+        raise RuntimeError(result.stdout + result.stderr)
+    return result.stdout.strip().split(",")

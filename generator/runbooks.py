@@ -1,0 +1,353 @@
+"""Runbook pages: one per generated alert, named after it, in prometheus-operator/runbooks' shape.
+
+Each page has Meaning, Impact, Diagnosis and Mitigation, written from the same
+plan as the alert (objective, windows, burn-rate factors, thresholds), so a page
+cannot tell a different story than the rule that links to it. The spec's own
+`runbook` text is appended to each section. Pages are read by someone paged at
+night: the numbers that say how bad it is come first, then queries ready to paste
+and links to the dashboard panels, then the steps that stop the bleeding.
+
+The alert's labels are unknown when the page is built: queries and links carry
+`$MODEL` (one `$LABEL` per grouping label) where the alert's label goes. The
+site's small script (docs/js/fill-labels.js) fills them in from the page address
+(`?model=...`) or a box on the page; without it, people replace them by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+
+import jinja2
+
+from generator import contract
+from generator.loader import LoadedSpec
+from generator.plan import BudgetAlert, BurnAlert, SloPlan, ThresholdAlert, hours_text, number, percent
+from generator.spec import DEFAULT_FAMILIES, Family, SloFile
+from generator.textgen import TEMPLATES
+
+RUNBOOKS_DIR = "runbooks"
+INDEX_PATH = f"{RUNBOOKS_DIR}/index.md"
+SEVERITY_ORDER = ("critical", "warning")
+
+# Who runs each of the guide's families, and where they say when it is down.
+# Llama is Meta's open-weights family: whoever hosts it is the one to check.
+PROVIDERS = (
+    ("claude", "Anthropic", "https://status.anthropic.com"),
+    ("gpt", "OpenAI", "https://status.openai.com"),
+    ("gemini", "Google (Gemini API / Vertex AI)", "https://aistudio.google.com/status"),
+    ("llama", "your hosting provider (Meta publishes the weights)", None),
+    ("mistral", "Mistral AI", "https://status.mistral.ai"),
+)
+
+
+@dataclass(frozen=True)
+class Provider:
+    family: str
+    pattern: str
+    provider: str
+    status_page: str | None
+
+
+@dataclass(frozen=True)
+class Query:
+    title: str
+    why: str
+    expr: str
+
+
+@dataclass(frozen=True)
+class Link:
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Page:
+    """The runbook of one alert name: every rule of that name in one SLO."""
+
+    name: str
+    plan: SloPlan
+    burn: tuple[BurnAlert, ...]
+    thresholds: tuple[ThresholdAlert, ...]
+    budget: tuple[BudgetAlert, ...]
+    families: tuple[Provider, ...]  # the file's model families, with who runs them
+
+    @property
+    def path(self) -> str:
+        return f"{RUNBOOKS_DIR}/{self.name}.md"
+
+    @property
+    def severities(self) -> list[str]:
+        found = {a.severity for a in (*self.burn, *self.thresholds, *self.budget)}
+        return sorted(found, key=lambda s: (SEVERITY_ORDER.index(s) if s in SEVERITY_ORDER else 99, s))
+
+
+def placeholder(label: str) -> str:
+    """What stands for the alert's value of `label` on a page: model -> $MODEL."""
+    return "$" + label.upper()
+
+
+def exhaustion_text(seconds: Decimal) -> str:
+    """How long a full budget lasts: '2d 2h (50 hours)', or '10h' under a day."""
+    hours = seconds / 3600
+    if hours < 24:
+        return hours_text(seconds)
+    return f"{hours_text(seconds)} ({number(round(hours, 1))} hours)"
+
+
+# --- What a page says ---------------------------------------------------------------
+
+
+def pages(spec: SloFile, plans: list[SloPlan]) -> list[Page]:
+    """One page per alert name of the file's SLOs."""
+    known = tuple(provider(f.name, f.pattern) for f in families_of(spec))
+    found = []
+    for plan in plans:
+        alerts = plan.alerts()
+        for name in plan.alert_names():
+            mine = [a for a in alerts if a.name == name]
+            found.append(
+                Page(
+                    name=name,
+                    plan=plan,
+                    burn=tuple(a for a in mine if isinstance(a, BurnAlert)),
+                    thresholds=tuple(a for a in mine if isinstance(a, ThresholdAlert)),
+                    budget=tuple(a for a in mine if isinstance(a, BudgetAlert)),
+                    families=known,
+                )
+            )
+    return found
+
+
+def families_of(spec: SloFile) -> list[Family]:
+    """The file's model families: its dashboard's, else the guide's five."""
+    if spec.dashboard is not None:
+        return list(spec.dashboard.families)
+    return [Family(**f) for f in DEFAULT_FAMILIES]
+
+
+def provider(family: str, pattern: str) -> Provider:
+    key = family.lower()
+    name, status = next(((p, s) for k, p, s in PROVIDERS if k in key), ("the provider that serves it", None))
+    return Provider(family, pattern, name, status)
+
+
+def panel_ids(board: dict | None) -> dict[str, int]:
+    """Panel title -> id of a built dashboard (rows included)."""
+    if board is None:
+        return {}
+    found = {}
+    for panel in board["panels"]:
+        found[panel["title"]] = panel["id"]
+        for inner in panel.get("panels", []):
+            found[inner["title"]] = inner["id"]
+    return found
+
+
+def guide_panels(plan: SloPlan) -> tuple[str, ...]:
+    """The guide's panels that show this SLO's SLI, most telling first (none for Sloth SLIs)."""
+    return {
+        "availability": ("Model Availability", "Model Error Rate", "Model Request Throughput"),
+        "error_rate": ("Model Error Rate", "Model Availability", "Model Request Throughput"),
+        "latency": ("Model Average Latency", "Model Request Throughput", "Model Token Usage Rate"),
+    }.get(plan.kind, ())
+
+
+def slo_panels(plan: SloPlan) -> tuple[str, ...]:
+    """The SLO row's panels (titles as generator.dashboard.slo_row writes them)."""
+    return (
+        f"{plan.name}: SLI against objective",
+        f"{plan.name}: burn rate",
+        f"{plan.name}: error budget remaining ({plan.period})",
+    )
+
+
+def dashboard_links(plan: SloPlan, panels: dict[str, int]) -> list[Link]:
+    if plan.dashboard_url is None:
+        return []
+    model = placeholder(contract.MODEL_LABEL) if contract.MODEL_LABEL in plan.group_by else None
+    links = [Link("the whole dashboard", plan.dashboard_link(model=model))]
+    for title in (*slo_panels(plan), *guide_panels(plan)):
+        if title not in panels:
+            raise RuntimeError(f"runbooks link to the dashboard panel {title!r}, which the dashboard does not have")
+        links.append(Link(title, plan.dashboard_link(model=model, panel=panels[title])))
+    return links
+
+
+def selector(plan: SloPlan, *extra: str) -> str:
+    """The SLO's recorded series of the alert's group: {service=..,slo=..,model="$MODEL"}."""
+    matchers = [f'service="{plan.service}"', f'slo="{plan.name}"']
+    matchers += [f'{label}="{placeholder(label)}"' for label in plan.group_by]
+    return "{" + ",".join([*matchers, *extra]) + "}"
+
+
+def slo_selector(plan: SloPlan, *extra: str) -> str:
+    """Every group of the SLO (all models)."""
+    return "{" + ",".join([f'service="{plan.service}"', f'slo="{plan.name}"', *extra]) + "}"
+
+
+def diagnosis_queries(page: Page) -> list[Query]:
+    plan = page.plan
+    mine = selector(plan)
+    windows = "|".join(plan.sli_windows)
+    queries = [
+        Query(
+            "Is it still burning, and how fast?",
+            "The budget burn rate over the last 5m: 1 spends the budget exactly over the "
+            f"{plan.period}. Compare it with the burn-rate column above.",
+            f"slo:current_burn_rate:ratio{mine}",
+        ),
+    ]
+    if plan.group_by:
+        groups = "/".join(plan.group_by)
+        queries.append(
+            Query(
+                f"Is it only this {groups}?",
+                f"Every {groups} of the SLO, worst first: the error ratio over the last 5m (0.01 = 1%). "
+                "If all of them fail, the cause is on our side (gateway, credentials, quota, network, "
+                "a release), not one provider.",
+                f"sort_desc(slo:sli_error:ratio_rate5m{slo_selector(plan)})",
+            )
+        )
+    queries += [
+        Query(
+            "How much of the budget is left?",
+            f"Percent of the {plan.period} error budget left; below 0 the SLO is missed for the period.",
+            f"slo:period_error_budget_remaining:ratio{mine} * 100",
+        ),
+        Query(
+            "The error ratio over every window the alerts read",
+            f"One line per window (0.01 = 1%); the objective allows {percent(plan.budget)}.",
+            f'{{__name__=~"slo:sli_error:ratio_rate({windows})",{mine[1:]}',
+        ),
+    ]
+    if contract.MODEL_LABEL in plan.group_by:
+        names = ", ".join(f"{f.family} `{f.pattern}`" for f in page.families)
+        queries.append(
+            Query(
+                "Which models are healthy to fail over to?",
+                f"Models meeting the {number(plan.objective)}% objective over the last hour, best first: "
+                f"pick one of the same family as `{placeholder(contract.MODEL_LABEL)}` ({names}).",
+                f"sort(slo:sli_error:ratio_rate1h{slo_selector(plan)} <= {number(plan.budget)})",
+            )
+        )
+    if plan.kind in ("availability", "error_rate", "latency") and contract.MODEL_LABEL in plan.group_by:
+        model = f'{{{contract.MODEL_LABEL}="{placeholder(contract.MODEL_LABEL)}"}}'
+
+        def rate(metric: str, offset: str = "") -> str:
+            return f"sum(rate({metric}{model}[5m]{offset}))"
+
+        yesterday = " offset 1d"
+        requests, tokens = contract.REQUESTS_TOTAL, contract.TOKENS_USED_TOTAL
+        queries.append(
+            Query(
+                "Did the traffic jump?",
+                "Calls per second of the model now, divided by the same time yesterday; well above 1 is a "
+                "load spike (shed load), around 1 means the failures are not about volume.",
+                f"{rate(requests)}\n/\n{rate(requests, yesterday)}",
+            )
+        )
+        if plan.kind == "latency":
+            queries.append(
+                Query(
+                    "How slow is it?",
+                    "The 95th percentile latency of the model in milliseconds, from the histogram.",
+                    f"histogram_quantile(0.95, sum by (le) (rate({contract.LATENCY_MS_BUCKET}{model}[5m])))",
+                )
+            )
+        queries.append(
+            Query(
+                "Did the calls get bigger?",
+                "Tokens per call of the model now against yesterday; a jump after a release points at a "
+                "prompt or client change (longer prompts, higher max_tokens).",
+                f"({rate(tokens)} / {rate(requests)})\n/\n({rate(tokens, yesterday)} / {rate(requests, yesterday)})",
+            )
+        )
+    by = f" (one line per {'/'.join(plan.group_by)}: find yours in the result)" if plan.group_by else ""
+    queries.append(
+        Query(
+            "The SLI straight from the source series",
+            "The error ratio over 5m computed from the raw series, without the recording rules"
+            f"{by}. If it disagrees with the recorded ratio, check rule evaluation on Prometheus' "
+            "Rules page.",
+            plan.error_ratio_expr("5m"),
+        )
+    )
+    return queries
+
+
+# --- Rendering -----------------------------------------------------------------------
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    # Markdown, not Prometheus text: the usual delimiters, no autoescaping (queries keep their quotes).
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.globals.update(
+        number=number,
+        percent=percent,
+        exhaustion=exhaustion_text,
+        MODEL_LABEL=contract.MODEL_LABEL,
+        LATENCY_MS=contract.LATENCY_MS,
+        REQUESTS_TOTAL=contract.REQUESTS_TOTAL,
+        ERRORS_TOTAL=contract.ERRORS_TOTAL,
+    )
+    env.filters["placeholder"] = placeholder
+    env.filters["number"] = number
+    return env
+
+
+def render_page(page: Page, board: dict | None, header: str) -> str:
+    return (
+        _environment()
+        .get_template("runbook.md.j2")
+        .render(
+            page=page,
+            plan=page.plan,
+            spec_text=page.plan.spec.runbook,
+            links=dashboard_links(page.plan, panel_ids(board)),
+            queries=diagnosis_queries(page),
+            header=header,
+        )
+    )
+
+
+def render_index(found: list[Page], header: str) -> str:
+    return _environment().get_template("runbook_index.md.j2").render(pages=found, header=header)
+
+
+def render_all(
+    loaded: list[LoadedSpec], plans: dict[str, list[SloPlan]], boards: dict[str, dict], mark: str
+) -> dict[str, str]:
+    """Every runbook page and the index, as {path: content}.
+
+    `boards` are the services' dashboards as generated, so each panel link points at
+    the id the dashboard JSON carries; `mark` is the generated-file mark of the build.
+    """
+    out: dict[str, str] = {}
+    every: list[Page] = []
+    for item in loaded:
+        service = item.spec.service
+        header = html_header(mark, [item.display])
+        for page in pages(item.spec, plans[service]):
+            out[page.path] = render_page(page, boards.get(service), header)
+            every.append(page)
+    every.sort(key=lambda p: (p.plan.service, p.name))
+    out[INDEX_PATH] = render_index(every, html_header(mark, sorted(item.display for item in loaded)))
+    return out
+
+
+def html_header(mark: str, sources: list[str]) -> str:
+    return (
+        f"<!-- {mark} from {', '.join(sources)}. "
+        "Do not edit: change the spec (its `runbook` block for your own text) and run `make rules`. -->"
+    )

@@ -1,0 +1,143 @@
+"""Alerts proven end to end: the real backend with simulated traffic, the real
+Prometheus evaluating rules compiled from a test spec with short windows, the real
+Alertmanager with the generated config, and a local webhook receiver.
+
+A full outage of one model is injected at run time: the page notification must
+arrive with the model, the SLO, the runbook link and the dashboard link, and
+nothing for the healthy models; when the fault is removed the resolved
+notification must arrive. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from generator import build
+from stack import processes
+from stack.config import local_prometheus_config
+from stack.webhook import WebhookReceiver
+
+REPO = Path(__file__).resolve().parent.parent
+BROKEN = "gpt-4o-mini"
+# Page when both the 2m and the 1m error ratio exceed 30 %: factor 10 % x 60m / 2m = 3,
+# times the 10 % budget. Healthy simulated models fail well under 1 % of calls.
+SPEC = """
+version: modelmon/v1
+service: e2e
+scrape_interval: 1s
+runbook_base_url: https://runbooks.example.org/modelmon
+grafana_url: https://grafana.example.org
+slos:
+  - name: availability
+    objective: 90
+    period: 1h
+    sli: {availability: {}}
+    alerting:
+      name: E2eAvailabilityBudgetBurn
+      threshold_alert: {disable: true}
+      budget_alert: {disable: true}
+      windows:
+        - {severity: page, long: 2m, short: 1m, budget_percent: 10, for: 1m}
+notifications:
+  receivers:
+    - {name: pages, webhook: {url: "%(url)s/pages"}}
+    - {name: tickets, webhook: {url: "%(url)s/tickets"}}
+  page: pages
+  ticket: tickets
+  group_wait: 1s
+  group_interval: 5s
+  repeat_interval: 1h
+dashboard: {uid: e2e}
+"""
+
+
+def request(url: str, method: str, body: object | None = None) -> None:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as response:
+        assert response.status < 300
+
+
+def for_broken(hook: WebhookReceiver, status: str) -> list[dict]:
+    return [a for a in hook.alerts() if a["labels"].get("model") == BROKEN and a["status"] == status]
+
+
+@pytest.fixture
+def timings(request):
+    """Seconds measured by the test, printed at the end (pytest -s shows them)."""
+    found: dict[str, float] = {}
+    yield found
+    print("\n" + ", ".join(f"{k}: {v:.0f}s" for k, v in found.items()))
+
+
+def test_outage_pages_with_links_and_recovery_resolves(project, tmp_path, timings):
+    with WebhookReceiver() as hook:
+        root = project({"e2e.yaml": SPEC % {"url": hook.url}})
+        build.write_all(root, build.compile_all(root))
+        token = tmp_path / "metrics-token"
+        token.write_text("e2e-notifications-token\n")
+        multiproc = tmp_path / "multiproc"
+        multiproc.mkdir()
+        ports = {name: processes.free_port() for name in ("backend", "prometheus", "alertmanager")}
+        backend = [sys.executable, "-m", "gunicorn", "-c", "backend/gunicorn_conf.py", "backend.app:from_env()"]
+        backend_env = {
+            "PORT": str(ports["backend"]),
+            "MODELMON_HOST": "127.0.0.1",
+            "MODELMON_SIMULATE": "1",
+            "MODELMON_SIMULATE_SEED": "7",
+            "MODELMON_METRICS_TOKEN_FILE": str(token),
+            "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+        }
+        alertmanager = [
+            shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager",
+            f"--config.file={root / 'alertmanager' / 'alertmanager.yml'}",
+            f"--storage.path={tmp_path / 'alertmanager'}",
+            f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
+            "--cluster.listen-address=",
+        ]
+        config = local_prometheus_config(
+            prometheus_port=ports["prometheus"],
+            backend_port=ports["backend"],
+            alertmanager_port=ports["alertmanager"],
+            token_file=token,
+            interval="1s",
+            rules_dir=root / "rules",
+        )
+        backend_url = f"http://127.0.0.1:{ports['backend']}"
+        with (
+            processes.process(backend, tmp_path / "backend.log", env=backend_env, cwd=REPO),
+            processes.process(alertmanager, tmp_path / "alertmanager.log"),
+        ):
+            processes.wait_until("the backend", lambda: urllib.request.urlopen(f"{backend_url}/healthz"), 30)
+            with processes.prometheus(config, tmp_path / "prometheus", port=ports["prometheus"]) as prom:
+                processes.wait_until(
+                    "a 1m ratio for every simulated model",
+                    lambda: len(processes.query(prom, "slo:sli_error:ratio_rate1m")) >= 10,
+                    90,
+                )
+                start = time.monotonic()
+                request(f"{backend_url}/v1/faults", "POST", {"kind": "outage", "model": BROKEN})
+                processes.wait_until("the page notification", lambda: for_broken(hook, "firing"), 240, every=1)
+                timings["fault to page"] = time.monotonic() - start
+
+                recovery = time.monotonic()
+                request(f"{backend_url}/v1/faults/{BROKEN}", "DELETE")
+                processes.wait_until("the resolved notification", lambda: for_broken(hook, "resolved"), 240, every=1)
+                timings["recovery to resolved"] = time.monotonic() - recovery
+
+    [page] = for_broken(hook, "firing")[:1]
+    assert page["receiver"] == "pages"
+    assert page["labels"]["alertname"] == "E2eAvailabilityBudgetBurn"
+    assert page["labels"]["slo"] == "availability" and page["labels"]["severity"] == "critical"
+    assert page["labels"]["long_window"] == "2m" and page["labels"]["short_window"] == "1m"
+    assert page["annotations"]["runbook_url"] == "https://runbooks.example.org/modelmon/E2eAvailabilityBudgetBurn/"
+    assert page["annotations"]["dashboard_url"] == f"https://grafana.example.org/d/e2e?var-model={BROKEN}"
+    assert (root / "runbooks" / "E2eAvailabilityBudgetBurn.md").exists()
+    assert {a["labels"]["model"] for a in hook.alerts()} == {BROKEN}, "a healthy model was notified"
