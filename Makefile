@@ -56,4 +56,5 @@ docs-serve: $(VENV)/.installed
 	$(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8001
 
 bench: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python bench/compile_bench.py
