@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
 
 
 def free_port() -> int:
@@ -99,3 +101,32 @@ def query(url: str, expr: str, at: float | None = None) -> list[dict]:
     body = get_json(f"{url}/api/v1/query", **params)
     assert body["status"] == "success", body
     return body["data"]["result"]
+
+
+def alertmanager_command(config: Path, storage: Path, port: int) -> list[str]:
+    """A single Alertmanager on loopback: no gossip port, no waiting for peers."""
+    return [
+        ALERTMANAGER,
+        f"--config.file={config}",
+        f"--storage.path={storage}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+    ]
+
+
+def backend_command(
+    port: int, token_file: Path, multiproc_dir: Path, simulate: bool = False, seed: int | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """The backend under gunicorn (two workers, metrics shared through `multiproc_dir`): args and env."""
+    env = {
+        "PORT": str(port),
+        "MODELMON_HOST": "127.0.0.1",
+        "MODELMON_METRICS_TOKEN_FILE": str(token_file),
+        "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir),
+    }
+    if simulate:
+        env["MODELMON_SIMULATE"] = "1"
+    if seed is not None:
+        env["MODELMON_SIMULATE_SEED"] = str(seed)
+    args = [sys.executable, "-m", "gunicorn", "-c", "backend/gunicorn_conf.py", "backend.app:from_env()"]
+    return args, env

@@ -22,7 +22,6 @@ from pathlib import Path
 from stack import processes
 from stack.config import REPO, local_prometheus_config
 
-ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 GRAFANA = shutil.which("grafana-server") or shutil.which("grafana")
 
 
@@ -42,7 +41,7 @@ def ready(url: str) -> bool:
 
 
 def run(args: argparse.Namespace, stop: threading.Event) -> int:
-    if ALERTMANAGER is None or not Path(processes.PROMETHEUS).exists():
+    if not (Path(processes.ALERTMANAGER).exists() and Path(processes.PROMETHEUS).exists()):
         print(
             "needs Debian's prometheus and prometheus-alertmanager: apt-get install -y prometheus "
             "prometheus-alertmanager",
@@ -59,21 +58,12 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
         "prometheus": f"http://127.0.0.1:{args.prometheus_port}",
         "alertmanager": f"http://127.0.0.1:{args.alertmanager_port}",
     }
-    backend = [sys.executable, "-m", "gunicorn", "-c", "backend/gunicorn_conf.py", "backend.app:from_env()"]
-    backend_env = {
-        "PORT": str(args.backend_port),
-        "MODELMON_HOST": "127.0.0.1",
-        "MODELMON_SIMULATE": "1",
-        "MODELMON_METRICS_TOKEN_FILE": str(token),
-        "PROMETHEUS_MULTIPROC_DIR": str(run_dir / "backend-metrics"),
-    }
-    alertmanager = [
-        ALERTMANAGER,
-        f"--config.file={REPO / 'alertmanager' / 'alertmanager.yml'}",
-        f"--storage.path={run_dir / 'alertmanager'}",
-        f"--web.listen-address=127.0.0.1:{args.alertmanager_port}",
-        "--cluster.listen-address=",
-    ]
+    backend, backend_env = processes.backend_command(
+        args.backend_port, token, run_dir / "backend-metrics", simulate=True
+    )
+    alertmanager = processes.alertmanager_command(
+        REPO / "alertmanager" / "alertmanager.yml", run_dir / "alertmanager", args.alertmanager_port
+    )
     config = local_prometheus_config(
         prometheus_port=args.prometheus_port,
         backend_port=args.backend_port,

@@ -4,7 +4,6 @@ inhibition proven on a real Alertmanager with a local webhook receiver."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,6 @@ from stack.webhook import WebhookReceiver
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "alertmanager" / "alertmanager.yml"
-ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
 
 
 def route(**labels: str) -> list[str]:
@@ -152,13 +150,7 @@ def test_real_alertmanager_pages_critical_and_inhibits_its_warning(project, tmp_
         build.write_all(root, build.compile_all(root))
         port = processes.free_port()
         am = f"http://127.0.0.1:{port}"
-        args = [
-            ALERTMANAGER,
-            f"--config.file={root / 'alertmanager' / 'alertmanager.yml'}",
-            f"--storage.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ]
+        args = processes.alertmanager_command(root / "alertmanager" / "alertmanager.yml", tmp_path / "data", port)
         with processes.process(args, tmp_path / "alertmanager.log"):
             processes.wait_until("Alertmanager", lambda: urllib.request.urlopen(f"{am}/-/ready", timeout=2), 30)
             # The critical first: an inhibition applies once its source is known.

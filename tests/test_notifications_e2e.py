@@ -11,8 +11,6 @@ notification must arrive. Every wait is bounded.
 from __future__ import annotations
 
 import json
-import shutil
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -86,22 +84,10 @@ def test_outage_pages_with_links_and_recovery_resolves(project, tmp_path, timing
         multiproc = tmp_path / "multiproc"
         multiproc.mkdir()
         ports = {name: processes.free_port() for name in ("backend", "prometheus", "alertmanager")}
-        backend = [sys.executable, "-m", "gunicorn", "-c", "backend/gunicorn_conf.py", "backend.app:from_env()"]
-        backend_env = {
-            "PORT": str(ports["backend"]),
-            "MODELMON_HOST": "127.0.0.1",
-            "MODELMON_SIMULATE": "1",
-            "MODELMON_SIMULATE_SEED": "7",
-            "MODELMON_METRICS_TOKEN_FILE": str(token),
-            "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
-        }
-        alertmanager = [
-            shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager",
-            f"--config.file={root / 'alertmanager' / 'alertmanager.yml'}",
-            f"--storage.path={tmp_path / 'alertmanager'}",
-            f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
-            "--cluster.listen-address=",
-        ]
+        backend, backend_env = processes.backend_command(ports["backend"], token, multiproc, simulate=True, seed=7)
+        alertmanager = processes.alertmanager_command(
+            root / "alertmanager" / "alertmanager.yml", tmp_path / "alertmanager", ports["alertmanager"]
+        )
         config = local_prometheus_config(
             prometheus_port=ports["prometheus"],
             backend_port=ports["backend"],

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -62,21 +60,10 @@ def stack(tmp_path_factory):
     backend_port, alertmanager_port = processes.free_port(), processes.free_port()
     multiproc = work / "multiproc"
     multiproc.mkdir()
-    gunicorn = [sys.executable, "-m", "gunicorn", "-c", "backend/gunicorn_conf.py", "backend.app:from_env()"]
-    backend_env = {
-        "PORT": str(backend_port),
-        "MODELMON_HOST": "127.0.0.1",
-        "MODELMON_WORKERS": "2",
-        "MODELMON_METRICS_TOKEN_FILE": str(token_file),
-        "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
-    }
-    alertmanager = [
-        shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager",
-        f"--config.file={REPO / 'alertmanager' / 'alertmanager.yml'}",
-        f"--storage.path={work / 'alertmanager'}",
-        f"--web.listen-address=127.0.0.1:{alertmanager_port}",
-        "--cluster.listen-address=",
-    ]
+    gunicorn, backend_env = processes.backend_command(backend_port, token_file, multiproc)
+    alertmanager = processes.alertmanager_command(
+        REPO / "alertmanager" / "alertmanager.yml", work / "alertmanager", alertmanager_port
+    )
     backend_url = f"http://127.0.0.1:{backend_port}"
     with (
         processes.process(gunicorn, work / "backend.log", env=backend_env, cwd=REPO),
