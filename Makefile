@@ -38,6 +38,7 @@ format: $(VENV)/.installed
 	$(BIN)/ruff format .
 
 test: lint .debian-packages
+	@scripts/ensure-debian-packages.sh prometheus-alertmanager:prometheus-alertmanager vmalert:victoria-metrics
 	$(BIN)/pytest
 
 # The stack from local binaries (no Docker): backend, Prometheus, Alertmanager,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from generator import alertmanager, amtool, dashboard, promtool, runbooks, specdoc
+from generator import alertmanager, amtool, dashboard, kubernetes, promtool, runbooks, specdoc
 from generator.checks import check_all
 from generator.loader import LoadedSpec, SpecError, SpecErrors, load_file
 from generator.plan import SloPlan, plan_file
@@ -113,6 +113,8 @@ def compile_all(root: Path) -> Compiled:
         rules_path = f"{RULES_DIR}/{service}.yml"
         groups = [group for plan in plans[service] for group in rule_groups(plan)]
         files[rules_path] = header([item.display]) + dump_yaml({"groups": groups})
+        rule = kubernetes.prometheus_rule(service, groups, item.display, header([item.display]).strip("# \n"))
+        files[kubernetes.path(service)] = header([item.display]) + dump_yaml(rule)
         try:
             tests = test_files(plans[service], os.path.relpath(rules_path, TESTS_DIR), [g["name"] for g in groups])
         except TestGenerationError as err:
@@ -159,6 +161,7 @@ def orphans(root: Path, files: dict[str, str]) -> list[str]:
         f"{TESTS_DIR}/*.test.yml",
         f"{DASHBOARDS_DIR}/*.json",
         f"{runbooks.RUNBOOKS_DIR}/*.md",
+        f"{kubernetes.KUBERNETES_DIR}/*-prometheusrule.yaml",
     )
     for pattern in generated:
         for path in root.glob(pattern):

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# What `make rules` writes, copied into throwaway projects so `build --check` starts clean.
+OUTPUTS = ("rules", "prometheus", "schema", "docs", "grafana/dashboards", "runbooks", "alertmanager", "kubernetes")
 
 
 @pytest.fixture
@@ -20,7 +22,7 @@ def project(tmp_path: Path):
         for name, text in specs.items():
             (tmp_path / "slos" / name).write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
         if copy_outputs:
-            for folder in ("rules", "prometheus", "schema", "docs", "grafana/dashboards", "runbooks", "alertmanager"):
+            for folder in OUTPUTS:
                 shutil.copytree(REPO / folder, tmp_path / folder, symlinks=True, dirs_exist_ok=True)
         return tmp_path
 
@@ -31,6 +33,6 @@ def project(tmp_path: Path):
 def models_project(tmp_path: Path) -> Path:
     """A copy of the repository's own specs and committed outputs."""
     # symlinks=True: docs/runbooks stays a link to the copy's own runbooks/, as in the repository.
-    for folder in ("slos", "rules", "prometheus", "schema", "docs", "grafana/dashboards", "runbooks", "alertmanager"):
+    for folder in ("slos", *OUTPUTS):
         shutil.copytree(REPO / folder, tmp_path / folder, symlinks=True)
     return tmp_path

@@ -248,6 +248,7 @@ def test_building_twice_gives_byte_identical_files(project):
         "docs/slo-spec.md",
         "alertmanager/alertmanager.yml",
         "alertmanager/templates/modelmon.tmpl",
+        "kubernetes/models-monitoring-prometheusrule.yaml",
         "runbooks/index.md",
         *(f"runbooks/{name}.md" for name in alerts),
     }
