@@ -130,3 +130,11 @@ def backend_command(
         env["MODELMON_SIMULATE_SEED"] = str(seed)
     args = [sys.executable, "-m", "gunicorn", "-c", "backend/gunicorn_conf.py", "backend.app:from_env()"]
     return args, env
+
+
+def send_json(url: str, method: str, body: object | None = None) -> None:
+    """One JSON request (to the backend's fault API, say); fails on any answer but 2xx."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status < 300, response.status

@@ -10,7 +10,6 @@ notification must arrive. Every wait is bounded.
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.request
 from pathlib import Path
@@ -21,46 +20,10 @@ from generator import build
 from stack import processes
 from stack.config import local_prometheus_config
 from stack.webhook import WebhookReceiver
+from tests.short_windows import short_window_spec
 
 REPO = Path(__file__).resolve().parent.parent
 BROKEN = "gpt-4o-mini"
-# Page when both the 2m and the 1m error ratio exceed 30 %: factor 10 % x 60m / 2m = 3,
-# times the 10 % budget. Healthy simulated models fail well under 1 % of calls.
-SPEC = """
-version: modelmon/v1
-service: e2e
-scrape_interval: 1s
-runbook_base_url: https://runbooks.example.org/modelmon
-grafana_url: https://grafana.example.org
-slos:
-  - name: availability
-    objective: 90
-    period: 1h
-    sli: {availability: {}}
-    alerting:
-      name: E2eAvailabilityBudgetBurn
-      threshold_alert: {disable: true}
-      budget_alert: {disable: true}
-      windows:
-        - {severity: page, long: 2m, short: 1m, budget_percent: 10, for: 1m}
-notifications:
-  receivers:
-    - {name: pages, webhook: {url: "%(url)s/pages"}}
-    - {name: tickets, webhook: {url: "%(url)s/tickets"}}
-  page: pages
-  ticket: tickets
-  group_wait: 1s
-  group_interval: 5s
-  repeat_interval: 1h
-dashboard: {uid: e2e}
-"""
-
-
-def request(url: str, method: str, body: object | None = None) -> None:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as response:
-        assert response.status < 300
 
 
 def for_broken(hook: WebhookReceiver, status: str) -> list[dict]:
@@ -77,7 +40,7 @@ def timings(request):
 
 def test_outage_pages_with_links_and_recovery_resolves(project, tmp_path, timings):
     with WebhookReceiver() as hook:
-        root = project({"e2e.yaml": SPEC % {"url": hook.url}})
+        root = project({"e2e.yaml": short_window_spec("e2e", "E2eAvailabilityBudgetBurn", hook.url)})
         build.write_all(root, build.compile_all(root))
         token = tmp_path / "metrics-token"
         token.write_text("e2e-notifications-token\n")
@@ -109,12 +72,12 @@ def test_outage_pages_with_links_and_recovery_resolves(project, tmp_path, timing
                     90,
                 )
                 start = time.monotonic()
-                request(f"{backend_url}/v1/faults", "POST", {"kind": "outage", "model": BROKEN})
+                processes.send_json(f"{backend_url}/v1/faults", "POST", {"kind": "outage", "model": BROKEN})
                 processes.wait_until("the page notification", lambda: for_broken(hook, "firing"), 240, every=1)
                 timings["fault to page"] = time.monotonic() - start
 
                 recovery = time.monotonic()
-                request(f"{backend_url}/v1/faults/{BROKEN}", "DELETE")
+                processes.send_json(f"{backend_url}/v1/faults/{BROKEN}", "DELETE")
                 processes.wait_until("the resolved notification", lambda: for_broken(hook, "resolved"), 240, every=1)
                 timings["recovery to resolved"] = time.monotonic() - recovery
 

@@ -29,6 +29,7 @@ from generator import build, kubernetes
 from stack import processes
 from stack.config import local_prometheus_config
 from stack.webhook import WebhookReceiver
+from tests.short_windows import short_window_spec
 
 REPO = Path(__file__).resolve().parent.parent
 VICTORIA_METRICS = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
@@ -225,43 +226,6 @@ def test_build_writes_and_removes_the_kubernetes_output(project):
 
 BROKEN = "gpt-4o-mini"
 ALERT = "EnginesAvailabilityBudgetBurn"
-# As tests/test_notifications_e2e.py: page when the 2m and 1m error ratios both exceed 30 %
-# (factor 10 % x 60m / 2m = 3, times the 10 % budget), for 1m.
-SPEC = """
-version: modelmon/v1
-service: engines
-scrape_interval: 1s
-runbook_base_url: https://runbooks.example.org/modelmon
-grafana_url: https://grafana.example.org
-slos:
-  - name: availability
-    objective: 90
-    period: 1h
-    sli: {availability: {}}
-    alerting:
-      name: EnginesAvailabilityBudgetBurn
-      threshold_alert: {disable: true}
-      budget_alert: {disable: true}
-      windows:
-        - {severity: page, long: 2m, short: 1m, budget_percent: 10, for: 1m}
-notifications:
-  receivers:
-    - {name: pages, webhook: {url: "%(url)s/pages"}}
-    - {name: tickets, webhook: {url: "%(url)s/tickets"}}
-  page: pages
-  ticket: tickets
-  group_wait: 1s
-  group_interval: 5s
-  repeat_interval: 1h
-dashboard: {uid: engines}
-"""
-
-
-def request(url: str, method: str, body: object | None = None) -> None:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as response:
-        assert response.status < 300
 
 
 def alerts(url: str) -> list[dict]:
@@ -320,7 +284,7 @@ def timings():
 
 def test_vmalert_fires_the_same_alert_as_prometheus_for_the_same_outage(project, tmp_path, timings):
     with WebhookReceiver() as hook:
-        root = project({"engines.yaml": SPEC % {"url": hook.url}})
+        root = project({"engines.yaml": short_window_spec("engines", ALERT, hook.url)})
         build.write_all(root, build.compile_all(root))
         rules_file = root / "rules" / "engines.yml"
         token = tmp_path / "metrics-token"
@@ -374,7 +338,7 @@ def test_vmalert_fires_the_same_alert_as_prometheus_for_the_same_outage(project,
                 assert alerts(prom) == [] and alerts(vmalert_url) == [], "an alert before any fault"
 
                 start = time.monotonic()
-                request(f"{backend_url}/v1/faults", "POST", {"kind": "outage", "model": BROKEN})
+                processes.send_json(f"{backend_url}/v1/faults", "POST", {"kind": "outage", "model": BROKEN})
                 fired: dict[str, float] = {}
 
                 def both_fired() -> bool:
