@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from generator import build, promtool  # noqa: E402
-from generator.rules import rule_groups  # noqa: E402
+from generator.rules import rule_file  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "compile.json"
 SLOS_PER_FILE = 50
@@ -195,20 +195,21 @@ def output_stats(compiled: build.Compiled, models_per_slo: int) -> dict:
     per_kind: dict[str, dict] = {}
     plans = [plan for service in compiled.plans.values() for plan in service]
     for plan in plans:
-        rules = [rule for group in rule_groups(plan) for rule in group["rules"]]
-        windows = len(plan.sli_windows) + 1  # every SLI window, plus the period ratio
-        # Per model: each window's ratio, and current/period burn rate and budget remaining.
-        # objective, error_budget and time_period are vector() constants: one series each.
-        per_model = windows + 3
+        # The rules one SLO compiles to alone (in a file with others, it shares their rates).
+        rules = [rule for group in rule_file([plan]).groups for rule in group["rules"]]
+        # objective, error_budget and time_period are vector() constants: one series each;
+        # every other recording (rates, tiles, ratios, burn rates) has one series per model.
+        constants = sum(r.get("expr", "").startswith("vector(") for r in rules)
+        per_model = sum("record" in r for r in rules) - constants
         per_kind.setdefault(
             plan.kind,
             {
                 "slos": 0,
                 "recording_rules": sum("record" in r for r in rules),
                 "alert_rules": sum("alert" in r for r in rules),
-                "sli_windows": list(plan.sli_windows),
-                "series_per_slo": per_model * models_per_slo + 3,
-                "series_per_slo_at_50_models": per_model * len(MODELS) + 3,
+                "sli_windows": list(plan.windows),
+                "series_per_slo": per_model * models_per_slo + constants,
+                "series_per_slo_at_50_models": per_model * len(MODELS) + constants,
             },
         )["slos"] += 1
     tests = [test for path, text in compiled.files.items() if path.startswith(build.TESTS_DIR) for test in _tests(text)]
@@ -334,7 +335,7 @@ def tables(results: list[dict]) -> str:
     ]
     for kind, info in kinds.items():
         lines.append(
-            f"| {kind} | {info['recording_rules']} | {info['alert_rules']} | {', '.join(info['sli_windows'])} + period "
+            f"| {kind} | {info['recording_rules']} | {info['alert_rules']} | {', '.join(info['sli_windows'])} "
             f"| {info['series_per_slo']} | {info['series_per_slo_at_50_models']} |"
         )
     return "\n".join(lines)

@@ -21,7 +21,7 @@ from generator.checks import check_all
 from generator.loader import LoadedSpec, SpecError, SpecErrors, load_file
 from generator.plan import SloPlan, plan_file
 from generator.promtool_tests import TestGenerationError, series_labels, test_files
-from generator.rules import rule_groups
+from generator.rules import RuleFile, rule_file
 from generator.spec import json_schema
 
 SLO_DIR = "slos"
@@ -62,6 +62,7 @@ class Compiled:
     loaded: list[LoadedSpec]
     plans: dict[str, list[SloPlan]]  # per service
     files: dict[str, str]  # repo-relative path -> content
+    rules: dict[str, RuleFile]  # per service
 
 
 def spec_paths(root: Path) -> list[Path]:
@@ -106,12 +107,14 @@ def compile_all(root: Path) -> Compiled:
     loaded = load_all(root)
     files: dict[str, str] = {}
     plans: dict[str, list[SloPlan]] = {}
+    rule_files: dict[str, RuleFile] = {}
     errors: list[SpecError] = []
     for item in loaded:
         service = item.spec.service
         plans[service] = plan_file(item.spec)
         rules_path = f"{RULES_DIR}/{service}.yml"
-        groups = [group for plan in plans[service] for group in rule_groups(plan)]
+        rule_files[service] = rule_file(plans[service])
+        groups = rule_files[service].groups
         files[rules_path] = header([item.display]) + dump_yaml({"groups": groups})
         rule = kubernetes.prometheus_rule(service, groups, item.display, header([item.display]).strip("# \n"))
         files[kubernetes.path(service)] = header([item.display]) + dump_yaml(rule)
@@ -140,7 +143,7 @@ def compile_all(root: Path) -> Compiled:
     files[alertmanager.TEMPLATE_PATH] = alertmanager.templates(header([i.display for i in loaded]).strip("# \n"))
     files[SCHEMA_PATH] = schema_text()
     files[SPEC_DOC_PATH] = specdoc.render()
-    return Compiled(loaded, plans, files)
+    return Compiled(loaded, plans, files, rule_files)
 
 
 def schema_text() -> str:
@@ -208,15 +211,17 @@ def _promtool_errors(compiled: Compiled, problems: list[promtool.RuleProblem], o
     """promtool's complaints, traced back to the SLO whose rule it refused."""
     errors: dict[tuple, SpecError] = {}
     for item in compiled.loaded:
-        for index, plan in enumerate(compiled.plans[item.spec.service]):
-            for problem in problems:
-                # One error per SLO and complaint: a broken query fails in every window.
-                key = (item.display, index, problem.message)
-                if problem.group.startswith(f"{plan.service}-{plan.name}-") and key not in errors:
-                    errors[key] = item.positions.error(
-                        ("slos", index, "sli"),
-                        f"promtool rejects the generated rule {problem.rule}: {problem.message}",
-                    )
+        service = item.spec.service
+        names = [plan.name for plan in compiled.plans[service]]
+        for problem in problems:
+            owner = compiled.rules[service].owners.get((problem.group, problem.index))
+            # One error per SLO and complaint: a broken query fails in every window.
+            key = (item.display, owner, problem.message)
+            if owner in names and key not in errors:
+                errors[key] = item.positions.error(
+                    ("slos", names.index(owner), "sli"),
+                    f"promtool rejects the generated rule {problem.rule}: {problem.message}",
+                )
     if not errors:
         return [SpecError(RULES_DIR, 1, 1, "", f"promtool check rules failed:\n{output.strip()}")]
     return list(errors.values())

@@ -6,13 +6,14 @@ from generator.durations import format_duration, parse_duration
 from generator.loader import LoadedSpec, SpecError
 from generator.plan import (
     DEFAULT_WINDOWS,
+    SELECTOR_LABEL,
     THRESHOLD_WINDOW,
     plan_slo,
 )
 
 # Labels modelmon sets on every series and alert it generates; a spec label with
 # the same name would silently overwrite them and break matching between rules.
-RESERVED_LABELS = ("service", "slo")
+RESERVED_LABELS = ("service", "slo", SELECTOR_LABEL)
 RESERVED_ALERT_LABELS = ("alertname", "long_window", "short_window")
 
 

@@ -8,7 +8,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from generator import amtool, build, doctor, promtool
+from generator import amtool, build, cache, doctor, promtool
 from generator.loader import SpecErrors
 
 EXIT_SPEC = 2  # invalid specs (or a rule promtool refuses): nothing written
@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("validate", help="check slos/*.yaml and report every problem; writes nothing")
     b = sub.add_parser("build", help="compile slos/ into rules, promtool tests and the JSON Schema")
     b.add_argument("--check", action="store_true", help="write nothing; exit 1 listing outputs that are stale")
+    b.add_argument("--no-cache", action="store_true", help="rebuild even when specs and generator are unchanged")
     sub.add_parser("test", help="run promtool on the generated rules and their tests")
     sub.add_parser("schema", help="print the JSON Schema of SLO files")
     d = sub.add_parser("doctor", help="check a running Prometheus: targets, metrics, panels, rules, Alertmanager")
@@ -58,6 +59,12 @@ def _validate(root: Path, args) -> int:
 
 
 def _build(root: Path, args) -> int:
+    key = cache.inputs_key(root, build.spec_paths(root))
+    current = None if args.no_cache else cache.outputs_current(root, key)
+    # Orphans are outputs of specs deleted since: the key changed then, so they never hide here.
+    if current is not None:
+        print(f"{current} generated files are up to date (specs and generator unchanged since the last build)")
+        return 0
     compiled = build.compile_all(root)
     if args.check:
         stale = build.stale_files(root, compiled.files)
@@ -66,9 +73,11 @@ def _build(root: Path, args) -> int:
             for path in stale:
                 print(f"  {path}", file=sys.stderr)
             return EXIT_STALE
+        cache.remember(root, key, compiled.files)
         print(f"{len(compiled.files)} generated files are up to date")
         return 0
     changed = build.write_all(root, compiled)
+    cache.remember(root, key, compiled.files)
     for path in changed:
         print(f"wrote {path}")
     print(f"{len(compiled.files)} generated files, {len(changed)} changed; promtool check rules: ok")

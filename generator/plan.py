@@ -19,6 +19,68 @@ from generator.spec import WINDOW_PLACEHOLDER, Slo, SloFile
 THRESHOLD_WINDOW = "5m"
 SLI_RECORD = "slo:sli_error:ratio_rate{window}"
 
+# Windows of 6h and more (the slow page's long window, the tickets' 1d and 3d, the
+# period) are averaged from 5-minute rates recorded every 5 minutes ("tiles"), not
+# read from raw counters: a 3d window reads 864 tiles instead of 17,280 raw samples
+# per series at a 15s scrape. What it costs in meaning: the window's newest 5 to 10
+# minutes come from the previous tile, under 3 % of a 6h window. Shorter windows
+# (the fast page, the threshold alerts) stay exact raw rates.
+DERIVED_FROM_S = 6 * 3600
+TILE_WINDOW = "5m"
+TILE_INTERVAL = "5m"
+# The long-window averages are read by alerts with instant queries, so they are
+# recorded well inside Prometheus' 5m lookback: a slow or missed evaluation never
+# makes them vanish for an alert.
+LONG_INTERVAL = "1m"
+WINDOW = "$window"  # where a signal's query takes its window
+SELECTOR_LABEL = "sli_selector"  # tells apart shared rates of the same metric read with different selectors
+
+
+def matchers(labels: dict[str, str]) -> str:
+    """A PromQL label selector for exactly these label values."""
+    escaped = {k: v.replace("\\", "\\\\").replace('"', '\\"') for k, v in labels.items()}
+    return "{" + ",".join(f'{k}="{v}"' for k, v in escaped.items()) + "}"
+
+
+def is_derived(window_s: int) -> bool:
+    return window_s >= DERIVED_FROM_S
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A per-second rate an SLI divides, recorded once per window and read by every SLO that needs it.
+
+    Shared signals (the guide's metrics, by the SLO's group_by and selector) carry only the
+    service's labels; an events SLI's own queries are signals of that SLO alone.
+    """
+
+    record: str  # level:metric, e.g. model:model_requests -> model:model_requests:rate1h
+    query: str  # PromQL with WINDOW where the range goes
+    labels: tuple[tuple[str, str], ...]  # written on every record of the signal
+    read_labels: tuple[tuple[str, str], ...]  # what tells its records apart from others of the same name
+    by: tuple[str, ...]  # the labels its rates are grouped by
+    guard: Signal | None = None  # a signal whose `0 *` stands in where this one has no series
+
+    def rate(self, window: str) -> str:
+        return f"{self.record}:rate{window}"
+
+    @property
+    def tile(self) -> str:
+        return f"{self.record}:rate{TILE_WINDOW}_tile"
+
+    def read(self, record: str) -> str:
+        return record + matchers(dict(self.read_labels))
+
+    def expr(self, window: str) -> str:
+        """The PromQL recording this signal over `window`."""
+        text = self.query.replace(WINDOW, window)
+        if self.guard is None:
+            return text
+        twin = self.guard.read(self.guard.rate(window))
+        # A model that never failed may have no error series at all: its requests, times 0,
+        # give it an explicit 0 instead of dropping the model from the ratio.
+        return f"{text}\nor on ({', '.join(self.by)})\n0 * {twin}"
+
 
 @dataclass(frozen=True)
 class DefaultWindow:
@@ -160,6 +222,11 @@ class SloPlan:
     runbook_base_url: str
     dashboard_url: str | None  # the service's generated dashboard, when the file has one
     spec: Slo
+    # The recorded rates the error ratio divides: bad / total, or (total - good) / total
+    # for latency. None of them for a raw SLI, whose ratio is the user's own query.
+    total: Signal | None = None
+    bad: Signal | None = None
+    good: Signal | None = None
 
     @property
     def budget(self) -> Decimal:
@@ -193,8 +260,48 @@ class SloPlan:
         params += [f"viewPanel={panel}"] if panel else []
         return self.dashboard_url + (f"?{'&'.join(params)}" if params else "")
 
+    @property
+    def windows(self) -> tuple[str, ...]:
+        """Every window with a recorded error ratio (the alerts', the panels' and the period), shortest first."""
+        found = {parse_duration(w): w for w in (*self.sli_windows, self.period)}
+        return tuple(found[s] for s in sorted(found))
+
+    @property
+    def raw_windows(self) -> tuple[str, ...]:
+        return tuple(w for w in self.windows if not is_derived(parse_duration(w)))
+
+    @property
+    def derived_windows(self) -> tuple[str, ...]:
+        return tuple(w for w in self.windows if is_derived(parse_duration(w)))
+
+    @property
+    def signals(self) -> tuple[Signal, ...]:
+        """The rates this SLO reads, each after the one its guard reads."""
+        return tuple(s for s in (self.total, self.bad, self.good) if s is not None)
+
+    @property
+    def ratio_tile(self) -> str:
+        """A raw SLI's 5m ratio recorded every 5 minutes: what its long windows average."""
+        return f"{self.sli_record(TILE_WINDOW)}_tile"
+
+    def ratio_expr(self, window: str) -> str:
+        """This SLO's error ratio over `window`, as the rules compute it from recorded rates."""
+        if self.total is None:
+            if is_derived(parse_duration(window)):
+                # No event counts to add up: a raw SLI's long windows average its 5m ratio, as Sloth does.
+                return f"avg_over_time({self.ratio_tile}{self.selector}[{window}])"
+            return self.error_ratio_expr(window)
+        total = self.total.read(self.total.rate(window))
+        if self.good is not None:
+            good = self.good.read(self.good.rate(window))
+            return f"(\n  {total}\n  - ignoring (le)\n  {good}\n)\n/\n(\n  {total} > 0\n)"
+        bad = self.bad.read(self.bad.rate(window))
+        # `> 0` turns a window without traffic into no sample instead of NaN,
+        # so 0/0 never alerts and never poisons a long window.
+        return f"{bad}\n/\n(\n  {total} > 0\n)"
+
     def error_ratio_expr(self, window: str) -> str:
-        """The PromQL of this SLO's error ratio over `window`."""
+        """This SLO's error ratio over `window` straight from the raw series: what a person pastes."""
         sli = self.spec.sli
         if sli.events is not None:
             error = WINDOW_PLACEHOLDER.sub(window, sli.events.error_query.strip())
@@ -224,7 +331,75 @@ class SloPlan:
 
 
 def plan_file(spec: SloFile) -> list[SloPlan]:
-    return [plan_slo(spec, slo) for slo in spec.slos]
+    selected = _selected_records(spec)
+    return [plan_slo(spec, slo, selected) for slo in spec.slos]
+
+
+# The guide's metrics each shortcut SLI reads, by role.
+SHORTCUT_METRICS = {
+    "availability": {"total": contract.REQUESTS_TOTAL, "bad": contract.ERRORS_TOTAL},
+    "error_rate": {"total": contract.REQUESTS_TOTAL, "bad": contract.ERRORS_TOTAL},
+    "latency": {"total": contract.LATENCY_MS_COUNT, "good": contract.LATENCY_MS_BUCKET},
+}
+
+
+def _record_level(by: tuple[str, ...], metric: str) -> str:
+    """Prometheus' level:metric naming: the labels kept, then the metric without _total."""
+    return f"{'_'.join(by) or 'service'}:{metric.removesuffix('_total')}"
+
+
+def _selected_records(spec: SloFile) -> set[str]:
+    """Shared rate records some SLO of the file reads with a selector."""
+    found = set()
+    for slo in spec.slos:
+        kind = sli_kind(slo)
+        block = getattr(slo.sli, kind)
+        if kind in SHORTCUT_METRICS and block.selector:
+            found.update(_record_level(tuple(block.group_by), m) for m in SHORTCUT_METRICS[kind].values())
+    return found
+
+
+def _signals(spec: SloFile, slo: Slo, labels: dict[str, str], selected: set[str]) -> dict[str, Signal]:
+    kind = sli_kind(slo)
+    block = getattr(slo.sli, kind)
+    if kind == "events":
+        own = (("service", spec.service), ("slo", slo.name))
+        total, bad = (
+            Signal(
+                record=f"slo:sli_{role}_events",
+                query=WINDOW_PLACEHOLDER.sub(WINDOW, query.strip()),
+                labels=tuple(labels.items()),
+                read_labels=own,
+                by=(),
+            )
+            for role, query in (("total", block.total_query), ("error", block.error_query))
+        )
+        return {"total": total, "bad": bad}
+    if kind not in SHORTCUT_METRICS:
+        return {}
+    by = tuple(block.group_by)
+    selector = (block.selector or "").strip().rstrip(",")
+    shared = {"service": spec.service, **spec.labels}
+    # Marked whenever the file also reads these metrics with another selector, so each read is exact.
+    marked = bool(selector) or _record_level(by, SHORTCUT_METRICS[kind]["total"]) in selected
+    if marked:
+        shared[SELECTOR_LABEL] = selector
+    le = contract.le_label(float(block.threshold_ms)) if kind == "latency" else None
+    found: dict[str, Signal] = {}
+    for role, metric in SHORTCUT_METRICS[kind].items():
+        extra = {"le": le} if role == "good" else {}
+        read = {"service": spec.service, **({SELECTOR_LABEL: selector} if marked else {}), **extra}
+        matched = ",".join(m for m in (selector, f'le="{le}"' if extra else "") if m)
+        in_by = f" by ({', '.join(by)})" if by else ""
+        found[role] = Signal(
+            record=_record_level(by, metric),
+            query=f"sum{in_by} (rate({metric}{'{' + matched + '}' if matched else ''}[{WINDOW}]))",
+            labels=tuple({k: v for k, v in {**shared, **extra}.items() if v}.items()),
+            read_labels=tuple(read.items()),
+            by=by,
+            guard=found["total"] if role == "bad" else None,
+        )
+    return found
 
 
 def sli_kind(slo: Slo) -> str:
@@ -236,7 +411,8 @@ def group_by(slo: Slo) -> tuple[str, ...]:
     return tuple(block.group_by)
 
 
-def plan_slo(spec: SloFile, slo: Slo) -> SloPlan:
+def plan_slo(spec: SloFile, slo: Slo, selected: set[str] | None = None) -> SloPlan:
+    """One SLO's plan; `selected`: the file's shared records read with a selector (found when not given)."""
     kind = sli_kind(slo)
     period_s = parse_duration(slo.period)
     prefix = spec.alert_prefix or camel(spec.service)
@@ -320,6 +496,7 @@ def plan_slo(spec: SloFile, slo: Slo) -> SloPlan:
         runbook_base_url=spec.runbook_base_url,
         dashboard_url=f"{spec.grafana_url.rstrip('/')}/d/{spec.dashboard.uid}" if spec.dashboard else None,
         spec=slo,
+        **_signals(spec, slo, labels, _selected_records(spec) if selected is None else selected),
     )
 
 

@@ -58,3 +58,25 @@ def summed(values: Sequence[float | None]) -> float | None:
     for value in present[1:]:
         total += value
     return total
+
+
+def _kahan_inc(inc: float, total: float, c: float) -> tuple[float, float]:
+    """One step of the Kahan-Neumaier sum the engine uses (promql/functions.go, kahanSumInc)."""
+    t = total + inc
+    if abs(total) >= abs(inc):
+        c += (total - t) + inc
+    else:
+        c += (inc - t) + total
+    return t, c
+
+
+def avg_over_time(values: Sequence[float]) -> float | None:
+    """avg_over_time() of the samples in a range, in the engine's order and rounding (2.x:
+    an incremental mean, compensated); None when the range holds no sample."""
+    if not values:
+        return None
+    mean, count, c = 0.0, 0.0, 0.0
+    for value in values:
+        count += 1
+        mean, c = _kahan_inc(value / count - mean / count, mean, c)
+    return mean + c

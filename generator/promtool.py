@@ -43,18 +43,21 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 @dataclass(frozen=True)
 class RuleProblem:
     group: str
+    index: int  # the rule's place in its group, from 1 as promtool counts
     rule: str
     message: str
 
 
-_RULE_PROBLEM = re.compile(r'group "(?P<group>[^"]+)", rule \d+, "(?P<rule>[^"]*)": (?P<message>.*)')
+_RULE_PROBLEM = re.compile(r'group "(?P<group>[^"]+)", rule (?P<index>\d+), "(?P<rule>[^"]*)": (?P<message>.*)')
 
 
 def check_rules(paths: list[Path]) -> tuple[bool, list[RuleProblem], str]:
     """`promtool check rules`: success, the problems it names per group and rule, raw output."""
     result = run("check", "rules", *map(str, paths))
     output = result.stdout + result.stderr
-    problems = [RuleProblem(**m.groupdict()) for m in _RULE_PROBLEM.finditer(output)]
+    problems = [
+        RuleProblem(m["group"], int(m["index"]), m["rule"], m["message"]) for m in _RULE_PROBLEM.finditer(output)
+    ]
     return result.returncode == 0, problems, output
 
 

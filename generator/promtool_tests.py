@@ -21,7 +21,17 @@ from decimal import Decimal
 from generator import contract, promsim
 from generator.durations import format_duration, parse_duration
 from generator.gotemplate import render
-from generator.plan import THRESHOLD_WINDOW, BudgetAlert, BurnAlert, SloPlan, ThresholdAlert, number
+from generator.plan import (
+    SELECTOR_LABEL,
+    THRESHOLD_WINDOW,
+    TILE_WINDOW,
+    BudgetAlert,
+    BurnAlert,
+    SloPlan,
+    ThresholdAlert,
+    is_derived,
+    number,
+)
 from generator.rules import alert_rule
 
 Alert = BurnAlert | ThresholdAlert | BudgetAlert
@@ -76,7 +86,14 @@ def minutes(seconds: int) -> int:
 
 
 class Simulation:
-    """The expected behaviour of one SLO's rules under one scenario's traffic."""
+    """The expected behaviour of one SLO's rules under one scenario's traffic.
+
+    Windows under 6h are rates of the raw counters; longer ones average the 5m rates
+    recorded at every evaluation before them (promtool evaluates every group at the
+    test's interval). Long-window averages are first taken from running sums, which
+    is fast, and computed exactly as the engine does wherever the exact bits matter:
+    near a threshold, and for every value a test states.
+    """
 
     def __init__(self, plan: SloPlan, traffic: list[Traffic], length: int, step: int = 1, every: int = 1):
         self.plan = plan
@@ -93,63 +110,123 @@ class Simulation:
             groups.setdefault(key, []).append(i)
         self.groups = groups
         self._ratios: dict[tuple, float | None] = {}
+        self._tiles: dict[tuple, list[float | None]] = {}
+        self._running: dict[tuple, tuple[list[float], list[int]]] = {}
 
     def sample_labels(self, key: tuple) -> dict[str, str]:
-        return {**dict(zip(self.plan.group_by, key, strict=True)), **self.plan.labels}
+        shared = {}
+        if self.plan.total is not None:
+            shared = {k: v for k, v in self.plan.total.labels if k == SELECTOR_LABEL}
+        return {**dict(zip(self.plan.group_by, key, strict=True)), **shared, **self.plan.labels}
 
-    def ratio(self, window_min: int, minute: int, key: tuple) -> float | None:
-        """slo:sli_error:ratio_rate<window> of group `key` at `minute`."""
-        cache_key = (window_min, minute, key)
-        if cache_key not in self._ratios:
-            self._ratios[cache_key] = self._ratio(window_min, minute, key)
-        return self._ratios[cache_key]
+    # --- rates of the raw counters ---------------------------------------------------
 
-    def _ratio(self, window: int, minute: int, key: tuple) -> float | None:
+    def rate(self, role: str, window: int, minute: int, key: tuple) -> float | None:
+        """The recorded rate of a signal (total, bad or good) of group `key` over `window` minutes."""
         members = self.groups[key]
-        total = promsim.summed([promsim.rate(self.counters[i][0], minute, window, self.step) for i in members])
+        if role == "total":
+            series = [self.counters[i][0] for i in members]
+        elif role == "good":
+            series = [self.fast[i] for i in members]
+        else:
+            series = [self.counters[i][1] for i in members if self.traffic[i].error_series]
+        value = promsim.summed([promsim.rate(c, minute, window, self.step) for c in series])
+        if role == "bad" and value is None and self.plan.kind in REQUEST_KINDS:
+            total = self.rate("total", window, minute, key)
+            value = None if total is None else 0.0 * total  # `or on (...) 0 * requests`
+        return value
+
+    def raw_ratio(self, window: int, minute: int, key: tuple) -> float | None:
+        total = self.rate("total", window, minute, key)
         if total is None or not total > 0:
             return None
         if self.plan.kind == "latency":
-            fast = promsim.summed([promsim.rate(self.fast[i], minute, window, self.step) for i in members])
-            return (total - fast) / total
-        errors = promsim.summed(
-            [
-                promsim.rate(self.counters[i][1], minute, window, self.step)
-                for i in members
-                if self.traffic[i].error_series
-            ]
-        )
-        if errors is None:
-            errors = 0.0 * total
-        return errors / total
+            return (total - self.rate("good", window, minute, key)) / total
+        errors = self.rate("bad", window, minute, key)
+        return None if errors is None else errors / total
 
-    def period_ratio(self, minute: int, key: tuple) -> float | None:
-        """sum_over_time / count_over_time of the 5m ratio, whose samples fall on evaluations
-        (recorded by the rules, or given as input at the same times for events/raw SLIs)."""
-        start = max(0, minute - minutes(self.plan.period_s))
-        first = -(-start // self.every) * self.every
-        values = [self.ratio(5, t, key) for t in range(first, minute + 1, self.every)]
-        values = [v for v in values if v is not None]
-        if not values:
+    # --- long windows: averages of the 5m tiles ----------------------------------------
+
+    def tiles(self, role: str, key: tuple) -> list[float | None]:
+        """A signal's 5m tile (role "ratio": a raw SLI's 5m ratio) at every evaluation."""
+        if (role, key) not in self._tiles:
+            tile = minutes(parse_duration(TILE_WINDOW))
+            at = range(0, self.length + 1, self.every)
+            if role == "ratio":
+                self._tiles[role, key] = [self.raw_ratio(tile, m, key) for m in at]
+            else:
+                self._tiles[role, key] = [self.rate(role, tile, m, key) for m in at]
+        return self._tiles[role, key]
+
+    def _span(self, window: int, minute: int) -> tuple[int, int]:
+        """Evaluations in the closed range [minute - window, minute] (Prometheus 2.x), as indices."""
+        first = -(-max(0, minute - window) // self.every)
+        return first, minute // self.every + 1
+
+    def average(self, role: str, window: int, minute: int, key: tuple, exact: bool) -> float | None:
+        """avg_over_time(<tile>[window]) at `minute`."""
+        lo, hi = self._span(window, minute)
+        if exact:
+            return promsim.avg_over_time([v for v in self.tiles(role, key)[lo:hi] if v is not None])
+        if (role, key) not in self._running:
+            sums, counts = [0.0], [0]
+            for value in self.tiles(role, key):
+                sums.append(sums[-1] + (value or 0.0))
+                counts.append(counts[-1] + (value is not None))
+            self._running[role, key] = (sums, counts)
+        sums, counts = self._running[role, key]
+        count = counts[hi] - counts[lo]
+        return (sums[hi] - sums[lo]) / count if count else None
+
+    def long_ratio(self, window: int, minute: int, key: tuple, exact: bool) -> float | None:
+        if self.plan.total is None:
+            return self.average("ratio", window, minute, key, exact)
+        total = self.average("total", window, minute, key, exact)
+        if total is None or not total > 0:
             return None
-        total = 0.0
-        for value in values:
-            total += value
-        return total / float(len(values))
+        if self.plan.kind == "latency":
+            return (total - self.average("good", window, minute, key, exact)) / total
+        return self.average("bad", window, minute, key, exact) / total
 
-    def condition(self, alert: Alert, minute: int, key: tuple) -> tuple[bool, float]:
+    def ratio(self, window_min: int, minute: int, key: tuple, exact: bool = True) -> float | None:
+        """slo:sli_error:ratio_rate<window> of group `key` at `minute`; long windows approximate unless `exact`."""
+        derived = is_derived(window_min * 60)
+        cache_key = (window_min, minute, key, exact or not derived)
+        if cache_key not in self._ratios:
+            if derived:
+                self._ratios[cache_key] = self.long_ratio(window_min, minute, key, exact)
+            else:
+                self._ratios[cache_key] = self.raw_ratio(window_min, minute, key)
+        return self._ratios[cache_key]
+
+    def above(self, window_min: int, minute: int, key: tuple, threshold: float) -> tuple[bool, float | None]:
+        """ratio > threshold, decided on the exact value whenever the fast one is too close to call."""
+        value = self.ratio(window_min, minute, key, exact=False)
+        if value is not None and abs(value - threshold) <= 1e-9 * max(abs(threshold), 1e-12):
+            value = self.ratio(window_min, minute, key)
+        return value is not None and value > threshold, value
+
+    def period_ratio(self, minute: int, key: tuple, exact: bool = True) -> float | None:
+        return self.ratio(minutes(self.plan.period_s), minute, key, exact)
+
+    def condition(self, alert: Alert, minute: int, key: tuple, exact: bool = False) -> tuple[bool, float]:
+        """Whether the alert's expression holds, and its value (exact when asked for)."""
         if isinstance(alert, BudgetAlert):
-            ratio = self.period_ratio(minute, key)
+            budget = float(number(self.plan.budget))
+            _, ratio = self.above(minutes(self.plan.period_s), minute, key, budget)
             if ratio is None:
                 return False, 0.0
-            remaining = 1 - ratio / float(number(self.plan.budget))
+            if exact:
+                ratio = self.period_ratio(minute, key)
+            remaining = 1 - ratio / budget
             return remaining <= 0, remaining
         if isinstance(alert, BurnAlert):
-            long = self.ratio(minutes(alert.long_s), minute, key)
-            short = self.ratio(minutes(alert.short_s), minute, key)
             threshold = float(number(alert.threshold))
-            holds = long is not None and short is not None and long > threshold and short > threshold
-            return holds, long if long is not None else 0.0
+            long_holds, long = self.above(minutes(alert.long_s), minute, key, threshold)
+            short_holds, _ = self.above(minutes(alert.short_s), minute, key, threshold)
+            if exact and long is not None:
+                long = self.ratio(minutes(alert.long_s), minute, key)
+            return long_holds and short_holds, long if long is not None else 0.0
         ratio = self.ratio(5, minute, key)
         if ratio is None:
             return False, 0.0
@@ -190,7 +267,7 @@ class Simulation:
                 if not self.firing(alert, minute, key):
                     continue
                 sample = self.sample_labels(key)
-                value = self.condition(alert, minute, key)[1]
+                value = self.condition(alert, minute, key, exact=True)[1]
                 expected.append(
                     {
                         "exp_labels": {**sample, **rule["labels"]},
@@ -531,18 +608,14 @@ def expanding(values: list[float | None]) -> str:
 def input_series(plan: SloPlan, sim: Simulation) -> list[dict]:
     series = []
     if plan.kind in RECORDED_INPUT_KINDS:
+        # The rules cannot run the user's queries on test data: the test gives what those
+        # queries record (rates, or a raw SLI's ratio), one sample per evaluation, and the
+        # rules compute everything from there. (Per evaluation: promtool refuses queries over
+        # 10,000 samples, and a period of them every 2 minutes would be 21,600.)
         for key in sim.groups:
-            for window in plan.sli_windows:
-                w = _window_minutes(window)
-                # One sample per evaluation: promtool's engine refuses queries over 10,000
-                # samples, and a period of 5m ratios every 2 minutes would be 21,600.
-                values = [sim.ratio(w, m, key) for m in range(0, sim.length + 1, sim.every)]
-                series.append(
-                    {
-                        "series": series_text(plan.sli_record(window), sim.sample_labels(key)),
-                        "values": expanding(values),
-                    }
-                )
+            labels = sim.sample_labels(key)
+            for record, values in _recorded_inputs(plan, sim, key):
+                series.append({"series": series_text(record, labels), "values": expanding(values)})
         return series
     for traffic, (total, errors) in zip(sim.traffic, sim.counters, strict=True):
         if plan.kind == "latency":
@@ -557,6 +630,26 @@ def input_series(plan: SloPlan, sim: Simulation) -> list[dict]:
                 named.append((contract.ERRORS_TOTAL, traffic.labels, errors))
         series += [{"series": series_text(n, labels), "values": expanding(v[:: sim.step])} for n, labels, v in named]
     return series
+
+
+def _recorded_inputs(plan: SloPlan, sim: Simulation, key: tuple) -> list[tuple[str, list[float | None]]]:
+    """What an events or raw SLI's own queries record for one group, at every evaluation."""
+    at = range(0, sim.length + 1, sim.every)
+    tile = _window_minutes(TILE_WINDOW)
+    if plan.total is None:
+        found = [
+            (plan.sli_record(w), [sim.raw_ratio(_window_minutes(w), m, key) for m in at]) for w in plan.raw_windows
+        ]
+        if plan.derived_windows:
+            found.append((plan.ratio_tile, [sim.raw_ratio(tile, m, key) for m in at]))
+        return found
+    found = []
+    for role, signal in (("total", plan.total), ("bad", plan.bad)):
+        windows = [(signal.rate(w), _window_minutes(w)) for w in plan.raw_windows]
+        if plan.derived_windows:
+            windows.append((signal.tile, tile))
+        found += [(record, [sim.rate(role, w, m, key) for m in at]) for record, w in windows]
+    return found
 
 
 def _window_minutes(window: str) -> int:

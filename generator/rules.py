@@ -1,43 +1,135 @@
-"""Prometheus recording and alert rules from SLO plans, built as data.
+"""Prometheus recording and alert rules from the SLO plans of one service file, built as data.
 
-Per SLO three groups, as Sloth lays them out:
-- `<service>-<slo>-sli`: the error ratio over every window an alert or panel reads,
-  then the period ratio averaged from the 5m ratio (cheap: no 30d raw range query);
+Rates are shared, alerts are per SLO:
+- `<service>-sli`: every rate the SLIs divide, recorded once per window however many
+  SLOs read it (the availability and error-rate SLOs read the same requests and
+  errors), the missing-error-series guard included; then each SLO's error ratio per
+  window, divided from those records. Windows under 6h only, each read from raw counters.
+- `<service>-sli-tiles` (every 5m): the 5m rates just recorded, kept every 5 minutes:
+  back-to-back 5-minute tiles of the traffic, 12 samples an hour instead of 240.
+- `<service>-sli-long` (every 1m): windows of 6h and more (and the period) as averages
+  of the tiles, then each SLO's long-window ratios.
 - `<service>-<slo>-meta`: objective, budget, burn rates and budget remaining;
 - `<service>-<slo>-alerts`: one multi-window burn-rate rule per window pair (labelled
   with the pair, so a notification says which one fired) and the threshold alerts.
+Rules of a group run in order at one timestamp, so a ratio reads the rates of its own
+evaluation, and the errors guard the requests recorded just before.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from decimal import Decimal
 
-from generator.plan import THRESHOLD_WINDOW, BudgetAlert, BurnAlert, SloPlan, ThresholdAlert, number
+from generator.durations import parse_duration
+from generator.plan import (
+    LONG_INTERVAL,
+    THRESHOLD_WINDOW,
+    TILE_INTERVAL,
+    TILE_WINDOW,
+    BudgetAlert,
+    BurnAlert,
+    Signal,
+    SloPlan,
+    ThresholdAlert,
+    number,
+)
 from generator.textgen import alert_text
 
 
-def rule_groups(plan: SloPlan) -> list[dict]:
-    return [
-        {"name": f"{plan.service}-{plan.name}-sli", "rules": sli_rules(plan)},
-        {"name": f"{plan.service}-{plan.name}-meta", "rules": meta_rules(plan)},
-        {"name": f"{plan.service}-{plan.name}-alerts", "rules": alert_rules(plan)},
-    ]
+@dataclass
+class RuleFile:
+    """The groups of one service's rule file, and which SLO each rule was written for."""
+
+    groups: list[dict] = field(default_factory=list)
+    owners: dict[tuple[str, int], str] = field(default_factory=dict)  # (group, index from 1) -> SLO, for errors
+
+    def add(self, name: str, rules: list[tuple[dict, str | None]], interval: str | None = None) -> None:
+        if not rules:
+            return
+        group: dict = {"name": name}
+        if interval is not None:
+            group["interval"] = interval
+        group["rules"] = [rule for rule, _ in rules]
+        self.groups.append(group)
+        for index, (_, owner) in enumerate(rules, start=1):
+            if owner is not None:
+                self.owners[(name, index)] = owner
+
+    @property
+    def group_names(self) -> list[str]:
+        return [g["name"] for g in self.groups]
 
 
-def sli_rules(plan: SloPlan) -> list[dict]:
-    rules = [
-        {"record": plan.sli_record(w), "expr": plan.error_ratio_expr(w) + "\n", "labels": dict(plan.labels)}
-        for w in plan.sli_windows
+def rule_file(plans: list[SloPlan]) -> RuleFile:
+    if not plans:
+        return RuleFile()
+    service = plans[0].service
+    signals = _signal_windows(plans)
+    out = RuleFile()
+    short = [
+        (_record(s.rate(w), s.expr(w), s.labels), _owner(s, plans))
+        for w in _sorted({w for ws in signals.values() for w in ws if w in _raw_windows(plans)})
+        for s, ws in signals.items()
+        if w in ws
     ]
-    base = f"{plan.sli_record(THRESHOLD_WINDOW)}{plan.selector}[{plan.period}]"
-    rules.append(
-        {
-            "record": plan.sli_record(plan.period),
-            "expr": f"sum_over_time({base})\n/\ncount_over_time({base})\n",
-            "labels": dict(plan.labels),
-        }
-    )
-    return rules
+    short += [(_record(p.sli_record(w), p.ratio_expr(w), p.labels), p.name) for p in plans for w in p.raw_windows]
+    out.add(f"{service}-sli", short)
+
+    long_plans = [p for p in plans if p.derived_windows]
+    # A tile is the 5m rate the SLI group has just recorded (guard included), kept every 5 minutes.
+    tiles = [
+        (_record(s.tile, s.read(s.rate(TILE_WINDOW)), s.labels), _owner(s, plans))
+        for s, ws in signals.items()
+        if any(w not in _raw_windows(plans) for w in ws)
+    ]
+    tiles += [
+        (_record(p.ratio_tile, f"{p.sli_record(TILE_WINDOW)}{p.selector}", p.labels), p.name)
+        for p in long_plans
+        if p.total is None
+    ]
+    out.add(f"{service}-sli-tiles", tiles, TILE_INTERVAL)
+    long = [
+        (_record(s.rate(w), f"avg_over_time({s.read(s.tile)}[{w}])", s.labels), _owner(s, plans))
+        for w in _sorted({w for p in long_plans for w in p.derived_windows})
+        for s, ws in signals.items()
+        if w in ws
+    ]
+    long += [
+        (_record(p.sli_record(w), p.ratio_expr(w), p.labels), p.name) for p in long_plans for w in p.derived_windows
+    ]
+    out.add(f"{service}-sli-long", long, LONG_INTERVAL)
+
+    for plan in plans:
+        out.add(f"{plan.service}-{plan.name}-meta", [(r, plan.name) for r in meta_rules(plan)])
+        out.add(f"{plan.service}-{plan.name}-alerts", [(r, plan.name) for r in alert_rules(plan)])
+    return out
+
+
+def _record(name: str, expr: str, labels) -> dict:
+    return {"record": name, "expr": expr + "\n", "labels": dict(labels)}
+
+
+def _sorted(windows: set[str]) -> list[str]:
+    return sorted(windows, key=parse_duration)
+
+
+def _raw_windows(plans: list[SloPlan]) -> set[str]:
+    return {w for p in plans for w in p.raw_windows}
+
+
+def _signal_windows(plans: list[SloPlan]) -> dict[Signal, set[str]]:
+    """Every signal of the file (in first use, guard targets first) and the windows some SLO reads it over."""
+    found: dict[Signal, set[str]] = {}
+    for plan in plans:
+        for signal in plan.signals:
+            found.setdefault(signal, set()).update(plan.windows)
+    return found
+
+
+def _owner(signal: Signal, plans: list[SloPlan]) -> str:
+    """The first SLO that reads a shared signal: the one named when promtool refuses its rule."""
+    return next(p.name for p in plans if signal in p.signals)
 
 
 def meta_rules(plan: SloPlan) -> list[dict]:

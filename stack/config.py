@@ -35,3 +35,19 @@ def local_prometheus_config(
     backend["authorization"]["credentials_file"] = str(token_file)
     backend["static_configs"][0]["targets"] = [f"127.0.0.1:{backend_port}"]
     return config
+
+
+def rules_at_one_interval(source: Path, target: Path) -> Path:
+    """The rule files of `source` with every group at the global evaluation interval.
+
+    The tile and long-window groups run every 5m and 1m in production. A test stack that
+    scrapes and evaluates every second compresses time; it compresses those groups too,
+    as promtool runs them, or their first samples would come minutes into a seconds-long test.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.glob("*.yml")):
+        rules = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for group in rules["groups"]:
+            group.pop("interval", None)
+        (target / path.name).write_text(yaml.safe_dump(rules, sort_keys=False), encoding="utf-8")
+    return target

@@ -57,6 +57,37 @@ def test_build_rewrites_only_what_changed_and_then_is_clean(models_project, caps
     assert not list(models_project.glob(".modelmon-build-*"))
 
 
+def test_unchanged_rebuild_is_skipped_until_a_spec_or_an_output_changes(models_project, capsys, monkeypatch):
+    root = ["--root", str(models_project)]
+    assert cli.main([*root, "build"]) == 0
+    capsys.readouterr()
+
+    def no_compile(_root):
+        raise AssertionError("compiled although nothing changed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(build, "compile_all", no_compile)
+        assert cli.main([*root, "build"]) == 0
+        assert cli.main([*root, "build", "--check"]) == 0
+    assert capsys.readouterr().out.count("18 generated files are up to date (specs and generator unchanged") == 2
+
+    # A hand edit of an output is noticed: --check names it, build puts it back.
+    rules = models_project / "rules" / "models-monitoring.yml"
+    committed = rules.read_text()
+    rules.write_text(committed + "# hand edit\n")
+    assert cli.main([*root, "build", "--check"]) == cli.EXIT_STALE
+    assert cli.main([*root, "build"]) == 0
+    assert rules.read_text() == committed
+    # So is a spec edit, and --no-cache always compiles.
+    spec = models_project / "slos" / "models.yaml"
+    spec.write_text(spec.read_text().replace("objective: 99\n", "objective: 99.5\n"))
+    assert cli.main([*root, "build", "--check"]) == cli.EXIT_STALE
+    capsys.readouterr()
+    spec.write_text(spec.read_text().replace("objective: 99.5\n", "objective: 99\n"))
+    assert cli.main([*root, "build", "--no-cache"]) == 0
+    assert "18 generated files, 0 changed" in capsys.readouterr().out
+
+
 def test_removed_spec_removes_its_generated_files(models_project):
     spec = models_project / "slos" / "models.yaml"
     spec.rename(models_project / "slos" / "renamed.yaml")

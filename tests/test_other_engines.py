@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 import time
 import urllib.request
 from datetime import datetime
@@ -159,9 +160,22 @@ def test_committed_prometheus_rules_are_valid_and_match_the_committed_rules():
         assert resource["spec"]["groups"] == rules["groups"]
 
 
+def test_vmalert_accepts_the_committed_rules_and_refuses_a_broken_one(tmp_path):
+    """vmalert parses every query and group interval of the shipped rules (a broken copy proves it looks)."""
+    committed = REPO / "rules" / "models-monitoring.yml"
+    ok = subprocess.run([VMALERT, "-dryRun", f"-rule={committed}"], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    broken = tmp_path / "broken.yml"
+    broken.write_text(committed.read_text().replace("avg_over_time(", "avg_over_time((", 1))
+    refused = subprocess.run([VMALERT, "-dryRun", f"-rule={broken}"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0
+    assert "avg_over_time" in refused.stdout + refused.stderr
+
+
 def test_the_structural_check_catches_what_the_crd_refuses():
     resource = yaml.safe_load((REPO / kubernetes.path("models-monitoring")).read_text())
-    group = resource["spec"]["groups"][2]
+    at = next(i for i, g in enumerate(resource["spec"]["groups"]) if any("alert" in r for r in g["rules"]))
+    group = resource["spec"]["groups"][at]
     alert = next(r for r in group["rules"] if "alert" in r)
     alert["for"] = "2 minutes"
     alert["labels"]["severity"] = 3
@@ -172,11 +186,11 @@ def test_the_structural_check_catches_what_the_crd_refuses():
     problems = prometheus_rule_problems(resource)
     assert "metadata.name: must be a DNS-1123 subdomain (got 'Modelmon_Models')" in problems
     assert f"spec.groups: duplicate group name {group['name']!r}" in problems
-    assert "spec.groups[2].rules[0].keep_fireing_for: unknown field" in problems
+    assert f"spec.groups[{at}].rules[0].keep_fireing_for: unknown field" in problems
     index = group["rules"].index(alert)
-    assert f"spec.groups[2].rules[{index}]: exactly one of record and alert" in problems
-    assert f"spec.groups[2].rules[{index}].for: must be a duration string like 5m (got '2 minutes')" in problems
-    assert f"spec.groups[2].rules[{index}].labels.severity: must be a string" in problems
+    assert f"spec.groups[{at}].rules[{index}]: exactly one of record and alert" in problems
+    assert f"spec.groups[{at}].rules[{index}].for: must be a duration string like 5m (got '2 minutes')" in problems
+    assert f"spec.groups[{at}].rules[{index}].labels.severity: must be a string" in problems
 
 
 @pytest.mark.parametrize(

@@ -103,7 +103,7 @@ def test_a_slower_page_alert_fails_and_is_reported_in_plain_words(tmp_path, caps
 
 
 def test_dropping_the_missing_error_series_guard_fails(tmp_path):
-    guard = "\n        or\n        0 * sum by (model) (rate(model_requests_total[5m]))"
+    guard = '\n      or on (model)\n      0 * model:model_requests:rate5m{service="models-monitoring"}'
     root = mutated_project(tmp_path, guard, "")
 
     ok, failures, _ = promtool.test_rules([Path("prometheus/tests/models-monitoring.test.yml")], cwd=root)
@@ -112,6 +112,21 @@ def test_dropping_the_missing_error_series_guard_fails(tmp_path):
     failed = {f.group for f in failures}
     assert any(g.startswith("models-monitoring/availability: a full outage") for g in failed)
     assert any("gemini-1.5-pro" in line for f in failures for line in f.details)
+
+
+def test_long_windows_averaging_the_wrong_rate_fail(tmp_path):
+    """The 6h, 1d and 3d windows average the 5m tiles; tiles of the 30m rate smear an outage."""
+    tile = "record: model:model_errors:rate5m_tile\n    expr: |\n      model:model_errors:rate"
+    root = mutated_project(tmp_path, tile + "5m{", tile + "30m{")
+
+    ok, failures, _ = promtool.test_rules([Path("prometheus/tests/models-monitoring.test.yml")], cwd=root)
+
+    assert not ok
+    groups = {f.group for f in failures}
+    assert any(g.startswith("models-monitoring/availability: a full outage") for g in groups), groups
+    # The slow page (6h/30m) and the long ratios the slow burn states, not the 1h/5m page.
+    details = "\n".join(line for f in failures for line in f.details)
+    assert "slo:sli_error:ratio_rate6h" in details, details
 
 
 def test_a_wrong_threshold_fails_the_threshold_scenarios(tmp_path):

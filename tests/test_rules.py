@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from generator import build
+from generator import build, cli
 from generator.plan import DEFAULT_WINDOWS
 
 SPEC = """
@@ -48,15 +48,27 @@ def alerts(groups: dict, slo: str) -> list[dict]:
     return group["rules"]
 
 
-def test_every_slo_gets_sli_meta_and_alert_groups_in_evaluation_order(compiled):
-    names = [g["name"] for g in rules_of(compiled)["groups"]]
-    assert names == [
-        "models-monitoring-availability-sli",
-        "models-monitoring-availability-meta",
-        "models-monitoring-availability-alerts",
-        "models-monitoring-latency-sli",
-        "models-monitoring-latency-meta",
-        "models-monitoring-latency-alerts",
+def group(compiled, name: str) -> dict:
+    return next(g for g in rules_of(compiled)["groups"] if g["name"] == f"models-monitoring-{name}")
+
+
+def records(compiled, name: str) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {}
+    for rule in group(compiled, name)["rules"]:
+        found.setdefault(rule["record"], []).append(rule)
+    return found
+
+
+def test_shared_sli_groups_come_first_then_each_slos_meta_and_alerts(compiled):
+    groups = rules_of(compiled)["groups"]
+    assert [(g["name"], g.get("interval")) for g in groups] == [
+        ("models-monitoring-sli", None),
+        ("models-monitoring-sli-tiles", "5m"),
+        ("models-monitoring-sli-long", "1m"),
+        ("models-monitoring-availability-meta", None),
+        ("models-monitoring-availability-alerts", None),
+        ("models-monitoring-latency-meta", None),
+        ("models-monitoring-latency-alerts", None),
     ]
 
 
@@ -68,32 +80,96 @@ def test_recording_rules_are_named_level_metric_operation(compiled):
 
 
 def test_error_ratio_is_recorded_for_every_alert_window_and_the_period(compiled):
-    group = rules_of(compiled)["groups"][0]
-    records = [r["record"] for r in group["rules"]]
-    windows = ["5m", "30m", "1h", "2h", "6h", "1d", "3d"]
-    assert records == [f"slo:sli_error:ratio_rate{w}" for w in windows] + ["slo:sli_error:ratio_rate30d"]
-    period = group["rules"][-1]["expr"]
-    assert "sum_over_time(slo:sli_error:ratio_rate5m{" in period
-    assert "count_over_time(slo:sli_error:ratio_rate5m{" in period
-    assert "[30d]" in period
+    for slo, period in (("availability", "30d"), ("latency", "28d")):
+        found = [
+            r["record"].removeprefix("slo:sli_error:ratio_rate")
+            for name in ("sli", "sli-long")
+            for r in group(compiled, name)["rules"]
+            if r["record"].startswith("slo:sli_error:ratio_rate") and r["labels"]["slo"] == slo
+        ]
+        # Under 6h in the SLI group, from raw rates; 6h and more (and the period) from tiles.
+        assert found == ["5m", "30m", "1h", "2h", "6h", "1d", "3d", period], slo
+
+
+def test_every_range_read_is_written_once_however_many_slos_share_it(project):
+    spec = (
+        SPEC
+        + """
+  - name: error-rate
+    objective: 95
+    sli: {error_rate: {}}
+"""
+    )
+    text = build.compile_all(project({"models.yaml": spec})).files["rules/models-monitoring.yml"]
+    rules = [r for g in yaml.safe_load(text)["groups"] for r in g["rules"]]
+    reads = re.findall(r"(?:rate|avg_over_time)\([^()]*\[\w+\]\)", text)
+    assert reads and len(reads) == len(set(reads)), sorted(r for r in reads if reads.count(r) > 1)
+    # The availability and error-rate SLOs divide the same two records, over every window.
+    ratios = {(r["labels"]["slo"], r["record"]): r["expr"] for r in rules if r.get("record", "").startswith("slo:sli")}
+    for window in ("5m", "1h", "3d", "30d"):
+        record = f"slo:sli_error:ratio_rate{window}"
+        assert ratios["availability", record] == ratios["error-rate", record]
+        assert f"model:model_errors:rate{window}{{" in ratios["availability", record]
+
+
+def test_raw_counters_are_read_only_by_windows_under_six_hours(compiled):
+    raw = re.compile(r"rate\((model_\w+)(\{[^}]*\})?\[(\w+)\]\)")
+    windows = {m[2] for r in group(compiled, "sli")["rules"] for m in raw.findall(r["expr"])}
+    assert windows == {"5m", "30m", "1h", "2h"}
+    tiles = group(compiled, "sli-tiles")["rules"]
+    assert [r["expr"] for r in tiles][:2] == [
+        'model:model_requests:rate5m{service="models-monitoring"}\n',
+        'model:model_errors:rate5m{service="models-monitoring"}\n',
+    ]
+    assert [r["record"] for r in tiles] == [
+        "model:model_requests:rate5m_tile",
+        "model:model_errors:rate5m_tile",
+        "model:model_latency_ms_count:rate5m_tile",
+        "model:model_latency_ms_bucket:rate5m_tile",
+    ]
+    for rule in group(compiled, "sli-long")["rules"]:
+        assert not raw.search(rule["expr"]), rule["expr"]
+    [day] = records(compiled, "sli-long")["model:model_requests:rate1d"]
+    assert day["expr"] == 'avg_over_time(model:model_requests:rate5m_tile{service="models-monitoring"}[1d])\n'
 
 
 def test_availability_ratio_survives_a_missing_error_series_and_drops_idle_models(compiled):
-    expr = rules_of(compiled)["groups"][0]["rules"][0]["expr"]
-    # A model without model_errors_total still gets a ratio (0), via `or 0 * requests`.
-    assert (
-        "sum by (model) (rate(model_errors_total[5m]))\n  or\n  0 * sum by (model) (rate(model_requests_total[5m]))"
-        in (expr)
+    rates = records(compiled, "sli")
+    [errors] = rates["model:model_errors:rate5m"]
+    # A model without model_errors_total still gets a rate (0) from its requests, recorded just before.
+    assert errors["expr"] == (
+        "sum by (model) (rate(model_errors_total[5m]))\n"
+        "or on (model)\n"
+        '0 * model:model_requests:rate5m{service="models-monitoring"}\n'
     )
-    # No traffic gives no sample rather than NaN: 0/0 can never fire or poison the period.
-    assert "sum by (model) (rate(model_requests_total[5m])) > 0" in expr
+    [ratio] = [r for r in rates["slo:sli_error:ratio_rate5m"] if r["labels"]["slo"] == "availability"]
+    # No traffic gives no sample rather than NaN: 0/0 can never fire or poison a long window.
+    assert ratio["expr"] == (
+        'model:model_errors:rate5m{service="models-monitoring"}\n/\n'
+        '(\n  model:model_requests:rate5m{service="models-monitoring"} > 0\n)\n'
+    )
 
 
 def test_latency_ratio_reads_the_threshold_bucket_with_the_selector(compiled):
-    sli = next(g for g in rules_of(compiled)["groups"] if g["name"] == "models-monitoring-latency-sli")
-    expr = sli["rules"][0]["expr"]
-    assert 'model_latency_ms_bucket{model=~"claude.*",le="5000.0"}[5m]' in expr
-    assert 'model_latency_ms_count{model=~"claude.*"}[5m]' in expr
+    rates = records(compiled, "sli")
+    [count] = rates["model:model_latency_ms_count:rate5m"]
+    [fast] = rates["model:model_latency_ms_bucket:rate5m"]
+    assert count["expr"] == 'sum by (model) (rate(model_latency_ms_count{model=~"claude.*"}[5m]))\n'
+    assert fast["expr"] == 'sum by (model) (rate(model_latency_ms_bucket{model=~"claude.*",le="5000.0"}[5m]))\n'
+    # Rates read with a selector say so, so they never mix with the same metric read without one.
+    assert fast["labels"] == {
+        "service": "models-monitoring",
+        "team": "ml-platform",
+        "sli_selector": 'model=~"claude.*"',
+        "le": "5000.0",
+    }
+    [ratio] = rates["slo:sli_error:ratio_rate5m"][1:]
+    read = '{service="models-monitoring",sli_selector="model=~\\"claude.*\\""'
+    assert ratio["expr"] == (
+        f"(\n  model:model_latency_ms_count:rate5m{read}}}\n  - ignoring (le)\n"
+        f'  model:model_latency_ms_bucket:rate5m{read},le="5000.0"}}\n)\n/\n'
+        f"(\n  model:model_latency_ms_count:rate5m{read}}} > 0\n)\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -188,9 +264,14 @@ def test_ungrouped_slo_sums_over_all_models(project):
         }
     )
     groups = yaml.safe_load(build.compile_all(root).files["rules/all.yml"])
-    expr = groups["groups"][0]["rules"][0]["expr"]
-    assert "sum (rate(model_requests_total[5m]))" in expr
-    assert "by (" not in expr
+    rates = groups["groups"][0]["rules"]
+    assert rates[0] == {
+        "record": "service:model_requests:rate5m",
+        "expr": "sum (rate(model_requests_total[5m]))\n",
+        "labels": {"service": "all"},
+    }
+    assert "by (" not in rates[1]["expr"]
+    assert "or on ()\n0 * service:model_requests:rate5m" in rates[1]["expr"]
 
 
 def test_meta_rules_hold_objective_budget_and_remaining_budget(compiled):
@@ -272,3 +353,42 @@ def test_alerts_link_the_dashboard_with_their_model_selected(project):
                 assert rule["annotations"]["dashboard_url"] == (
                     "https://grafana.example.org/d/models-monitoring?var-model={{ $labels.model }}"
                 )
+
+
+def test_the_same_metric_read_with_and_without_a_selector_stays_apart(project, capsys):
+    """Two SLOs on model_requests_total, one for Claude models only: each divides its own rates,
+    and the generated promtool tests of both pass against the one rules file."""
+    root = project(
+        {
+            "m.yaml": """
+            version: modelmon/v1
+            service: svc
+            slos:
+              - name: all-models
+                objective: 99
+                sli: {availability: {}}
+              - name: claude
+                objective: 99.5
+                sli: {availability: {selector: 'model=~"claude.*"'}}
+            """
+        }
+    )
+    text = build.compile_all(root).files["rules/svc.yml"]
+    rates = {
+        (r["record"], r["labels"].get("sli_selector")): r["expr"]
+        for g in yaml.safe_load(text)["groups"]
+        for r in g["rules"]
+        if r.get("record", "").startswith("model:model_requests:rate5m")
+    }
+    assert rates == {
+        ("model:model_requests:rate5m", None): "sum by (model) (rate(model_requests_total[5m]))\n",
+        ("model:model_requests:rate5m", 'model=~"claude.*"'): (
+            'sum by (model) (rate(model_requests_total{model=~"claude.*"}[5m]))\n'
+        ),
+        ("model:model_requests:rate5m_tile", None): 'model:model_requests:rate5m{service="svc",sli_selector=""}\n',
+        ("model:model_requests:rate5m_tile", 'model=~"claude.*"'): (
+            'model:model_requests:rate5m{service="svc",sli_selector="model=~\\"claude.*\\""}\n'
+        ),
+    }
+    assert cli.main(["--root", str(root), "build"]) == 0
+    assert cli.main(["--root", str(root), "test"]) == 0, capsys.readouterr().err

@@ -62,17 +62,28 @@ def alert_rules(root: Path) -> list[dict]:
 
 def test_sloth_events_sli_becomes_the_error_ratio_of_each_window(sloth_project):
     groups = yaml.safe_load(build.compile_all(sloth_project).files["rules/myservice.yml"])["groups"]
-    five = groups[0]["rules"][0]
-    assert five["record"] == "slo:sli_error:ratio_rate5m"
-    assert 'code=~"(5..|429)"}[5m]' in five["expr"]
-    assert '(sum(rate(http_request_duration_seconds_count{job="myservice"}[5m]))) > 0' in five["expr"]
-    assert five["labels"] == {
-        "service": "myservice",
-        "slo": "requests-availability",
-        "owner": "myteam",
-        "repo": "myorg/myservice",
-        "tier": "2",
-    }
+    rules = {r["record"]: r for r in groups[0]["rules"]}
+    # The SLI's two queries are recorded per window, and the ratio divides them.
+    total, errors = rules["slo:sli_total_events:rate5m"], rules["slo:sli_error_events:rate5m"]
+    assert total["expr"] == 'sum(rate(http_request_duration_seconds_count{job="myservice"}[5m]))\n'
+    assert 'code=~"(5..|429)"}[5m]' in errors["expr"]
+    five = rules["slo:sli_error:ratio_rate5m"]
+    selector = '{service="myservice",slo="requests-availability"}'
+    assert five["expr"] == (
+        f"slo:sli_error_events:rate5m{selector}\n/\n(\n  slo:sli_total_events:rate5m{selector} > 0\n)\n"
+    )
+    assert (
+        total["labels"]
+        == errors["labels"]
+        == five["labels"]
+        == {
+            "service": "myservice",
+            "slo": "requests-availability",
+            "owner": "myteam",
+            "repo": "myorg/myservice",
+            "tier": "2",
+        }
+    )
 
 
 def test_sloth_page_and_ticket_labels_override_severity_and_add_routing(sloth_project):
@@ -108,7 +119,8 @@ def test_sloth_summary_annotation_replaces_the_generated_one(sloth_project):
 
 def test_sloth_file_alerts_on_real_http_counters_in_promtool(sloth_project, tmp_path):
     """Raw request counters in, the page alert out: 1 in 11 requests fails (9%), far above 1.44%."""
-    build.write_all(sloth_project, build.compile_all(sloth_project))
+    compiled = build.compile_all(sloth_project)
+    build.write_all(sloth_project, compiled)
     ok_per_min, bad_per_min = 600.0, 60.0
     ok = [ok_per_min * m for m in range(31)]
     bad = [bad_per_min * m for m in range(31)]
@@ -121,11 +133,7 @@ def test_sloth_file_alerts_on_real_http_counters_in_promtool(sloth_project, tmp_
     test = {
         "rule_files": ["rules/myservice.yml"],
         "evaluation_interval": "1m",
-        "group_eval_order": [
-            "myservice-requests-availability-sli",
-            "myservice-requests-availability-meta",
-            "myservice-requests-availability-alerts",
-        ],
+        "group_eval_order": compiled.rules["myservice"].group_names,
         "tests": [
             {
                 "name": "sloth example on raw counters",

@@ -24,7 +24,7 @@ import pytest
 from generator import cli, contract
 from generator.dashboard import all_queries
 from stack import processes
-from stack.config import local_prometheus_config
+from stack.config import local_prometheus_config, rules_at_one_interval
 
 REPO = Path(__file__).resolve().parent.parent
 BOARD = json.loads((REPO / "grafana" / "dashboards" / "models-monitoring.json").read_text())
@@ -77,6 +77,7 @@ def stack(tmp_path_factory):
             alertmanager_port=alertmanager_port,
             token_file=token_file,
             interval="1s",
+            rules_dir=rules_at_one_interval(REPO / "rules", work / "rules"),
         )
         with processes.prometheus(config, work / "prometheus", port=prometheus_port) as prom:
             at = send_traffic(backend_url, prom)

@@ -680,6 +680,7 @@ def test_labels_modelmon_sets_itself_are_reserved(tmp_path):
             objective: 99
             labels:
               slo: other
+              sli_selector: mine
             sli:
               availability:
                 group_by: [model, service]
@@ -694,6 +695,7 @@ def test_labels_modelmon_sets_itself_are_reserved(tmp_path):
     assert errors_in(tmp_path, text) == [
         f"slos/x.yaml:{at(text, 'service: other')}: labels.service: {RESERVED.format('service')}",
         f"slos/x.yaml:{at(text, 'slo: other')}: slos[0].labels.slo: {RESERVED.format('slo')}",
+        f"slos/x.yaml:{at(text, 'sli_selector')}: slos[0].labels.sli_selector: {RESERVED.format('sli_selector')}",
         f"slos/x.yaml:{at(text, '[model, service]')}: slos[0].sli.availability.group_by: {RESERVED.format('service')}",
         f"slos/x.yaml:{at(text, 'alertname')}: slos[0].alerting.labels.alertname: {RESERVED.format('alertname')}",
         f"slos/x.yaml:{at(text, 'long_window')}: slos[0].alerting.page_alert.labels.long_window: "
