@@ -573,6 +573,7 @@ def summarise_groups(seen: dict, intervals: dict[str, int]) -> dict:
             statistics.mean(times) for times in zip(*[[t for _, t in run["rules"]] for run in measured], strict=True)
         ]
         groups[name] = {
+            "name": name,
             "shape": shape_of(file),
             "interval_s": intervals[name],
             "mean_s": statistics.mean(seconds),
@@ -810,6 +811,9 @@ def measure_models(count: int, workdir: Path) -> dict:
             # The same per-evaluation costs with the groups that follow the global interval
             # at the project's 15s (prometheus/prometheus.yml), where the size needed longer.
             "eval_s_per_minute_at_15s": per_minute(mine, "mean_s", lambda g: at_15s[g["name"]]),
+            # "Well inside one interval": the busiest group's evaluation time over its interval.
+            "worst_group_share_of_interval": max(g["mean_s"] / g["interval_s"] for g in mine),
+            "worst_group_share_at_15s": max(g["mean_s"] / at_15s[g["name"]] for g in mine),
             "last_duration_s": sum(g["last_duration_s"] for g in mine),
             "samples_written_per_round": sum(g["last_evaluation_samples"] for g in mine),
             "query_samples_touched": sum(r["samples"] for r in rows),

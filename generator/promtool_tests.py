@@ -112,6 +112,7 @@ class Simulation:
         self._ratios: dict[tuple, float | None] = {}
         self._tiles: dict[tuple, list[float | None]] = {}
         self._running: dict[tuple, tuple[list[float], list[int]]] = {}
+        self._first: dict[tuple, int | None] = {}
 
     def sample_labels(self, key: tuple) -> dict[str, str]:
         shared = {}
@@ -246,6 +247,11 @@ class Simulation:
 
     def first_firing(self, alert: Alert, key: tuple) -> int | None:
         """The first evaluation at which the alert fires: one pass, tracking when it became active."""
+        if (alert, key) not in self._first:
+            self._first[alert, key] = self._first_firing(alert, key)
+        return self._first[alert, key]
+
+    def _first_firing(self, alert: Alert, key: tuple) -> int | None:
         active_at = None
         for minute in range(0, self.length + 1, self.every):
             if not self.condition(alert, minute, key)[0]:
