@@ -546,27 +546,28 @@ def collect_evaluations(url: str, wants: dict[str, int], timeout: float) -> tupl
         time.sleep(1)
 
 
-def wanted_evaluations(interval_s: int) -> int:
-    """Warm-up and measured evaluations for a group. A group every 5m (our tiles: instant reads of
-    just-recorded rates) would take half an hour to give six; its first evaluation is measured."""
-    return WARMUP_EVALUATIONS + MEASURED_EVALUATIONS if interval_s <= 60 else 1
+def wanted_evaluations(interval_s: int, own: bool) -> int:
+    """Warm-up and measured evaluations for a group. A group with its own interval of more than a
+    minute (our tiles, every 5m: instant reads of just-recorded rates) would take half an hour to
+    give six; its first evaluation is measured, series creation included (against us)."""
+    return 1 if own and interval_s > 60 else WARMUP_EVALUATIONS + MEASURED_EVALUATIONS
 
 
-def group_intervals(rule_files: dict[str, Path], default_s: int) -> dict[str, int]:
-    """Every group's evaluation interval in seconds: its own, or the global one."""
+def group_intervals(rule_files: dict[str, Path], default_s: int) -> dict[str, tuple[int, bool]]:
+    """Every group's evaluation interval in seconds, and whether it is the group's own (else the global one)."""
     return {
-        group["name"]: parse_duration(group["interval"]) if "interval" in group else default_s
+        group["name"]: (parse_duration(group["interval"]), True) if "interval" in group else (default_s, False)
         for path in rule_files.values()
         for group in yaml.safe_load(path.read_text())["groups"]
     }
 
 
-def summarise_groups(seen: dict, intervals: dict[str, int]) -> dict:
+def summarise_groups(seen: dict, intervals: dict[str, tuple[int, bool]]) -> dict:
     """Per group: mean and median evaluation seconds over the measured evaluations, per-rule means."""
     groups = {}
     for (file, name), runs in sorted(seen.items()):
         ordered = [runs[key] for key in sorted(runs)]
-        skip = WARMUP_EVALUATIONS if wanted_evaluations(intervals[name]) > WARMUP_EVALUATIONS else 0
+        skip = WARMUP_EVALUATIONS if wanted_evaluations(*intervals[name]) > WARMUP_EVALUATIONS else 0
         measured = ordered[skip : skip + MEASURED_EVALUATIONS]
         seconds = [run["seconds"] for run in measured]
         per_rule = [
@@ -575,7 +576,8 @@ def summarise_groups(seen: dict, intervals: dict[str, int]) -> dict:
         groups[name] = {
             "name": name,
             "shape": shape_of(file),
-            "interval_s": intervals[name],
+            "interval_s": intervals[name][0],
+            "own_interval": intervals[name][1],
             "mean_s": statistics.mean(seconds),
             "median_s": statistics.median(seconds),
             "runs_s": seconds,
@@ -760,9 +762,9 @@ def measure_models(count: int, workdir: Path) -> dict:
             reload(url, config, config_path)
             print(f"  N={count}: evaluating every {interval}s", file=sys.stderr, flush=True)
             intervals = group_intervals(rule_files, interval)
-            wants = {name: wanted_evaluations(every) for name, every in intervals.items()}
+            wants = {name: wanted_evaluations(*every) for name, every in intervals.items()}
             # Generous: a round that overruns the interval skips iterations rather than queueing them.
-            longest = max(every * (want + 3) for every, want in zip(intervals.values(), wants.values(), strict=True))
+            longest = max(intervals[name][0] * (want + 3) for name, want in wants.items())
             seen, peak = collect_evaluations(url, wants, timeout=longest * 3)
             long_windows = long_window_coverage(url, count)
             after = metrics(url)
@@ -791,41 +793,7 @@ def measure_models(count: int, workdir: Path) -> dict:
             "head_series": snapshot["prometheus_tsdb_head_series"],
         }
 
-    def per_minute(items, key: str, every) -> float:
-        """A cost per evaluation, summed over groups as often as each runs in a minute."""
-        return sum(item[key] * 60 / every(item) for item in items)
-
-    at_15s = {name: (every if every != interval else MIN_INTERVAL_S) for name, every in intervals.items()}
-    shapes = {}
-    for shape in ("ours", "sloth"):
-        mine = [g for g in groups.values() if g["shape"] == shape]
-        rows = queries[shape]
-        shapes[shape] = {
-            "groups": len(mine),
-            "rules": sum(len(g["rules"]) for g in mine),
-            "eval_s_per_round": sum(g["mean_s"] for g in mine),
-            "eval_s_per_round_median": sum(g["median_s"] for g in mine),
-            # What the machine spends: every group's evaluation time, as often as it runs.
-            "eval_s_per_minute": per_minute(mine, "mean_s", lambda g: g["interval_s"]),
-            "eval_s_per_minute_median": per_minute(mine, "median_s", lambda g: g["interval_s"]),
-            # The same per-evaluation costs with the groups that follow the global interval
-            # at the project's 15s (prometheus/prometheus.yml), where the size needed longer.
-            "eval_s_per_minute_at_15s": per_minute(mine, "mean_s", lambda g: at_15s[g["name"]]),
-            # "Well inside one interval": the busiest group's evaluation time over its interval.
-            "worst_group_share_of_interval": max(g["mean_s"] / g["interval_s"] for g in mine),
-            "worst_group_share_at_15s": max(g["mean_s"] / at_15s[g["name"]] for g in mine),
-            "last_duration_s": sum(g["last_duration_s"] for g in mine),
-            "samples_written_per_round": sum(g["last_evaluation_samples"] for g in mine),
-            "query_samples_touched": sum(r["samples"] for r in rows),
-            "query_samples_per_minute": per_minute(rows, "samples", lambda r: intervals[r["group"]]),
-            "query_samples_per_minute_at_15s": per_minute(rows, "samples", lambda r: at_15s[r["group"]]),
-            "query_s": sum(r["median_s"] for r in rows),
-            "query_s_per_minute": per_minute(rows, "median_s", lambda r: intervals[r["group"]]),
-            "projected_at_15s_history": projection(rows, shape),
-            "iterations_missed": sum(g["iterations_missed"] for g in mine),
-            "evaluation_failures": sum(g["evaluation_failures"] for g in mine),
-            "healthy": all(g["healthy"] for g in mine),
-        }
+    shapes = shape_summaries(groups, queries)
     return {
         "models": count,
         "backfill": backfilled,
@@ -834,19 +802,7 @@ def measure_models(count: int, workdir: Path) -> dict:
         "our_sli_rules_query_s_before_loading": estimate_s,
         "query_repeats": repeats,
         "shapes": shapes,
-        "ratio_ours_to_sloth": {
-            key: shapes["ours"][key] / shapes["sloth"][key]
-            for key in (
-                "eval_s_per_minute",
-                "eval_s_per_minute_median",
-                "eval_s_per_minute_at_15s",
-                "query_samples_per_minute",
-                "query_samples_per_minute_at_15s",
-                "query_s_per_minute",
-                "eval_s_per_round",
-                "query_samples_touched",
-            )
-        },
+        "ratio_ours_to_sloth": ratios(shapes),
         "long_windows_recorded": long_windows,
         "memory": {
             "data_and_scrape_only": memory(baseline),
@@ -863,6 +819,72 @@ def measure_models(count: int, workdir: Path) -> dict:
         "queries": queries,
         "wall_s": time.perf_counter() - started,
     }
+
+
+def shape_summaries(groups: dict, queries: dict) -> dict:
+    """Per shape, from the measured groups and single queries: cost per round, per minute (each group
+    as often as it runs) and per minute with the global interval at the project's 15s."""
+
+    def every(group: dict, at_15s: bool) -> int:
+        return MIN_INTERVAL_S if at_15s and not group["own_interval"] else group["interval_s"]
+
+    def per_minute(items, key: str, group_of, at_15s: bool = False) -> float:
+        return sum(item[key] * 60 / every(group_of(item), at_15s) for item in items)
+
+    shapes = {}
+    for shape in ("ours", "sloth"):
+        mine = [g for g in groups.values() if g["shape"] == shape]
+        rows = queries[shape]
+
+        def itself(group):
+            return group
+
+        def of_row(row):
+            return groups[row["group"]]
+
+        shapes[shape] = {
+            "groups": len(mine),
+            "rules": sum(len(g["rules"]) for g in mine),
+            "eval_s_per_round": sum(g["mean_s"] for g in mine),
+            "eval_s_per_round_median": sum(g["median_s"] for g in mine),
+            # What the machine spends: every group's evaluation time, as often as it runs.
+            "eval_s_per_minute": per_minute(mine, "mean_s", itself),
+            "eval_s_per_minute_median": per_minute(mine, "median_s", itself),
+            # The same per-evaluation costs with the groups that follow the global interval
+            # at the project's 15s (prometheus/prometheus.yml), where the size needed longer.
+            "eval_s_per_minute_at_15s": per_minute(mine, "mean_s", itself, at_15s=True),
+            # "Well inside one interval": the busiest group's evaluation time over its interval.
+            "worst_group_share_of_interval": max(g["mean_s"] / every(g, False) for g in mine),
+            "worst_group_share_at_15s": max(g["mean_s"] / every(g, True) for g in mine),
+            "last_duration_s": sum(g["last_duration_s"] for g in mine),
+            "samples_written_per_round": sum(g["last_evaluation_samples"] for g in mine),
+            "query_samples_touched": sum(r["samples"] for r in rows),
+            "query_samples_per_minute": per_minute(rows, "samples", of_row),
+            "query_samples_per_minute_at_15s": per_minute(rows, "samples", of_row, at_15s=True),
+            "query_s": sum(r["median_s"] for r in rows),
+            "query_s_per_minute": per_minute(rows, "median_s", of_row),
+            "query_s_per_minute_at_15s": per_minute(rows, "median_s", of_row, at_15s=True),
+            "projected_at_15s_history": projection(rows, shape),
+            "iterations_missed": sum(g["iterations_missed"] for g in mine),
+            "evaluation_failures": sum(g["evaluation_failures"] for g in mine),
+            "healthy": all(g["healthy"] for g in mine),
+        }
+    return shapes
+
+
+def ratios(shapes: dict) -> dict:
+    keys = (
+        "query_s_per_minute_at_15s",
+        "eval_s_per_minute",
+        "eval_s_per_minute_median",
+        "eval_s_per_minute_at_15s",
+        "query_samples_per_minute",
+        "query_samples_per_minute_at_15s",
+        "query_s_per_minute",
+        "eval_s_per_round",
+        "query_samples_touched",
+    )
+    return {key: shapes["ours"][key] / shapes["sloth"][key] for key in keys}
 
 
 # --- compile time ---------------------------------------------------------------------
@@ -1006,18 +1028,18 @@ def plot(sizes: list[dict]) -> None:
     panels = (
         (
             left,
-            "eval_s_per_minute",
-            "rule evaluation, seconds per minute\n(every group as often as it runs; Prometheus' own timing)",
+            "eval_s_per_minute_at_15s",
+            "rule evaluation, Prometheus seconds per minute\n(each group's own timing, as often as it runs at 15s)",
         ),
-        (right, "query_samples_per_minute", "samples touched per minute\n(query stats of every rule)"),
+        (right, "query_samples_per_minute_at_15s", "samples touched per minute at 15s\n(query stats of every rule)"),
     )
     for axis, key, title in panels:
         shapes = (("ours", "modelmon (ours)", "o-", "tab:blue"), ("sloth", "Sloth-shaped", "s--", "tab:orange"))
         for shape, label, style, color in shapes:
             axis.plot(counts, [r["shapes"][shape][key] for r in sizes], style, color=color, label=label)
-            if key == "eval_s_per_minute":
+            if key == "eval_s_per_minute_at_15s":
                 # The same rules as single queries with nothing else running: no wait for other groups.
-                single = [r["shapes"][shape]["query_s_per_minute"] for r in sizes]
+                single = [r["shapes"][shape]["query_s_per_minute_at_15s"] for r in sizes]
                 axis.plot(counts, single, style[0] + ":", color=color, alpha=0.5, label=f"{label}, single queries")
         for r in sizes:
             axis.annotate(
@@ -1034,7 +1056,11 @@ def plot(sizes: list[dict]) -> None:
         axis.set_title(title, fontsize=10)
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(loc="upper left", fontsize=8)
-    fig.suptitle("Rule cost in Prometheus 2.42, 30 days backfilled; annotated: ours / Sloth-shaped", fontsize=11)
+    fig.suptitle(
+        "Rule cost in Prometheus 2.42, 30 days backfilled, groups on the global interval counted at 15s; "
+        "annotated: ours / Sloth-shaped",
+        fontsize=10,
+    )
     fig.tight_layout()
     for path in PLOTS:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -1047,12 +1073,22 @@ def main() -> int:
     parser.add_argument("--models", default="10,100,1000", help="comma-separated model counts (default 10,100,1000)")
     parser.add_argument("--compile-slos", default="100,1000", help="SLO counts to compile; empty to skip")
     parser.add_argument("--workdir", type=Path, help="keep rule files, configs, logs and TSDBs here (default: temp)")
-    parser.add_argument("--replot", action="store_true", help="only redraw the plot from the results file")
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="measure nothing: recompute the summaries, tables and plot from the measurements in the results file",
+    )
     args = parser.parse_args()
 
-    if args.replot:
-        plot(json.loads(RESULTS.read_text(encoding="utf-8"))["sizes"])
-        return 0
+    if args.report:
+        report = json.loads(RESULTS.read_text(encoding="utf-8"))
+        for size in report["sizes"]:
+            size["shapes"] = {
+                shape: {**size["shapes"][shape], **summary}
+                for shape, summary in shape_summaries(size["groups"], size["queries"]).items()
+            }
+            size["ratio_ours_to_sloth"] = ratios(size["shapes"])
+        return finish(report)
 
     info = machine()
     print(f"nproc: {info['nproc']}  cpu: {info['cpu']}  memory: {info['memory_gb']} GB", flush=True)
@@ -1072,20 +1108,24 @@ def main() -> int:
             print(f"  N={count}: done in {sizes[-1]['wall_s']:.0f}s", file=sys.stderr, flush=True)
         rule_cost_s = time.perf_counter() - started
         compiles = [measure_compile(int(n), workdir) for n in args.compile_slos.split(",") if n]
-
-    counts = [r["models"] for r in sizes]
     report = {
         "machine": info,
         "method": method(),
         "sizes": sizes,
-        "growth_log_log_slope": {
-            "ours_eval_s": growth([r["shapes"]["ours"]["eval_s_per_minute_at_15s"] for r in sizes], counts),
-            "sloth_eval_s": growth([r["shapes"]["sloth"]["eval_s_per_minute_at_15s"] for r in sizes], counts),
-            "ours_samples": growth([r["shapes"]["ours"]["query_samples_per_minute_at_15s"] for r in sizes], counts),
-            "sloth_samples": growth([r["shapes"]["sloth"]["query_samples_per_minute_at_15s"] for r in sizes], counts),
-        },
         "compile": compiles,
         "wall_s": {"rule_cost": rule_cost_s, "total": time.perf_counter() - started},
+    }
+    return finish(report)
+
+
+def finish(report: dict) -> int:
+    """Growth, tables and plot from the per-size summaries; the results file written."""
+    sizes, compiles = report["sizes"], report["compile"]
+    counts = [r["models"] for r in sizes]
+    report["growth_log_log_slope"] = {
+        f"{shape}_{name}": growth([r["shapes"][shape][key] for r in sizes], counts)
+        for shape in ("ours", "sloth")
+        for name, key in (("eval_s", "eval_s_per_minute_at_15s"), ("samples", "query_samples_per_minute_at_15s"))
     }
     print()
     print(table(sizes))
@@ -1096,7 +1136,7 @@ def main() -> int:
             f"build --check {c['unchanged_build_check']['seconds']:.2f}s "
             f"(--no-cache {c['unchanged_build_check_no_cache']['seconds']:.1f}s)"
         )
-    print(f"wall time: {report['wall_s']['total']:.0f}s (rule cost {rule_cost_s:.0f}s)")
+    print(f"wall time: {report['wall_s']['total']:.0f}s (rule cost {report['wall_s']['rule_cost']:.0f}s)")
     if sizes:
         plot(sizes)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -119,7 +119,7 @@ def compile_all(root: Path) -> Compiled:
         rule = kubernetes.prometheus_rule(service, groups, item.display, header([item.display]).strip("# \n"))
         files[kubernetes.path(service)] = header([item.display]) + dump_yaml(rule)
         try:
-            tests = test_files(plans[service], os.path.relpath(rules_path, TESTS_DIR), [g["name"] for g in groups])
+            tests = test_files(plans[service], os.path.relpath(rules_path, TESTS_DIR), rule_files[service].group_names)
         except TestGenerationError as err:
             index = next(i for i, p in enumerate(plans[service]) if p.name == err.slo)
             errors.append(item.positions.error(("slos", index, *err.path), str(err)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 from importlib import metadata
 from pathlib import Path
 
@@ -40,11 +41,15 @@ def inputs_key(root: Path, specs: list[Path]) -> str:
         except metadata.PackageNotFoundError:
             version = "missing"
         h.update(f"{library}=={version}\0".encode())
+    # The build proves the rules with these tools: another binary must prove them again.
+    tools = (os.environ.get("MODELMON_PROMTOOL", ""), os.environ.get("MODELMON_AMTOOL", ""), os.environ.get("PATH", ""))
+    for item in (f"python {platform.python_version()}", *tools):
+        h.update(f"{item}\0".encode())
     return h.hexdigest()
 
 
-def outputs_current(root: Path, key: str) -> int | None:
-    """The number of outputs, when the last build had this key and every output is as it wrote them; else None."""
+def outputs_current(root: Path, key: str) -> dict[str, str] | None:
+    """The last build's outputs (path -> digest), when it had this key and every output is as it wrote them."""
     try:
         record = json.loads((root / CACHE_PATH).read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
@@ -57,7 +62,7 @@ def outputs_current(root: Path, key: str) -> int | None:
                 return None
         except FileNotFoundError:
             return None
-    return len(record["outputs"])
+    return record["outputs"]
 
 
 def remember(root: Path, key: str, files: dict[str, str]) -> None:

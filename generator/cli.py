@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("validate", help="check slos/*.yaml and report every problem; writes nothing")
     b = sub.add_parser("build", help="compile slos/ into rules, promtool tests and the JSON Schema")
-    b.add_argument("--check", action="store_true", help="write nothing; exit 1 listing outputs that are stale")
+    b.add_argument("--check", action="store_true", help="write no outputs; exit 1 listing outputs that are stale")
     b.add_argument("--no-cache", action="store_true", help="rebuild even when specs and generator are unchanged")
     sub.add_parser("test", help="run promtool on the generated rules and their tests")
     sub.add_parser("schema", help="print the JSON Schema of SLO files")
@@ -61,9 +61,9 @@ def _validate(root: Path, args) -> int:
 def _build(root: Path, args) -> int:
     key = cache.inputs_key(root, build.spec_paths(root))
     current = None if args.no_cache else cache.outputs_current(root, key)
-    # Orphans are outputs of specs deleted since: the key changed then, so they never hide here.
-    if current is not None:
-        print(f"{current} generated files are up to date (specs and generator unchanged since the last build)")
+    # A checkout can bring back a generated file no spec makes any more: that needs a real build.
+    if current is not None and not build.orphans(root, current):
+        print(f"{len(current)} generated files are up to date (specs and generator unchanged since the last build)")
         return 0
     compiled = build.compile_all(root)
     if args.check:

@@ -26,7 +26,8 @@ SLI_RECORD = "slo:sli_error:ratio_rate{window}"
 # minutes come from the previous tile, under 3 % of a 6h window. Shorter windows
 # (the fast page, the threshold alerts) stay exact raw rates.
 DERIVED_FROM_S = 6 * 3600
-TILE_WINDOW = "5m"
+# A tile is the 5m rate the SLI group records anyway for the threshold alerts and panels.
+TILE_WINDOW = THRESHOLD_WINDOW
 TILE_INTERVAL = "5m"
 # The long-window averages are read by alerts with instant queries, so they are
 # recorded well inside Prometheus' 5m lookback: a slow or missed evaluation never
@@ -38,7 +39,7 @@ SELECTOR_LABEL = "sli_selector"  # tells apart shared rates of the same metric r
 
 def matchers(labels: dict[str, str]) -> str:
     """A PromQL label selector for exactly these label values."""
-    escaped = {k: v.replace("\\", "\\\\").replace('"', '\\"') for k, v in labels.items()}
+    escaped = {k: v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") for k, v in labels.items()}
     return "{" + ",".join(f'{k}="{v}"' for k, v in escaped.items()) + "}"
 
 
@@ -60,6 +61,9 @@ class Signal:
     read_labels: tuple[tuple[str, str], ...]  # what tells its records apart from others of the same name
     by: tuple[str, ...]  # the labels its rates are grouped by
     guard: Signal | None = None  # a signal whose `0 *` stands in where this one has no series
+    # Shared signals also record each long window's average rate, read by every SLO on them.
+    # An events SLI's own signals are read by that SLO alone, which sums their tiles directly.
+    shared: bool = True
 
     def rate(self, window: str) -> str:
         return f"{self.record}:rate{window}"
@@ -280,6 +284,11 @@ class SloPlan:
         return tuple(s for s in (self.total, self.bad, self.good) if s is not None)
 
     @property
+    def strip_labels(self) -> dict[str, str]:
+        """Labels of the rates an SLO's series must not carry: a rule label set to "" removes it."""
+        return {SELECTOR_LABEL: ""} if self.total is not None and SELECTOR_LABEL in dict(self.total.labels) else {}
+
+    @property
     def ratio_tile(self) -> str:
         """A raw SLI's 5m ratio recorded every 5 minutes: what its long windows average."""
         return f"{self.sli_record(TILE_WINDOW)}_tile"
@@ -291,6 +300,12 @@ class SloPlan:
                 # No event counts to add up: a raw SLI's long windows average its 5m ratio, as Sloth does.
                 return f"avg_over_time({self.ratio_tile}{self.selector}[{window}])"
             return self.error_ratio_expr(window)
+        if not self.total.shared and is_derived(parse_duration(window)):
+            # Sums, not averages: an error query with no result (no error yet) leaves tiles out,
+            # and a missing tile must count as 0 errors, not shrink the error average's count.
+            bad = f"sum_over_time({self.bad.read(self.bad.tile)}[{window}])"
+            total = f"sum_over_time({self.total.read(self.total.tile)}[{window}])"
+            return f"{bad}\n/\n(\n  {total} > 0\n)"
         total = self.total.read(self.total.rate(window))
         if self.good is not None:
             good = self.good.read(self.good.rate(window))
@@ -307,7 +322,7 @@ class SloPlan:
             error = WINDOW_PLACEHOLDER.sub(window, sli.events.error_query.strip())
             total = WINDOW_PLACEHOLDER.sub(window, sli.events.total_query.strip())
             # `> 0` turns a window without traffic into no sample instead of NaN,
-            # so 0/0 never alerts and never poisons the period average.
+            # so 0/0 never alerts.
             return f"(\n  {error}\n)\n/\n(\n  ({total}) > 0\n)"
         if sli.raw is not None:
             return f"(\n  {WINDOW_PLACEHOLDER.sub(window, sli.raw.error_ratio_query.strip())}\n)"
@@ -324,8 +339,8 @@ class SloPlan:
 
     def _sum_rate(self, metric: str, window: str, extra: str = "") -> str:
         traffic = self.spec.sli.availability or self.spec.sli.error_rate or self.spec.sli.latency
-        matchers = [m for m in (traffic.selector, extra) if m]
-        selector = "{" + ",".join(m.strip().rstrip(",") for m in matchers) + "}" if matchers else ""
+        found = [m for m in (traffic.selector, extra) if m]
+        selector = "{" + ",".join(m.strip().rstrip(",") for m in found) + "}" if found else ""
         by = f" by ({', '.join(self.group_by)})" if self.group_by else ""
         return f"sum{by} (rate({metric}{selector}[{window}]))"
 
@@ -371,6 +386,7 @@ def _signals(spec: SloFile, slo: Slo, labels: dict[str, str], selected: set[str]
                 labels=tuple(labels.items()),
                 read_labels=own,
                 by=(),
+                shared=False,
             )
             for role, query in (("total", block.total_query), ("error", block.error_query))
         )

@@ -70,6 +70,16 @@ def _kahan_inc(inc: float, total: float, c: float) -> tuple[float, float]:
     return t, c
 
 
+def sum_over_time(values: Sequence[float]) -> float | None:
+    """sum_over_time() of the samples in a range, compensated as the engine sums; None when empty."""
+    if not values:
+        return None
+    total, c = 0.0, 0.0
+    for value in values:
+        total, c = _kahan_inc(value, total, c)
+    return total + c
+
+
 def avg_over_time(values: Sequence[float]) -> float | None:
     """avg_over_time() of the samples in a range, in the engine's order and rounding (2.x:
     an incremental mean, compensated); None when the range holds no sample."""

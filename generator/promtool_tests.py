@@ -22,7 +22,6 @@ from generator import contract, promsim
 from generator.durations import format_duration, parse_duration
 from generator.gotemplate import render
 from generator.plan import (
-    SELECTOR_LABEL,
     THRESHOLD_WINDOW,
     TILE_WINDOW,
     BudgetAlert,
@@ -115,10 +114,7 @@ class Simulation:
         self._first: dict[tuple, int | None] = {}
 
     def sample_labels(self, key: tuple) -> dict[str, str]:
-        shared = {}
-        if self.plan.total is not None:
-            shared = {k: v for k, v in self.plan.total.labels if k == SELECTOR_LABEL}
-        return {**dict(zip(self.plan.group_by, key, strict=True)), **shared, **self.plan.labels}
+        return {**dict(zip(self.plan.group_by, key, strict=True)), **self.plan.labels}
 
     # --- rates of the raw counters ---------------------------------------------------
 
@@ -164,11 +160,12 @@ class Simulation:
         first = -(-max(0, minute - window) // self.every)
         return first, minute // self.every + 1
 
-    def average(self, role: str, window: int, minute: int, key: tuple, exact: bool) -> float | None:
-        """avg_over_time(<tile>[window]) at `minute`."""
+    def over_time(self, role: str, window: int, minute: int, key: tuple, exact: bool, total: bool = False):
+        """avg_over_time(<tile>[window]) at `minute` (sum_over_time when `total`); None without tiles."""
         lo, hi = self._span(window, minute)
         if exact:
-            return promsim.avg_over_time([v for v in self.tiles(role, key)[lo:hi] if v is not None])
+            present = [v for v in self.tiles(role, key)[lo:hi] if v is not None]
+            return promsim.sum_over_time(present) if total else promsim.avg_over_time(present)
         if (role, key) not in self._running:
             sums, counts = [0.0], [0]
             for value in self.tiles(role, key):
@@ -177,17 +174,21 @@ class Simulation:
             self._running[role, key] = (sums, counts)
         sums, counts = self._running[role, key]
         count = counts[hi] - counts[lo]
-        return (sums[hi] - sums[lo]) / count if count else None
+        if not count:
+            return None
+        return sums[hi] - sums[lo] if total else (sums[hi] - sums[lo]) / count
 
     def long_ratio(self, window: int, minute: int, key: tuple, exact: bool) -> float | None:
         if self.plan.total is None:
-            return self.average("ratio", window, minute, key, exact)
-        total = self.average("total", window, minute, key, exact)
+            return self.over_time("ratio", window, minute, key, exact)
+        summed = not self.plan.total.shared  # an events SLI divides the sums of its own tiles
+        total = self.over_time("total", window, minute, key, exact, summed)
         if total is None or not total > 0:
             return None
         if self.plan.kind == "latency":
-            return (total - self.average("good", window, minute, key, exact)) / total
-        return self.average("bad", window, minute, key, exact) / total
+            return (total - self.over_time("good", window, minute, key, exact)) / total
+        bad = self.over_time("bad", window, minute, key, exact, summed)
+        return None if bad is None else bad / total
 
     def ratio(self, window_min: int, minute: int, key: tuple, exact: bool = True) -> float | None:
         """slo:sli_error:ratio_rate<window> of group `key` at `minute`; long windows approximate unless `exact`."""
@@ -203,12 +204,13 @@ class Simulation:
     def above(self, window_min: int, minute: int, key: tuple, threshold: float) -> tuple[bool, float | None]:
         """ratio > threshold, decided on the exact value whenever the fast one is too close to call."""
         value = self.ratio(window_min, minute, key, exact=False)
-        if value is not None and abs(value - threshold) <= 1e-9 * max(abs(threshold), 1e-12):
+        # Error ratios lie in [0, 1]; running sums stay within about 1e-13 of the engine's value.
+        if value is not None and abs(value - threshold) <= 1e-9:
             value = self.ratio(window_min, minute, key)
         return value is not None and value > threshold, value
 
-    def period_ratio(self, minute: int, key: tuple, exact: bool = True) -> float | None:
-        return self.ratio(minutes(self.plan.period_s), minute, key, exact)
+    def period_ratio(self, minute: int, key: tuple) -> float | None:
+        return self.ratio(minutes(self.plan.period_s), minute, key)
 
     def condition(self, alert: Alert, minute: int, key: tuple, exact: bool = False) -> tuple[bool, float]:
         """Whether the alert's expression holds, and its value (exact when asked for)."""

@@ -73,7 +73,7 @@ def rule_file(plans: list[SloPlan]) -> RuleFile:
         for s, ws in signals.items()
         if w in ws
     ]
-    short += [(_record(p.sli_record(w), p.ratio_expr(w), p.labels), p.name) for p in plans for w in p.raw_windows]
+    short += [(_ratio_record(p, w), p.name) for p in plans for w in p.raw_windows]
     out.add(f"{service}-sli", short)
 
     long_plans = [p for p in plans if p.derived_windows]
@@ -93,17 +93,20 @@ def rule_file(plans: list[SloPlan]) -> RuleFile:
         (_record(s.rate(w), f"avg_over_time({s.read(s.tile)}[{w}])", s.labels), _owner(s, plans))
         for w in _sorted({w for p in long_plans for w in p.derived_windows})
         for s, ws in signals.items()
-        if w in ws
+        if w in ws and s.shared
     ]
-    long += [
-        (_record(p.sli_record(w), p.ratio_expr(w), p.labels), p.name) for p in long_plans for w in p.derived_windows
-    ]
+    long += [(_ratio_record(p, w), p.name) for p in long_plans for w in p.derived_windows]
     out.add(f"{service}-sli-long", long, LONG_INTERVAL)
 
     for plan in plans:
         out.add(f"{plan.service}-{plan.name}-meta", [(r, plan.name) for r in meta_rules(plan)])
         out.add(f"{plan.service}-{plan.name}-alerts", [(r, plan.name) for r in alert_rules(plan)])
     return out
+
+
+def _ratio_record(plan: SloPlan, window: str) -> dict:
+    # The SLO's labels, not the shared rates': those say which selector read them, the SLO says it better.
+    return _record(plan.sli_record(window), plan.ratio_expr(window), {**plan.strip_labels, **plan.labels})
 
 
 def _record(name: str, expr: str, labels) -> dict:

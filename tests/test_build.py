@@ -78,6 +78,13 @@ def test_unchanged_rebuild_is_skipped_until_a_spec_or_an_output_changes(models_p
     assert cli.main([*root, "build", "--check"]) == cli.EXIT_STALE
     assert cli.main([*root, "build"]) == 0
     assert rules.read_text() == committed
+    # A generated file no spec makes (brought back by a checkout) is not hidden by the cache.
+    orphan = models_project / "rules" / "old-service.yml"
+    orphan.write_text(f"# {build.GENERATED_MARK} from slos/old.yaml.\ngroups: []\n")
+    assert cli.main([*root, "build", "--check"]) == cli.EXIT_STALE
+    assert "  rules/old-service.yml\n" in capsys.readouterr().err
+    assert cli.main([*root, "build"]) == 0
+    assert not orphan.exists()
     # So is a spec edit, and --no-cache always compiles.
     spec = models_project / "slos" / "models.yaml"
     spec.write_text(spec.read_text().replace("objective: 99\n", "objective: 99.5\n"))

@@ -189,6 +189,42 @@ def test_sloth_file_alerts_on_real_http_counters_in_promtool(sloth_project, tmp_
     assert ok_run, output
 
 
+def test_long_windows_of_an_events_sli_count_missing_error_tiles_as_no_errors(sloth_project):
+    """An error query has no result until the first error: its tiles are missing, not 0. The 1d
+    ratio must divide error sums by request sums (7 errors in 610 requests), not average the
+    few error tiles there are against every request tile (which would read 1 in 10)."""
+    compiled = build.compile_all(sloth_project)
+    build.write_all(sloth_project, compiled)
+    labels = {"service": "myservice", "slo": "requests-availability", "owner": "myteam"}
+    labels |= {"repo": "myorg/myservice", "tier": "2"}
+    test = {
+        "rule_files": ["rules/myservice.yml"],
+        "evaluation_interval": "1m",
+        "group_eval_order": compiled.rules["myservice"].group_names,
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": _series("slo:sli_total_events:rate5m_tile", labels), "values": "10+0x60"},
+                    {"series": _series("slo:sli_error_events:rate5m_tile", labels), "values": "_x54 1+0x6"},
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": 'slo:sli_error:ratio_rate1d{slo="requests-availability"}',
+                        "eval_time": "60m",
+                        "exp_samples": [{"labels": _series("slo:sli_error:ratio_rate1d", labels), "value": 7 / 610}],
+                    }
+                ],
+            }
+        ],
+    }
+    (sloth_project / "missing.test.yml").write_text(yaml.safe_dump(test, sort_keys=False))
+
+    ok, _, output = promtool.test_rules([Path("missing.test.yml")], cwd=sloth_project)
+
+    assert ok, output
+
+
 def test_generated_tests_of_a_sloth_file_pass_in_promtool(sloth_project, capsys):
     assert cli.main(["--root", str(sloth_project), "build"]) == 0
     assert cli.main(["--root", str(sloth_project), "test"]) == 0, capsys.readouterr().err
