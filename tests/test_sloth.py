@@ -53,6 +53,11 @@ def sloth_project(project) -> Path:
     return project({"myservice.yaml": SLOTH_EXAMPLE})
 
 
+# The labels of the Sloth example's SLO series: service, SLO and the spec's own labels.
+SLO_LABELS = {"service": "myservice", "slo": "requests-availability", "owner": "myteam"}
+SLO_LABELS |= {"repo": "myorg/myservice", "tier": "2"}
+
+
 def alert_rules(root: Path) -> list[dict]:
     """The burn-rate rules: Sloth's page and ticket alerts."""
     groups = yaml.safe_load(build.compile_all(root).files["rules/myservice.yml"])["groups"]
@@ -119,8 +124,6 @@ def test_sloth_summary_annotation_replaces_the_generated_one(sloth_project):
 
 def test_sloth_file_alerts_on_real_http_counters_in_promtool(sloth_project, tmp_path):
     """Raw request counters in, the page alert out: 1 in 11 requests fails (9%), far above 1.44%."""
-    compiled = build.compile_all(sloth_project)
-    build.write_all(sloth_project, compiled)
     ok_per_min, bad_per_min = 600.0, 60.0
     ok = [ok_per_min * m for m in range(31)]
     bad = [bad_per_min * m for m in range(31)]
@@ -128,99 +131,82 @@ def test_sloth_file_alerts_on_real_http_counters_in_promtool(sloth_project, tmp_
     ratio = promsim.rate(bad, 3, 5) / (promsim.rate(ok, 3, 5) + promsim.rate(bad, 3, 5))
     long_ratio = promsim.rate(bad, 3, 60) / (promsim.rate(ok, 3, 60) + promsim.rate(bad, 3, 60))
     page = alert_rules(sloth_project)[0]
-    sample = {"service": "myservice", "slo": "requests-availability", "owner": "myteam"}
-    sample |= {"repo": "myorg/myservice", "tier": "2"}
-    test = {
-        "rule_files": ["rules/myservice.yml"],
-        "evaluation_interval": "1m",
-        "group_eval_order": compiled.rules["myservice"].group_names,
-        "tests": [
-            {
-                "name": "sloth example on raw counters",
-                "interval": "1m",
-                "input_series": [
-                    {
-                        "series": 'http_request_duration_seconds_count{job="myservice",code="200"}',
-                        "values": "0+600x30",
-                    },
-                    {
-                        "series": 'http_request_duration_seconds_count{job="myservice",code="503"}',
-                        "values": "0+60x30",
-                    },
-                    {
-                        "series": 'http_request_duration_seconds_count{job="other",code="503"}',
-                        "values": "0+6000x30",
-                    },
-                ],
-                "promql_expr_test": [
-                    {
-                        "expr": 'slo:sli_error:ratio_rate5m{slo="requests-availability"}',
-                        "eval_time": "3m",
-                        "exp_samples": [
-                            {"labels": _series("slo:sli_error:ratio_rate5m", sample), "value": ratio},
-                        ],
-                    }
-                ],
-                "alert_rule_test": [
-                    # True from minute 1 (two samples), pending for 2m: silent at 2m, firing at 3m.
-                    {"eval_time": "2m", "alertname": "MyServiceHighErrorRate", "exp_alerts": []},
-                    {
-                        "eval_time": "3m",
-                        "alertname": "MyServiceHighErrorRate",
-                        "exp_alerts": [
-                            {
-                                "exp_labels": {**sample, **page["labels"]},
-                                "exp_annotations": {
-                                    k: render(v, sample, long_ratio) for k, v in page["annotations"].items()
-                                },
-                            }
-                        ],
-                    },
-                ],
-            }
-        ],
-    }
+    sample = SLO_LABELS
+    tests = [
+        {
+            "name": "sloth example on raw counters",
+            "interval": "1m",
+            "input_series": [
+                {
+                    "series": 'http_request_duration_seconds_count{job="myservice",code="200"}',
+                    "values": "0+600x30",
+                },
+                {
+                    "series": 'http_request_duration_seconds_count{job="myservice",code="503"}',
+                    "values": "0+60x30",
+                },
+                {
+                    "series": 'http_request_duration_seconds_count{job="other",code="503"}',
+                    "values": "0+6000x30",
+                },
+            ],
+            "promql_expr_test": [
+                {
+                    "expr": 'slo:sli_error:ratio_rate5m{slo="requests-availability"}',
+                    "eval_time": "3m",
+                    "exp_samples": [
+                        {"labels": _series("slo:sli_error:ratio_rate5m", sample), "value": ratio},
+                    ],
+                }
+            ],
+            "alert_rule_test": [
+                # True from minute 1 (two samples), pending for 2m: silent at 2m, firing at 3m.
+                {"eval_time": "2m", "alertname": "MyServiceHighErrorRate", "exp_alerts": []},
+                {
+                    "eval_time": "3m",
+                    "alertname": "MyServiceHighErrorRate",
+                    "exp_alerts": [
+                        {
+                            "exp_labels": {**sample, **page["labels"]},
+                            "exp_annotations": {
+                                k: render(v, sample, long_ratio) for k, v in page["annotations"].items()
+                            },
+                        }
+                    ],
+                },
+            ],
+        }
+    ]
     assert abs(ratio - 1 / 11) < 1e-12 and total[-1] == 19800
-    test_path = sloth_project / "sloth.test.yml"
-    test_path.write_text(yaml.safe_dump(test, sort_keys=False))
 
-    ok_run, _, output = promtool.test_rules([Path("sloth.test.yml")], cwd=sloth_project)
+    ok, output = run_promtool_tests(sloth_project, "sloth.test.yml", tests)
 
-    assert ok_run, output
+    assert ok, output
 
 
 def test_long_windows_of_an_events_sli_count_missing_error_tiles_as_no_errors(sloth_project):
     """An error query has no result until the first error: its tiles are missing, not 0. The 1d
     ratio must divide error sums by request sums (7 errors in 610 requests), not average the
     few error tiles there are against every request tile (which would read 1 in 10)."""
-    compiled = build.compile_all(sloth_project)
-    build.write_all(sloth_project, compiled)
-    labels = {"service": "myservice", "slo": "requests-availability", "owner": "myteam"}
-    labels |= {"repo": "myorg/myservice", "tier": "2"}
-    test = {
-        "rule_files": ["rules/myservice.yml"],
-        "evaluation_interval": "1m",
-        "group_eval_order": compiled.rules["myservice"].group_names,
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [
-                    {"series": _series("slo:sli_total_events:rate5m_tile", labels), "values": "10+0x60"},
-                    {"series": _series("slo:sli_error_events:rate5m_tile", labels), "values": "_x54 1+0x6"},
-                ],
-                "promql_expr_test": [
-                    {
-                        "expr": 'slo:sli_error:ratio_rate1d{slo="requests-availability"}',
-                        "eval_time": "60m",
-                        "exp_samples": [{"labels": _series("slo:sli_error:ratio_rate1d", labels), "value": 7 / 610}],
-                    }
-                ],
-            }
-        ],
-    }
-    (sloth_project / "missing.test.yml").write_text(yaml.safe_dump(test, sort_keys=False))
+    labels = SLO_LABELS
+    tests = [
+        {
+            "interval": "1m",
+            "input_series": [
+                {"series": _series("slo:sli_total_events:rate5m_tile", labels), "values": "10+0x60"},
+                {"series": _series("slo:sli_error_events:rate5m_tile", labels), "values": "_x54 1+0x6"},
+            ],
+            "promql_expr_test": [
+                {
+                    "expr": 'slo:sli_error:ratio_rate1d{slo="requests-availability"}',
+                    "eval_time": "60m",
+                    "exp_samples": [{"labels": _series("slo:sli_error:ratio_rate1d", labels), "value": 7 / 610}],
+                }
+            ],
+        }
+    ]
 
-    ok, _, output = promtool.test_rules([Path("missing.test.yml")], cwd=sloth_project)
+    ok, output = run_promtool_tests(sloth_project, "missing.test.yml", tests)
 
     assert ok, output
 
@@ -228,6 +214,21 @@ def test_long_windows_of_an_events_sli_count_missing_error_tiles_as_no_errors(sl
 def test_generated_tests_of_a_sloth_file_pass_in_promtool(sloth_project, capsys):
     assert cli.main(["--root", str(sloth_project), "build"]) == 0
     assert cli.main(["--root", str(sloth_project), "test"]) == 0, capsys.readouterr().err
+
+
+def run_promtool_tests(project: Path, name: str, tests: list[dict]) -> tuple[bool, str]:
+    """Compile and write the project, then run hand-written promtool test groups against its rules."""
+    compiled = build.compile_all(project)
+    build.write_all(project, compiled)
+    suite = {
+        "rule_files": ["rules/myservice.yml"],
+        "evaluation_interval": "1m",
+        "group_eval_order": compiled.rules["myservice"].group_names,
+        "tests": tests,
+    }
+    (project / name).write_text(yaml.safe_dump(suite, sort_keys=False))
+    ok, _, output = promtool.test_rules([Path(name)], cwd=project)
+    return ok, output
 
 
 def _series(name: str, labels: dict[str, str]) -> str:
