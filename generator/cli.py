@@ -1,15 +1,18 @@
-"""The `modelmon` command: validate, build, build --check, test, schema, doctor."""
+"""The `modelmon` command: validate, build, build --check, test, schema, doctor, backfill."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from generator import amtool, build, cache, doctor, promtool
+from generator import amtool, backfill, build, cache, doctor, promtool
 from generator.loader import SpecErrors
+from generator.plan import plan_file
 
 EXIT_SPEC = 2  # invalid specs (or a rule promtool refuses): nothing written
 EXIT_STALE = 1  # build --check found outputs that differ from the generator
@@ -27,6 +30,17 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--no-cache", action="store_true", help="rebuild even when specs and generator are unchanged")
     sub.add_parser("test", help="run promtool on the generated rules and their tests")
     sub.add_parser("schema", help="print the JSON Schema of SLO files")
+    f = sub.add_parser(
+        "backfill",
+        help="compute the 5-minute tiles of the past from a running Prometheus, as TSDB blocks",
+        description="Long windows (6h and more) average 5-minute tiles that exist only since the rules were "
+        "loaded. This computes them for the past from the raw data with `promtool tsdb create-blocks-from "
+        "rules`; move the blocks into Prometheus' data directory and restart it.",
+    )
+    f.add_argument("--prometheus", default="http://localhost:9090", help="Prometheus URL (default: %(default)s)")
+    f.add_argument("--output-dir", type=Path, required=True, help="where promtool writes the blocks (must be empty)")
+    f.add_argument("--start", type=float, help="Unix time to start from (default: the longest window ago)")
+    f.add_argument("--end", type=float, help="Unix time to end at (default: now)")
     d = sub.add_parser("doctor", help="check a running Prometheus: targets, metrics, panels, rules, Alertmanager")
     d.add_argument("--prometheus", default="http://localhost:9090", help="Prometheus URL (default: %(default)s)")
     d.add_argument(
@@ -110,6 +124,43 @@ def _test(root: Path, args) -> int:
     return EXIT_TESTS
 
 
+def _backfill(root: Path, args) -> int:
+    loaded = build.load_all(root)
+    plans = {item.spec.service: plan_file(item.spec) for item in loaded}
+    groups = backfill.tile_groups(plans)
+    if not groups:
+        print("no SLO has a window of 6h or more: there are no tiles to backfill")
+        return 0
+    end = args.end if args.end is not None else time.time()
+    start = args.start if args.start is not None else end - backfill.longest_window_s(plans)
+    out = args.output_dir.resolve()
+    if out.exists() and any(out.iterdir()):
+        print(f"modelmon: {out} is not empty; give promtool an empty folder", file=sys.stderr)
+        return EXIT_SPEC
+    with tempfile.TemporaryDirectory(prefix="modelmon-backfill-") as scratch:
+        rules = Path(scratch) / "tiles.yml"
+        rules.write_text(build.dump_yaml({"groups": groups}), encoding="utf-8")
+        result = promtool.run(
+            "tsdb",
+            "create-blocks-from",
+            "rules",
+            "--quiet",
+            f"--url={args.prometheus}",
+            f"--start={int(start)}",
+            f"--end={int(end)}",
+            f"--output-dir={out}",
+            str(rules),
+        )
+    if result.returncode != 0:
+        print(f"promtool could not backfill the tiles:\n{(result.stdout + result.stderr).strip()}", file=sys.stderr)
+        return EXIT_TESTS
+    blocks = sorted(p.name for p in out.iterdir() if (p / "meta.json").exists())
+    tiles = sum(len(g["rules"]) for g in groups)
+    print(f"{len(blocks)} block(s) of {tiles} tile series' history in {out}")
+    print("Move them into Prometheus' --storage.tsdb.path and restart it; the long windows are then full.")
+    return 0
+
+
 def _schema(root: Path, args) -> int:
     print(build.schema_text(), end="")
     return 0
@@ -130,7 +181,14 @@ def _doctor(root: Path, args) -> int:
     return 0 if report.healthy else EXIT_DOCTOR
 
 
-COMMANDS = {"validate": _validate, "build": _build, "test": _test, "schema": _schema, "doctor": _doctor}
+COMMANDS = {
+    "validate": _validate,
+    "build": _build,
+    "test": _test,
+    "schema": _schema,
+    "doctor": _doctor,
+    "backfill": _backfill,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

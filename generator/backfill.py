@@ -1,0 +1,58 @@
+"""Tiles for the time before the rules ran: what `modelmon backfill` hands to promtool.
+
+Windows of 6h and more average the 5-minute tiles (generator/rules.py). Right after
+the rules are first loaded there are no tiles yet, so a 3d window holds only the
+minutes since: for its first three days it reads like a shorter window. Prometheus
+can compute recording rules for the past (`promtool tsdb create-blocks-from rules`)
+but not rules that read other rules being backfilled, and the tiles read the 5m
+rates of the SLI group. So the backfill file records each tile straight from the raw
+counters (or the SLI's own query), under the same name, labels and 5m interval.
+"""
+
+from __future__ import annotations
+
+from generator.durations import parse_duration
+from generator.plan import TILE_INTERVAL, TILE_WINDOW, WINDOW, Signal, SloPlan
+
+
+def tile_expr(signal: Signal) -> str:
+    """A tile from raw data: the signal's query over 5m, its guard's query inlined."""
+    text = signal.query.replace(WINDOW, TILE_WINDOW)
+    if signal.guard is None:
+        return text
+    guard = signal.guard.query.replace(WINDOW, TILE_WINDOW)
+    return f"{text}\nor on ({', '.join(signal.by)})\n0 * {guard}"
+
+
+def tile_groups(plans_by_service: dict[str, list[SloPlan]]) -> list[dict]:
+    """One group per service with every tile its long windows average, each computed from raw data."""
+    groups = []
+    for service, plans in plans_by_service.items():
+        rules, seen = [], set()
+        for plan in plans:
+            if not plan.derived_windows:
+                continue
+            if plan.total is None:
+                rules.append(
+                    {
+                        "record": plan.ratio_tile,
+                        "expr": plan.error_ratio_expr(TILE_WINDOW) + "\n",
+                        "labels": dict(plan.labels),
+                    }
+                )
+                continue
+            for signal in plan.signals:
+                if signal not in seen:
+                    seen.add(signal)
+                    rules.append(
+                        {"record": signal.tile, "expr": tile_expr(signal) + "\n", "labels": dict(signal.labels)}
+                    )
+        if rules:
+            groups.append({"name": f"{service}-sli-tiles-backfill", "interval": TILE_INTERVAL, "rules": rules})
+    return groups
+
+
+def longest_window_s(plans_by_service: dict[str, list[SloPlan]]) -> int:
+    """How far back tiles are worth computing: the longest window that averages them."""
+    windows = [parse_duration(w) for plans in plans_by_service.values() for p in plans for w in p.derived_windows]
+    return max(windows, default=0)

@@ -1,0 +1,88 @@
+"""`modelmon backfill`: the tiles of the past, computed by promtool from a real Prometheus.
+
+Prometheus gets 26 hours of raw counters for two models (backfilled with promtool, one
+sample a minute): `a` serves 10 calls/s with 1 % errors and 5 % slow calls, `b` serves
+4 calls/s and never created an error series. `modelmon backfill` then computes a day
+of tiles into TSDB blocks; moved into the data directory, they give the long windows
+a full day at once: 288 tiles per series with the exact rates, `b`'s errors at 0.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from generator import cli, promtool
+from stack import processes
+
+REPO = Path(__file__).resolve().parent.parent
+HOURS = 26
+MODELS = {"a": (10.0, 0.1, 0.5), "b": (4.0, None, 0.2)}  # calls/s, errors/s (None: no series), slow calls/s
+
+
+def raw_history(path: Path, end: int) -> None:
+    lines = ["# TYPE model_requests counter", "# TYPE model_errors counter", "# TYPE model_latency_ms histogram"]
+    start = end - HOURS * 3600
+    for t in range(start, end + 1, 60):
+        elapsed = t - start
+        for model, (calls, errors, slow) in MODELS.items():
+            lines.append(f'model_requests_total{{model="{model}"}} {calls * elapsed} {t}')
+            if errors is not None:
+                lines.append(f'model_errors_total{{model="{model}"}} {errors * elapsed} {t}')
+            lines.append(f'model_latency_ms_count{{model="{model}"}} {calls * elapsed} {t}')
+            lines.append(f'model_latency_ms_bucket{{model="{model}",le="5000.0"}} {(calls - slow) * elapsed} {t}')
+    path.write_text("\n".join(lines) + "\n# EOF\n")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "slos").mkdir()
+    shutil.copy(REPO / "slos" / "models.yaml", tmp_path / "slos")
+    return tmp_path
+
+
+def test_backfilled_tiles_fill_a_day_with_the_exact_rates(project, tmp_path, capsys):
+    end = int(time.time()) // 60 * 60 - 3600
+    work = tmp_path / "prometheus"
+    (work / "data").mkdir(parents=True)
+    raw_history(tmp_path / "raw.om", end)
+    made = promtool.run("tsdb", "create-blocks-from", "openmetrics", "-q", str(tmp_path / "raw.om"), str(work / "data"))
+    assert made.returncode == 0, made.stderr
+    config = {"global": {"scrape_interval": "15s"}, "scrape_configs": []}
+    blocks = tmp_path / "blocks"
+
+    with processes.prometheus(config, work) as url:
+        args = ["--root", str(project), "backfill", "--prometheus", url, "--output-dir", str(blocks)]
+        code = cli.main([*args, "--start", str(end - 86400), "--end", str(end)])
+        out = capsys.readouterr()
+        assert code == 0, out.err
+    assert "tile series' history in" in out.out
+    new = [b for b in blocks.iterdir() if (b / "meta.json").exists()]
+    assert new
+    for block in new:
+        shutil.move(str(block), str(work / "data" / block.name))
+
+    with processes.prometheus(config, work) as url:
+
+        def at_end(expr: str) -> dict[str, float]:
+            return {r["metric"].get("model", ""): float(r["value"][1]) for r in processes.query(url, expr, at=end)}
+
+        tiles = at_end('count_over_time(model:model_requests:rate5m_tile{service="models-monitoring"}[1d])')
+        assert tiles == {"a": 288.0, "b": 288.0}
+        assert at_end('model:model_requests:rate5m_tile{service="models-monitoring"}') == {"a": 10.0, "b": 4.0}
+        # The guard: b has no error series, its error tiles are 0, not missing.
+        errors = 'avg_over_time(model:model_errors:rate5m_tile{service="models-monitoring"}[1d])'
+        assert at_end(errors) == pytest.approx({"a": 0.1, "b": 0.0}, abs=1e-12)
+        good = 'avg_over_time(model:model_latency_ms_bucket:rate5m_tile{service="models-monitoring",le="5000.0"}[1d])'
+        assert at_end(good) == pytest.approx({"a": 9.5, "b": 3.8}, rel=1e-12)
+
+
+def test_backfill_refuses_a_folder_that_is_not_empty(project, tmp_path, capsys):
+    (tmp_path / "blocks").mkdir()
+    (tmp_path / "blocks" / "old").write_text("x")
+    args = ["--root", str(project), "backfill", "--output-dir", str(tmp_path / "blocks")]
+    assert cli.main(args) == cli.EXIT_SPEC
+    assert "is not empty" in capsys.readouterr().err
