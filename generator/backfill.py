@@ -52,6 +52,23 @@ def tile_groups(plans_by_service: dict[str, list[SloPlan]]) -> list[dict]:
     return groups
 
 
+def tile_names(groups: list[dict]) -> list[str]:
+    return sorted({rule["record"] for group in groups for rule in group["rules"]})
+
+
+def first_live_tile(prometheus, groups: list[dict], lookback_s: int) -> float | None:
+    """When the running rules recorded their first tile (to the 5 minutes), or None if they never did.
+
+    Backfilled tiles must end there: tiles of both kinds in one span would count it twice.
+    One query per record: timestamp() drops the name, so records would collide in one vector.
+    """
+    found = []
+    for name in tile_names(groups):
+        result = prometheus.query(f"min(min_over_time(timestamp({name})[{lookback_s}s:{TILE_INTERVAL}]))")
+        found += [float(r["value"][1]) for r in result]
+    return min(found, default=None)
+
+
 def longest_window_s(plans_by_service: dict[str, list[SloPlan]]) -> int:
     """How far back tiles are worth computing: the longest window that averages them."""
     windows = [parse_duration(w) for plans in plans_by_service.values() for p in plans for w in p.derived_windows]

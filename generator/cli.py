@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -18,6 +19,8 @@ EXIT_SPEC = 2  # invalid specs (or a rule promtool refuses): nothing written
 EXIT_STALE = 1  # build --check found outputs that differ from the generator
 EXIT_TESTS = 1
 EXIT_DOCTOR = 1
+EXIT_BACKFILL = 1
+EXIT_USAGE = 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--prometheus", default="http://localhost:9090", help="Prometheus URL (default: %(default)s)")
     f.add_argument("--output-dir", type=Path, required=True, help="where promtool writes the blocks (must be empty)")
     f.add_argument("--start", type=float, help="Unix time to start from (default: the longest window ago)")
-    f.add_argument("--end", type=float, help="Unix time to end at (default: now)")
+    f.add_argument(
+        "--end",
+        type=float,
+        help="Unix time to end at (default: just before the first tile the running rules recorded, else now)",
+    )
     d = sub.add_parser("doctor", help="check a running Prometheus: targets, metrics, panels, rules, Alertmanager")
     d.add_argument("--prometheus", default="http://localhost:9090", help="Prometheus URL (default: %(default)s)")
     d.add_argument(
@@ -131,32 +138,45 @@ def _backfill(root: Path, args) -> int:
     if not groups:
         print("no SLO has a window of 6h or more: there are no tiles to backfill")
         return 0
-    end = args.end if args.end is not None else time.time()
-    start = args.start if args.start is not None else end - backfill.longest_window_s(plans)
     out = args.output_dir.resolve()
-    if out.exists() and any(out.iterdir()):
-        print(f"modelmon: {out} is not empty; give promtool an empty folder", file=sys.stderr)
-        return EXIT_SPEC
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        print(f"modelmon: {out} is not an empty folder; give promtool one", file=sys.stderr)
+        return EXIT_USAGE
+    longest = backfill.longest_window_s(plans)
+    end = args.end
+    if end is None:
+        # Up to the first tile the running rules recorded, so no span holds two sets of tiles.
+        try:
+            live = backfill.first_live_tile(doctor.Prometheus(args.prometheus, timeout=120), groups, longest)
+        except doctor.PrometheusUnreachable as err:
+            print(f"modelmon: {err}", file=sys.stderr)
+            return EXIT_BACKFILL
+        end = live - 1 if live is not None else time.time()
+    start = args.start if args.start is not None else end - longest
     with tempfile.TemporaryDirectory(prefix="modelmon-backfill-") as scratch:
         rules = Path(scratch) / "tiles.yml"
         rules.write_text(build.dump_yaml({"groups": groups}), encoding="utf-8")
-        result = promtool.run(
-            "tsdb",
-            "create-blocks-from",
-            "rules",
-            "--quiet",
-            f"--url={args.prometheus}",
-            f"--start={int(start)}",
-            f"--end={int(end)}",
-            f"--output-dir={out}",
-            str(rules),
-        )
+        command = ["tsdb", "create-blocks-from", "rules", "--quiet", f"--url={args.prometheus}"]
+        command += [f"--start={int(start)}", f"--end={int(end)}", f"--output-dir={out}", str(rules)]
+        try:
+            result = promtool.run(*command)
+        except subprocess.TimeoutExpired:
+            print(
+                "modelmon: promtool did not finish the backfill in 15 minutes; try a shorter --start", file=sys.stderr
+            )
+            return EXIT_BACKFILL
     if result.returncode != 0:
         print(f"promtool could not backfill the tiles:\n{(result.stdout + result.stderr).strip()}", file=sys.stderr)
-        return EXIT_TESTS
-    blocks = sorted(p.name for p in out.iterdir() if (p / "meta.json").exists())
-    tiles = sum(len(g["rules"]) for g in groups)
-    print(f"{len(blocks)} block(s) of {tiles} tile series' history in {out}")
+        return EXIT_BACKFILL
+    blocks = sorted(p.name for p in out.iterdir() if (p / "meta.json").exists()) if out.is_dir() else []
+    if not blocks:
+        print("promtool wrote no blocks: Prometheus has no raw data between --start and --end", file=sys.stderr)
+        return EXIT_BACKFILL
+    tiles = len(backfill.tile_names(groups))
+    span = (
+        f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(start))} to {time.strftime('%Y-%m-%d %H:%M', time.gmtime(end))}"
+    )
+    print(f"{len(blocks)} block(s) of {tiles} tile series, {span} UTC, in {out}")
     print("Move them into Prometheus' --storage.tsdb.path and restart it; the long windows are then full.")
     return 0
 
