@@ -12,41 +12,17 @@ counters (or the SLI's own query), under the same name, labels and 5m interval.
 from __future__ import annotations
 
 from generator.durations import parse_duration
-from generator.plan import TILE_INTERVAL, TILE_WINDOW, WINDOW, Signal, SloPlan
-
-
-def tile_expr(signal: Signal) -> str:
-    """A tile from raw data: the signal's query over 5m, its guard's query inlined."""
-    text = signal.query.replace(WINDOW, TILE_WINDOW)
-    if signal.guard is None:
-        return text
-    guard = signal.guard.query.replace(WINDOW, TILE_WINDOW)
-    return f"{text}\nor on ({', '.join(signal.by)})\n0 * {guard}"
+from generator.plan import TILE_INTERVAL, TILE_WINDOW, SloPlan
+from generator.rules import file_signals, recording_rule, tile_sources
 
 
 def tile_groups(plans_by_service: dict[str, list[SloPlan]]) -> list[dict]:
     """One group per service with every tile its long windows average, each computed from raw data."""
     groups = []
     for service, plans in plans_by_service.items():
-        rules, seen = [], set()
-        for plan in plans:
-            if not plan.derived_windows:
-                continue
-            if plan.total is None:
-                rules.append(
-                    {
-                        "record": plan.ratio_tile,
-                        "expr": plan.error_ratio_expr(TILE_WINDOW) + "\n",
-                        "labels": dict(plan.labels),
-                    }
-                )
-                continue
-            for signal in plan.signals:
-                if signal not in seen:
-                    seen.add(signal)
-                    rules.append(
-                        {"record": signal.tile, "expr": tile_expr(signal) + "\n", "labels": dict(signal.labels)}
-                    )
+        signals, ratio_tiled = tile_sources(plans, file_signals(plans))
+        rules = [recording_rule(s.tile, s.expr(TILE_WINDOW, raw=True), s.labels) for s in signals]
+        rules += [recording_rule(p.ratio_tile, p.error_ratio_expr(TILE_WINDOW), p.labels) for p in ratio_tiled]
         if rules:
             groups.append({"name": f"{service}-sli-tiles-backfill", "interval": TILE_INTERVAL, "rules": rules})
     return groups

@@ -8,7 +8,7 @@ from generator.plan import (
     DEFAULT_WINDOWS,
     SELECTOR_LABEL,
     THRESHOLD_WINDOW,
-    plan_slo,
+    plan_file,
 )
 
 # Labels modelmon sets on every series and alert it generates; a spec label with
@@ -57,8 +57,7 @@ def check_all(loaded: list[LoadedSpec]) -> list[SpecError]:
     if errors:
         return errors
     for item in loaded:
-        for index, slo in enumerate(item.spec.slos):
-            plan = plan_slo(item.spec, slo)
+        for index, plan in enumerate(plan_file(item.spec)):
             burn = {a.name for a in plan.burn_alerts}
             if any(a.name in burn for a in plan.threshold_alerts):
                 errors.append(
@@ -78,7 +77,7 @@ def check_all(loaded: list[LoadedSpec]) -> list[SpecError]:
                             "alerting.threshold_alert.name or alerting.budget_alert.name to tell them apart",
                         )
                     )
-                alert_owner.setdefault(name, (item, index, slo.name))
+                alert_owner.setdefault(name, (item, index, plan.name))
     return errors
 
 

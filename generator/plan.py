@@ -75,12 +75,13 @@ class Signal:
     def read(self, record: str) -> str:
         return record + matchers(dict(self.read_labels))
 
-    def expr(self, window: str) -> str:
-        """The PromQL recording this signal over `window`."""
+    def expr(self, window: str, raw: bool = False) -> str:
+        """The PromQL recording this signal over `window`; `raw`: its guard from raw data too,
+        not from the guard's record (for a backfill, which cannot read rules it backfills)."""
         text = self.query.replace(WINDOW, window)
         if self.guard is None:
             return text
-        twin = self.guard.read(self.guard.rate(window))
+        twin = self.guard.expr(window) if raw else self.guard.read(self.guard.rate(window))
         # A model that never failed may have no error series at all: its requests, times 0,
         # give it an explicit 0 instead of dropping the model from the ratio.
         return f"{text}\nor on ({', '.join(self.by)})\n0 * {twin}"
@@ -427,8 +428,8 @@ def group_by(slo: Slo) -> tuple[str, ...]:
     return tuple(block.group_by)
 
 
-def plan_slo(spec: SloFile, slo: Slo, selected: set[str] | None = None) -> SloPlan:
-    """One SLO's plan; `selected`: the file's shared records read with a selector (found when not given)."""
+def plan_slo(spec: SloFile, slo: Slo, selected: set[str]) -> SloPlan:
+    """One SLO's plan; `selected`: the file's shared records some SLO reads with a selector."""
     kind = sli_kind(slo)
     period_s = parse_duration(slo.period)
     prefix = spec.alert_prefix or camel(spec.service)
@@ -512,7 +513,7 @@ def plan_slo(spec: SloFile, slo: Slo, selected: set[str] | None = None) -> SloPl
         runbook_base_url=spec.runbook_base_url,
         dashboard_url=f"{spec.grafana_url.rstrip('/')}/d/{spec.dashboard.uid}" if spec.dashboard else None,
         spec=slo,
-        **_signals(spec, slo, labels, _selected_records(spec) if selected is None else selected),
+        **_signals(spec, slo, labels, selected),
     )
 
 

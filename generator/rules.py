@@ -32,6 +32,7 @@ from generator.plan import (
     Signal,
     SloPlan,
     ThresholdAlert,
+    is_derived,
     number,
 )
 from generator.textgen import alert_text
@@ -65,37 +66,35 @@ def rule_file(plans: list[SloPlan]) -> RuleFile:
     if not plans:
         return RuleFile()
     service = plans[0].service
-    signals = _signal_windows(plans)
+    signals = file_signals(plans)
     out = RuleFile()
+    windows = _sorted({w for used in signals.values() for w in used.windows})
     short = [
-        (_record(s.rate(w), s.expr(w), s.labels), _owner(s, plans))
-        for w in _sorted({w for ws in signals.values() for w in ws if w in _raw_windows(plans)})
-        for s, ws in signals.items()
-        if w in ws
+        (recording_rule(s.rate(w), s.expr(w), s.labels), used.owner)
+        for w in windows
+        if not _derived(w)
+        for s, used in signals.items()
+        if w in used.windows
     ]
     short += [(_ratio_record(p, w), p.name) for p in plans for w in p.raw_windows]
     out.add(f"{service}-sli", short)
 
-    long_plans = [p for p in plans if p.derived_windows]
+    tiled, ratio_tiled = tile_sources(plans, signals)
     # A tile is the 5m rate the SLI group has just recorded (guard included), kept every 5 minutes.
-    tiles = [
-        (_record(s.tile, s.read(s.rate(TILE_WINDOW)), s.labels), _owner(s, plans))
-        for s, ws in signals.items()
-        if any(w not in _raw_windows(plans) for w in ws)
-    ]
+    tiles = [(recording_rule(s.tile, s.read(s.rate(TILE_WINDOW)), s.labels), signals[s].owner) for s in tiled]
     tiles += [
-        (_record(p.ratio_tile, f"{p.sli_record(TILE_WINDOW)}{p.selector}", p.labels), p.name)
-        for p in long_plans
-        if p.total is None
+        (recording_rule(p.ratio_tile, f"{p.sli_record(TILE_WINDOW)}{p.selector}", p.labels), p.name)
+        for p in ratio_tiled
     ]
     out.add(f"{service}-sli-tiles", tiles, TILE_INTERVAL)
     long = [
-        (_record(s.rate(w), f"avg_over_time({s.read(s.tile)}[{w}])", s.labels), _owner(s, plans))
-        for w in _sorted({w for p in long_plans for w in p.derived_windows})
-        for s, ws in signals.items()
-        if w in ws and s.shared
+        (recording_rule(s.rate(w), f"avg_over_time({s.read(s.tile)}[{w}])", s.labels), used.owner)
+        for w in windows
+        if _derived(w)
+        for s, used in signals.items()
+        if w in used.windows and s.shared
     ]
-    long += [(_ratio_record(p, w), p.name) for p in long_plans for w in p.derived_windows]
+    long += [(_ratio_record(p, w), p.name) for p in plans for w in p.derived_windows]
     out.add(f"{service}-sli-long", long, LONG_INTERVAL)
 
     for plan in plans:
@@ -104,12 +103,33 @@ def rule_file(plans: list[SloPlan]) -> RuleFile:
     return out
 
 
+@dataclass
+class SignalUse:
+    windows: set[str]  # every window some SLO reads the signal over
+    owner: str  # the first SLO that reads it: the one named when promtool refuses its rule
+
+
+def file_signals(plans: list[SloPlan]) -> dict[Signal, SignalUse]:
+    """Every signal of the file, in first use (guard targets first), with its windows and first reader."""
+    found: dict[Signal, SignalUse] = {}
+    for plan in plans:
+        for signal in plan.signals:
+            found.setdefault(signal, SignalUse(set(), plan.name)).windows.update(plan.windows)
+    return found
+
+
+def tile_sources(plans: list[SloPlan], signals: dict[Signal, SignalUse]) -> tuple[list[Signal], list[SloPlan]]:
+    """What gets a tile: every signal some long window reads, and each raw SLI with a long window."""
+    tiled = [s for s, used in signals.items() if any(_derived(w) for w in used.windows)]
+    return tiled, [p for p in plans if p.total is None and p.derived_windows]
+
+
 def _ratio_record(plan: SloPlan, window: str) -> dict:
     # The SLO's labels, not the shared rates': those say which selector read them, the SLO says it better.
-    return _record(plan.sli_record(window), plan.ratio_expr(window), {**plan.strip_labels, **plan.labels})
+    return recording_rule(plan.sli_record(window), plan.ratio_expr(window), {**plan.strip_labels, **plan.labels})
 
 
-def _record(name: str, expr: str, labels) -> dict:
+def recording_rule(name: str, expr: str, labels) -> dict:
     return {"record": name, "expr": expr + "\n", "labels": dict(labels)}
 
 
@@ -117,22 +137,8 @@ def _sorted(windows: set[str]) -> list[str]:
     return sorted(windows, key=parse_duration)
 
 
-def _raw_windows(plans: list[SloPlan]) -> set[str]:
-    return {w for p in plans for w in p.raw_windows}
-
-
-def _signal_windows(plans: list[SloPlan]) -> dict[Signal, set[str]]:
-    """Every signal of the file (in first use, guard targets first) and the windows some SLO reads it over."""
-    found: dict[Signal, set[str]] = {}
-    for plan in plans:
-        for signal in plan.signals:
-            found.setdefault(signal, set()).update(plan.windows)
-    return found
-
-
-def _owner(signal: Signal, plans: list[SloPlan]) -> str:
-    """The first SLO that reads a shared signal: the one named when promtool refuses its rule."""
-    return next(p.name for p in plans if signal in p.signals)
+def _derived(window: str) -> bool:
+    return is_derived(parse_duration(window))
 
 
 def meta_rules(plan: SloPlan) -> list[dict]:
