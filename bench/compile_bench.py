@@ -274,12 +274,14 @@ def profile_one_slo(layout: str) -> str:
     return out.getvalue()
 
 
-def machine() -> dict:
+def machine(tool: str = "promtool", binary: str | None = None) -> dict:
+    """The machine, the code and `tool`'s version (the binary the benchmark runs; promtool by default)."""
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
     meminfo = Path("/proc/meminfo").read_text().splitlines()
     mem_kb = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal"))
-    version = promtool.run("--version").stdout.splitlines()[0]
+    binary = binary or promtool.find_promtool()
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     dirty = subprocess.run(["git", "status", "--porcelain", "generator"], cwd=REPO, capture_output=True, text=True)
     return {
@@ -288,7 +290,7 @@ def machine() -> dict:
         "memory_gb": round(mem_kb / 1024**2, 1),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "promtool": version,
+        tool: version,
         "commit": commit.stdout.strip(),
         "generator_modified": [line[3:] for line in dirty.stdout.splitlines()],
     }

@@ -22,7 +22,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -43,7 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
 # Run as a script, sys.path starts at bench/; the generator and stack packages live at the repo root.
 sys.path.insert(0, str(REPO))
 
-from compile_bench import MODELS, make_project  # noqa: E402
+from compile_bench import MODELS, machine, make_project  # noqa: E402
 
 from generator import build, promtool  # noqa: E402
 from generator.durations import parse_duration  # noqa: E402
@@ -828,42 +827,36 @@ def shape_summaries(groups: dict, queries: dict) -> dict:
     def every(group: dict, at_15s: bool) -> int:
         return MIN_INTERVAL_S if at_15s and not group["own_interval"] else group["interval_s"]
 
-    def per_minute(items, key: str, group_of, at_15s: bool = False) -> float:
-        return sum(item[key] * 60 / every(group_of(item), at_15s) for item in items)
+    def per_minute(items, key: str, at_15s: bool = False) -> float:
+        """A cost of groups (or of query rows, counted with their group), as often as each runs in a minute."""
+        return sum(item[key] * 60 / every(groups[item.get("group", item.get("name"))], at_15s) for item in items)
 
     shapes = {}
     for shape in ("ours", "sloth"):
         mine = [g for g in groups.values() if g["shape"] == shape]
         rows = queries[shape]
-
-        def itself(group):
-            return group
-
-        def of_row(row):
-            return groups[row["group"]]
-
         shapes[shape] = {
             "groups": len(mine),
             "rules": sum(len(g["rules"]) for g in mine),
             "eval_s_per_round": sum(g["mean_s"] for g in mine),
             "eval_s_per_round_median": sum(g["median_s"] for g in mine),
             # What the machine spends: every group's evaluation time, as often as it runs.
-            "eval_s_per_minute": per_minute(mine, "mean_s", itself),
-            "eval_s_per_minute_median": per_minute(mine, "median_s", itself),
+            "eval_s_per_minute": per_minute(mine, "mean_s"),
+            "eval_s_per_minute_median": per_minute(mine, "median_s"),
             # The same per-evaluation costs with the groups that follow the global interval
             # at the project's 15s (prometheus/prometheus.yml), where the size needed longer.
-            "eval_s_per_minute_at_15s": per_minute(mine, "mean_s", itself, at_15s=True),
+            "eval_s_per_minute_at_15s": per_minute(mine, "mean_s", at_15s=True),
             # "Well inside one interval": the busiest group's evaluation time over its interval.
             "worst_group_share_of_interval": max(g["mean_s"] / every(g, False) for g in mine),
             "worst_group_share_at_15s": max(g["mean_s"] / every(g, True) for g in mine),
             "last_duration_s": sum(g["last_duration_s"] for g in mine),
             "samples_written_per_round": sum(g["last_evaluation_samples"] for g in mine),
             "query_samples_touched": sum(r["samples"] for r in rows),
-            "query_samples_per_minute": per_minute(rows, "samples", of_row),
-            "query_samples_per_minute_at_15s": per_minute(rows, "samples", of_row, at_15s=True),
+            "query_samples_per_minute": per_minute(rows, "samples"),
+            "query_samples_per_minute_at_15s": per_minute(rows, "samples", at_15s=True),
             "query_s": sum(r["median_s"] for r in rows),
-            "query_s_per_minute": per_minute(rows, "median_s", of_row),
-            "query_s_per_minute_at_15s": per_minute(rows, "median_s", of_row, at_15s=True),
+            "query_s_per_minute": per_minute(rows, "median_s"),
+            "query_s_per_minute_at_15s": per_minute(rows, "median_s", at_15s=True),
             "projected_at_15s_history": projection(rows, shape),
             "iterations_missed": sum(g["iterations_missed"] for g in mine),
             "evaluation_failures": sum(g["evaluation_failures"] for g in mine),
@@ -933,26 +926,6 @@ def measure_compile(count: int, workdir: Path) -> dict:
 
 
 # --- report ---------------------------------------------------------------------------
-
-
-def machine() -> dict:
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
-    meminfo = Path("/proc/meminfo").read_text().splitlines()
-    mem_kb = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal"))
-    version = subprocess.run([PROMETHEUS, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "generator"], cwd=REPO, capture_output=True, text=True)
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu": cpu,
-        "memory_gb": round(mem_kb / 1024**2, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "prometheus": version,
-        "commit": commit.stdout.strip(),
-        "generator_modified": [line[3:] for line in dirty.stdout.splitlines()],
-    }
 
 
 def method() -> dict:
@@ -1090,7 +1063,7 @@ def main() -> int:
             size["ratio_ours_to_sloth"] = ratios(size["shapes"])
         return finish(report)
 
-    info = machine()
+    info = machine("prometheus", PROMETHEUS)
     print(f"nproc: {info['nproc']}  cpu: {info['cpu']}  memory: {info['memory_gb']} GB", flush=True)
     print(f"{info['prometheus']}  commit {info['commit']}", flush=True)
     started = time.perf_counter()
