@@ -36,3 +36,11 @@ def models_project(tmp_path: Path) -> Path:
     for folder in ("slos", *OUTPUTS):
         shutil.copytree(REPO / folder, tmp_path / folder, symlinks=True)
     return tmp_path
+
+
+@pytest.fixture
+def timings():
+    """Seconds an end-to-end test measures, printed at the end (pytest -s shows them)."""
+    found: dict[str, float] = {}
+    yield found
+    print("\n" + ", ".join(f"{k}: {v:.0f}s" for k, v in found.items()))

@@ -7,6 +7,18 @@ Notifications go to a local webhook, with short group timings.
 
 from __future__ import annotations
 
+import contextlib
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from generator import build
+from stack import processes
+from stack.config import local_prometheus_config
+
+REPO = Path(__file__).resolve().parent.parent
+
 
 def short_window_spec(service: str, alert: str, webhook_url: str) -> str:
     return f"""
@@ -37,3 +49,60 @@ notifications:
   repeat_interval: 1h
 dashboard: {{uid: {service}}}
 """
+
+
+@dataclass
+class ShortWindowStack:
+    """A project compiled from the short-window spec, and the processes that run it, not yet started:
+    the simulating backend behind a token, Alertmanager with the generated config, and Prometheus'
+    configuration (1s scrapes and evaluations) pointing at both."""
+
+    root: Path
+    work: Path
+    ports: dict[str, int]
+    backend: list[str]
+    backend_env: dict[str, str]
+    alertmanager: list[str]
+    prometheus_config: dict
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    @contextlib.contextmanager
+    def backend_and_alertmanager(self) -> Iterator[None]:
+        """Both running, the backend answering."""
+        with (
+            processes.process(self.backend, self.work / "backend.log", env=self.backend_env, cwd=REPO),
+            processes.process(self.alertmanager, self.work / "alertmanager.log"),
+        ):
+            processes.wait_until("the backend", lambda: urllib.request.urlopen(f"{self.url('backend')}/healthz"), 30)
+            yield
+
+    def prometheus(self):
+        return processes.prometheus(self.prometheus_config, self.work / "prometheus", port=self.ports["prometheus"])
+
+
+def short_window_stack(
+    project, work: Path, service: str, alert: str, webhook_url: str, more_ports=()
+) -> ShortWindowStack:
+    """`project` is the conftest fixture; `more_ports` names further loopback ports to reserve."""
+    root = project({f"{service}.yaml": short_window_spec(service, alert, webhook_url)})
+    build.write_all(root, build.compile_all(root))
+    token = work / "metrics-token"
+    token.write_text(f"{service}-metrics-token\n")
+    multiproc = work / "multiproc"
+    multiproc.mkdir()
+    ports = {name: processes.free_port() for name in ("backend", "prometheus", "alertmanager", *more_ports)}
+    backend, backend_env = processes.backend_command(ports["backend"], token, multiproc, simulate=True, seed=7)
+    alertmanager = processes.alertmanager_command(
+        root / "alertmanager" / "alertmanager.yml", work / "alertmanager", ports["alertmanager"]
+    )
+    config = local_prometheus_config(
+        prometheus_port=ports["prometheus"],
+        backend_port=ports["backend"],
+        alertmanager_port=ports["alertmanager"],
+        token_file=token,
+        interval="1s",
+        rules_dir=root / "rules",
+    )
+    return ShortWindowStack(root, work, ports, backend, backend_env, alertmanager, config)

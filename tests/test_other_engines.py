@@ -28,9 +28,8 @@ import yaml
 
 from generator import build, kubernetes
 from stack import processes
-from stack.config import local_prometheus_config
 from stack.webhook import WebhookReceiver
-from tests.short_windows import short_window_spec
+from tests.short_windows import short_window_stack
 
 REPO = Path(__file__).resolve().parent.parent
 VICTORIA_METRICS = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
@@ -288,36 +287,11 @@ def vmalert_args(rules: Path, port: int, vm_url: str, alertmanager_url: str) -> 
     ]
 
 
-@pytest.fixture
-def timings():
-    """Seconds measured by the test, printed at the end (pytest -s shows them)."""
-    found: dict[str, float] = {}
-    yield found
-    print("\n" + ", ".join(f"{k}: {v:.0f}s" for k, v in found.items()))
-
-
 def test_vmalert_fires_the_same_alert_as_prometheus_for_the_same_outage(project, tmp_path, timings):
     with WebhookReceiver() as hook:
-        root = project({"engines.yaml": short_window_spec("engines", ALERT, hook.url)})
-        build.write_all(root, build.compile_all(root))
+        stack = short_window_stack(project, tmp_path, "engines", ALERT, hook.url, more_ports=("vm", "vmalert"))
+        root, ports, config = stack.root, stack.ports, stack.prometheus_config
         rules_file = root / "rules" / "engines.yml"
-        token = tmp_path / "metrics-token"
-        token.write_text("other-engines-token\n")
-        multiproc = tmp_path / "multiproc"
-        multiproc.mkdir()
-        ports = {name: processes.free_port() for name in ("backend", "prometheus", "alertmanager", "vm", "vmalert")}
-        backend, backend_env = processes.backend_command(ports["backend"], token, multiproc, simulate=True, seed=7)
-        alertmanager = processes.alertmanager_command(
-            root / "alertmanager" / "alertmanager.yml", tmp_path / "alertmanager", ports["alertmanager"]
-        )
-        config = local_prometheus_config(
-            prometheus_port=ports["prometheus"],
-            backend_port=ports["backend"],
-            alertmanager_port=ports["alertmanager"],
-            token_file=token,
-            interval="1s",
-            rules_dir=root / "rules",
-        )
         # Only vmalert notifies the Alertmanager: every notification the receiver gets is vmalert's.
         del config["alerting"]
         # VictoriaMetrics scrapes the backend with Prometheus' own job (bearer token file and all).
@@ -325,22 +299,18 @@ def test_vmalert_fires_the_same_alert_as_prometheus_for_the_same_outage(project,
         scrape_config = tmp_path / "vm-scrape.yml"
         scrape_config.write_text(json.dumps({"global": {"scrape_interval": "1s"}, "scrape_configs": [backend_job]}))
 
-        backend_url = f"http://127.0.0.1:{ports['backend']}"
-        vm_url = f"http://127.0.0.1:{ports['vm']}"
-        vmalert_url = f"http://127.0.0.1:{ports['vmalert']}"
-        alertmanager_url = f"http://127.0.0.1:{ports['alertmanager']}"
+        backend_url, vm_url = stack.url("backend"), stack.url("vm")
+        vmalert_url, alertmanager_url = stack.url("vmalert"), stack.url("alertmanager")
         with (
-            processes.process(backend, tmp_path / "backend.log", env=backend_env, cwd=REPO),
-            processes.process(alertmanager, tmp_path / "alertmanager.log"),
+            stack.backend_and_alertmanager(),
             processes.process(victoria_metrics_args(tmp_path, ports["vm"], scrape_config), tmp_path / "vm.log"),
         ):
-            processes.wait_until("the backend", lambda: urllib.request.urlopen(f"{backend_url}/healthz"), 30)
             processes.wait_until("VictoriaMetrics", lambda: urllib.request.urlopen(f"{vm_url}/health"), 30)
             processes.wait_until("Alertmanager", lambda: urllib.request.urlopen(f"{alertmanager_url}/-/ready"), 30)
             vmalert = vmalert_args(rules_file, ports["vmalert"], vm_url, alertmanager_url)
             with (
                 processes.process(vmalert, tmp_path / "vmalert.log"),
-                processes.prometheus(config, tmp_path / "prometheus", port=ports["prometheus"]) as prom,
+                stack.prometheus() as prom,
             ):
                 processes.wait_until("vmalert", lambda: urllib.request.urlopen(f"{vmalert_url}/health"), 30)
                 for engine, url in (("Prometheus", prom), ("VictoriaMetrics (written by vmalert)", vm_url)):
