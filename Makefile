@@ -5,7 +5,7 @@
 
 VENV := .venv
 BIN := $(VENV)/bin
-DEBIAN := promtool:prometheus
+DEBIAN := promtool:prometheus amtool:prometheus-alertmanager
 
 .PHONY: .debian-packages up rules check validate test lint format bench promtool-tests docs docs-serve
 
