@@ -252,7 +252,7 @@ def measure(count: int, layout: str) -> dict:
             "write_all_promtool": write,
             # Both must be empty: the tree was just written from the same compile.
             "stale_after_write": stale_paths,
-            "changed_by_write_all": changed,
+            "changed_by_write_all": changed.written + changed.removed,
             "maxrss_mb": {"after_imports_and_specs": round(baseline, 1), "peak": round(peak, 1)},
             "output": output_stats(compiled, 1 if layout == "per-model" else len(MODELS)),
         }

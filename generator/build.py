@@ -1,8 +1,9 @@
 """The compile pipeline: slos/*.yaml -> every generated file, written all or nothing.
 
 `build` writes into a scratch folder first, proves the rules with
-`promtool check rules`, and only then moves each file into place; a spec error
-or a rule promtool refuses leaves every committed output as it was.
+`promtool check rules` and the Alertmanager config with `amtool check-config`, and
+only then moves each file into place; a spec error, or a rule or config they
+refuse, leaves every committed output as it was.
 `build --check` compares instead of writing and names each stale file.
 """
 
@@ -181,8 +182,19 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def write_all(root: Path, compiled: Compiled) -> list[str]:
-    """Prove the rules with promtool in a scratch folder, then move every file into place."""
+@dataclass
+class Written:
+    """What write_all did, for the build to report."""
+
+    written: list[str]  # outputs whose content changed
+    removed: list[str]  # generated files no spec makes any more
+    checks: list[str]  # the checkers that passed the outputs before anything was written
+
+
+def write_all(root: Path, compiled: Compiled) -> Written:
+    """Prove the rules with promtool and the Alertmanager config with amtool in a scratch folder,
+    then move every changed file into place and remove the orphans."""
+    checks = []
     with tempfile.TemporaryDirectory(prefix=".modelmon-build-", dir=root) as scratch:
         scratch_root = Path(scratch)
         for path, content in compiled.files.items():
@@ -193,18 +205,20 @@ def write_all(root: Path, compiled: Compiled) -> list[str]:
         ok, problems, output = promtool.check_rules(rules)
         if not ok:
             raise SpecErrors(_promtool_errors(compiled, problems, output.replace(f"{scratch}/", "")))
+        checks.append("promtool check rules")
         ok, output = amtool.check_config(scratch_root / ALERTMANAGER_PATH)
         if not ok:
             message = f"amtool check-config refuses the generated Alertmanager config:\n{output.strip()}"
             raise SpecErrors([SpecError(ALERTMANAGER_PATH, 1, 1, "", message.replace(f"{scratch}/", ""))])
-        changed = stale_files(root, compiled.files)
-        for path in compiled.files:
-            if path in changed:
-                (root / path).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(scratch_root / path, root / path)
-    for path in orphans(root, compiled.files):
+        checks.append("amtool check-config")
+        written = [path for path in stale_files(root, compiled.files) if path in compiled.files]
+        for path in written:
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(scratch_root / path, root / path)
+    removed = orphans(root, compiled.files)
+    for path in removed:
         (root / path).unlink()
-    return changed
+    return Written(written, removed, checks)
 
 
 def _promtool_errors(compiled: Compiled, problems: list[promtool.RuleProblem], output: str) -> list[SpecError]:

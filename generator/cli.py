@@ -97,11 +97,15 @@ def _build(root: Path, args) -> int:
         cache.remember(root, key, compiled.files)
         print(f"{len(compiled.files)} generated files are up to date")
         return 0
-    changed = build.write_all(root, compiled)
+    done = build.write_all(root, compiled)
     cache.remember(root, key, compiled.files)
-    for path in changed:
+    for path in done.written:
         print(f"wrote {path}")
-    print(f"{len(compiled.files)} generated files, {len(changed)} changed; promtool check rules: ok")
+    for path in done.removed:
+        print(f"removed {path}")
+    removed = f", {len(done.removed)} removed" if done.removed else ""
+    checks = ", ".join(f"{check}: ok" for check in done.checks)
+    print(f"{len(compiled.files)} generated files, {len(done.written)} changed{removed}; {checks}")
     return 0
 
 

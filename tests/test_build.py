@@ -8,6 +8,8 @@ from pathlib import Path
 from generator import build, cli
 
 REPO = Path(__file__).resolve().parent.parent
+# Every checker a build runs on its outputs before writing any: the summary line names each.
+CHECKS = "promtool check rules: ok, amtool check-config: ok"
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -49,9 +51,11 @@ def test_build_rewrites_only_what_changed_and_then_is_clean(models_project, caps
     spec.write_text(spec.read_text().replace("objective: 99\n", "objective: 99.5\n"))
 
     assert cli.main(["--root", str(models_project), "build"]) == 0
-    out = capsys.readouterr().out
-    assert "wrote rules/models-monitoring.yml" in out
-    assert "wrote schema/slo.schema.json" not in out
+    *wrote, summary = capsys.readouterr().out.splitlines()
+    assert "wrote rules/models-monitoring.yml" in wrote
+    assert "wrote schema/slo.schema.json" not in wrote
+    assert all(line.startswith("wrote ") for line in wrote)
+    assert summary == f"18 generated files, {len(wrote)} changed; {CHECKS}"
     assert "vector(0.995)" in (models_project / "rules" / "models-monitoring.yml").read_text()
     assert cli.main(["--root", str(models_project), "build", "--check"]) == 0
     assert not list(models_project.glob(".modelmon-build-*"))
@@ -92,10 +96,10 @@ def test_unchanged_rebuild_is_skipped_until_a_spec_or_an_output_changes(models_p
     capsys.readouterr()
     spec.write_text(spec.read_text().replace("objective: 99.5\n", "objective: 99\n"))
     assert cli.main([*root, "build", "--no-cache"]) == 0
-    assert "18 generated files, 0 changed" in capsys.readouterr().out
+    assert capsys.readouterr().out == f"18 generated files, 0 changed; {CHECKS}\n"
 
 
-def test_removed_spec_removes_its_generated_files(models_project):
+def test_removed_spec_removes_its_generated_files(models_project, capsys):
     spec = models_project / "slos" / "models.yaml"
     spec.rename(models_project / "slos" / "renamed.yaml")
     text = (models_project / "slos" / "renamed.yaml").read_text()
@@ -105,6 +109,24 @@ def test_removed_spec_removes_its_generated_files(models_project):
     assert not (models_project / "rules" / "models-monitoring.yml").exists()
     assert not (models_project / "prometheus" / "tests" / "models-monitoring.test.yml").exists()
     assert (models_project / "rules" / "llm.yml").exists()
+    lines = capsys.readouterr().out.splitlines()
+    for path in ("rules/models-monitoring.yml", "prometheus/tests/models-monitoring.test.yml"):
+        assert f"removed {path}" in lines
+        assert f"wrote {path}" not in lines
+    assert "wrote rules/llm.yml" in lines
+
+
+def test_build_says_removed_for_a_generated_file_it_deletes_and_counts_it_apart(models_project, capsys):
+    orphan = models_project / "rules" / "old-service.yml"
+    orphan.write_text(f"# {build.GENERATED_MARK} from slos/old.yaml.\ngroups: []\n")
+
+    assert cli.main(["--root", str(models_project), "build"]) == 0
+
+    assert capsys.readouterr().out.splitlines() == [
+        "removed rules/old-service.yml",
+        f"18 generated files, 0 changed, 1 removed; {CHECKS}",
+    ]
+    assert not orphan.exists()
 
 
 def test_a_rule_promtool_refuses_leaves_every_output_untouched(models_project, capsys):
