@@ -94,10 +94,12 @@ def load_file(path: Path, display: str | None = None) -> tuple[LoadedSpec | None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = " ".join(p for p in (err.context, err.problem) if p)
-        return None, [SpecError(display, line, column, "", f"YAML syntax error: {problem}")]
+        return None, [_syntax_error(err, text, display)]
+    except yaml.reader.ReaderError as err:  # a control character: PyYAML gives only its offset
+        line = text.count("\n", 0, err.position) + 1
+        column = err.position - text.rfind("\n", 0, err.position)
+        message = f"YAML syntax error: unacceptable character #x{err.character:04x}: {err.reason}"
+        return None, [SpecError(display, line, column, "", message)]
     if node is None:
         return None, [
             SpecError(display, 1, 1, "", "the file is empty; expected a mapping with version, service and slos")
@@ -113,6 +115,52 @@ def load_file(path: Path, display: str | None = None) -> tuple[LoadedSpec | None
     except ValidationError as err:
         return None, [_pydantic_error(e, positions) for e in err.errors()]
     return LoadedSpec(path, display, spec, positions), []
+
+
+# PyYAML notices an unclosed quote, an unclosed bracket or a key without ':' only where the
+# text goes on, often a line later or at the end of the file; its context mark is where the
+# quote, bracket or key opened, which is what needs fixing.
+_OPENED = ("while scanning a quoted scalar", "while scanning a simple key")
+_FLOW = ("while parsing a flow sequence", "while parsing a flow mapping")
+
+
+def _syntax_error(err: yaml.MarkedYAMLError, text: str, display: str) -> SpecError:
+    problem, opened = err.problem_mark, err.context_mark
+    message = " ".join(p for p in (err.context, err.problem) if p)
+    line, column = problem.line + 1, problem.column + 1
+    # A bracket is unclosed when the parser gives up on a later line; on its own line the token it
+    # got (a wrong closing bracket, a missing comma) is the problem itself.
+    if opened and (err.context in _OPENED or (err.context in _FLOW and problem.line > opened.line)):
+        message += f" (at {line}:{column})"
+        line, column = opened.line + 1, opened.column + 1
+    elif isinstance(err, yaml.parser.ParserError) and (quote := _runaway_quote(text, problem)):
+        # end_mark is just past the closing quote, so the quote sits on the column before.
+        closing = f"{quote.end_mark.line + 1}:{quote.end_mark.column}"
+        message = f"the string quoted here runs on to the quote at {closing}; is its closing quote missing?"
+        line, column = quote.start_mark.line + 1, quote.start_mark.column + 1
+    return SpecError(display, line, column, "", f"YAML syntax error: {message}")
+
+
+def _runaway_quote(text: str, problem: yaml.Mark) -> yaml.ScalarToken | None:
+    """A quoted string that spans lines and ends right against the token the parser refused.
+
+    An unclosed quote runs on to the next quote in the file, the opening quote of another string,
+    whose text then sticks to it: `"svc` ... `name: "a"` reads as the string "svc ... name: " and `a"`.
+    """
+    before = None
+    # The scanner reached the refused token without error when the parser read the file.
+    for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        if token.start_mark.index >= problem.index:
+            break
+        before = token
+    if (
+        isinstance(before, yaml.ScalarToken)
+        and before.style in ('"', "'")
+        and before.end_mark.index == problem.index
+        and before.start_mark.line < before.end_mark.line
+    ):
+        return before
+    return None
 
 
 _MERGE = "tag:yaml.org,2002:merge"

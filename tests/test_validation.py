@@ -854,27 +854,89 @@ def test_period_shorter_than_the_default_windows_points_at_the_period(tmp_path):
 # --- YAML itself -------------------------------------------------------------------------
 
 
+HEAD = "version: modelmon/v1\nservice: svc\nslos:\n  - name: a\n"
+
+
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("text", "token", "where", "message"),
     [
-        (
+        pytest.param(
             "version: modelmon/v1\nservice: svc\nslos:\n\t- name: a\n",
-            "slos/x.yaml:4:1: YAML syntax error: while scanning for the next token "
-            "found character '\\t' that cannot start any token",
+            "\t",
+            "4:1",
+            "while scanning for the next token found character '\\t' that cannot start any token",
+            id="tab",
         ),
-        (
-            "version: modelmon/v1\nservice: svc\nslos:\n  - name: a\n    objective: [99\n    sli: {}\n",
-            "slos/x.yaml:6:8: YAML syntax error: while parsing a flow sequence expected ',' or ']', but got ':'",
+        # PyYAML notices the unclosed bracket at the next line's ':', the unclosed quote at the end of the file.
+        pytest.param(
+            HEAD + "    objective: [99\n    sli: {}\n",
+            "[99",
+            "5:16",
+            "while parsing a flow sequence expected ',' or ']', but got ':' (at 6:8)",
+            id="unclosed-bracket",
         ),
-        (
+        pytest.param(
+            HEAD + "    sli: {availability: {}\n    objective: 99\n",
+            "{availability",
+            "5:10",
+            "while parsing a flow mapping expected ',' or '}', but got '<scalar>' (at 6:5)",
+            id="unclosed-brace",
+        ),
+        pytest.param(
             'version: modelmon/v1\nservice: "svc\n',
-            "slos/x.yaml:3:1: YAML syntax error: while scanning a quoted scalar found unexpected end of stream",
+            '"svc',
+            "2:10",
+            "while scanning a quoted scalar found unexpected end of stream (at 3:1)",
+            id="unclosed-quote",
+        ),
+        # The next quote in the file closes it, and the text after that quote (a') sticks to it.
+        pytest.param(
+            "version: modelmon/v1\nservice: 'svc\nslos:\n  - name: 'a'\n",
+            "'svc",
+            "2:10",
+            "the string quoted here runs on to the quote at 4:11; is its closing quote missing?",
+            id="unclosed-quote-closed-by-the-next-string",
+        ),
+        pytest.param(
+            "version: modelmon/v1\nservice svc\nslos: []\n",
+            "service svc",
+            "2:1",
+            "while scanning a simple key could not find expected ':' (at 3:1)",
+            id="missing-colon",
+        ),
+        pytest.param(
+            HEAD + "    objective 99\n",
+            "objective",
+            "5:5",
+            "while scanning a simple key could not find expected ':' (at 6:1)",
+            id="missing-colon-on-the-last-line",
+        ),
+        pytest.param(
+            HEAD + "    objective: 99\n   sli: {}\n",
+            "sli",
+            "6:4",
+            "while parsing a block collection expected <block end>, but found '<block mapping start>'",
+            id="indented-less-than-its-siblings",
+        ),
+        pytest.param(
+            "version: modelmon/v1\nservice: svc\nlabels: [a, b}\n",
+            "}",
+            "3:14",
+            "while parsing a flow sequence expected ',' or ']', but got '}'",
+            id="wrong-closing-bracket",
+        ),
+        pytest.param(
+            "version: modelmon/v1\nservice: s\x07vc\n",
+            "\x07",
+            "2:11",
+            "unacceptable character #x0007: special characters are not allowed",
+            id="control-character",
         ),
     ],
-    ids=["tab", "unclosed-flow-sequence", "unclosed-quote"],
 )
-def test_yaml_syntax_error_reports_its_line_and_column(tmp_path, text, expected):
-    assert errors_in(tmp_path, text) == [expected]
+def test_yaml_syntax_error_points_at_the_line_and_column_to_fix(tmp_path, text, token, where, message):
+    assert at(text, token) == where
+    assert errors_in(tmp_path, text) == [f"slos/x.yaml:{where}: YAML syntax error: {message}"]
 
 
 def test_duplicate_yaml_keys_are_reported_at_the_second_key(tmp_path):
