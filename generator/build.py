@@ -21,7 +21,7 @@ from generator import alertmanager, amtool, dashboard, kubernetes, promtool, run
 from generator.checks import check_all
 from generator.loader import LoadedSpec, SpecError, SpecErrors, load_file
 from generator.plan import SloPlan, plan_file
-from generator.promtool_tests import TestGenerationError, series_labels, test_files
+from generator.promtool_tests import TestGenerationError, test_files
 from generator.rules import RuleFile, rule_file
 from generator.spec import json_schema
 
@@ -71,7 +71,11 @@ def spec_paths(root: Path) -> list[Path]:
 
 
 def load_all(root: Path) -> list[LoadedSpec]:
-    """Every spec under slos/, validated and cross-checked; SpecErrors with all problems otherwise."""
+    """Every spec under slos/, validated and cross-checked; SpecErrors with all problems otherwise.
+
+    The checks judge every part that validated, of every file, so one run reports every
+    independent problem; the checks include what test generation needs (test traffic the
+    selectors accept) without generating the tests."""
     loaded, errors = [], []
     paths = spec_paths(root)
     if not paths:
@@ -81,24 +85,7 @@ def load_all(root: Path) -> list[LoadedSpec]:
         errors += problems
         if item is not None:
             loaded.append(item)
-    if not errors:
-        errors += check_all(loaded)
-    if errors:
-        raise SpecErrors(errors)
-    return loaded
-
-
-def validate_all(root: Path) -> list[LoadedSpec]:
-    """load_all, plus what test generation needs of a spec (test traffic the selectors accept),
-    without generating the tests themselves."""
-    loaded = load_all(root)
-    errors = []
-    for item in loaded:
-        for index, plan in enumerate(plan_file(item.spec)):
-            try:
-                series_labels(plan, 1)
-            except TestGenerationError as err:
-                errors.append(item.positions.error(("slos", index, *err.path), str(err)))
+    errors += check_all(loaded)
     if errors:
         raise SpecErrors(errors)
     return loaded

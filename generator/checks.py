@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from generator.durations import format_duration, parse_duration
-from generator.loader import LoadedSpec, SpecError
+from generator.loader import LoadedSpec, SpecError, broken_parts
 from generator.plan import (
     DEFAULT_WINDOWS,
     SELECTOR_LABEL,
     THRESHOLD_WINDOW,
     plan_file,
 )
+from generator.promtool_tests import TestGenerationError, series_labels
+from generator.spec import Slo
 
 # Labels modelmon sets on every series and alert it generates; a spec label with
 # the same name would silently overwrite them and break matching between rules.
@@ -18,23 +20,31 @@ RESERVED_ALERT_LABELS = ("alertname", "long_window", "short_window")
 
 
 def check_all(loaded: list[LoadedSpec]) -> list[SpecError]:
+    """Every check on whatever validated: a broken field or SLO skips only the checks that read it."""
     errors: list[SpecError] = []
     services: dict[str, LoadedSpec] = {}
     boards: dict[str, LoadedSpec] = {}
     receivers: dict[str, tuple[LoadedSpec, object]] = {}
     alert_owner: dict[str, tuple[LoadedSpec, int, str]] = {}
+    planned: list[tuple[LoadedSpec, list[tuple[int, Slo]]]] = []
     for item in loaded:
-        errors += check_file(item)
-        service = item.spec.service
-        if service in services:
-            errors.append(
-                item.positions.error(
-                    ("service",),
-                    f"service {service!r} is also defined in {services[service].display}; "
-                    "each service compiles to its own rules file",
+        problems = check_file(item)
+        errors += problems
+        _, failed = broken_parts(problems)
+        # Default alert names derive from the service and alert_prefix: without both, they are guesses.
+        names_known = not item.broken & {"service", "alert_prefix"}
+        if "service" not in item.broken:
+            service = item.spec.service
+            if service in services:
+                errors.append(
+                    item.positions.error(
+                        ("service",),
+                        f"service {service!r} is also defined in {services[service].display}; "
+                        "each service compiles to its own rules file",
+                    )
                 )
-            )
-        services.setdefault(service, item)
+                names_known = False  # they would only repeat the other file's names
+            services.setdefault(service, item)
         for index, receiver in enumerate(item.spec.notifications.receivers if item.spec.notifications else []):
             # One Alertmanager config serves every file: a receiver name means one thing everywhere.
             if receiver.name in receivers and receivers[receiver.name][1] != receiver:
@@ -54,43 +64,62 @@ def check_all(loaded: list[LoadedSpec]) -> list[SpecError]:
                     )
                 )
             boards.setdefault(uid, item)
-    if errors:
-        return errors
-    for item in loaded:
-        for index, plan in enumerate(plan_file(item.spec)):
-            burn = {a.name for a in plan.burn_alerts}
-            if any(a.name in burn for a in plan.threshold_alerts):
+        if names_known:
+            planned.append((item, [(i, slo) for i, slo in item.slos() if i not in failed]))
+    for item, slos in planned:
+        errors += _check_plans(item, slos, alert_owner)
+    return errors
+
+
+def _check_plans(
+    item: LoadedSpec, slos: list[tuple[int, Slo]], alert_owner: dict[str, tuple[LoadedSpec, int, str]]
+) -> list[SpecError]:
+    """What only the planned alerts show: names unique across files, test traffic the selectors accept.
+
+    Only SLOs that passed every other check are planned: planning assumes them sound."""
+    errors = []
+    spec = item.spec.model_copy(update={"slos": [slo for _, slo in slos]})
+    for (index, _), plan in zip(slos, plan_file(spec), strict=True):
+        burn = {a.name for a in plan.burn_alerts}
+        if any(a.name in burn for a in plan.threshold_alerts):
+            errors.append(
+                item.positions.error(
+                    ("slos", index, "alerting", "threshold_alert", "name"),
+                    "must differ from the burn-rate alert name",
+                )
+            )
+        for name in plan.alert_names():
+            if name in alert_owner and alert_owner[name][:2] != (item, index):
+                other, other_index, other_slo = alert_owner[name]
                 errors.append(
                     item.positions.error(
-                        ("slos", index, "alerting", "threshold_alert", "name"),
-                        "must differ from the burn-rate alert name",
+                        ("slos", index, "alerting"),
+                        f"alert name {name!r} is already used by SLO {other_slo!r} "
+                        f"({other.display}, slos[{other_index}]); set alerting.name, "
+                        "alerting.threshold_alert.name or alerting.budget_alert.name to tell them apart",
                     )
                 )
-            for name in plan.alert_names():
-                if name in alert_owner and alert_owner[name][:2] != (item, index):
-                    other, other_index, other_slo = alert_owner[name]
-                    errors.append(
-                        item.positions.error(
-                            ("slos", index, "alerting"),
-                            f"alert name {name!r} is already used by SLO {other_slo!r} "
-                            f"({other.display}, slos[{other_index}]); set alerting.name, "
-                            "alerting.threshold_alert.name or alerting.budget_alert.name to tell them apart",
-                        )
-                    )
-                alert_owner.setdefault(name, (item, index, plan.name))
+            alert_owner.setdefault(name, (item, index, plan.name))
+        try:
+            series_labels(plan, 1)
+        except TestGenerationError as err:
+            errors.append(item.positions.error(("slos", index, *err.path), str(err)))
     return errors
 
 
 def check_file(item: LoadedSpec) -> list[SpecError]:
+    """The checks within one file. A broken scrape_interval skips the windows' checks against it;
+    broken labels, notifications or dashboard are at their empty default, so nothing reads them."""
     spec, at = item.spec, item.positions
     errors: list[SpecError] = []
-    scrape_s = parse_duration(spec.scrape_interval)
+    scrape_s = None if "scrape_interval" in item.broken else parse_duration(spec.scrape_interval)
 
     for key in spec.labels:
         if key in RESERVED_LABELS:
             errors.append(at.error(("labels", key), _reserved(key), at_key=True))
 
-    errors += _check_scrape_interval(item)
+    if scrape_s is not None:
+        errors += _check_scrape_interval(item)
     errors += _check_notifications(item)
     board = spec.dashboard
     if board is not None:
@@ -101,7 +130,7 @@ def check_file(item: LoadedSpec) -> list[SpecError]:
             if name in names[:index]:
                 errors.append(at.error(("dashboard", "families", index, "name"), f"duplicate family {name!r}"))
     seen: dict[str, int] = {}
-    for i, slo in enumerate(spec.slos):
+    for i, slo in item.slos():
         base = ("slos", i)
         if slo.name in seen:
             errors.append(at.error((*base, "name"), f"duplicate SLO name {slo.name!r} (also slos[{seen[slo.name]}])"))
@@ -109,9 +138,9 @@ def check_file(item: LoadedSpec) -> list[SpecError]:
         for key in slo.labels:
             if key in RESERVED_LABELS:
                 errors.append(at.error((*base, "labels", key), _reserved(key), at_key=True))
-        errors += _check_sli(item, i)
-        errors += _check_windows(item, i, scrape_s)
-        errors += _check_alerting(item, i)
+        errors += _check_sli(item, i, slo)
+        errors += _check_windows(item, i, slo, scrape_s)
+        errors += _check_alerting(item, i, slo)
     return errors
 
 
@@ -119,8 +148,8 @@ def _reserved(key: str) -> str:
     return f"label {key!r} is set by modelmon on every generated series; choose another name"
 
 
-def _check_sli(item: LoadedSpec, i: int) -> list[SpecError]:
-    slo, at = item.spec.slos[i], item.positions
+def _check_sli(item: LoadedSpec, i: int, slo: Slo) -> list[SpecError]:
+    at = item.positions
     base = ("slos", i, "sli")
     kinds = slo.sli.kinds()
     if "plugin" in kinds:
@@ -198,9 +227,9 @@ def _check_scrape_interval(item: LoadedSpec) -> list[SpecError]:
     return []
 
 
-def _check_windows(item: LoadedSpec, i: int, scrape_s: int) -> list[SpecError]:
+def _check_windows(item: LoadedSpec, i: int, slo: Slo, scrape_s: int | None) -> list[SpecError]:
+    """The SLO's windows against its period and, when the scrape interval is known, against that."""
     spec, at = item.spec, item.positions
-    slo = spec.slos[i]
     period_s = parse_duration(slo.period)
     errors = []
     if slo.alerting.windows is None:
@@ -224,7 +253,7 @@ def _check_windows(item: LoadedSpec, i: int, scrape_s: int) -> list[SpecError]:
             if parse_duration(text) % 60:
                 errors.append(at.error((*path, name), _WHOLE_MINUTES.format(text=text)))
         for name, seconds, text in (("short", short_s, window.short), ("long", long_s, window.long)):
-            if seconds < 2 * scrape_s:
+            if scrape_s is not None and seconds < 2 * scrape_s:
                 errors.append(
                     at.error(
                         (*path, name),
@@ -243,8 +272,8 @@ def _check_windows(item: LoadedSpec, i: int, scrape_s: int) -> list[SpecError]:
 _WHOLE_MINUTES = "must be whole minutes (got {text}): the generated tests evaluate rules once a minute"
 
 
-def _check_alerting(item: LoadedSpec, i: int) -> list[SpecError]:
-    slo, at = item.spec.slos[i], item.positions
+def _check_alerting(item: LoadedSpec, i: int, slo: Slo) -> list[SpecError]:
+    at = item.positions
     base = ("slos", i, "alerting")
     alerting = slo.alerting
     errors = []

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _validate(root: Path, args) -> int:
-    loaded = build.validate_all(root)
+    loaded = build.load_all(root)
     slos = sum(len(item.spec.slos) for item in loaded)
     print(f"{len(loaded)} file(s), {slos} SLO(s): valid")
     return 0

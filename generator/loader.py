@@ -2,7 +2,9 @@
 
 Every error names file, line, column and field path, e.g.
 `slos/models.yaml:12:5: slos[0].objective: must be between 0 and 100 exclusive (got 100.5)`.
-All errors of a run are collected; nothing is compiled while any remain.
+All errors of a run are collected; nothing is compiled while any remain. A file
+whose parts fail validation still yields the parts that pass (each top-level field,
+each SLO), so the checks that span fields, SLOs and files judge those too.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 import difflib
 import types
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from generator.spec import SloFile
+from generator.spec import Slo, SloFile
 
 PathPart = str | int
 FieldPath = tuple[PathPart, ...]
@@ -31,6 +34,8 @@ class SpecError:
     column: int
     path: str
     message: str
+    # The same path as parts of the data, to tell which field or SLO the error breaks.
+    loc: FieldPath = field(default=(), compare=False)
 
     def __str__(self) -> str:
         where = f"{self.path}: " if self.path else ""
@@ -56,7 +61,7 @@ class Positions:
     def error(self, path: FieldPath, message: str, *, at_key: bool = False) -> SpecError:
         """An error at `path`, placed at the closest node the YAML really has."""
         line, column = self._locate(path, at_key)
-        return SpecError(self.file, line, column, format_path(path), message)
+        return SpecError(self.file, line, column, format_path(path), message, path)
 
     def _locate(self, path: FieldPath, at_key: bool) -> tuple[int, int]:
         if at_key and path in self.keys:
@@ -77,14 +82,34 @@ def format_path(path: FieldPath) -> str:
 
 @dataclass(frozen=True)
 class LoadedSpec:
+    """A spec file, whole when `broken` is empty, else the parts of it that validated."""
+
     path: Path
     display: str
     spec: SloFile
     positions: Positions
+    # Top-level fields with errors: missing from `spec` or at their default, so nothing may judge them.
+    broken: frozenset[str]
+    # Where each of spec.slos stands in the file: SLOs with errors are left out of spec.slos.
+    slo_indexes: tuple[int, ...]
+
+    def slos(self) -> Iterator[tuple[int, Slo]]:
+        """Each SLO that validated, with its index in the file."""
+        return zip(self.slo_indexes, self.spec.slos, strict=True)
+
+
+def broken_parts(errors: list[SpecError]) -> tuple[set[str], set[int]]:
+    """The top-level fields and the SLOs (by index in the file) that `errors` are about."""
+    fields = {str(e.loc[0]) for e in errors if e.loc}
+    slos = {e.loc[1] for e in errors if len(e.loc) > 1 and e.loc[0] == "slos" and isinstance(e.loc[1], int)}
+    return fields, slos
 
 
 def load_file(path: Path, display: str | None = None) -> tuple[LoadedSpec | None, list[SpecError]]:
-    """Parse and validate one file. Returns the spec, or None and its errors."""
+    """Parse and validate one file: the spec, or the parts of it that validated, and every error.
+
+    None instead of a spec when nothing in the file can be judged (unreadable, not YAML, not a mapping).
+    """
     display = display or str(path)
     positions = Positions(display)
     try:
@@ -106,15 +131,24 @@ def load_file(path: Path, display: str | None = None) -> tuple[LoadedSpec | None
         ]
     errors: list[SpecError] = []
     data = _to_data(node, (), positions, errors)
-    if errors:
-        return None, errors
     if not isinstance(data, dict):
-        return None, [positions.error((), "the top level must be a mapping with version, service and slos")]
+        return None, [*errors, positions.error((), "the top level must be a mapping with version, service and slos")]
+    fields, slos = broken_parts(errors)
     try:
         spec = SloFile.model_validate(data)
     except ValidationError as err:
-        return None, [_pydantic_error(e, positions) for e in err.errors()]
-    return LoadedSpec(path, display, spec, positions), []
+        # A value YAML could not build is already reported; pydantic refusing its stand-in would repeat that.
+        found = [e for e in err.errors() if e["input"] is not _REFUSED]
+        problems = [_pydantic_error(e, positions) for e in found]
+        errors += problems
+        more_fields, more_slos = broken_parts(problems)
+        misspelt = (_misspelt(e["loc"], data) for e in found if e["type"] == "extra_forbidden")
+        fields |= more_fields | {name for name in misspelt if name}
+        slos |= more_slos
+    if not fields:
+        return LoadedSpec(path, display, spec, positions, frozenset(), tuple(range(len(spec.slos)))), errors
+    spec, indexes = _valid_parts(data, fields, slos)
+    return LoadedSpec(path, display, spec, positions, frozenset(fields), indexes), errors
 
 
 # PyYAML notices an unclosed quote, an unclosed bracket or a key without ':' only where the
@@ -163,7 +197,33 @@ def _runaway_quote(text: str, problem: yaml.Mark) -> yaml.ScalarToken | None:
     return None
 
 
+def _misspelt(loc: tuple, data: dict) -> str | None:
+    """The top-level field an unknown top-level key was probably meant to be, when the file lacks it:
+    that field is at its default, so nothing that reads it can be trusted."""
+    if len(loc) != 1:
+        return None
+    close = _closest(str(loc[0]), _allowed_keys(()))
+    return close if close is not None and close not in data else None
+
+
+def _valid_parts(data: dict, broken: set[str], broken_slos: set[int]) -> tuple[SloFile, tuple[int, ...]]:
+    """A spec of the top-level fields and SLOs without errors: broken fields are left unset (or at
+    their default), broken SLOs out. Each part validates on its own as it did within the file."""
+    keys = {name: info.alias or name for name, info in SloFile.model_fields.items()}
+    values = {
+        name: TypeAdapter(typing.Annotated[info.annotation, info]).validate_python(data[keys[name]])
+        for name, info in SloFile.model_fields.items()
+        if name != "slos" and keys[name] not in broken and keys[name] in data
+    }
+    items = data.get("slos")
+    indexes = tuple(i for i in range(len(items)) if i not in broken_slos) if isinstance(items, list) else ()
+    slos = [Slo.model_validate(items[i]) for i in indexes]
+    return SloFile.model_construct(**values, slos=slos), indexes
+
+
 _MERGE = "tag:yaml.org,2002:merge"
+# Stands in for a value YAML could not build (an unknown tag): pydantic refuses it, and that refusal is dropped.
+_REFUSED = object()
 
 
 def _to_data(node: yaml.Node, path: FieldPath, positions: Positions, errors: list[SpecError]) -> object:
@@ -181,6 +241,8 @@ def _to_data(node: yaml.Node, path: FieldPath, positions: Positions, errors: lis
                         merged = {**data, **merged}
                 continue
             key = _scalar(key_node, path, positions, errors)
+            if key is _REFUSED:
+                continue
             if not isinstance(key, str | int | float | bool) or key is None:
                 errors.append(positions.error(path, f"keys must be plain scalars (got {key!r})"))
                 continue
@@ -202,7 +264,7 @@ def _scalar(node: yaml.Node, path: FieldPath, positions: Positions, errors: list
         return yaml.SafeLoader(" ").construct_object(node)
     except yaml.constructor.ConstructorError as err:
         errors.append(positions.error(path, f"YAML: {err.problem} {node.tag!r}".replace(" for the tag", "")))
-        return None
+        return _REFUSED
 
 
 def _pydantic_error(error: dict, positions: Positions) -> SpecError:
@@ -215,15 +277,20 @@ def _pydantic_error(error: dict, positions: Positions) -> SpecError:
         key = loc[-1]
         allowed = _allowed_keys(loc[:-1])
         message = f"unknown field {key!r}"
-        close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+        close = _closest(str(key), allowed)
         if close:
-            message += f"; did you mean {close[0]!r}?"
+            message += f"; did you mean {close!r}?"
         elif allowed:
             message += f"; expected one of {', '.join(sorted(allowed))}"
         return positions.error(loc, message, at_key=True)
     if kind == "missing":
         return positions.error(loc, "is required")
     return positions.error(loc, _reword(error))
+
+
+def _closest(key: str, allowed: list[str]) -> str | None:
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 def _reword(error: dict) -> str:

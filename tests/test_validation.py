@@ -287,6 +287,215 @@ def test_a_single_error_is_counted_in_the_singular(tmp_path, capsys):
     )
 
 
+# --- one run reports every independent mistake, whatever stage finds it ---------------------
+
+# A wrong type (found by pydantic), a threshold order inside one SLO, a name two SLOs share and a
+# period too short for the default windows (found by the checks): each in its own SLO.
+FOUR_STAGES = spec(
+    """
+    version: modelmon/v1
+    service: svc
+    slos:
+      - name: availability
+        objective: high
+        sli:
+          availability: {}
+      - name: errors
+        objective: 95
+        sli:
+          availability:
+            warning_below: 95
+            critical_below: 97
+      - name: errors
+        objective: 99
+        sli:
+          error_rate: {}
+      - name: latency
+        objective: 95
+        period: 1d
+        sli:
+          latency:
+            threshold_ms: 5000
+    """
+)
+
+
+def test_a_type_error_hides_neither_the_checks_of_other_slos_nor_those_across_them(tmp_path, capsys):
+    text = FOUR_STAGES
+    root = write_specs(tmp_path, {"x.yaml": text})
+    before = snapshot(root)
+
+    assert cli.main(["--root", str(root), "build"]) == cli.EXIT_SPEC
+
+    assert capsys.readouterr().err.splitlines() == [
+        "slos/x.yaml:5:16: slos[0].objective: must be a valid decimal (got 'high')",
+        "slos/x.yaml:12:24: slos[1].sli.availability.warning_below: must be above critical_below",
+        "slos/x.yaml:14:11: slos[2].name: duplicate SLO name 'errors' (also slos[1])",
+        "slos/x.yaml:20:13: slos[3].period: must be longer than the longest default burn-rate window (3d); "
+        "set alerting.windows for shorter periods",
+        "4 errors; nothing was written",
+    ]
+    assert [at(text, "high"), at(text, "warning_below: 95", "95"), at(text, "errors", occurrence=2)] == [
+        "5:16",
+        "12:24",
+        "14:11",
+    ]
+    assert at(text, "period: 1d", "1d") == "20:13"
+    assert snapshot(root) == before
+
+
+def test_checks_across_files_judge_the_parts_of_each_file_that_validated(tmp_path):
+    # Each file has a broken part (an SLO, a top-level field); what stays sound is still compared
+    # across files (alert names, dashboard uid) and planned (test traffic the selector accepts).
+    alpha = spec(
+        """
+        version: modelmon/v1
+        service: alpha
+        dashboard: {}
+        slos:
+          - name: availability
+            objective: 100.5
+            sli:
+              availability: {}
+          - name: errors
+            objective: 95
+            sli:
+              error_rate: {}
+            alerting:
+              name: SharedBudgetBurn
+        """
+    )
+    beta = spec(
+        """
+        version: modelmon/v1
+        service: beta
+        labels:
+          bad-name: x
+        dashboard: {}
+        slos:
+          - name: errors
+            objective: 95
+            sli:
+              error_rate: {}
+            alerting:
+              name: SharedBudgetBurn
+          - name: impossible
+            objective: 99
+            sli:
+              availability:
+                selector: model="a",model="b"
+        """
+    )
+    root = write_specs(tmp_path, {"alpha.yaml": alpha, "beta.yaml": beta})
+    assert errors_of(root) == [
+        f"slos/alpha.yaml:{at(alpha, '100.5')}: slos[0].objective: must be between 0 and 100 exclusive (got 100.5)",
+        f"slos/beta.yaml:{at(beta, 'bad-name')}: labels.bad-name: "
+        "'bad-name' is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)",
+        f"slos/beta.yaml:{at(beta, '{}')}: dashboard.uid: dashboard uid 'models-monitoring' is also used by "
+        "slos/alpha.yaml",
+        f"slos/beta.yaml:{at(beta, 'name: SharedBudgetBurn')}: slos[0].alerting: "
+        "alert name 'SharedBudgetBurn' is already used by SLO 'errors' (slos/alpha.yaml, slos[1]); "
+        "set alerting.name, alerting.threshold_alert.name or alerting.budget_alert.name to tell them apart",
+        f"slos/beta.yaml:{at(beta, 'model=')}: slos[1].sli.availability.selector: no test value for label 'model' "
+        "satisfies the selector; use matchers that a plain value can satisfy",
+    ]
+
+
+WINDOW_OF_ONE_MINUTE = """\
+    alerting:
+      windows:
+        - {severity: page, long: 1h, short: 1m, budget_percent: 2, for: 2m}
+"""
+
+
+@pytest.mark.parametrize(
+    ("broken", "at_token", "reported"),
+    [
+        (
+            "scrape_interval: 1 minute",
+            "1 minute",
+            "scrape_interval: '1 minute' is not a duration like 30s, 5m, 1h30m or 30d",
+        ),
+        # Misspelt, the field is at its default (1m), which the 1m window would wrongly be judged against.
+        (
+            "scrape_intervl: 10s",
+            "scrape_intervl",
+            "scrape_intervl: unknown field 'scrape_intervl'; did you mean 'scrape_interval'?",
+        ),
+    ],
+    ids=["wrong-type", "misspelt"],
+)
+def test_checks_that_read_a_broken_field_are_left_out_and_the_others_still_run(tmp_path, broken, at_token, reported):
+    text = threshold_file("availability", warning_below="95", critical_below="97")
+    text = text.replace("slos:\n", f"{broken}\nslos:\n") + WINDOW_OF_ONE_MINUTE
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{at(text, at_token)}: {reported}",
+        f"slos/x.yaml:{at(text, 'warning_below: 95', '95')}: slos[0].sli.availability.warning_below: "
+        "must be above critical_below",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("good_head", "broken_head", "reported"),
+    [
+        (
+            "service: shop",
+            "service: shop!",
+            "service: must start with a letter or digit and hold only letters, digits, '-', '_' and '.' (got 'shop!')",
+        ),
+        (
+            "service: alpha\nalert_prefix: Shop",
+            "service: shop\nalert_prefix: Shop!",
+            "alert_prefix: must be an alert name like ModelAvailabilityBudgetBurn (got 'Shop!')",
+        ),
+    ],
+    ids=["service", "alert_prefix"],
+)
+def test_a_broken_service_or_alert_prefix_skips_comparing_the_alert_names_derived_from_it(
+    tmp_path, good_head, broken_head, reported
+):
+    # Default alert names come from alert_prefix, else the service: without it they would be guesses,
+    # here ShopRequestsBudgetExhausted in both files.
+    good = events_file("x", "BurnA").replace("service: x", good_head)
+    broken = events_file("x", "BurnB").replace("service: x", broken_head)
+    root = write_specs(tmp_path, {"a.yaml": good, "b.yaml": broken})
+    token = broken_head.rsplit(": ", 1)[1]
+    assert errors_of(root) == [f"slos/b.yaml:{at(broken, token)}: {reported}"]
+
+
+def test_yaml_level_mistakes_hide_nothing_else_and_are_not_repeated_by_validation(tmp_path):
+    text = spec(
+        """
+        version: modelmon/v1
+        service: svc
+        labels: {team: a, team: b}
+        slos:
+          - name: availability
+            objective: !percent 99
+            sli:
+              availability: {}
+          - name: errors
+            objective: 100.5
+            sli:
+              error_rate: {}
+          - name: latency
+            objective: 95
+            sli:
+              latency:
+                threshold_ms: 1200
+        """
+    )
+    errors = errors_in(tmp_path, text)
+    assert [e.split(": ", 2)[:2] for e in errors] == [
+        [f"slos/x.yaml:{at(text, 'team: b')}", "labels.team"],
+        [f"slos/x.yaml:{at(text, '!percent')}", "slos[0].objective"],
+        [f"slos/x.yaml:{at(text, '100.5')}", "slos[1].objective"],
+        [f"slos/x.yaml:{at(text, '1200')}", "slos[2].sli.latency.threshold_ms"],
+    ]
+    assert errors[0].endswith("duplicate key 'team'")
+    assert "!percent" in errors[1]
+
+
 # --- duplicates ----------------------------------------------------------------------------
 
 
