@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEBIAN := promtool:prometheus amtool:prometheus-alertmanager
 
-.PHONY: .debian-packages up rules check validate test lint format bench promtool-tests docs docs-serve
+.PHONY: .debian-packages up reload rules check validate test lint format bench promtool-tests docs docs-serve
 
 $(VENV)/.installed: pyproject.toml scripts/bootstrap.sh
 	scripts/bootstrap.sh
@@ -42,10 +42,22 @@ test: lint .debian-packages
 	$(BIN)/pytest
 
 # The stack from local binaries (no Docker): backend, Prometheus, Alertmanager,
-# Grafana when installed. Ctrl-C stops it; data stays under .run/.
+# Grafana when installed. Ctrl-C stops it; data stays under .run/. Other ports:
+# `make up PROMETHEUS_PORT=9091` (also BACKEND_PORT, ALERTMANAGER_PORT, GRAFANA_PORT);
+# any other option of stack/up.py through ARGS (`make up ARGS='--run-dir /tmp/run'`).
+UP_PORTS = $(if $(BACKEND_PORT),--backend-port=$(BACKEND_PORT)) \
+	$(if $(PROMETHEUS_PORT),--prometheus-port=$(PROMETHEUS_PORT)) \
+	$(if $(ALERTMANAGER_PORT),--alertmanager-port=$(ALERTMANAGER_PORT)) \
+	$(if $(GRAFANA_PORT),--grafana-port=$(GRAFANA_PORT))
+
 up: $(VENV)/.installed .debian-packages
 	@scripts/ensure-debian-packages.sh prometheus-alertmanager:prometheus-alertmanager
-	$(BIN)/python -m stack.up
+	$(BIN)/python -m stack.up $(UP_PORTS) $(ARGS)
+
+# A changed spec into the running `make up` stack: modelmon build, then Prometheus
+# and Alertmanager reload (POST /-/reload), each reporting success or its error.
+reload: $(VENV)/.installed .debian-packages
+	$(BIN)/python -m stack.reload $(ARGS)
 
 # The documentation and runbook site (mkdocs.yml). --strict: a broken link or a
 # runbook an alert points at but the site lacks fails the build. site/ is ignored.

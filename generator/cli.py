@@ -56,6 +56,16 @@ def main(argv: list[str] | None = None) -> int:
         default=Path("grafana/dashboards/models-monitoring.json"),
         help="dashboard whose panel queries to run (default: %(default)s)",
     )
+    d.add_argument(
+        "--rules",
+        type=Path,
+        default=Path(build.RULES_DIR),
+        help="rule files Prometheus should be running (default: %(default)s)",
+    )
+    d.add_argument(
+        "--alertmanager",
+        help="Alertmanager URL as seen from here, to read its failed notifications (default: the ones Prometheus uses)",
+    )
     d.add_argument("--max-age", type=float, default=120.0, help="seconds after which data counts as stale")
     args = parser.parse_args(argv)
     root = args.root.resolve()
@@ -192,16 +202,24 @@ def _schema(root: Path, args) -> int:
 
 def _doctor(root: Path, args) -> int:
     board = args.dashboard if args.dashboard.is_absolute() else root / args.dashboard
+    rules = args.rules if args.rules.is_absolute() else root / args.rules
     try:
-        report = doctor.diagnose(args.prometheus, board if board.exists() else None, args.max_age)
+        report = doctor.diagnose(
+            args.prometheus,
+            board if board.exists() else None,
+            args.max_age,
+            rules_dir=rules if rules.is_dir() else None,
+            alertmanager=args.alertmanager,
+        )
     except doctor.PrometheusUnreachable as err:
         print(f"PROBLEM  {err}", file=sys.stderr)
         return EXIT_DOCTOR
     if not board.exists():
         report.problem(f"dashboard {board} not found: run `make rules` (panel queries not checked)")
     print(report)
-    problems = sum(not ok for ok, _ in report.lines)
-    print(f"{problems} problem{'s' if problems != 1 else ''} found" if problems else "no problems found")
+    problems, filling = report.count("problem"), report.count("filling")
+    print(f"{problems} problem{'s' if problems != 1 else ''} found" if problems else "no problems found", end="")
+    print(f"; {filling} still filling (see above), which is no problem" if filling else "")
     return 0 if report.healthy else EXIT_DOCTOR
 
 

@@ -3,20 +3,35 @@
 Each check reports in plain words and the command exits non-zero when any fails:
 targets up (a 401 named as a bearer-token mismatch), the four metric names present
 exactly, every dashboard panel's query returning data (and for which models), rule
-groups evaluating without errors, Alertmanager connected, data still fresh.
+groups evaluating without errors, the rules Prometheus runs equal to those on disk,
+Alertmanager connected and delivering, data still fresh.
+
+A young stack is not a broken one. Rules in slow groups (the 5-minute tiles) have
+recorded nothing until their group first evaluates after their inputs appear, and
+the windows that average the tiles are short of their length until the oldest tile
+is that old. What is still filling is reported with the time it is due, worked out
+from what Prometheus says (each group's interval and last evaluation, when it loaded
+the rules, which series exist, the oldest tile), and is no problem.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import math
+import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
-from generator import contract
+import yaml
+
+from generator import backfill, contract
+from generator.durations import format_duration, parse_duration
 
 METRICS = (
     contract.REQUESTS_TOTAL,
@@ -26,28 +41,48 @@ METRICS = (
     contract.LATENCY_MS_SUM,
     contract.TOKENS_USED_TOTAL,
 )
+# A series name with its optional matchers and range, as the generated rules and panels
+# write them: `name{a="b"}[30d]`. The look-behind makes a match start a name, never the
+# middle of one or of a quoted label value.
+SELECTOR = re.compile(r'(?<![\w:"])([a-zA-Z_:][\w:]*)\s*(\{[^}]*\})?(?:\[(\w+)\])?')
+EQUALS = re.compile(r'(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"')
+RELOAD = (
+    "To apply the files: `make reload` under `make up`, `curl -X POST http://localhost:9090/-/reload` for "
+    "docker compose (Prometheus needs --web.enable-lifecycle)"
+)
 
 
 class PrometheusUnreachable(RuntimeError):
     pass
 
 
+KINDS = {"ok": "ok     ", "filling": "filling", "problem": "PROBLEM"}
+
+
 @dataclass
 class Report:
-    lines: list[tuple[bool, str]] = field(default_factory=list)
+    """Lines of three kinds: ok, filling (a young stack, due at a stated time) and problem."""
+
+    lines: list[tuple[str, str]] = field(default_factory=list)
 
     def ok(self, text: str) -> None:
-        self.lines.append((True, text))
+        self.lines.append(("ok", text))
+
+    def filling(self, text: str) -> None:
+        self.lines.append(("filling", text))
 
     def problem(self, text: str) -> None:
-        self.lines.append((False, text))
+        self.lines.append(("problem", text))
+
+    def count(self, kind: str) -> int:
+        return sum(k == kind for k, _ in self.lines)
 
     @property
     def healthy(self) -> bool:
-        return all(ok for ok, _ in self.lines)
+        return self.count("problem") == 0
 
     def __str__(self) -> str:
-        return "\n".join(f"{'ok     ' if ok else 'PROBLEM'}  {text}" for ok, text in self.lines)
+        return "\n".join(f"{KINDS[kind]}  {text}" for kind, text in self.lines)
 
 
 class Prometheus:
@@ -75,17 +110,167 @@ class Prometheus:
         return self.get("/api/v1/query", query=expr)["result"]
 
 
-def diagnose(url: str, board_path: Path | None, max_age_s: float = 120.0) -> Report:
+def diagnose(
+    url: str,
+    board_path: Path | None,
+    max_age_s: float = 120.0,
+    rules_dir: Path | None = None,
+    alertmanager: str | None = None,
+) -> Report:
     prom = Prometheus(url)
     report = Report()
     check_targets(prom, report)
     check_metric_names(prom, report)
+    groups = prom.get("/api/v1/rules")["groups"]
+    warmup = Warmup(prom, groups)
     if board_path is not None:
-        check_panels(prom, json.loads(board_path.read_text(encoding="utf-8")), report)
-    check_rules(prom, report)
-    check_alertmanager(prom, report)
+        check_panels(prom, json.loads(board_path.read_text(encoding="utf-8")), report, warmup)
+    check_rules(groups, report)
+    check_averaged_windows(prom, warmup, report)
+    if rules_dir is not None:
+        check_rules_on_disk(prom, groups, rules_dir, report)
+    check_alertmanager(prom, report, alertmanager)
     check_freshness(prom, report, max_age_s)
     return report
+
+
+def parse_time(text: str) -> float | None:
+    """Seconds since the epoch of an API timestamp; None for Go's zero time (never happened)."""
+    moment = datetime.fromisoformat(text)
+    return moment.timestamp() if moment.year > 1970 else None
+
+
+def when(seconds: float, now: float, rounding=math.ceil) -> str:
+    """A time a person reads, to the minute (rounded up: "due by 14:05"); the date too when not today."""
+    moment = time.localtime(rounding(seconds / 60) * 60)
+    today = time.localtime(now)[:3] == moment[:3]
+    return time.strftime("%H:%M" if today else "%Y-%m-%d %H:%M", moment)
+
+
+def every(seconds: float) -> str:
+    return format_duration(round(seconds)) if seconds >= 1 else f"{seconds * 1000:.0f}ms"
+
+
+@dataclass(frozen=True, eq=False)
+class Group:
+    name: str
+    interval: float
+    last_evaluation: float | None  # None: not evaluated since Prometheus loaded the rules
+
+
+@dataclass(frozen=True, eq=False)
+class Recording:
+    """A recording rule as Prometheus runs it."""
+
+    name: str
+    query: str
+    labels: dict[str, str]
+    group: Group
+    position: int
+    broken: bool
+
+
+@dataclass(frozen=True)
+class Filling:
+    """A series still to come: due `by`, once `source`'s group has evaluated it."""
+
+    by: float
+    source: Recording
+
+
+class Warmup:
+    """Whether recording rules that have written nothing yet are only waiting, and until when."""
+
+    def __init__(self, prom: Prometheus, groups: list[dict]):
+        self.prom = prom
+        self.now = time.time()
+        self.loaded_at = parse_time(prom.get("/api/v1/status/runtimeinfo")["lastConfigTime"]) or self.now
+        self.by_name: dict[str, list[Recording]] = {}
+        for g in groups:
+            group = Group(g["name"], float(g["interval"]), parse_time(g["lastEvaluation"]))
+            for position, rule in enumerate(g["rules"]):
+                if rule["type"] == "recording":
+                    recording = Recording(
+                        rule["name"], rule["query"], rule.get("labels") or {}, group, position, rule["health"] == "err"
+                    )
+                    self.by_name.setdefault(rule["name"], []).append(recording)
+        self._filling: dict[Recording, Filling | None] = {}
+
+    def reads(self, expr: str) -> list[Recording]:
+        """The recording rules whose series `expr` selects; a matcher that contradicts a rule's labels rules it out."""
+        found = []
+        for name, matchers, _ in SELECTOR.findall(expr):
+            wanted = dict(EQUALS.findall(matchers))
+            found += [r for r in self.by_name.get(name, []) if all(r.labels.get(k, v) == v for k, v in wanted.items())]
+        return found
+
+    def waiting(self, expr: str) -> Filling | None:
+        """The last of the rules `expr` reads that are still to write their first series, if any is."""
+        return max(filter(None, map(self.filling, self.reads(expr))), key=lambda f: f.by, default=None)
+
+    def filling(self, rule: Recording) -> Filling | None:
+        """When `rule` writes its first series if it has none and is only waiting; None when it has
+        series, is broken, or would write nothing however long one waits."""
+        if rule not in self._filling:
+            self._filling[rule] = None  # a rule reading itself waits for nothing
+            self._filling[rule] = self._first_series(rule)
+        return self._filling[rule]
+
+    def _first_series(self, rule: Recording) -> Filling | None:
+        group = rule.group
+        if rule.broken or self.stalled(group) or self.has_series(rule):
+            return None
+        if self.prom.query(f"count({rule.query})"):
+            # Its inputs are there: the group's next evaluation writes it.
+            return Filling(self.next_evaluation(group, self.now), rule)
+        waits = []
+        for read in self.reads(rule.query):
+            upstream = self.filling(read)
+            if upstream is None:
+                continue
+            # A group runs its rules in order at one timestamp: a later rule reads what an earlier one just wrote.
+            same_run = read.group is group and read.position < rule.position
+            by = upstream.by if same_run else self.next_evaluation(group, upstream.by)
+            waits.append(Filling(by, upstream.source))
+        return max(waits, key=lambda f: f.by, default=None)
+
+    def stalled(self, group: Group) -> bool:
+        """A group that missed its evaluations is not warming up: whatever it lacks will not come by waiting."""
+        return self.now - (group.last_evaluation or self.loaded_at) > 2 * group.interval
+
+    def has_series(self, rule: Recording) -> bool:
+        labels = [f'__name__="{rule.name}"', *(f"{k}={json.dumps(v)}" for k, v in rule.labels.items())]
+        recent = f"{int(2 * rule.group.interval * 1000)}ms"
+        return bool(self.prom.query(f"count(last_over_time({{{','.join(labels)}}}[{recent}]))"))
+
+    def next_evaluation(self, group: Group, after: float) -> float:
+        """When the group evaluates next at or after `after`: exactly, or at the latest.
+
+        Prometheus evaluates a group at fixed slots, one interval apart from its last
+        evaluation; before the first one the slots are unknown, but the first comes within
+        an interval of loading the rules (and any later one within an interval of `after`).
+        """
+        if group.last_evaluation is None:
+            return (self.loaded_at if after <= self.now else after) + group.interval
+        slots = max(1, math.ceil((after - group.last_evaluation) / group.interval))
+        return group.last_evaluation + slots * group.interval
+
+    def averaged(self) -> dict[Group, tuple[list[str], list[int]]]:
+        """Per group whose series rules of other groups average over ranges (the tiles): names and ranges."""
+        found: dict[Group, tuple[list[str], list[int]]] = {}
+        for rules in self.by_name.values():
+            for rule in rules:
+                for name, _, window in SELECTOR.findall(rule.query):
+                    sources = self.by_name.get(name, [])
+                    if not (window and sources) or sources[0].group is rule.group:
+                        continue
+                    names, windows = found.setdefault(sources[0].group, ([], []))
+                    if name not in names:
+                        names.append(name)
+                    seconds = parse_duration(window)
+                    if seconds not in windows:
+                        windows.append(seconds)
+        return found
 
 
 def check_targets(prom: Prometheus, report: Report) -> None:
@@ -119,22 +304,36 @@ def check_metric_names(prom: Prometheus, report: Report) -> None:
         report.problem(f"metric {metric} is missing{hint}")
 
 
-def check_panels(prom: Prometheus, board: dict, report: Report) -> None:
+def check_panels(prom: Prometheus, board: dict, report: Report, warmup: Warmup) -> None:
     panels = [p for p in board["panels"] if p["type"] != "row"]
+    # Panels waiting on the same rule group are told once: the group, when it writes, when they fill.
+    waiting: dict[Group, tuple[Filling, list[str], float]] = {}
     for panel in panels:
         for target in panel.get("targets", []):
             expr = target["expr"].replace("$model", ".*")
             result = prom.query(expr)
-            if not result:
+            if result:
+                models = sorted({r["metric"].get(contract.MODEL_LABEL, "") for r in result} - {""})
+                shown = f"models: {', '.join(models)}" if models else f"{len(result)} series"
+                report.ok(f"panel {panel['title']!r} has data ({shown})")
+                continue
+            due = warmup.waiting(expr)
+            if due is None:
                 report.problem(f"panel {panel['title']!r} shows No data: {expr}")
                 continue
-            models = sorted({r["metric"].get(contract.MODEL_LABEL, "") for r in result} - {""})
-            shown = f"models: {', '.join(models)}" if models else f"{len(result)} series"
-            report.ok(f"panel {panel['title']!r} has data ({shown})")
+            first, titles, by = waiting.get(due.source.group, (warmup.filling(due.source), [], due.by))
+            if panel["title"] not in titles:
+                titles.append(panel["title"])
+            waiting[due.source.group] = (first, titles, max(by, due.by))
+    for group, (first, titles, by) in waiting.items():
+        report.filling(
+            f"panels {', '.join(map(repr, titles))} have no data yet: they read {first.source.name} "
+            f"(group {group.name}, evaluated every {every(group.interval)}), whose first sample is due by "
+            f"{when(first.by, warmup.now)}; the panels fill by {when(by, warmup.now)}"
+        )
 
 
-def check_rules(prom: Prometheus, report: Report) -> None:
-    groups = prom.get("/api/v1/rules")["groups"]
+def check_rules(groups: list[dict], report: Report) -> None:
     if not groups:
         report.problem("no rule groups are loaded: check rule_files in prometheus.yml and run `make rules`")
         return
@@ -151,12 +350,133 @@ def check_rules(prom: Prometheus, report: Report) -> None:
         report.ok(f"{len(groups)} rule groups ({count} rules) evaluate without errors")
 
 
-def check_alertmanager(prom: Prometheus, report: Report) -> None:
+def check_averaged_windows(prom: Prometheus, warmup: Warmup, report: Report) -> None:
+    """How long until the windows that average tiles hold their whole length of them."""
+    for group, (names, windows) in warmup.averaged().items():
+        oldest = backfill.first_live_tile(prom, [{"rules": [{"record": n} for n in names]}], max(windows))
+        if oldest is None:
+            coming = [f for rule in warmup.by_name[names[0]] if (f := warmup.filling(rule))]
+            if not coming:
+                continue  # no tile and none coming: the panels reading them say so
+            start = min(f.by for f in coming)
+            text = f"first tile due by {when(start, warmup.now)}"
+        else:
+            start = oldest
+            text = f"oldest tile from {when(oldest, warmup.now, math.floor)}"
+        due = [(w, start + w) for w in sorted(windows) if start + w > warmup.now]
+        if due:
+            report.filling(
+                f"tiles recorded every {every(group.interval)} (group {group.name}): {text}; the windows averaging "
+                f"them are complete {', '.join(f'{format_duration(w)} by {when(t, warmup.now)}' for w, t in due)}. "
+                "Until then they cover the time since the first tile (`modelmon backfill` computes older tiles "
+                "from raw data Prometheus already holds)"
+            )
+
+
+def same_expression(prom: Prometheus, on_disk: str, loaded: str) -> bool:
+    """Prometheus prints the loaded query in its own layout: format the file's the same way to compare."""
+    if on_disk.strip() == loaded:
+        return True
+    return prom.get("/api/v1/format_query", query=on_disk) == prom.get("/api/v1/format_query", query=loaded)
+
+
+def rule_difference(prom: Prometheus, on_disk: dict, loaded: dict) -> str | None:
+    """What differs between a rule of a file and the rule Prometheus runs in its place, if anything."""
+    name = on_disk.get("record") or on_disk.get("alert")
+    if (name, "recording" if "record" in on_disk else "alerting") != (loaded["name"], loaded["type"]):
+        return f"{loaded['name']} where the file has {name}"
+    for key in ("labels", "annotations"):
+        if {k: str(v) for k, v in (on_disk.get(key) or {}).items()} != (loaded.get(key) or {}):
+            return f"{name}: its {key}"
+    if (parse_duration(on_disk["for"]) if "for" in on_disk else 0) != loaded.get("duration", 0):
+        return f"{name}: its `for`"
+    if not same_expression(prom, on_disk["expr"], loaded["query"]):
+        return f"{name}: its expression"
+    return None
+
+
+def check_rules_on_disk(prom: Prometheus, groups: list[dict], rules_dir: Path, report: Report) -> None:
+    """The rule files against what Prometheus runs: `make rules` rewrites files, Prometheus reads them on reload."""
+    loaded = {(Path(g["file"]).name, g["name"]): g for g in groups}
+    files = sorted(rules_dir.glob("*.yml"))
+    differences = []
+    on_disk = set()
+    for path in files:
+        for group in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("groups", []):
+            key = (path.name, group["name"])
+            on_disk.add(key)
+            running = loaded.get(key)
+            if running is None:
+                differences.append(f"group {group['name']} of {path.name} is not loaded")
+                continue
+            if "interval" in group and parse_duration(group["interval"]) != running["interval"]:
+                differences.append(f"group {group['name']}: its interval")
+            if len(group["rules"]) != len(running["rules"]):
+                differences.append(
+                    f"group {group['name']}: {len(running['rules'])} rules where the file has {len(group['rules'])}"
+                )
+                continue
+            differences += [
+                f"group {group['name']}: rule {difference}"
+                for rule, running_rule in zip(group["rules"], running["rules"], strict=True)
+                if (difference := rule_difference(prom, rule, running_rule))
+            ]
+    names = {path.name for path in files}
+    differences += [
+        f"group {name} of {file} is loaded but no longer in the file"
+        for file, name in loaded
+        if file in names and (file, name) not in on_disk
+    ]
+    if differences:
+        shown = "; ".join(differences[:5]) + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")
+        report.problem(f"the rules Prometheus runs differ from those in {rules_dir}: {shown}. {RELOAD}")
+    elif files:
+        report.ok(f"Prometheus runs the rules of {rules_dir} as they are on disk")
+
+
+def alertmanager_counters(url: str) -> dict[str, tuple[float, float]]:
+    """Notifications Alertmanager attempted and failed since it started, per integration (slack, webhook, ...)."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    counts: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        for position, metric in enumerate(
+            ("alertmanager_notifications_total", "alertmanager_notifications_failed_total")
+        ):
+            if line.startswith(metric + "{"):
+                integration = re.search(r'integration="([^"]*)"', line).group(1)
+                counts.setdefault(integration, [0.0, 0.0])[position] += float(line.rsplit(" ", 1)[1])
+    return {integration: (sent, failed) for integration, (sent, failed) in counts.items()}
+
+
+def check_alertmanager(prom: Prometheus, report: Report, alertmanager: str | None = None) -> None:
     active = prom.get("/api/v1/alertmanagers")["activeAlertmanagers"]
-    if active:
-        report.ok(f"Alertmanager connected: {', '.join(a['url'] for a in active)}")
-    else:
+    if not active:
         report.problem("no Alertmanager is connected: check alerting.alertmanagers in prometheus.yml")
+        return
+    report.ok(f"Alertmanager connected: {', '.join(a['url'] for a in active)}")
+    # Prometheus knows the push URL (…/api/v2/alerts); the metrics are at the root beside it.
+    urls = [alertmanager] if alertmanager else [re.sub(r"/api/v\d/alerts$", "", a["url"]) for a in active]
+    for url in urls:
+        try:
+            counts = alertmanager_counters(url)
+        except (urllib.error.URLError, OSError) as err:
+            report.problem(
+                f"cannot read Alertmanager's metrics at {url}/metrics ({err}), so failed notifications go unseen: "
+                "pass --alertmanager with its URL as seen from here (docker compose: http://localhost:9093)"
+            )
+            continue
+        failed = {name: (sent, lost) for name, (sent, lost) in counts.items() if lost}
+        for integration, (sent, lost) in sorted(failed.items()):
+            report.problem(
+                f"Alertmanager at {url} failed {lost:.0f} of {sent:.0f} {integration} notifications since it started: "
+                f"nobody received them. Its log names the error (`make up`: .run/logs/alertmanager.log; docker "
+                "compose: `docker compose logs alertmanager`), most often a receiver's secret file that does not "
+                "exist (docs/notifications.md#secrets)"
+            )
+        if not failed:
+            sent = sum(s for s, _ in counts.values())
+            report.ok(f"Alertmanager at {url} has delivered every notification ({sent:.0f} since it started)")
 
 
 def check_freshness(prom: Prometheus, report: Report, max_age_s: float) -> None:

@@ -51,3 +51,21 @@ def rules_at_one_interval(source: Path, target: Path) -> Path:
             group.pop("interval", None)
         (target / path.name).write_text(yaml.safe_dump(rules, sort_keys=False), encoding="utf-8")
     return target
+
+
+def local_alertmanager_config(receiver_url: str, source: Path = REPO / "alertmanager" / "alertmanager.yml") -> dict:
+    """alertmanager/alertmanager.yml with every receiver replaced by the local webhook receiver.
+
+    The routes, timings and inhibitions stay as committed, so alerts group and inhibit as in
+    production; only delivery changes: the committed receivers read secret files that exist
+    where the stack is deployed, not on this machine. Each receiver posts to its own path, so
+    the local receiver can say where the notification would have gone.
+    """
+    config = yaml.safe_load(source.read_text(encoding="utf-8"))
+    # Relative template paths are resolved against the config file, which now lives elsewhere.
+    config["templates"] = [str(source.parent / pattern) for pattern in config.get("templates", [])]
+    config["receivers"] = [
+        {"name": r["name"], "webhook_configs": [{"url": f"{receiver_url}/{r['name']}", "send_resolved": True}]}
+        for r in config["receivers"]
+    ]
+    return config

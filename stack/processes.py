@@ -30,6 +30,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_taken(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:`port`, tried the way our services bind it.
+
+    SO_REUSEADDR as Go and gunicorn set it: connections of a stopped run lingering in
+    TIME_WAIT do not count as taken, a listener on the port (or on 0.0.0.0) does.
+    """
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
+
+
 def wait_until(what: str, check: Callable[[], object], timeout: float, every: float = 0.25) -> object:
     """Poll `check` until it returns something truthy; fail naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -88,6 +103,8 @@ def prometheus(config: dict, workdir: Path, port: int | None = None) -> Iterator
         f"--config.file={config_path}",
         f"--storage.tsdb.path={workdir / 'data'}",
         f"--web.listen-address=127.0.0.1:{port}",
+        # POST /-/reload applies regenerated rules (`make reload`), as in docker compose.
+        "--web.enable-lifecycle",
         "--log.level=warn",
     ]
     url = f"http://127.0.0.1:{port}"

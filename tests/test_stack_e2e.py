@@ -204,8 +204,13 @@ def test_slo_rows_read_the_recording_rules(stack):
                 assert {r["metric"]["model"] for r in result} == set(TRAFFIC), target["expr"]
 
 
+def doctor_args(stack: dict) -> list[str]:
+    """The doctor compares the rules Prometheus runs with these: the compressed copies."""
+    return ["--root", str(REPO), "doctor", "--prometheus", stack["prometheus"], "--rules", str(stack["work"] / "rules")]
+
+
 def test_doctor_finds_nothing_wrong_with_a_healthy_stack(stack, capsys):
-    code = cli.main(["--root", str(REPO), "doctor", "--prometheus", stack["prometheus"]])
+    code = cli.main(doctor_args(stack))
     out = capsys.readouterr().out
     assert code == 0, out
     for metric in ("model_requests_total", "model_errors_total", "model_latency_ms_bucket", "model_tokens_used_total"):
@@ -213,6 +218,7 @@ def test_doctor_finds_nothing_wrong_with_a_healthy_stack(stack, capsys):
     assert "panel 'Claude Models %' has data" in out
     assert re.search(r"panel 'Model Error Rate' has data \(models: .*claude-3-5-sonnet-20241022", out)
     assert "Alertmanager connected" in out
+    assert "Prometheus runs the rules of " in out
     assert "no problems found" in out
 
 
@@ -225,7 +231,7 @@ def test_doctor_names_a_wrong_token_as_a_bearer_token_mismatch(stack, capsys):
         return any(t["labels"]["job"] == "models-backend" and t["health"] == "down" for t in targets)
 
     processes.wait_until("the backend target to go down", backend_down, 20)
-    code = cli.main(["--root", str(REPO), "doctor", "--prometheus", stack["prometheus"]])
+    code = cli.main(doctor_args(stack))
     out = capsys.readouterr().out
     assert code == cli.EXIT_DOCTOR
     assert "answers 401 Unauthorized: bearer-token mismatch" in out

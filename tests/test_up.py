@@ -1,17 +1,33 @@
-"""`make up`: the stack from local binaries starts, scrapes simulated traffic, and stops on Ctrl-C."""
+"""`make up`: the stack from local binaries starts, scrapes simulated traffic, shows every
+notification in the terminal, says where its secrets are without printing them, refuses
+taken ports at once, and stops on Ctrl-C.
+
+Grafana cannot be installed here: a stand-in `grafana-server` on PATH records the
+password it is given and waits, so the test can check that password never reaches
+the terminal.
+"""
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from stack import processes
 
 REPO = Path(__file__).resolve().parent.parent
+GRAFANA_STAND_IN = """#!/bin/sh
+printf '%s' "$GF_SECURITY_ADMIN_PASSWORD" > "$GF_PATHS_PROVISIONING/../password-given"
+exec sleep 600
+"""
 
 
 def listening(port: int) -> bool:
@@ -19,33 +35,47 @@ def listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_up_runs_the_stack_with_simulated_traffic_and_stops_on_ctrl_c(tmp_path):
+class Output:
+    """Every line the process prints, read as it comes."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _read(self, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, what: str, found, timeout: float) -> str:
+        return processes.wait_until(what, lambda: next((line for line in self.lines if found(line)), None), timeout)
+
+    def rest(self) -> str:
+        self._thread.join(timeout=30)
+        return self.text
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory):
+    work = tmp_path_factory.mktemp("up")
+    bin_dir = work / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "grafana-server").write_text(GRAFANA_STAND_IN)
+    (bin_dir / "grafana-server").chmod(0o755)
+    run = work / "run"
     ports = {name: processes.free_port() for name in ("backend", "prometheus", "alertmanager", "grafana")}
-    args = [sys.executable, "-m", "stack.up", "--run-dir", str(tmp_path / "run")]
+    args = [sys.executable, "-m", "stack.up", "--run-dir", str(run)]
     args += [f"--{name}-port={port}" for name, port in ports.items()]
-    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    output = Output(proc)
     try:
-        lines = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any("Ctrl-C stops everything" in line for line in lines):
-            lines.append(proc.stdout.readline())
-        assert f"prometheus    http://127.0.0.1:{ports['prometheus']}\n" in lines, lines
-        assert f"alertmanager  http://127.0.0.1:{ports['alertmanager']}\n" in lines
-        prom = f"http://127.0.0.1:{ports['prometheus']}"
-
-        def simulated_traffic_scraped() -> bool:
-            return bool(processes.query(prom, 'sum(model_requests_total{model=~".*claude.*"}) > 0'))
-
-        processes.wait_until("simulated traffic in Prometheus", simulated_traffic_scraped, 60)
-        token = (tmp_path / "run" / "secrets" / "metrics-token").stat()
-        assert token.st_mode & 0o077 == 0, "the token file must be private"
-
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
-        assert proc.returncode == 0
-        assert out.strip().endswith("stopped")
-        for name in ("backend", "prometheus", "alertmanager"):
-            assert not listening(ports[name]), f"{name} still listening"
+        output.wait_for("make up to be ready", lambda line: "Ctrl-C stops everything" in line, 60)
+        yield {"proc": proc, "output": output, "ports": ports, "run": run}
     finally:
         if proc.poll() is None:
             proc.terminate()  # SIGTERM is handled like Ctrl-C: the children are stopped too
@@ -54,3 +84,89 @@ def test_up_runs_the_stack_with_simulated_traffic_and_stops_on_ctrl_c(tmp_path):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def test_up_runs_the_stack_with_simulated_traffic(up):
+    lines, ports = up["output"].lines, up["ports"]
+    assert f"prometheus    http://127.0.0.1:{ports['prometheus']}\n" in lines, lines
+    assert f"alertmanager  http://127.0.0.1:{ports['alertmanager']}\n" in lines
+    prom = f"http://127.0.0.1:{ports['prometheus']}"
+
+    def simulated_traffic_scraped() -> bool:
+        return bool(processes.query(prom, 'sum(model_requests_total{model=~".*claude.*"}) > 0'))
+
+    processes.wait_until("simulated traffic in Prometheus", simulated_traffic_scraped, 60)
+
+
+def test_up_says_where_the_token_and_the_grafana_password_are_and_never_prints_them(up):
+    run, text = up["run"], up["output"].text
+    token = run / "secrets" / "metrics-token"
+    password = run / "secrets" / "grafana-admin-password"
+    assert f"metrics token {token} " in text
+    assert f"grafana       http://127.0.0.1:{up['ports']['grafana']} (user admin, password in {password})" in text
+    given = processes.wait_until("Grafana to start", lambda: (run / "grafana" / "password-given").read_text(), 30)
+    assert given == password.read_text().strip()
+    assert token.read_text().strip() not in text
+    assert given not in text
+    for secret in (token, password):
+        assert secret.stat().st_mode & 0o077 == 0, f"{secret} must be private"
+
+
+def test_up_prints_every_notification_in_the_terminal_and_appends_it_to_a_log(up):
+    """The committed receivers (PagerDuty here) need secrets this machine lacks: make up delivers locally."""
+    am = f"http://127.0.0.1:{up['ports']['alertmanager']}"
+    labels = {
+        "alertname": "ModelAvailabilityBudgetBurn",
+        "service": "models-monitoring",
+        "slo": "availability",
+        "severity": "critical",
+        "model": "gpt-4o-mini",
+    }
+    annotations = {
+        "summary": "gpt-4o-mini: availability SLO is burning its error budget",
+        "runbook_url": "http://localhost:8001/runbooks/ModelAvailabilityBudgetBurn/",
+    }
+    processes.send_json(f"{am}/api/v2/alerts", "POST", [{"labels": labels, "annotations": annotations}])
+    # Alertmanager waits the committed group_wait (30s) before the first notification of a group.
+    line = up["output"].wait_for("the notification", lambda line: "ModelAvailabilityBudgetBurn" in line, 90)
+    assert line.endswith(
+        " FIRING ModelAvailabilityBudgetBurn model=gpt-4o-mini severity=critical receiver=ml-oncall-pagerduty"
+        " | gpt-4o-mini: availability SLO is burning its error budget"
+        " | runbook http://localhost:8001/runbooks/ModelAvailabilityBudgetBurn/\n"
+    ), line
+    assert line in (up["run"] / "notifications.log").read_text().splitlines(keepends=True)
+
+
+def test_up_stops_everything_on_ctrl_c(up):
+    """Last: it stops the stack the other tests use."""
+    proc = up["proc"]
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+    assert up["output"].rest().strip().endswith("stopped")
+    for name, port in up["ports"].items():
+        assert not listening(port), f"{name} still listening"
+    assert not (up["run"] / "stack.json").exists(), "make reload would find a stack that is gone"
+
+
+def test_make_up_names_a_taken_port_and_how_to_choose_another(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        result = subprocess.run(
+            ["make", "up", f"PROMETHEUS_PORT={port}", f"ARGS=--run-dir={tmp_path / 'run'}"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        took = time.monotonic() - started
+    assert result.returncode != 0
+    assert f"port {port} on 127.0.0.1 is taken: make up wanted it for prometheus" in result.stderr, result.stderr
+    other = int(re.search(r"choose other ports: make up PROMETHEUS_PORT=(\d+) ", result.stderr).group(1))
+    assert other != port and not processes.port_taken(other)
+    assert "Nothing was started." in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / "run").exists()
+    print(f"\nmake up refused the taken port in {took:.1f}s")

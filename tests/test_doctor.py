@@ -1,0 +1,218 @@
+"""`modelmon doctor` on real stacks: a young one still filling its 5-minute tiles is
+healthy (exit 0, with what is filling and when it is due), while real problems on
+it still fail: a rule that cannot evaluate, metrics that never arrive, a wrong
+token, notifications Alertmanager cannot deliver.
+
+The young stack runs the committed rules as they are (tiles every 5m, the windows
+that average them every 1m) with 1s scrapes, so the fast SLI group has data within
+seconds while the tile group has, almost always, not yet evaluated since: its first
+evaluation comes at a slot Prometheus picks within 5 minutes of loading the rules.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from generator import cli
+from generator.doctor import parse_time, when
+from stack import processes
+from stack.config import local_alertmanager_config, local_prometheus_config
+from stack.webhook import WebhookReceiver
+
+REPO = Path(__file__).resolve().parent.parent
+TILES = "models-monitoring-sli-tiles"
+BUDGET_PANELS = [f"{slo}: error budget remaining (30d)" for slo in ("availability", "error-rate", "latency")]
+TOKEN = "young-stack-token"
+
+
+def project_copy(where: Path) -> Path:
+    """The committed rules and dashboard in a folder of the test's own, where files may be added."""
+    for folder in ("rules", "grafana/dashboards"):
+        shutil.copytree(REPO / folder, where / folder)
+    return where
+
+
+def doctor(root: Path, prometheus: str, capsys, *more: str) -> tuple[int, str]:
+    code = cli.main(["--root", str(root), "doctor", "--prometheus", prometheus, *more])
+    return code, capsys.readouterr().out
+
+
+def rule_groups(prometheus: str) -> dict[str, dict]:
+    return {g["name"]: g for g in processes.get_json(f"{prometheus}/api/v1/rules")["data"]["groups"]}
+
+
+def reload(prometheus: str) -> None:
+    processes.send_json(f"{prometheus}/-/reload", "POST")
+
+
+@pytest.fixture(scope="module")
+def young(tmp_path_factory):
+    work = tmp_path_factory.mktemp("young")
+    root = project_copy(work / "project")
+    token = work / "metrics-token"
+    token.write_text(TOKEN + "\n")
+    multiproc = work / "multiproc"
+    multiproc.mkdir()
+    ports = {name: processes.free_port() for name in ("backend", "prometheus", "alertmanager")}
+    backend, backend_env = processes.backend_command(ports["backend"], token, multiproc, simulate=True, seed=3)
+    with WebhookReceiver() as hook:
+        am_config = work / "alertmanager.yml"
+        am_config.write_text(yaml.safe_dump(local_alertmanager_config(hook.url)))
+        alertmanager = processes.alertmanager_command(am_config, work / "alertmanager", ports["alertmanager"])
+        config = local_prometheus_config(
+            prometheus_port=ports["prometheus"],
+            backend_port=ports["backend"],
+            alertmanager_port=ports["alertmanager"],
+            token_file=token,
+            interval="1s",
+            rules_dir=root / "rules",
+        )
+        with (
+            processes.process(backend, work / "backend.log", env=backend_env, cwd=REPO),
+            processes.process(alertmanager, work / "alertmanager.log"),
+            processes.prometheus(config, work / "prometheus", port=ports["prometheus"]) as prom,
+        ):
+            processes.wait_until(
+                "a 5m error ratio for every simulated model",
+                lambda: len(processes.query(prom, "slo:sli_error:ratio_rate5m")) >= 30,
+                90,
+            )
+            yield {"root": root, "prometheus": prom, "token": token}
+
+
+def test_doctor_on_a_young_stack_says_what_is_filling_and_when_and_exits_0(young, capsys):
+    code, out = doctor(young["root"], young["prometheus"], capsys)
+    after = rule_groups(young["prometheus"])[TILES]
+    assert code == 0, out
+    assert "PROBLEM" not in out
+    assert re.search(r"no problems found; [12] still filling", out), out
+    for title in BUDGET_PANELS:
+        # Filling, or (when the tile group's slot came in the seconds before) already showing data.
+        assert re.search(rf"(filling  panels .*'{re.escape(title)}'|ok       panel '{re.escape(title)}' has data)", out)
+    [tiles] = [
+        line for line in out.splitlines() if line.startswith(f"filling  tiles recorded every 5m (group {TILES})")
+    ]
+    assert re.search(r"30d by \d{4}-\d\d-\d\d \d\d:\d\d", tiles), tiles
+    if parse_time(after["lastEvaluation"]) is None:
+        # Not evaluated yet, before the doctor ran or since: its first tile is due within 5m of loading.
+        runtime = processes.get_json(f"{young['prometheus']}/api/v1/status/runtimeinfo")["data"]
+        loaded = parse_time(runtime["lastConfigTime"])
+        due = loaded + after["interval"]
+        # The doctor adds the date when the time is not today: the clock time must match either way.
+        assert re.search(rf"first tile due by (\S+ )?{when(due, due)};", tiles), tiles
+        assert f"30d by {when(due + 30 * 86400, due)}" in tiles, tiles
+        assert re.search(rf"whose first sample is due by (\S+ )?{when(due, due)};", out), out
+
+
+def test_doctor_on_a_young_stack_still_fails_on_a_rule_that_cannot_evaluate(young, capsys):
+    broken = young["root"] / "rules" / "broken.yml"
+    rule = {"record": "broken:requests:many_to_many", "expr": "model_requests_total * on() model_requests_total"}
+    broken.write_text(yaml.safe_dump({"groups": [{"name": "broken", "rules": [rule]}]}))
+    reload(young["prometheus"])
+    try:
+
+        def evaluated_with_error() -> bool:
+            group = rule_groups(young["prometheus"]).get("broken")
+            return group is not None and group["rules"][0]["health"] == "err"
+
+        processes.wait_until("the broken rule to be evaluated", evaluated_with_error, 30)
+        code, out = doctor(young["root"], young["prometheus"], capsys)
+    finally:
+        broken.unlink()
+        reload(young["prometheus"])
+    assert code == cli.EXIT_DOCTOR, out
+    assert "PROBLEM  rule broken:requests:many_to_many in group broken fails to evaluate: " in out
+    assert "many-to-many matching not allowed" in out
+
+
+def test_doctor_on_a_young_stack_names_a_wrong_token(young, capsys):
+    """Last of the young stack's tests: it breaks the scrape for good."""
+    young["token"].write_text("not-the-token\n")
+
+    def backend_down() -> bool:
+        targets = processes.get_json(f"{young['prometheus']}/api/v1/targets")["data"]["activeTargets"]
+        return any(t["labels"]["job"] == "models-backend" and t["health"] == "down" for t in targets)
+
+    processes.wait_until("the backend target to go down", backend_down, 20)
+    code, out = doctor(young["root"], young["prometheus"], capsys)
+    assert code == cli.EXIT_DOCTOR, out
+    assert "answers 401 Unauthorized: bearer-token mismatch" in out
+    assert TOKEN not in out and "not-the-token" not in out
+
+
+def test_doctor_fails_when_the_metrics_never_arrive_though_the_tile_group_has_not_run(tmp_path, capsys):
+    """The SLO panels read tiles that do not exist yet, but no traffic is coming either: not a warming-up."""
+    root = project_copy(tmp_path / "project")
+    token = tmp_path / "metrics-token"
+    token.write_text(TOKEN + "\n")
+    port = processes.free_port()
+    config = local_prometheus_config(
+        prometheus_port=port,
+        backend_port=processes.free_port(),  # nothing listens there
+        alertmanager_port=processes.free_port(),
+        token_file=token,
+        interval="1s",
+        rules_dir=root / "rules",
+    )
+    with processes.prometheus(config, tmp_path / "prometheus", port=port) as prom:
+        sli = "models-monitoring-sli"
+        processes.wait_until(
+            "the SLI group to evaluate", lambda: parse_time(rule_groups(prom)[sli]["lastEvaluation"]), 30
+        )
+        code, out = doctor(root, prom, capsys)
+    assert code == cli.EXIT_DOCTOR, out
+    assert "PROBLEM  metric model_requests_total is missing" in out
+    for title in BUDGET_PANELS:
+        assert f"PROBLEM  panel '{title}' shows No data" in out
+    assert "filling  panels" not in out and "tiles recorded" not in out
+
+
+def test_doctor_reports_notifications_alertmanager_could_not_deliver(tmp_path, capsys):
+    """The committed receivers read secret files that do not exist here: Slack's webhook URL among them."""
+    config = yaml.safe_load((REPO / "alertmanager" / "alertmanager.yml").read_text())
+    config["templates"] = [str(REPO / "alertmanager" / t) for t in config["templates"]]
+    for route in [config["route"], *config["route"]["routes"]]:
+        route["group_wait"] = "0s"  # only the wait changes: the receivers are the committed ones
+    (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(config))
+    am_port, prom_port = processes.free_port(), processes.free_port()
+    alertmanager = processes.alertmanager_command(tmp_path / "alertmanager.yml", tmp_path / "am", am_port)
+    am = f"http://127.0.0.1:{am_port}"
+    token = tmp_path / "metrics-token"
+    token.write_text(TOKEN + "\n")
+    prom_config = local_prometheus_config(
+        prometheus_port=prom_port,
+        backend_port=processes.free_port(),
+        alertmanager_port=am_port,
+        token_file=token,
+        interval="1s",
+        rules_dir=project_copy(tmp_path / "project") / "rules",
+    )
+    with (
+        processes.process(alertmanager, tmp_path / "alertmanager.log"),
+        processes.prometheus(prom_config, tmp_path / "prometheus", port=prom_port) as prom,
+    ):
+        processes.wait_until("Alertmanager", lambda: urllib.request.urlopen(f"{am}/-/ready", timeout=2), 30)
+        processes.wait_until(
+            "Prometheus to find Alertmanager",
+            lambda: processes.get_json(f"{prom}/api/v1/alertmanagers")["data"]["activeAlertmanagers"],
+            30,
+        )
+        labels = {"alertname": "ModelErrorRateHigh", "service": "models-monitoring", "severity": "warning"}
+        processes.send_json(f"{am}/api/v2/alerts", "POST", [{"labels": labels | {"model": "gpt-4o-mini"}}])
+
+        def slack_failed() -> bool:
+            with urllib.request.urlopen(f"{am}/metrics", timeout=5) as response:
+                metrics = response.read().decode()
+            return 'alertmanager_notifications_failed_total{integration="slack"} 1' in metrics
+
+        processes.wait_until("the Slack notification to fail", slack_failed, 60)
+        code, out = doctor(tmp_path / "project", prom, capsys)
+    assert code == cli.EXIT_DOCTOR, out
+    assert f"PROBLEM  Alertmanager at {am} failed 1 of 1 slack notifications since it started" in out
+    assert "docs/notifications.md#secrets" in out
