@@ -37,6 +37,13 @@ from generator.spec import AvailabilitySli, ErrorRateSli, SloFile
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="prometheus")
 MODEL_FILTER = f'{contract.MODEL_LABEL}=~"$model"'
 RATE_WINDOW = "5m"  # the guide's window for every rate panel
+# Grafana steps a target by at least its `interval` ("Min step"), on multiples of the step,
+# and puts the step in $__interval. A window of $__interval makes each bar count exactly the
+# step that ends at it: bars neither overlap nor leave gaps, and the legend's sum counts each
+# call once. At 1h the bars are hourly; a range too long for that at the panel's width gets a
+# longer step, and each bar its step.
+STEP = "$__interval"
+HOURLY_STEP = "1h"
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,9 @@ def queries(families: list[tuple[str, str]]) -> dict[str, str]:
         matcher = f'{contract.MODEL_LABEL}=~"{_escape(pattern)}"'
         family = _sum_rate(contract.REQUESTS_TOTAL, matcher, by_model=False)
         found[f"{name} Models %"] = f"{family} / {everything} * 100"
-    found["Hourly Request Distribution"] = f"sum by (model) (increase({contract.REQUESTS_TOTAL}{{{MODEL_FILTER}}}[1h]))"
+    found["Hourly Request Distribution"] = (
+        f"sum by (model) (increase({contract.REQUESTS_TOTAL}{{{MODEL_FILTER}}}[{STEP}]))"
+    )
     found["Model Availability"] = f"(1 - {_errors()} / {requests}) * 100"
     return found
 
@@ -99,8 +108,9 @@ def _escape(pattern: str) -> str:
     return pattern.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _target(expr: str, legend: str = "{{model}}", ref: str = "A") -> prometheus.Dataquery:
-    return prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(ref).range().datasource(DATASOURCE)
+def _target(expr: str, legend: str = "{{model}}", ref: str = "A", step: str | None = None) -> prometheus.Dataquery:
+    target = prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(ref).range().datasource(DATASOURCE)
+    return target.interval(step) if step else target
 
 
 def _steps(*steps: tuple[float | None, str]) -> dash.ThresholdsConfig:
@@ -121,13 +131,15 @@ def _legend(calcs: list[str]) -> common_builders.VizLegendOptions:
     )
 
 
-def _series(title: str, expr: str, unit: str, description: str, calcs: list[str]) -> timeseries.Panel:
+def _series(
+    title: str, expr: str, unit: str, description: str, calcs: list[str], step: str | None = None
+) -> timeseries.Panel:
     return (
         timeseries.Panel()
         .title(title)
         .description(description)
         .datasource(DATASOURCE)
-        .with_target(_target(expr))
+        .with_target(_target(expr, step=step))
         .unit(unit)
         .legend(_legend(calcs))
         .height(8)
@@ -239,10 +251,15 @@ def build(spec: SloFile, plans: list[SloPlan], source: str) -> dict:
             "Hourly Request Distribution",
             q["Hourly Request Distribution"],
             "short",
-            "Total requests per model over the last hour",
+            "Requests per model in each hour, one bar per hour (per step on ranges too long for hourly bars): "
+            "the legend's sum is the calls of the range, each counted once. The hour under way is drawn "
+            "when it ends; Model Request Throughput shows the calls right now.",
             ["sum"],
+            step=HOURLY_STEP,
         )
         .draw_style(common.GraphDrawStyle.BARS)
+        # The bar at each step counts the hour that ends there: draw it over that hour.
+        .bar_alignment(common.BarAlignment.BEFORE)
         .fill_opacity(80)
         .stacking(common_builders.StackingConfig().mode(common.StackingMode.NORMAL))
     )
@@ -354,9 +371,16 @@ def slo_row(plan: SloPlan) -> dash.Row:
 
 
 def all_queries(board: dict) -> list[str]:
-    """Every PromQL expression of a built dashboard, rows' panels included, with $model as All."""
+    """Every PromQL expression of a built dashboard, rows' panels included, as Grafana sends them."""
     panels = []
     for panel in board["panels"]:
         panels.append(panel)
         panels += panel.get("panels", [])
-    return [t["expr"] for p in panels for t in p.get("targets", [])]
+    return [as_sent(t) for p in panels for t in p.get("targets", [])]
+
+
+def as_sent(target: dict) -> str:
+    """A target's PromQL as Grafana sends it with every model selected ($model as All),
+    at the target's minimum step: what Prometheus evaluates at each point of the panel."""
+    expr = target["expr"].replace("$model", ".*")
+    return expr.replace(STEP, target["interval"]) if "interval" in target else expr

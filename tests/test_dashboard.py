@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from generator import build, contract, dashboard, promtool
+from generator.durations import parse_duration
 
 REPO = Path(__file__).resolve().parent.parent
 BOARD_PATH = REPO / "grafana" / "dashboards" / "models-monitoring.json"
@@ -86,7 +87,7 @@ def test_queries_keep_the_guides_meaning(board):
         'sum by (model) (rate(model_latency_ms_count{model=~"$model"}[5m]))'
     )
     assert panel(board, "Hourly Request Distribution")["targets"][0]["expr"] == (
-        'sum by (model) (increase(model_requests_total{model=~"$model"}[1h]))'
+        'sum by (model) (increase(model_requests_total{model=~"$model"}[$__interval]))'
     )
     errors = panel(board, "Model Error Rate")["targets"][0]["expr"]
     # The guide's ratio, plus `or 0 * requests` so a model without error series reads 0 %.
@@ -148,10 +149,54 @@ def test_each_real_model_name_falls_in_exactly_its_family(board, model, family):
     assert matched == [family]
 
 
+def evaluate(tmp_path: Path, series: list[dict], checks: list[dict]) -> tuple[bool, str]:
+    """Panel queries evaluated by the real promtool on these input series (one sample a minute)."""
+    suite = {
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": checks}],
+    }
+    path = tmp_path / "panels.test.yml"
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    ok, _, output = promtool.test_rules([path])
+    return ok, output
+
+
 def test_hourly_distribution_is_a_stacked_bar_chart(board):
     custom = panel(board, "Hourly Request Distribution")["fieldConfig"]["defaults"]["custom"]
     assert custom["drawStyle"] == "bars"
     assert custom["stacking"]["mode"] == "normal"
+    # Each bar counts the hour that ends at its point: it is drawn over that hour.
+    assert custom["barAlignment"] == -1
+
+
+def test_hourly_bars_at_the_panels_step_count_each_call_once(board, tmp_path):
+    """Grafana evaluates the query at multiples of its step (at least the target's min step) and
+    puts the step in $__interval: the window is the step, so the bars tile the range."""
+    target = panel(board, "Hourly Request Distribution")["targets"][0]
+    assert re.findall(r"\[([^\]]*)\]", target["expr"]) == ["$__interval"]
+    step_min = parse_duration(target["interval"]) // 60
+    assert step_min == 60
+    per_minute = [10] * 60 + [0] * 60 + [30] * 60  # three hours: busy, idle, busier
+    counter = [0]
+    for calls in per_minute:
+        counter.append(counter[-1] + calls)
+    points = range(step_min, len(per_minute) + 1, step_min)
+    bars = [counter[t] - counter[t - step_min] for t in points]
+    assert bars == [600, 0, 1800] and sum(bars) == counter[-1]
+    series = [{"series": 'model_requests_total{model="gpt-4o-mini"}', "values": " ".join(map(str, counter))}]
+    checks = [
+        {
+            "expr": dashboard.as_sent(target),
+            "eval_time": f"{t}m",
+            "exp_samples": [{"labels": '{model="gpt-4o-mini"}', "value": bar}],
+        }
+        for t, bar in zip(points, bars, strict=True)
+    ]
+
+    ok, output = evaluate(tmp_path, series, checks)
+
+    assert ok, output
 
 
 def test_model_variable_filters_per_model_panels(board):
@@ -209,7 +254,7 @@ def test_every_queried_metric_exists_in_the_contract_or_the_rules(board):
 
 
 def test_every_panel_query_parses_in_promtool(board, tmp_path):
-    queries = [q.replace("$model", ".*") for q in dashboard.all_queries(board)]
+    queries = dashboard.all_queries(board)
     rules = {
         "groups": [{"name": "panels", "rules": [{"record": f"panel:q:{i}", "expr": q} for i, q in enumerate(queries)]}]
     }
