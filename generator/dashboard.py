@@ -91,12 +91,14 @@ def queries(families: list[tuple[str, str]]) -> dict[str, str]:
         "Model Token Usage Rate": _sum_rate(contract.TOKENS_USED_TOTAL),
     }
     # Family shares divide by all requests, whatever the model filter says: a
-    # family's share of the whole must not change when the view is narrowed.
+    # family's share of the whole must not change when the view is narrowed. A family
+    # without calls has no series to sum: `or vector(0)` makes it 0 %, not "No data".
+    # Without any traffic there is no share to show: `> 0` leaves "No data", not 0/0.
     everything = f"sum(rate({contract.REQUESTS_TOTAL}[{RATE_WINDOW}]))"
     for name, pattern in families:
         matcher = f'{contract.MODEL_LABEL}=~"{_escape(pattern)}"'
         family = _sum_rate(contract.REQUESTS_TOTAL, matcher, by_model=False)
-        found[f"{name} Models %"] = f"{family} / {everything} * 100"
+        found[f"{name} Models %"] = f"({family} or vector(0)) / ({everything} > 0) * 100"
     found["Hourly Request Distribution"] = (
         f"sum by (model) (increase({contract.REQUESTS_TOTAL}{{{MODEL_FILTER}}}[{STEP}]))"
     )

@@ -120,7 +120,7 @@ def test_family_gauges_have_the_guides_bands_and_ignore_the_model_filter(board):
         assert steps(p) == [(None, "red"), (50, "yellow"), (80, "green")]
         assert (p["fieldConfig"]["defaults"]["min"], p["fieldConfig"]["defaults"]["max"]) == (0, 100)
         assert "$model" not in p["targets"][0]["expr"]
-        assert p["targets"][0]["expr"].endswith(" / sum(rate(model_requests_total[5m])) * 100")
+        assert p["targets"][0]["expr"].endswith(" or vector(0)) / (sum(rate(model_requests_total[5m])) > 0) * 100")
 
 
 @pytest.mark.parametrize(
@@ -193,6 +193,22 @@ def test_hourly_bars_at_the_panels_step_count_each_call_once(board, tmp_path):
         }
         for t, bar in zip(points, bars, strict=True)
     ]
+
+    ok, output = evaluate(tmp_path, series, checks)
+
+    assert ok, output
+
+
+def test_a_family_without_calls_reads_0_percent_and_no_traffic_reads_no_data(board, tmp_path):
+    # Only a GPT model is called, 10 per second for 10 minutes, then nothing.
+    series = [{"series": 'model_requests_total{model="gpt-4o-mini"}', "values": "0+600x10 6000+0x15"}]
+    checks = []
+    for family in ("Claude", "GPT", "Gemini", "Llama", "Mistral"):
+        expr = dashboard.as_sent(panel(board, f"{family} Models %")["targets"][0])
+        share = 100 if family == "GPT" else 0
+        checks.append({"expr": expr, "eval_time": "10m", "exp_samples": [{"labels": "{}", "value": share}]})
+        # No calls at all: no share to show, not a made-up 0 % (nor NaN from 0/0).
+        checks.append({"expr": expr, "eval_time": "25m", "exp_samples": []})
 
     ok, output = evaluate(tmp_path, series, checks)
 
