@@ -44,6 +44,9 @@ RATE_WINDOW = "5m"  # the guide's window for every rate panel
 # longer step, and each bar its step.
 STEP = "$__interval"
 HOURLY_STEP = "1h"
+# The budget stat's range: below -100 % more than twice the budget is gone, and the exact
+# figure tells the reader nothing more (it stays in the recorded series).
+BUDGET_SHOWN = (-100, 100)
 
 
 @dataclass(frozen=True)
@@ -314,10 +317,12 @@ def slo_queries(plan: SloPlan) -> dict[str, str]:
     """Panel title -> PromQL of one SLO row, all on the generated recording rules."""
     selector = f'service="{plan.service}",slo="{plan.name}"'
     group = f"{{{selector},{MODEL_FILTER}}}" if contract.MODEL_LABEL in plan.group_by else f"{{{selector}}}"
+    low, high = BUDGET_SHOWN
     return {
         "SLI": f"(1 - slo:sli_error:ratio_rate{RATE_WINDOW}{group}) * 100",
         "objective": f"slo:objective:ratio{{{selector}}} * 100",
-        "budget": f"slo:period_error_budget_remaining:ratio{group} * 100",
+        "budget": f"clamp(slo:period_error_budget_remaining:ratio{group} * 100, {low}, {high})",
+        "coverage": f"slo:period_coverage:ratio{group} * 100",
         "burn": f"slo:current_burn_rate:ratio{group}",
         "period burn": f"slo:period_burn_rate:ratio{group}",
     }
@@ -325,6 +330,7 @@ def slo_queries(plan: SloPlan) -> dict[str, str]:
 
 def slo_row(plan: SloPlan) -> dash.Row:
     q = slo_queries(plan)
+    low, high = BUDGET_SHOWN
     legend = "{{" + "}}/{{".join(plan.group_by) + "}}" if plan.group_by else plan.name
     page = min((a.factor for a in plan.burn_alerts if a.kind == "page"), default=None)
     burn_steps = [(None, "green"), (1.0, "yellow")] + ([(float(page), "red")] if page is not None else [])
@@ -346,14 +352,33 @@ def slo_row(plan: SloPlan) -> dash.Row:
         .with_panel(
             stat.Panel()
             .title(f"{plan.name}: error budget remaining ({plan.period})")
-            .description("Share of the period's error budget left; below 0 the SLO is violated.")
+            .description(
+                f"Share of the {plan.period} error budget left: the errors so far against the whole period's "
+                f"budget; below 0 the SLO is violated. Shown between {low} % and {high} %: below {low} % more "
+                "than twice the budget is gone. The exact value is slo:period_error_budget_remaining:ratio."
+            )
             .datasource(DATASOURCE)
             .with_target(_target(q["budget"], legend=legend))
             .unit("percent")
             .thresholds(_steps((None, "red"), (0.0, "yellow"), (25.0, "green")))
             .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
             .height(8)
-            .span(8)
+            .span(4)
+        )
+        .with_panel(
+            stat.Panel()
+            .title(f"{plan.name}: data coverage ({plan.period})")
+            .description(
+                f"Share of the {plan.period} period the data covers. Below 100 % Prometheus holds less than a "
+                "period: the budget remaining counts only the errors seen so far, the rest of the period is to come."
+            )
+            .datasource(DATASOURCE)
+            .with_target(_target(q["coverage"], legend=legend))
+            .unit("percent")
+            .thresholds(_steps((None, "yellow"), (100.0, "green")))
+            .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+            .height(8)
+            .span(4)
         )
         .with_panel(
             timeseries.Panel()
