@@ -37,6 +37,16 @@ from generator.spec import AvailabilitySli, ErrorRateSli, SloFile
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="prometheus")
 MODEL_FILTER = f'{contract.MODEL_LABEL}=~"$model"'
 RATE_WINDOW = "5m"  # the guide's window for every rate panel
+# Grafana steps a target by at least its `interval` ("Min step"), on multiples of the step,
+# and puts the step in $__interval. A window of $__interval makes each bar count exactly the
+# step that ends at it: bars neither overlap nor leave gaps, and the legend's sum counts each
+# call once. At 1h the bars are hourly; a range too long for that at the panel's width gets a
+# longer step, and each bar its step.
+STEP = "$__interval"
+HOURLY_STEP = "1h"
+# The budget stat's range: below -100 % more than twice the budget is gone, and the exact
+# figure tells the reader nothing more (it stays in the recorded series).
+BUDGET_SHOWN = (-100, 100)
 
 
 @dataclass(frozen=True)
@@ -84,13 +94,17 @@ def queries(families: list[tuple[str, str]]) -> dict[str, str]:
         "Model Token Usage Rate": _sum_rate(contract.TOKENS_USED_TOTAL),
     }
     # Family shares divide by all requests, whatever the model filter says: a
-    # family's share of the whole must not change when the view is narrowed.
+    # family's share of the whole must not change when the view is narrowed. A family
+    # without calls has no series to sum: `or vector(0)` makes it 0 %, not "No data".
+    # Without any traffic there is no share to show: `> 0` leaves "No data", not 0/0.
     everything = f"sum(rate({contract.REQUESTS_TOTAL}[{RATE_WINDOW}]))"
     for name, pattern in families:
         matcher = f'{contract.MODEL_LABEL}=~"{_escape(pattern)}"'
         family = _sum_rate(contract.REQUESTS_TOTAL, matcher, by_model=False)
-        found[f"{name} Models %"] = f"{family} / {everything} * 100"
-    found["Hourly Request Distribution"] = f"sum by (model) (increase({contract.REQUESTS_TOTAL}{{{MODEL_FILTER}}}[1h]))"
+        found[f"{name} Models %"] = f"({family} or vector(0)) / ({everything} > 0) * 100"
+    found["Hourly Request Distribution"] = (
+        f"sum by (model) (increase({contract.REQUESTS_TOTAL}{{{MODEL_FILTER}}}[{STEP}]))"
+    )
     found["Model Availability"] = f"(1 - {_errors()} / {requests}) * 100"
     return found
 
@@ -99,8 +113,9 @@ def _escape(pattern: str) -> str:
     return pattern.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _target(expr: str, legend: str = "{{model}}", ref: str = "A") -> prometheus.Dataquery:
-    return prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(ref).range().datasource(DATASOURCE)
+def _target(expr: str, legend: str = "{{model}}", ref: str = "A", step: str | None = None) -> prometheus.Dataquery:
+    target = prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(ref).range().datasource(DATASOURCE)
+    return target.interval(step) if step else target
 
 
 def _steps(*steps: tuple[float | None, str]) -> dash.ThresholdsConfig:
@@ -121,13 +136,15 @@ def _legend(calcs: list[str]) -> common_builders.VizLegendOptions:
     )
 
 
-def _series(title: str, expr: str, unit: str, description: str, calcs: list[str]) -> timeseries.Panel:
+def _series(
+    title: str, expr: str, unit: str, description: str, calcs: list[str], step: str | None = None
+) -> timeseries.Panel:
     return (
         timeseries.Panel()
         .title(title)
         .description(description)
         .datasource(DATASOURCE)
-        .with_target(_target(expr))
+        .with_target(_target(expr, step=step))
         .unit(unit)
         .legend(_legend(calcs))
         .height(8)
@@ -239,10 +256,15 @@ def build(spec: SloFile, plans: list[SloPlan], source: str) -> dict:
             "Hourly Request Distribution",
             q["Hourly Request Distribution"],
             "short",
-            "Total requests per model over the last hour",
+            "Requests per model in each hour, one bar per hour (per step on ranges too long for hourly bars): "
+            "the legend's sum is the calls of the range, each counted once. The hour under way is drawn "
+            "when it ends; Model Request Throughput shows the calls right now.",
             ["sum"],
+            step=HOURLY_STEP,
         )
         .draw_style(common.GraphDrawStyle.BARS)
+        # The bar at each step counts the hour that ends there: draw it over that hour.
+        .bar_alignment(common.BarAlignment.BEFORE)
         .fill_opacity(80)
         .stacking(common_builders.StackingConfig().mode(common.StackingMode.NORMAL))
     )
@@ -295,10 +317,12 @@ def slo_queries(plan: SloPlan) -> dict[str, str]:
     """Panel title -> PromQL of one SLO row, all on the generated recording rules."""
     selector = f'service="{plan.service}",slo="{plan.name}"'
     group = f"{{{selector},{MODEL_FILTER}}}" if contract.MODEL_LABEL in plan.group_by else f"{{{selector}}}"
+    low, high = BUDGET_SHOWN
     return {
         "SLI": f"(1 - slo:sli_error:ratio_rate{RATE_WINDOW}{group}) * 100",
         "objective": f"slo:objective:ratio{{{selector}}} * 100",
-        "budget": f"slo:period_error_budget_remaining:ratio{group} * 100",
+        "budget": f"clamp(slo:period_error_budget_remaining:ratio{group} * 100, {low}, {high})",
+        "coverage": f"slo:period_coverage:ratio{group} * 100",
         "burn": f"slo:current_burn_rate:ratio{group}",
         "period burn": f"slo:period_burn_rate:ratio{group}",
     }
@@ -306,6 +330,7 @@ def slo_queries(plan: SloPlan) -> dict[str, str]:
 
 def slo_row(plan: SloPlan) -> dash.Row:
     q = slo_queries(plan)
+    low, high = BUDGET_SHOWN
     legend = "{{" + "}}/{{".join(plan.group_by) + "}}" if plan.group_by else plan.name
     page = min((a.factor for a in plan.burn_alerts if a.kind == "page"), default=None)
     burn_steps = [(None, "green"), (1.0, "yellow")] + ([(float(page), "red")] if page is not None else [])
@@ -327,14 +352,33 @@ def slo_row(plan: SloPlan) -> dash.Row:
         .with_panel(
             stat.Panel()
             .title(f"{plan.name}: error budget remaining ({plan.period})")
-            .description("Share of the period's error budget left; below 0 the SLO is violated.")
+            .description(
+                f"Share of the {plan.period} error budget left: the errors so far against the whole period's "
+                f"budget; below 0 the SLO is violated. Shown between {low} % and {high} %: below {low} % more "
+                "than twice the budget is gone. The exact value is slo:period_error_budget_remaining:ratio."
+            )
             .datasource(DATASOURCE)
             .with_target(_target(q["budget"], legend=legend))
             .unit("percent")
             .thresholds(_steps((None, "red"), (0.0, "yellow"), (25.0, "green")))
             .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
             .height(8)
-            .span(8)
+            .span(4)
+        )
+        .with_panel(
+            stat.Panel()
+            .title(f"{plan.name}: data coverage ({plan.period})")
+            .description(
+                f"Share of the {plan.period} period the data covers. Below 100 % Prometheus holds less than a "
+                "period: the budget remaining counts only the errors seen so far, the rest of the period is to come."
+            )
+            .datasource(DATASOURCE)
+            .with_target(_target(q["coverage"], legend=legend))
+            .unit("percent")
+            .thresholds(_steps((None, "yellow"), (100.0, "green")))
+            .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+            .height(8)
+            .span(4)
         )
         .with_panel(
             timeseries.Panel()
@@ -354,9 +398,16 @@ def slo_row(plan: SloPlan) -> dash.Row:
 
 
 def all_queries(board: dict) -> list[str]:
-    """Every PromQL expression of a built dashboard, rows' panels included, with $model as All."""
+    """Every PromQL expression of a built dashboard, rows' panels included, as Grafana sends them."""
     panels = []
     for panel in board["panels"]:
         panels.append(panel)
         panels += panel.get("panels", [])
-    return [t["expr"] for p in panels for t in p.get("targets", [])]
+    return [as_sent(t) for p in panels for t in p.get("targets", [])]
+
+
+def as_sent(target: dict) -> str:
+    """A target's PromQL as Grafana sends it with every model selected ($model as All),
+    at the target's minimum step: what Prometheus evaluates at each point of the panel."""
+    expr = target["expr"].replace("$model", ".*")
+    return expr.replace(STEP, target["interval"]) if "interval" in target else expr

@@ -2,24 +2,28 @@
 
 promtool compares annotations exactly, so a generated test must know what each
 annotation expands to. Annotations may therefore use only what is rendered here:
-`{{ $labels.NAME }}`, `{{ $value }}` and `{{ $value | humanizePercentage }}`.
+`{{ $labels.NAME }}`, `{{ $labels.NAME | urlquery }}`, `{{ $value }}` and
+`{{ $value | humanizePercentage }}`.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from urllib.parse import quote_plus
 
 _ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
-_LABEL = re.compile(r"^\$labels\.([a-zA-Z_][a-zA-Z0-9_]*)$")
+_NAME = r"\$labels\.([a-zA-Z_][a-zA-Z0-9_]*)"
+_LABEL = re.compile(rf"^{_NAME}$")
+_QUERY_LABEL = re.compile(rf"^(?:{_NAME}\s*\|\s*urlquery|urlquery\s+{_NAME})$")
 _PERCENT = re.compile(r"^(?:\$value\s*\|\s*humanizePercentage|humanizePercentage\s+\$value)$")
-SUPPORTED = "{{ $labels.NAME }}, {{ $value }} and {{ $value | humanizePercentage }}"
+SUPPORTED = "{{ $labels.NAME }}, {{ $labels.NAME | urlquery }}, {{ $value }} and {{ $value | humanizePercentage }}"
 
 
 def unsupported_template(text: str) -> str | None:
     """Why `text` cannot be rendered by modelmon, or None when it can."""
     for action in _ACTION.findall(text):
-        if not (_LABEL.match(action) or action == "$value" or _PERCENT.match(action)):
+        if not (_LABEL.match(action) or _QUERY_LABEL.match(action) or action == "$value" or _PERCENT.match(action)):
             return f"template action {{{{ {action} }}}} is not supported in annotations; use {SUPPORTED}"
     return None
 
@@ -32,6 +36,9 @@ def render(text: str, labels: dict[str, str], value: float) -> str:
         label = _LABEL.match(action)
         if label:
             return labels.get(label.group(1), "")
+        query = _QUERY_LABEL.match(action)
+        if query:
+            return url_query_escape(labels.get(query.group(1) or query.group(2), ""))
         if action == "$value":
             return go_float(value)
         if _PERCENT.match(action):
@@ -39,6 +46,12 @@ def render(text: str, labels: dict[str, str], value: float) -> str:
         raise ValueError(unsupported_template(match.group(0)))
 
     return _ACTION.sub(expand, text)
+
+
+def url_query_escape(text: str) -> str:
+    """text/template's urlquery, Go's url.QueryEscape: every byte but letters, digits and
+    `-_.~` as %XX (upper case, UTF-8), and a space as '+'."""
+    return quote_plus(text, safe="")
 
 
 def go_float(value: float) -> str:

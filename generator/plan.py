@@ -254,8 +254,11 @@ class SloPlan:
     def alerts(self) -> tuple[BurnAlert | ThresholdAlert | BudgetAlert, ...]:
         return (*self.burn_alerts, *self.threshold_alerts, *self.budget_alerts)
 
-    def runbook_url(self, alert: str) -> str:
-        return f"{self.runbook_base_url.rstrip('/')}/{alert}/"
+    def runbook_url(self, alert: str, labels: dict[str, str] | None = None) -> str:
+        """The alert's runbook page, with `labels` (name -> value, Go templates allowed) as query
+        parameters: the page's script fills them into its queries and links."""
+        params = "&".join(f"{name}={value}" for name, value in (labels or {}).items())
+        return f"{self.runbook_base_url.rstrip('/')}/{alert}/" + (f"?{params}" if params else "")
 
     def dashboard_link(self, model: str | None = None, panel: int | None = None) -> str | None:
         """The dashboard, with a model preselected and a panel opened when given (Go templates allowed)."""

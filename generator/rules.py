@@ -169,10 +169,13 @@ def alert_rule(plan: SloPlan, alert: BurnAlert | ThresholdAlert | BudgetAlert) -
 
 
 def links(plan: SloPlan, alert_name: str) -> dict[str, str]:
-    """The runbook, and the dashboard with the alert's model selected when there is one."""
-    found = {"runbook_url": plan.runbook_url(alert_name)}
-    model = "{{ $labels.model }}" if "model" in plan.group_by else None
-    dashboard = plan.dashboard_link(model=model)
+    """The runbook with the alert's group labels filled in, and the dashboard with its model selected.
+
+    Label values are URL-escaped with Go's urlquery: model names may hold '+', '/', '@' or spaces.
+    """
+    values = {label: f"{{{{ $labels.{label} | urlquery }}}}" for label in plan.group_by}
+    found = {"runbook_url": plan.runbook_url(alert_name, values)}
+    dashboard = plan.dashboard_link(model=values.get("model"))
     if dashboard is not None:
         found["dashboard_url"] = dashboard
     return found

@@ -7,7 +7,8 @@ import re
 import pytest
 import yaml
 
-from generator import build, cli
+from generator import build, cli, promtool
+from generator.gotemplate import render
 from generator.plan import DEFAULT_WINDOWS
 
 SPEC = """
@@ -209,7 +210,9 @@ def test_pages_are_critical_and_tickets_are_warnings(compiled):
 def test_alert_annotations_carry_live_value_and_runbook_link(compiled):
     page = alerts(rules_of(compiled), "availability")[0]
     annotations = page["annotations"]
-    assert annotations["runbook_url"] == "https://runbooks.example.org/modelmon/ModelAvailabilityBudgetBurn/"
+    assert annotations["runbook_url"] == (
+        "https://runbooks.example.org/modelmon/ModelAvailabilityBudgetBurn/?model={{ $labels.model | urlquery }}"
+    )
     assert annotations["summary"].startswith("{{ $labels.model }}: availability SLO")
     assert "{{ $value | humanizePercentage }}" in annotations["description"]
     assert "30d error budget is gone in 2d 2h" in annotations["description"]
@@ -351,8 +354,71 @@ def test_alerts_link_the_dashboard_with_their_model_selected(project):
         for rule in group["rules"]:
             if "alert" in rule:
                 assert rule["annotations"]["dashboard_url"] == (
-                    "https://grafana.example.org/d/models-monitoring?var-model={{ $labels.model }}"
+                    "https://grafana.example.org/d/models-monitoring?var-model={{ $labels.model | urlquery }}"
                 )
+
+
+def test_links_carry_every_group_label_url_escaped_as_prometheus_expands_them(project):
+    """An SLO grouped by model and region, a model name with '+', '/', '@' and spaces: both labels
+    reach the runbook_url, the model the dashboard_url, each escaped as Go's urlquery does, and
+    promtool (Prometheus' own template engine) expands the links exactly as the tests expect."""
+    root = project(
+        {
+            "svc.yaml": """
+            version: modelmon/v1
+            service: svc
+            runbook_base_url: https://runbooks.example.org/modelmon
+            grafana_url: https://grafana.example.org
+            dashboard: {uid: svc}
+            slos:
+              - name: availability
+                objective: 99
+                sli: {availability: {group_by: [model, region]}}
+            """
+        }
+    )
+    compiled = build.compile_all(root)
+    build.write_all(root, compiled)
+    groups = yaml.safe_load(compiled.files["rules/svc.yml"])
+    rules = [r for r in alerts_of(groups, "svc", "availability") if r["alert"] == "SvcAvailabilityLow"]
+    labels = {"model": "meta llama/Llama-3.1+fp8@eu", "region": "eu west/1", "service": "svc", "slo": "availability"}
+    # 100 % errors: the availability is 0, below both thresholds.
+    value = 0.0
+    assert render(rules[0]["annotations"]["runbook_url"], labels, value) == (
+        "https://runbooks.example.org/modelmon/SvcAvailabilityLow/"
+        "?model=meta+llama%2FLlama-3.1%2Bfp8%40eu&region=eu+west%2F1"
+    )
+    assert render(rules[0]["annotations"]["dashboard_url"], labels, value) == (
+        "https://grafana.example.org/d/svc?var-model=meta+llama%2FLlama-3.1%2Bfp8%40eu"
+    )
+    series = '{model="meta llama/Llama-3.1+fp8@eu",region="eu west/1"}'
+    expected = [
+        {
+            "exp_labels": {**labels, **rule["labels"]},
+            "exp_annotations": {k: render(v, labels, value) for k, v in rule["annotations"].items()},
+        }
+        for rule in rules
+    ]
+    suite = {
+        "rule_files": ["rules/svc.yml"],
+        "evaluation_interval": "1m",
+        "group_eval_order": compiled.rules["svc"].group_names,
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": f"model_requests_total{series}", "values": "0+600x20"},
+                    {"series": f"model_errors_total{series}", "values": "0+600x20"},
+                ],
+                "alert_rule_test": [{"eval_time": "15m", "alertname": "SvcAvailabilityLow", "exp_alerts": expected}],
+            }
+        ],
+    }
+    (root / "links.test.yml").write_text(yaml.safe_dump(suite, sort_keys=False))
+
+    ok, _, output = promtool.test_rules([root / "links.test.yml"], cwd=root)
+
+    assert ok, output
 
 
 def test_the_same_metric_read_with_and_without_a_selector_stays_apart(project, capsys):

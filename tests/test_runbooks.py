@@ -85,13 +85,27 @@ def test_every_alerts_runbook_url_opens_a_page_the_site_builds(compiled, site):
         url = rule["annotations"]["runbook_url"]
         assert url.startswith(base + "/"), url
 
-        page = site / "runbooks" / url[len(base) + 1 :].strip("/") / "index.html"
+        page = site / "runbooks" / urlsplit(url).path.removeprefix(urlsplit(base).path).strip("/") / "index.html"
         assert page.is_file(), f"{rule['alert']}: {url} has no page in the site"
         html = page.read_text()
         assert re.search(rf"<h1[^>]*>{rule['alert']}<", html)
         assert f"{number(plan.objective)}%" in html
         for section in SECTIONS:
             assert f'<h2 id="{section.lower()}">{section}' in html, f"{rule['alert']}: no {section} section"
+
+
+def test_every_alerts_runbook_url_fills_in_the_labels_its_page_asks_for(compiled):
+    """The page's script fills $MODEL (one $LABEL per group label) from ?model=...: the alert's
+    own runbook_url carries each of them, URL-escaped, so its queries open ready to paste."""
+    pages = runbook_pages(REPO)
+    for rule in alert_rules(REPO):
+        plan = plan_of(compiled, rule["alert"])
+        boxes = re.search(r'class="modelmon-labels" data-labels="([^"]*)"', pages[rule["alert"]])
+        asked = boxes.group(1).split(",") if boxes else []
+        query = parse_qs(urlsplit(rule["annotations"]["runbook_url"]).query)
+        assert asked == list(plan.group_by) == list(query), rule["alert"]
+        for label in plan.group_by:
+            assert query[label] == [f"{{{{ $labels.{label} | urlquery }}}}"], rule["alert"]
 
 
 def test_burn_alert_pages_say_in_hours_when_the_budget_is_gone_at_each_rate(compiled, site):
@@ -249,7 +263,10 @@ def test_the_base_url_in_the_spec_moves_every_runbook_link(project):
     compiled = build.compile_all(root)
     rules = yaml.safe_load(compiled.files["rules/llm.yml"])
     urls = {r["annotations"]["runbook_url"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
-    assert urls == {f"https://sre.example.com/modelmon/runbooks/{a}/" for a in compiled.plans["llm"][0].alert_names()}
+    assert urls == {
+        f"https://sre.example.com/modelmon/runbooks/{a}/?model={{{{ $labels.model | urlquery }}}}"
+        for a in compiled.plans["llm"][0].alert_names()
+    }
     assert {f"runbooks/{a}.md" for a in compiled.plans["llm"][0].alert_names()} <= set(compiled.files)
 
 
