@@ -5,17 +5,18 @@
 
 VENV := .venv
 BIN := $(VENV)/bin
-DEBIAN := promtool:prometheus amtool:prometheus-alertmanager
+# A tool given by its environment variable is not installed from Debian.
+DEBIAN := $(if $(MODELMON_PROMTOOL),,promtool:prometheus) $(if $(MODELMON_AMTOOL),,amtool:prometheus-alertmanager)
 
 .PHONY: .debian-packages up reload rules check validate test lint format bench promtool-tests docs docs-serve
 
 $(VENV)/.installed: pyproject.toml scripts/bootstrap.sh
 	scripts/bootstrap.sh
 
-# promtool is needed by `make rules` too: the build proves every rule with it
-# before replacing the committed files.
+# promtool and amtool are needed by `make rules` too: the build proves every rule
+# and the Alertmanager config with them before replacing the committed files.
 .debian-packages:
-	@if [ -z "$$MODELMON_PROMTOOL" ]; then scripts/ensure-debian-packages.sh $(DEBIAN); fi
+	@scripts/ensure-debian-packages.sh $(DEBIAN)
 
 rules: $(VENV)/.installed .debian-packages
 	$(BIN)/modelmon build

@@ -19,6 +19,7 @@ import yaml
 
 from generator import alertmanager, amtool, dashboard, kubernetes, promtool, runbooks, specdoc
 from generator.checks import check_all
+from generator.durations import format_duration
 from generator.loader import LoadedSpec, SpecError, SpecErrors, load_file
 from generator.plan import SloPlan, plan_file
 from generator.promtool_tests import TestGenerationError, test_files
@@ -116,7 +117,7 @@ def compile_all(root: Path) -> Compiled:
             board = dashboard.build(item.spec, plans[service], item.display)
             files[f"{DASHBOARDS_DIR}/{item.spec.dashboard.uid}.json"] = json.dumps(board, indent=2) + "\n"
         for every, content in tests.items():
-            name = f"{service}.test.yml" if every == 1 else f"{service}.every-{every}m.test.yml"
+            name = f"{service}.test.yml" if every == 60 else f"{service}.every-{format_duration(every)}.test.yml"
             files[f"{TESTS_DIR}/{name}"] = header([item.display]) + dump_yaml(content)
     if errors:
         raise SpecErrors(errors)

@@ -95,8 +95,8 @@ def _check_plans(
                     item.positions.error(
                         ("slos", index, "alerting"),
                         f"alert name {name!r} is already used by SLO {other_slo!r} "
-                        f"({other.display}, slos[{other_index}]); set alerting.name, "
-                        "alerting.threshold_alert.name or alerting.budget_alert.name to tell them apart",
+                        f"({other.display}, slos[{other_index}]); set alerting.name, alerting.threshold_alert.name, "
+                        "alerting.outage_alert.name or alerting.budget_alert.name to tell them apart",
                     )
                 )
             alert_owner.setdefault(name, (item, index, plan.name))

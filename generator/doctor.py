@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from generator import backfill, contract
+from generator import backfill, contract, dashboard
 from generator.durations import format_duration, parse_duration
 
 METRICS = (
@@ -310,7 +310,7 @@ def check_panels(prom: Prometheus, board: dict, report: Report, warmup: Warmup) 
     waiting: dict[Group, tuple[Filling, list[str], float]] = {}
     for panel in panels:
         for target in panel.get("targets", []):
-            expr = target["expr"].replace("$model", ".*")
+            expr = dashboard.as_sent(target)
             result = prom.query(expr)
             if result:
                 models = sorted({r["metric"].get(contract.MODEL_LABEL, "") for r in result} - {""})

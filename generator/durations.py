@@ -19,9 +19,11 @@ def parse_duration(text: str) -> int:
 
 
 def format_duration(seconds: int) -> str:
-    """The shortest d/h/m/s spelling: 86400 -> '1d', 5400 -> '1h30m'."""
-    if seconds <= 0:
-        raise ValueError(f"durations are positive (got {seconds}s)")
+    """The shortest d/h/m/s spelling: 86400 -> '1d', 5400 -> '1h30m', 0 -> '0s' (a `for` of none)."""
+    if seconds < 0:
+        raise ValueError(f"durations are not negative (got {seconds}s)")
+    if seconds == 0:
+        return "0s"
     parts = []
     for unit, size in _FORMAT_UNITS:
         count, seconds = divmod(seconds, size)

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-Counter = Sequence[float]  # a counter's value at every minute from 0, with no gaps
+Counter = Sequence[float]  # a counter's value at every unit of time (a minute, or the scrape interval) from 0
 
 
-def rate(samples: Counter, at: int, window: int, step: int = 1) -> float | None:
-    """rate(counter[window]) at minute `at` (window in minutes), or None when it has no value.
+def rate(samples: Counter, at: int, window: int, step: int = 1, unit: int = 60) -> float | None:
+    """rate(counter[window]) at time `at` (times and window in units of `unit` seconds, a minute
+    unless given), or None when it has no value.
 
-    The counter is scraped every `step` minutes from minute 0. Prometheus 2.x
+    The counter is scraped every `step` units from 0. Prometheus 2.x
     selects the samples in the closed range [at - window, at] and extrapolates the
     increase towards both ends (promql/functions.go, extrapolatedRate). Samples are
     evenly spaced, so the first and last are known without scanning the window.
@@ -32,9 +33,9 @@ def rate(samples: Counter, at: int, window: int, step: int = 1) -> float | None:
         return None
     first_v, last_v = samples[first_t], samples[last_t]
     result = last_v - first_v  # the scenarios' counters never reset
-    duration_to_start = float((first_t - start) * 60)
-    duration_to_end = float((at - last_t) * 60)
-    sampled = float((last_t - first_t) * 60)
+    duration_to_start = float((first_t - start) * unit)
+    duration_to_end = float((at - last_t) * unit)
+    sampled = float((last_t - first_t) * unit)
     average = sampled / float(count - 1)
     if result > 0 and first_v >= 0:
         duration_to_zero = sampled * (first_v / result)
@@ -45,7 +46,7 @@ def rate(samples: Counter, at: int, window: int, step: int = 1) -> float | None:
     extrapolate_to += duration_to_start if duration_to_start < threshold else average / 2
     extrapolate_to += duration_to_end if duration_to_end < threshold else average / 2
     factor = extrapolate_to / sampled
-    factor /= float(window * 60)
+    factor /= float(window * unit)
     return result * factor
 
 

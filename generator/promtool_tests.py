@@ -14,6 +14,7 @@ expected values agree with the engine to the last bit.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -22,12 +23,15 @@ from generator import contract, promsim
 from generator.durations import format_duration, parse_duration
 from generator.gotemplate import render
 from generator.plan import (
+    COVERAGE_LOOKBACK,
+    COVERAGE_RECORD,
     THRESHOLD_WINDOW,
     TILE_WINDOW,
     BudgetAlert,
     BurnAlert,
     SloPlan,
     ThresholdAlert,
+    hours_text,
     is_derived,
     number,
 )
@@ -53,7 +57,7 @@ class TestGenerationError(ValueError):
 
 @dataclass(frozen=True)
 class Phase:
-    start: int  # minute from which these per-second rates apply
+    start: int  # unit of time (minute, unless the scenario says) from which these per-second rates apply
     total: float
     errors: float
 
@@ -66,12 +70,13 @@ class Traffic:
     phases: list[Phase]
     error_series: bool = True  # False: the backend never created model_errors_total for it
 
-    def counters(self, minutes: int) -> tuple[list[float], list[float]]:
+    def counters(self, length: int, unit: int = 60) -> tuple[list[float], list[float]]:
+        """Both counters at every unit (of `unit` seconds) from 0 to `length`."""
         total, errors = [0.0], [0.0]
-        for minute in range(minutes):
-            phase = [p for p in self.phases if p.start <= minute][-1]
-            total.append(total[-1] + phase.total * 60)
-            errors.append(errors[-1] + phase.errors * 60)
+        for at in range(length):
+            phase = [p for p in self.phases if p.start <= at][-1]
+            total.append(total[-1] + phase.total * unit)
+            errors.append(errors[-1] + phase.errors * unit)
         return total, errors
 
 
@@ -94,13 +99,16 @@ class Simulation:
     near a threshold, and for every value a test states.
     """
 
-    def __init__(self, plan: SloPlan, traffic: list[Traffic], length: int, step: int = 1, every: int = 1):
+    def __init__(
+        self, plan: SloPlan, traffic: list[Traffic], length: int, step: int = 1, every: int = 1, unit: int = 60
+    ):
         self.plan = plan
         self.length = length
-        self.step = step  # minutes between two samples of the input series
-        self.every = every  # minutes between two rule evaluations
+        self.unit = unit  # seconds in one unit of time: every time below counts them (a minute, or 15s)
+        self.step = step  # units between two samples of the input series
+        self.every = every  # units between two rule evaluations
         self.traffic = traffic
-        self.counters = [t.counters(length) for t in traffic]
+        self.counters = [t.counters(length, unit) for t in traffic]
         self.fast = [_fast(c) for c in self.counters] if plan.kind == "latency" else []
         groups: dict[tuple, list[int]] = {}
         order = sorted(range(len(traffic)), key=lambda i: sorted(traffic[i].labels.items()))
@@ -112,6 +120,10 @@ class Simulation:
         self._tiles: dict[tuple, list[float | None]] = {}
         self._running: dict[tuple, tuple[list[float], list[int]]] = {}
         self._first: dict[tuple, int | None] = {}
+        self._clock: dict[tuple, list[int]] = {}
+
+    def units(self, seconds: int) -> int:
+        return seconds // self.unit
 
     def sample_labels(self, key: tuple) -> dict[str, str]:
         return {**dict(zip(self.plan.group_by, key, strict=True)), **self.plan.labels}
@@ -127,7 +139,7 @@ class Simulation:
             series = [self.fast[i] for i in members]
         else:
             series = [self.counters[i][1] for i in members if self.traffic[i].error_series]
-        value = promsim.summed([promsim.rate(c, minute, window, self.step) for c in series])
+        value = promsim.summed([promsim.rate(c, minute, window, self.step, self.unit) for c in series])
         if role == "bad" and value is None and self.plan.kind in REQUEST_KINDS:
             total = self.rate("total", window, minute, key)
             value = None if total is None else 0.0 * total  # `or on (...) 0 * requests`
@@ -147,7 +159,7 @@ class Simulation:
     def tiles(self, role: str, key: tuple) -> list[float | None]:
         """A signal's 5m tile (role "ratio": a raw SLI's 5m ratio) at every evaluation."""
         if (role, key) not in self._tiles:
-            tile = minutes(parse_duration(TILE_WINDOW))
+            tile = self.units(parse_duration(TILE_WINDOW))
             at = range(0, self.length + 1, self.every)
             if role == "ratio":
                 self._tiles[role, key] = [self.raw_ratio(tile, m, key) for m in at]
@@ -192,7 +204,7 @@ class Simulation:
 
     def ratio(self, window_min: int, minute: int, key: tuple, exact: bool = True) -> float | None:
         """slo:sli_error:ratio_rate<window> of group `key` at `minute`; long windows approximate unless `exact`."""
-        derived = is_derived(window_min * 60)
+        derived = is_derived(window_min * self.unit)
         cache_key = (window_min, minute, key, exact or not derived)
         if cache_key not in self._ratios:
             if derived:
@@ -210,30 +222,65 @@ class Simulation:
         return value is not None and value > threshold, value
 
     def period_ratio(self, minute: int, key: tuple) -> float | None:
-        return self.ratio(minutes(self.plan.period_s), minute, key)
+        return self.ratio(self.units(self.plan.period_s), minute, key)
+
+    def coverage(self, at: int, key: tuple) -> float | None:
+        """slo:period_coverage:ratio at `at`: the time since the period's oldest tile plus the
+        5 minutes it stands for, over the period, at most 1; None before the first tile."""
+        clock = "ratio" if self.plan.total is None else "total"
+        if (clock, key) not in self._clock:
+            # For every evaluation: the index of the first evaluation from it on that recorded a tile.
+            tiles = self.tiles(clock, key)
+            following = [len(tiles)] * (len(tiles) + 1)
+            for i in range(len(tiles) - 1, -1, -1):
+                following[i] = i if tiles[i] is not None else following[i + 1]
+            self._clock[clock, key] = following
+        lo, hi = self._span(self.units(self.plan.period_s), at)
+        first = self._clock[clock, key][lo]
+        if first >= hi:
+            return None
+        since = float(at * self.unit) - float(first * self.every * self.unit)
+        return min((since + parse_duration(TILE_WINDOW)) / self.plan.period_s, 1.0)
+
+    def recent_coverage(self, at: int, key: tuple) -> float | None:
+        """last_over_time(slo:period_coverage:ratio[15m]): the newest coverage recorded in the lookback."""
+        oldest = at - self.units(parse_duration(COVERAGE_LOOKBACK))
+        for t in range(at // self.every * self.every, max(oldest, 0) - 1, -self.every):
+            if t >= oldest and (value := self.coverage(t, key)) is not None:
+                return value
+        return None
+
+    def budget_spent(self, ratio: float, at: int, key: tuple) -> float | None:
+        """The share of the period's budget the errors so far use (what budget remaining subtracts)."""
+        if self.plan.coverage_clock is None:
+            return ratio / float(number(self.plan.budget))
+        coverage = self.recent_coverage(at, key)
+        return None if coverage is None else ratio * coverage / float(number(self.plan.budget))
 
     def condition(self, alert: Alert, minute: int, key: tuple, exact: bool = False) -> tuple[bool, float]:
         """Whether the alert's expression holds, and its value (exact when asked for)."""
         if isinstance(alert, BudgetAlert):
-            budget = float(number(self.plan.budget))
-            _, ratio = self.above(minutes(self.plan.period_s), minute, key, budget)
-            if ratio is None:
+            period = self.units(self.plan.period_s)
+            ratio = self.ratio(period, minute, key, exact=exact)
+            spent = None if ratio is None else self.budget_spent(ratio, minute, key)
+            if spent is not None and not exact and abs(spent - 1) <= 1e-9:
+                # Too close to call on the running sums: decide on the engine's exact value.
+                spent = self.budget_spent(self.ratio(period, minute, key), minute, key)
+            if spent is None:
                 return False, 0.0
-            if exact:
-                ratio = self.period_ratio(minute, key)
-            remaining = 1 - ratio / budget
+            remaining = 1 - spent
             return remaining <= 0, remaining
         if isinstance(alert, BurnAlert):
             threshold = float(number(alert.threshold))
-            long_holds, long = self.above(minutes(alert.long_s), minute, key, threshold)
-            short_holds, _ = self.above(minutes(alert.short_s), minute, key, threshold)
+            long_holds, long = self.above(self.units(alert.long_s), minute, key, threshold)
+            short_holds, _ = self.above(self.units(alert.short_s), minute, key, threshold)
             if exact and long is not None:
-                long = self.ratio(minutes(alert.long_s), minute, key)
+                long = self.ratio(self.units(alert.long_s), minute, key)
             return long_holds and short_holds, long if long is not None else 0.0
-        ratio = self.ratio(5, minute, key)
+        ratio = self.ratio(self.units(parse_duration(THRESHOLD_WINDOW)), minute, key)
         if ratio is None:
             return False, 0.0
-        if alert.measure == "availability":
+        if alert.below:
             value = 1 - ratio
             return value < float(number(alert.ratio)), value
         return ratio > float(number(alert.ratio)), ratio
@@ -241,7 +288,7 @@ class Simulation:
     def firing(self, alert: Alert, minute: int, key: tuple) -> bool:
         """Firing at evaluation `minute`: the condition held at every evaluation since
         one at least `for` ago (so it became active early enough)."""
-        evaluations = -(-minutes(alert.for_s) // self.every)
+        evaluations = -(-self.units(alert.for_s) // self.every)
         first = minute - evaluations * self.every
         if first < 0:
             return False
@@ -261,7 +308,7 @@ class Simulation:
                 continue
             if active_at is None:
                 active_at = minute
-            if minute - active_at >= minutes(alert.for_s):
+            if minute - active_at >= self.units(alert.for_s):
                 return minute
         return None
 
@@ -363,8 +410,12 @@ class Scenario:
     alert_minutes: dict[str, list[int]] = field(default_factory=dict)
     expr_minute: int | None = None
     expr_records: tuple[str, ...] = ()
-    step: int = 1  # minutes between input samples
-    every: int = 1  # minutes between rule evaluations (one per test file)
+    step: int = 1  # units between input samples
+    every: int = 1  # units between rule evaluations (one test file per evaluation interval)
+    unit: int = 60  # seconds in a unit: a minute, or the scrape interval for the fast page
+
+    def simulation(self, plan: SloPlan) -> Simulation:
+        return Simulation(plan, self.traffic, self.length, self.step, self.every, self.unit)
 
 
 def healthy_ratio(plan: SloPlan) -> float:
@@ -375,7 +426,8 @@ def healthy_ratio(plan: SloPlan) -> float:
 
 def scenarios(plan: SloPlan) -> list[Scenario]:
     found = [healthy_period(plan)]
-    for build in (budget_spent, full_outage, slow_burn, *threshold_scenarios(plan)):
+    steps = (budget_spent, fast_page, full_outage, fresh_outage, blip, slow_burn, *threshold_scenarios(plan))
+    for build in steps:
         scenario = build(plan)
         if scenario is not None:
             found.append(scenario)
@@ -406,25 +458,33 @@ def healthy_period(plan: SloPlan) -> Scenario:
     )
 
 
+# How fast the budget-spent scenario burns: a whole period's budget in a tenth of the period.
+SPENDING = Decimal(10)
+
+
 def budget_spent(plan: SloPlan) -> Scenario | None:
-    """Twice the budget's error ratio from the start: the period's budget is spent at once."""
+    """Ten times the budget's error ratio from the start of the data: a tenth into the period,
+    the errors so far are a whole period's budget, and the SLA-violated alert fires."""
     if not plan.budget_alerts:
         return None
     alert = plan.budget_alerts[0]
-    bad = errors_per_s(min(2 * plan.budget, Decimal(1)))
+    share = min(SPENDING * plan.budget, Decimal(1))
+    bad = errors_per_s(share)
     labels = series_labels(plan, 2)
     ok = errors_per_s(healthy_ratio(plan))
     traffic = [Traffic(labels[0], [Phase(0, TOTAL_PER_S, bad)])]
     traffic += [Traffic(extra, [Phase(0, TOTAL_PER_S, ok)]) for extra in labels[1:]]
-    horizon = PERIOD_EVERY * (2 + -(-minutes(alert.for_s) // PERIOD_EVERY))
+    spent_at = minutes(int(plan.period_s * plan.budget / share) + alert.for_s)
+    horizon = (spent_at // PERIOD_EVERY + 2) * PERIOD_EVERY
     sim = Simulation(plan, traffic, horizon, PERIOD_STEP, PERIOD_EVERY)
     key = tuple(labels[0].get(label, "") for label in plan.group_by)
     fired = sim.first_firing(alert, key)
     if fired is None:
         raise TestGenerationError(("alerting", "budget_alert"), "a spent budget never fires the budget alert")
     return Scenario(
-        title=f"{_bad(plan, bad)} (twice the budget){_who(plan, labels[0])} spend the {plan.period} "
-        f"budget: the SLA-violated alert fires at minute {fired}, not before",
+        title=f"{_bad(plan, bad)} ({number(share / plan.budget)}x the budget){_who(plan, labels[0])} from the first "
+        f"minute of data spend a whole {plan.period} budget after {hours_text(Decimal(fired * 60))}: "
+        f"the SLA-violated alert fires at minute {fired}, not before",
         traffic=traffic,
         length=fired,
         alert_minutes={alert.name: [fired - PERIOD_EVERY, fired]},
@@ -464,17 +524,114 @@ def full_outage(plan: SloPlan) -> Scenario | None:
     checks = sorted({m for first in fired for m in (first - 1, first)} | {start})
     who = _who(plan, broken)
     return Scenario(
-        title=f"{_outage(plan)}{who} from minute {start} fires the page alert at minute {min(fired)}, "
+        title=f"{_outage(plan)}{who} from minute {start} fires the burn-rate page at minute {min(fired)}, "
         "not before, and leaves other models silent",
         traffic=traffic,
-        length=max(checks),
+        length=max(*checks, start + 30),
         alert_minutes={a.name: checks for a in pages[:1]},
         expr_minute=start + 30,
         expr_records=tuple(plan.sli_windows[:1]),
     )
 
 
+def fast_page(plan: SloPlan) -> Scenario | None:
+    """A full outage at the spec's own scrape interval: the outage alert pages within minutes."""
+    if not plan.outage_alerts:
+        return None
+    alert = plan.outage_alerts[0]
+    unit = math.gcd(plan.scrape_s, 60)
+    per_minute = 60 // unit
+    ok = errors_per_s(healthy_ratio(plan))
+    start = 10 * per_minute  # minutes of healthy traffic first: the 5m window is full of it
+    labels = series_labels(plan, 2)
+    traffic = [Traffic(labels[0], [Phase(0, TOTAL_PER_S, ok), Phase(start, TOTAL_PER_S, TOTAL_PER_S)])]
+    traffic += [Traffic(extra, [Phase(0, TOTAL_PER_S, ok)]) for extra in labels[1:]]
+    horizon = start + (parse_duration(THRESHOLD_WINDOW) + alert.for_s) // unit + per_minute
+    sim = Simulation(plan, traffic, horizon, unit=unit)
+    key = tuple(labels[0].get(label, "") for label in plan.group_by)
+    fired = sim.first_firing(alert, key)
+    if fired is None:
+        raise TestGenerationError(("alerting", "outage_alert", "above"), "a full outage never fires the outage alert")
+    return Scenario(
+        title=f"{_outage(plan)}{_who(plan, labels[0])} scraped every {format_duration(unit)} pages through "
+        f"the outage alert {format_duration((fired - start) * unit)} after it starts, not before",
+        traffic=traffic,
+        length=fired,
+        alert_minutes={alert.name: [fired - 1, fired]},
+        unit=unit,
+    )
+
+
+def fresh_outage(plan: SloPlan) -> Scenario | None:
+    """A 10-minute full outage half an hour into a fresh Prometheus: it pages, but the errors are
+    a sliver of a whole period's budget, so the SLA-violated alert stays silent."""
+    if not plan.budget_alerts:
+        return None
+    start, end, length = 30, 40, 180
+    ok = errors_per_s(healthy_ratio(plan))
+    labels = series_labels(plan, 2)
+    phases = [Phase(0, TOTAL_PER_S, ok), Phase(start, TOTAL_PER_S, TOTAL_PER_S), Phase(end, TOTAL_PER_S, ok)]
+    traffic = [Traffic(labels[0], phases)]
+    traffic += [Traffic(extra, [Phase(0, TOTAL_PER_S, ok)]) for extra in labels[1:]]
+    checks: dict[str, list[int]] = {plan.budget_alerts[0].name: [end, 60, length]}
+    paged = ""
+    if plan.outage_alerts:
+        alert = plan.outage_alerts[0]
+        fired = Simulation(plan, traffic, length).first_firing(
+            alert, tuple(labels[0].get(g, "") for g in plan.group_by)
+        )
+        if fired is not None:
+            checks[alert.name] = [fired - 1, fired]
+            paged = f"pages at minute {fired} and "
+    return Scenario(
+        title=f"on a Prometheus with {length} minutes of data, {_outage(plan)}{_who(plan, labels[0])} "
+        f"from minute {start} to {end} {paged}leaves most of the {plan.period} budget: no SLA-violated alert",
+        traffic=traffic,
+        length=length,
+        alert_minutes=checks,
+        expr_minute=length,
+        expr_records=("period",),
+    )
+
+
+# The blip every alert must ride out: a few minutes of errors that no one should be woken for.
+BLIP_RATIO, BLIP_MINUTES = Decimal("0.2"), 5
+
+
+def blip(plan: SloPlan) -> Scenario:
+    """Five minutes of 20% errors in healthy traffic: each alert is checked at every minute the
+    blip can reach its windows, and (for the defaults) none fires."""
+    # After hours of healthy traffic (the longest short window), as on a Prometheus in service:
+    # on a fresh one the long windows hold only the blip's minutes, and a ticket would be right.
+    start = max((minutes(a.short_s) for a in plan.burn_alerts), default=30)
+    ok = errors_per_s(healthy_ratio(plan))
+    bad = errors_per_s(BLIP_RATIO)
+    labels = series_labels(plan, 1)[0]
+    traffic = [
+        Traffic(
+            labels,
+            [Phase(0, TOTAL_PER_S, ok), Phase(start, TOTAL_PER_S, bad), Phase(start + BLIP_MINUTES, TOTAL_PER_S, ok)],
+        )
+    ]
+    # The 5m ratio falls back 5 minutes after the blip; then the longest `for` of a 5m alert.
+    hold = max((minutes(a.for_s) for a in (*plan.threshold_alerts, *plan.outage_alerts)), default=0)
+    length = start + BLIP_MINUTES + 5 + hold + 2
+    sim = Simulation(plan, traffic, length)
+    key = tuple(labels.get(g, "") for g in plan.group_by)
+    fired = sorted({a.name for a in plan.alerts() if sim.first_firing(a, key) is not None})
+    outcome = f"fires {', '.join(fired)}" if fired else "fires nothing"
+    return Scenario(
+        title=f"a {BLIP_MINUTES}-minute blip of {_bad(plan, bad)}{_who(plan, labels)} in healthy traffic {outcome}",
+        traffic=traffic,
+        length=length,
+        alert_minutes={name: list(range(start, length + 1)) for name in plan.alert_names()},
+    )
+
+
 def slow_burn(plan: SloPlan) -> Scenario | None:
+    """A burn between the ticket and page factors, after the longest ticket window of healthy
+    traffic (as on a Prometheus in service): it tickets, never pages, never calls the budget spent.
+    Days of traffic: scraped every 2 minutes and evaluated every 30, in the period's file."""
     tickets = [a for a in plan.burn_alerts if a.kind == "ticket"]
     pages = [a for a in plan.burn_alerts if a.kind == "page"]
     if not tickets:
@@ -487,24 +644,31 @@ def slow_burn(plan: SloPlan) -> Scenario | None:
     bad = errors_per_s(min(factor * plan.budget, Decimal(1)))
     labels = series_labels(plan, 2)
     ok = errors_per_s(healthy_ratio(plan))
-    traffic = [Traffic(labels[0], [Phase(0, TOTAL_PER_S, bad)])]
+    start = -(-max(minutes(a.long_s) for a in tickets) // PERIOD_EVERY) * PERIOD_EVERY
+    traffic = [Traffic(labels[0], [Phase(0, TOTAL_PER_S, ok), Phase(start, TOTAL_PER_S, bad)])]
     traffic += [Traffic(extra, [Phase(0, TOTAL_PER_S, ok)]) for extra in labels[1:]]
-    horizon = max(minutes(a.long_s + a.for_s) for a in tickets) + 2
-    sim = Simulation(plan, traffic, horizon)
+    horizon = start + max(minutes(a.long_s + a.for_s) for a in tickets) + 2 * PERIOD_EVERY
+    sim = Simulation(plan, traffic, horizon, PERIOD_STEP, PERIOD_EVERY)
     key = tuple(labels[0].get(label, "") for label in plan.group_by)
     fired = [m for m in (sim.first_firing(a, key) for a in tickets) if m is not None]
     if not fired or any(sim.first_firing(a, key) is not None for a in pages):
         return None  # windows where no error ratio fires a ticket without a page
     # Check a little past the last ticket too, where a page would show if it fired.
-    checks = sorted({m for first in fired for m in (first - 1, first)} | {max(fired) + 30})
+    checks = sorted({m for first in fired for m in (first - PERIOD_EVERY, first)} | {max(fired) + PERIOD_EVERY})
+    # Days of errors over the budget's rate, on a Prometheus that holds only these days: a burn, not a
+    # spent period (the errors so far are a fraction of a whole period's budget).
+    budget = {a.name: [max(checks)] for a in plan.budget_alerts}
     return Scenario(
-        title=f"a slow burn{_who(plan, labels[0])} at {_bad(plan, bad)} "
-        f"({number(factor)}x the budget) fires the ticket alert at minute {min(fired)} and never pages",
+        title=f"a slow burn{_who(plan, labels[0])} at {_bad(plan, bad)} ({number(factor)}x the budget) from "
+        f"minute {start} fires the ticket alert at minute {min(fired)} and never pages"
+        + (" nor calls the budget spent" if budget else ""),
         traffic=traffic,
         length=max(checks),
-        alert_minutes={tickets[0].name: checks},
+        alert_minutes={tickets[0].name: checks, **budget},
         expr_minute=min(fired),
         expr_records=tuple(plan.sli_windows),
+        step=PERIOD_STEP,
+        every=PERIOD_EVERY,
     )
 
 
@@ -523,7 +687,7 @@ def _threshold_side(plan: SloPlan, ratio: Decimal) -> Scenario:
     length = hold + 3
     name = plan.threshold_alerts[0].name
     measure = plan.threshold_alerts[0].measure
-    shown = 1 - bad / TOTAL_PER_S if measure == "availability" else bad / TOTAL_PER_S
+    shown = 1 - bad / TOTAL_PER_S if plan.threshold_alerts[0].below else bad / TOTAL_PER_S
     sim = Simulation(plan, traffic, length)
     key = tuple(labels.get(label, "") for label in plan.group_by)
     fired = [m for m in (sim.first_firing(a, key) for a in plan.threshold_alerts) if m is not None]
@@ -643,25 +807,22 @@ def input_series(plan: SloPlan, sim: Simulation) -> list[dict]:
 def _recorded_inputs(plan: SloPlan, sim: Simulation, key: tuple) -> list[tuple[str, list[float | None]]]:
     """What an events or raw SLI's own queries record for one group, at every evaluation."""
     at = range(0, sim.length + 1, sim.every)
-    tile = _window_minutes(TILE_WINDOW)
+    tile = sim.units(parse_duration(TILE_WINDOW))
     if plan.total is None:
         found = [
-            (plan.sli_record(w), [sim.raw_ratio(_window_minutes(w), m, key) for m in at]) for w in plan.raw_windows
+            (plan.sli_record(w), [sim.raw_ratio(sim.units(parse_duration(w)), m, key) for m in at])
+            for w in plan.raw_windows
         ]
         if plan.derived_windows:
             found.append((plan.ratio_tile, [sim.raw_ratio(tile, m, key) for m in at]))
         return found
     found = []
     for role, signal in (("total", plan.total), ("bad", plan.bad)):
-        windows = [(signal.rate(w), _window_minutes(w)) for w in plan.raw_windows]
+        windows = [(signal.rate(w), sim.units(parse_duration(w))) for w in plan.raw_windows]
         if plan.derived_windows:
             windows.append((signal.tile, tile))
         found += [(record, [sim.rate(role, w, m, key) for m in at]) for record, w in windows]
     return found
-
-
-def _window_minutes(window: str) -> int:
-    return minutes(parse_duration(window))
 
 
 def expr_tests(plan: SloPlan, sim: Simulation, minute: int, records: tuple[str, ...]) -> list[dict]:
@@ -673,39 +834,49 @@ def expr_tests(plan: SloPlan, sim: Simulation, minute: int, records: tuple[str, 
             continue
         samples = []
         for key in sim.groups:
-            value = sim.ratio(_window_minutes(record), minute, key)
+            value = sim.ratio(sim.units(parse_duration(record)), minute, key)
             if value is not None:
                 samples.append((sim.sample_labels(key), value))
-        tests.append(_expr(plan.sli_record(record), plan, minute, samples))
+        tests.append(_expr(plan.sli_record(record), plan, minute, samples, sim.unit))
         if record == THRESHOLD_WINDOW:
             burn = [(labels, value / budget) for labels, value in samples]
-            tests.append(_expr("slo:current_burn_rate:ratio", plan, minute, burn))
+            tests.append(_expr("slo:current_burn_rate:ratio", plan, minute, burn, sim.unit))
     return tests
 
 
 def _period_tests(plan: SloPlan, sim: Simulation, minute: int, budget: float) -> list[dict]:
-    ratios = []
+    ratios, remaining, coverage = [], [], []
     for key in sim.groups:
         value = sim.period_ratio(minute, key)
         if value is not None:
             ratios.append((sim.sample_labels(key), value))
+            spent = sim.budget_spent(value, minute, key)
+            if spent is not None:
+                remaining.append((sim.sample_labels(key), 1 - spent))
+        if plan.coverage_clock is not None and (covered := sim.coverage(minute, key)) is not None:
+            coverage.append((sim.sample_labels(key), covered))
     constants = [
         ("slo:objective:ratio", float(number(plan.objective_ratio))),
         ("slo:error_budget:ratio", budget),
         ("slo:time_period:days", float(number(Decimal(plan.period_s) / 86400))),
     ]
     return [
-        _expr(plan.sli_record(plan.period), plan, minute, ratios),
-        _expr("slo:period_burn_rate:ratio", plan, minute, [(lb, v / budget) for lb, v in ratios]),
-        _expr("slo:period_error_budget_remaining:ratio", plan, minute, [(lb, 1 - v / budget) for lb, v in ratios]),
-        *(_expr(name, plan, minute, [(dict(plan.labels), value)]) for name, value in constants),
+        _expr(plan.sli_record(plan.period), plan, minute, ratios, sim.unit),
+        _expr("slo:period_burn_rate:ratio", plan, minute, [(lb, v / budget) for lb, v in ratios], sim.unit),
+        _expr("slo:period_error_budget_remaining:ratio", plan, minute, remaining, sim.unit),
+        *([_expr(COVERAGE_RECORD, plan, minute, coverage, sim.unit)] if plan.coverage_clock is not None else []),
+        *(_expr(name, plan, minute, [(dict(plan.labels), value)], sim.unit) for name, value in constants),
     ]
 
 
-def _expr(record: str, plan: SloPlan, minute: int, samples: list[tuple[dict, float]]) -> dict:
+def _eval_time(at: int, unit: int) -> str:
+    return format_duration(at * unit)
+
+
+def _expr(record: str, plan: SloPlan, minute: int, samples: list[tuple[dict, float]], unit: int = 60) -> dict:
     return {
         "expr": f"{record}{plan.selector}",
-        "eval_time": format_duration(minute * 60) if minute else "0s",
+        "eval_time": _eval_time(minute, unit),
         "exp_samples": [
             {"labels": series_text(record, labels), "value": value}
             for labels, value in sorted(samples, key=lambda s: sorted(s[0].items()))
@@ -714,16 +885,16 @@ def _expr(record: str, plan: SloPlan, minute: int, samples: list[tuple[dict, flo
 
 
 def test_group(plan: SloPlan, scenario: Scenario) -> dict:
-    sim = Simulation(plan, scenario.traffic, scenario.length, scenario.step, scenario.every)
+    sim = scenario.simulation(plan)
     spacing = scenario.every if plan.kind in RECORDED_INPUT_KINDS else scenario.step
     group: dict = {
         "name": f"{plan.service}/{plan.name}: {scenario.title}",
-        "interval": format_duration(spacing * 60),
+        "interval": format_duration(spacing * scenario.unit),
         "input_series": input_series(plan, sim),
     }
     alert_tests = [
         {
-            "eval_time": format_duration(minute * 60) if minute else "0s",
+            "eval_time": _eval_time(minute, scenario.unit),
             "alertname": name,
             "exp_alerts": sim.expected_alerts(name, minute),
         }
@@ -738,19 +909,19 @@ def test_group(plan: SloPlan, scenario: Scenario) -> dict:
 
 
 def test_files(plans: list[SloPlan], rules_path: str, group_order: list[str]) -> dict[int, dict]:
-    """promtool test files keyed by their evaluation interval (minutes)."""
+    """promtool test files keyed by their evaluation interval (seconds)."""
     groups: dict[int, list[dict]] = {}
     for plan in plans:
         try:
             for scenario in scenarios(plan):
-                groups.setdefault(scenario.every, []).append(test_group(plan, scenario))
+                groups.setdefault(scenario.every * scenario.unit, []).append(test_group(plan, scenario))
         except TestGenerationError as err:
             err.slo = plan.name
             raise
     return {
         every: {
             "rule_files": [rules_path],
-            "evaluation_interval": format_duration(every * 60),
+            "evaluation_interval": format_duration(every),
             # Record before alerting at each evaluation, so an alert reads the ratio
             # of the same instant (promtool's order is otherwise unspecified).
             "group_eval_order": group_order,

@@ -23,6 +23,8 @@ from decimal import Decimal
 
 from generator.durations import parse_duration
 from generator.plan import (
+    COVERAGE_LOOKBACK,
+    COVERAGE_RECORD,
     LONG_INTERVAL,
     THRESHOLD_WINDOW,
     TILE_INTERVAL,
@@ -86,6 +88,7 @@ def rule_file(plans: list[SloPlan]) -> RuleFile:
         (recording_rule(p.ratio_tile, f"{p.sli_record(TILE_WINDOW)}{p.selector}", p.labels), p.name)
         for p in ratio_tiled
     ]
+    tiles += coverage_rules(plans, signals)
     out.add(f"{service}-sli-tiles", tiles, TILE_INTERVAL)
     long = [
         (recording_rule(s.rate(w), f"avg_over_time({s.read(s.tile)}[{w}])", s.labels), used.owner)
@@ -124,6 +127,30 @@ def tile_sources(plans: list[SloPlan], signals: dict[Signal, SignalUse]) -> tupl
     return tiled, [p for p in plans if p.total is None and p.derived_windows]
 
 
+def coverage_rules(plans: list[SloPlan], signals: dict[Signal, SignalUse]) -> list[tuple[dict, str]]:
+    """Each period's clock (the timestamp of every tile it counts from), then each SLO's coverage:
+    the time since the oldest tile of the period, plus the 5 minutes that tile stands for."""
+    clocks: dict[tuple[str, str], tuple[dict, str]] = {}
+    coverage = []
+    tile_s = parse_duration(TILE_WINDOW)
+    for plan in plans:
+        if plan.coverage_clock is None:
+            continue
+        record, selector = plan.coverage_clock
+        if plan.total is None:
+            clock = recording_rule(record, f"timestamp({plan.ratio_tile}{plan.selector})", plan.labels), plan.name
+        else:
+            total = plan.total
+            clock = recording_rule(record, f"timestamp({total.read(total.tile)})", total.labels), signals[total].owner
+        clocks.setdefault(plan.coverage_clock, clock)
+        expr = (
+            f"clamp_max(\n  (time() - min_over_time({record}{selector}[{plan.period}]) + {tile_s})\n"
+            f"  / {plan.period_s},\n  1\n)"
+        )
+        coverage.append((recording_rule(COVERAGE_RECORD, expr, {**plan.strip_labels, **plan.labels}), plan.name))
+    return [*clocks.values(), *coverage]
+
+
 def _ratio_record(plan: SloPlan, window: str) -> dict:
     # The SLO's labels, not the shared rates': those say which selector read them, the SLO says it better.
     return recording_rule(plan.sli_record(window), plan.ratio_expr(window), {**plan.strip_labels, **plan.labels})
@@ -145,13 +172,17 @@ def meta_rules(plan: SloPlan) -> list[dict]:
     budget = number(plan.budget)
     period_ratio = f"{plan.sli_record(plan.period)}{plan.selector}"
     current = f"{plan.sli_record(THRESHOLD_WINDOW)}{plan.selector}"
+    # Errors so far against the budget of a whole period at the traffic seen (see COVERAGE_RECORD).
+    spent = period_ratio
+    if plan.coverage_clock is not None:
+        spent = f"{period_ratio} * last_over_time({COVERAGE_RECORD}{plan.selector}[{COVERAGE_LOOKBACK}])"
     records = [
         ("slo:objective:ratio", f"vector({number(plan.objective_ratio)})"),
         ("slo:error_budget:ratio", f"vector({budget})"),
         ("slo:time_period:days", f"vector({number(Decimal(plan.period_s) / 86400)})"),
         ("slo:current_burn_rate:ratio", f"{current} / {budget}"),
         ("slo:period_burn_rate:ratio", f"{period_ratio} / {budget}"),
-        ("slo:period_error_budget_remaining:ratio", f"1 - {period_ratio} / {budget}"),
+        ("slo:period_error_budget_remaining:ratio", f"1 - {spent} / {budget}"),
     ]
     return [{"record": name, "expr": expr, "labels": dict(plan.labels)} for name, expr in records]
 
@@ -162,10 +193,16 @@ def alert_rules(plan: SloPlan) -> list[dict]:
 
 def alert_rule(plan: SloPlan, alert: BurnAlert | ThresholdAlert | BudgetAlert) -> dict:
     if isinstance(alert, BurnAlert):
-        return burn_rule(plan, alert)
-    if isinstance(alert, ThresholdAlert):
-        return threshold_rule(plan, alert)
-    return budget_rule(plan, alert)
+        rule = burn_rule(plan, alert)
+    elif alert in plan.outage_alerts:
+        rule = threshold_rule(plan, alert, plan.outage_overrides, "outage")
+    elif isinstance(alert, ThresholdAlert):
+        rule = threshold_rule(plan, alert, plan.threshold_overrides, "threshold")
+    else:
+        rule = budget_rule(plan, alert)
+    if not alert.for_s:
+        del rule["for"]  # fires at the first evaluation that holds
+    return rule
 
 
 def links(plan: SloPlan, alert_name: str) -> dict[str, str]:
@@ -224,21 +261,18 @@ def burn_rule(plan: SloPlan, alert: BurnAlert) -> dict:
     }
 
 
-def threshold_rule(plan: SloPlan, alert: ThresholdAlert) -> dict:
+def threshold_rule(plan: SloPlan, alert: ThresholdAlert, overrides, text: str) -> dict:
     ratio = f"{plan.sli_record(THRESHOLD_WINDOW)}{plan.selector}"
-    if alert.measure == "availability":
-        expr = f"(1 - {ratio}) < {number(alert.ratio)}\n"
-    else:
-        expr = f"{ratio} > {number(alert.ratio)}\n"
-    labels, annotations = plan.threshold_overrides
+    expr = f"(1 - {ratio}) < {number(alert.ratio)}\n" if alert.below else f"{ratio} > {number(alert.ratio)}\n"
+    labels, annotations = overrides
     return {
         "alert": alert.name,
         "expr": expr,
         "for": alert.for_,
         "labels": {"severity": alert.severity, **plan.alert_labels, **labels},
         "annotations": {
-            "summary": alert_text("threshold_summary", plan, alert),
-            "description": alert_text("threshold_description", plan, alert),
+            "summary": alert_text(f"{text}_summary", plan, alert),
+            "description": alert_text(f"{text}_description", plan, alert),
             **links(plan, alert.name),
             **plan.alert_annotations,
             **annotations,

@@ -73,6 +73,7 @@ class Page:
     thresholds: tuple[ThresholdAlert, ...]
     budget: tuple[BudgetAlert, ...]
     families: tuple[Provider, ...]  # the file's model families, with who runs them
+    outage: bool = False  # the fast page: its threshold alert reads the SLI's bad share, not a panel band
 
     @property
     def path(self) -> str:
@@ -116,6 +117,7 @@ def pages(spec: SloFile, plans: list[SloPlan]) -> list[Page]:
                     thresholds=tuple(a for a in mine if isinstance(a, ThresholdAlert)),
                     budget=tuple(a for a in mine if isinstance(a, BudgetAlert)),
                     families=known,
+                    outage=any(a.name == name for a in plan.outage_alerts),
                 )
             )
     return found
@@ -300,6 +302,7 @@ def _environment() -> jinja2.Environment:
         LATENCY_MS=contract.LATENCY_MS,
         REQUESTS_TOTAL=contract.REQUESTS_TOTAL,
         ERRORS_TOTAL=contract.ERRORS_TOTAL,
+        guide_panels=guide_panels,
     )
     env.filters["placeholder"] = placeholder
     env.filters["number"] = number

@@ -317,12 +317,38 @@ class ThresholdAlert(Spec):
         default=None,
         description="Alert name; defaults to <alert_prefix><SloName>High (error rate) or ...Low (availability).",
     )
+    # A 5-minute blip keeps the 5m ratio across a band for up to 10 minutes (the blip, then the
+    # window it leaves): a shorter `for` turns every blip into an alert (a generated test proves it).
     for_: Duration = Field(
-        default="5m",
+        default="10m",
         alias="for",
-        description="How long the threshold must be crossed before the alert fires.",
+        description="How long the threshold must be crossed before the alert fires; the default 10m lets "
+        "a blip of up to 5 minutes pass (the outage alert pages on real outages within minutes).",
     )
     labels: Labels = Field(default={}, description="Extra labels on the threshold alerts.")
+    annotations: Annotations = Field(default={}, description="Extra annotations.")
+
+
+class OutageAlert(Spec):
+    """The fast page: most calls of a model fail (or are slow) right now, whatever the budget."""
+
+    disable: bool = Field(default=False, description="Generate no outage alert for this SLO.")
+    name: Annotated[str, AfterValidator(_alert_name)] | None = Field(
+        default=None, description="Alert name; defaults to <alert_prefix><SloName>Outage."
+    )
+    # Burn-rate pages need the long window to fill: a 99% SLO pages on its 1h/5m pair after
+    # about 9 minutes of total failure, a 95% one after 43. Above a quarter of bad events
+    # over 5 minutes, a full outage pages in under 2 minutes at a 15s scrape, while a
+    # 5-minute blip of 20% errors stays below it.
+    above: Percent = Field(
+        default=Decimal(25),
+        description="Share (%) of bad events (errors, or slow calls for latency) over the last 5m above which "
+        "the alert pages.",
+    )
+    for_: Duration = Field(
+        default="0m", alias="for", description="How long the share must stay above before the alert fires."
+    )
+    labels: Labels = Field(default={}, description="Extra labels on the alert.")
     annotations: Annotations = Field(default={}, description="Extra annotations.")
 
 
@@ -334,7 +360,7 @@ class BudgetAlert(Spec):
         default=None, description="Alert name; defaults to <alert_prefix><SloName>BudgetExhausted."
     )
     for_: Duration = Field(
-        default="5m", alias="for", description="How long the budget must stay spent before the alert fires."
+        default="0m", alias="for", description="How long the budget must stay spent before the alert fires."
     )
     labels: Labels = Field(default={}, description="Extra labels on the alert.")
     annotations: Annotations = Field(default={}, description="Extra annotations.")
@@ -350,7 +376,12 @@ class BurnWindow(Spec):
         description="Share of the period's error budget that, burnt within the long window, should alert. "
         "The burn-rate factor is derived: budget_percent/100 x period / long."
     )
-    for_: Duration = Field(alias="for", description="How long both windows must burn before the alert fires.")
+    for_: Duration = Field(
+        default="0m",
+        alias="for",
+        description="How long both windows must burn before the alert fires; the short window already "
+        "guards against blips, as in the SRE workbook and Sloth.",
+    )
 
 
 class Alerting(Spec):
@@ -379,6 +410,10 @@ class Alerting(Spec):
     budget_alert: BudgetAlert = Field(
         default_factory=BudgetAlert,
         description="Critical alert when the period's error budget is spent (the SLA is violated).",
+    )
+    outage_alert: OutageAlert = Field(
+        default_factory=OutageAlert,
+        description="Critical alert when a large share of calls fails right now (the fast page).",
     )
     windows: list[BurnWindow] | None = Field(
         default=None,

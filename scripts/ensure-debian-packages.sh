@@ -14,6 +14,6 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 else
   echo "missing: ${missing[*]}. Install them with: sudo apt-get install -y ${missing[*]}" >&2
-  echo "(or set MODELMON_PROMTOOL to a promtool binary)" >&2
+  echo "(or point MODELMON_PROMTOOL / MODELMON_AMTOOL at promtool / amtool binaries)" >&2
   exit 1
 fi

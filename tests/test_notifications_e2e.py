@@ -48,7 +48,9 @@ def test_outage_pages_with_links_and_recovery_resolves(project, tmp_path, timing
     assert page["labels"]["alertname"] == "E2eAvailabilityBudgetBurn"
     assert page["labels"]["slo"] == "availability" and page["labels"]["severity"] == "critical"
     assert page["labels"]["long_window"] == "2m" and page["labels"]["short_window"] == "1m"
-    assert page["annotations"]["runbook_url"] == "https://runbooks.example.org/modelmon/E2eAvailabilityBudgetBurn/"
+    assert page["annotations"]["runbook_url"] == (
+        f"https://runbooks.example.org/modelmon/E2eAvailabilityBudgetBurn/?model={BROKEN}"
+    )
     assert page["annotations"]["dashboard_url"] == f"https://grafana.example.org/d/e2e?var-model={BROKEN}"
     assert (root / "runbooks" / "E2eAvailabilityBudgetBurn.md").exists()
     assert {a["labels"]["model"] for a in hook.alerts()} == {BROKEN}, "a healthy model was notified"

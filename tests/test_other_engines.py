@@ -384,5 +384,5 @@ def test_vmalert_fires_the_same_alert_as_prometheus_for_the_same_outage(project,
     page = next(a for a in hook.alerts() if a["labels"].get("model") == BROKEN)
     assert page["receiver"] == "pages" and page["status"] == "firing"
     assert expected.items() <= page["labels"].items()
-    assert page["annotations"]["runbook_url"] == f"https://runbooks.example.org/modelmon/{ALERT}/"
+    assert page["annotations"]["runbook_url"] == f"https://runbooks.example.org/modelmon/{ALERT}/?model={BROKEN}"
     assert {a["labels"]["model"] for a in hook.alerts()} == {BROKEN}, "a healthy model was notified"

@@ -9,17 +9,20 @@ from pathlib import Path
 import yaml
 
 from generator import cli, promtool
+from generator.durations import parse_duration
 
 REPO = Path(__file__).resolve().parent.parent
 MAIN_TESTS = REPO / "prometheus" / "tests" / "models-monitoring.test.yml"
+PERIOD_TESTS = REPO / "prometheus" / "tests" / "models-monitoring.every-30m.test.yml"
+SCRAPE_TESTS = REPO / "prometheus" / "tests" / "models-monitoring.every-15s.test.yml"
 
 
 def groups_of(path: Path) -> list[dict]:
     return yaml.safe_load(path.read_text())["tests"]
 
 
-def group(title_start: str) -> dict:
-    return next(g for g in groups_of(MAIN_TESTS) if g["name"].startswith(title_start))
+def group(title_start: str, path: Path = MAIN_TESTS) -> dict:
+    return next(g for g in groups_of(path) if g["name"].startswith(title_start))
 
 
 def checks(test_group: dict, alertname: str) -> dict[str, list[dict]]:
@@ -28,33 +31,73 @@ def checks(test_group: dict, alertname: str) -> dict[str, list[dict]]:
 
 def test_generated_tests_of_the_shipped_specs_pass_with_real_promtool(capsys):
     assert cli.main(["--root", str(REPO), "test"]) == 0, capsys.readouterr().err
-    assert "test groups in 2 file(s) passed" in capsys.readouterr().out
+    assert "test groups in 3 file(s) passed" in capsys.readouterr().out
 
 
 def test_every_slo_has_every_scenario():
     titles = [g["name"] for g in groups_of(MAIN_TESTS)]
-    period = [g["name"] for g in groups_of(REPO / "prometheus/tests/models-monitoring.every-30m.test.yml")]
+    period = [g["name"] for g in groups_of(PERIOD_TESTS)]
+    scrape = [g["name"] for g in groups_of(SCRAPE_TESTS)]
     for slo in ("availability", "error-rate", "latency"):
         prefix = f"models-monitoring/{slo}: "
         outage = "a latency outage (every call over 5000 ms) of " if slo == "latency" else "a full outage of "
-        assert any(t.startswith(prefix + outage) for t in titles), slo
-        assert any(t.startswith(prefix + "a slow burn of ") and t.endswith("never pages") for t in titles), slo
+        assert any(t.startswith(prefix + outage) and "burn-rate page" in t for t in titles), slo
+        assert any(t.startswith(prefix + outage) and "every 15s pages through the outage alert" in t for t in scrape)
+        assert any(t.startswith(prefix + "on a Prometheus with 180 minutes of data") for t in titles), slo
+        assert any(t.startswith(prefix + "a 5-minute blip of 20% ") and t.endswith("fires nothing") for t in titles)
+        assert any(
+            t.startswith(prefix + "a slow burn of ") and t.endswith("never pages nor calls the budget spent")
+            for t in period
+        )
         assert any(t.startswith(prefix + "healthy traffic") and t.endswith("over the 30d period") for t in period)
+        assert any(t.startswith(prefix) and "the SLA-violated alert fires" in t for t in period), slo
     for slo, sides in (("availability", ("99.1%", "98.9%", "95.5%", "94.5%")), ("error-rate", ("4.5%", "5.5%"))):
         for side in sides:
             assert any(t.startswith(f"models-monitoring/{slo}: ") and f" of {side} of " in t for t in titles), side
 
 
-def test_page_alert_fires_eleven_minutes_into_a_full_outage_and_not_before():
-    # 1h ratio = minutes into the outage / 60, above 14.4% from minute 9; then for: 2m.
+def test_burn_rate_page_fires_nine_minutes_into_a_full_outage_and_not_before():
+    # 1h ratio = minutes into the outage / 60, above 14.4% from minute 9 (no `for`: the 5m window guards).
     outage = group("models-monitoring/availability: a full outage")
     at = checks(outage, "ModelAvailabilityBudgetBurn")
-    assert at["6h10m"] == []
-    [page] = at["6h11m"]
+    assert [a["exp_labels"]["long_window"] for a in at["6h8m"]] == ["3d"]  # the data holds only 6h: a ticket
+    pages = [a for a in at["6h9m"] if a["exp_labels"]["severity"] == "critical"]
+    [page] = pages
     assert page["exp_labels"]["model"] == "claude-3-5-sonnet-20241022"
     assert page["exp_labels"]["long_window"] == "1h"
-    assert page["exp_labels"]["severity"] == "critical"
-    assert page["exp_annotations"]["description"].startswith("The error ratio over the last 1h is 18.74%")
+    assert page["exp_annotations"]["description"].startswith("The error ratio over the last 1h is 15.43%")
+
+
+def test_a_model_failing_every_call_pages_within_three_minutes_at_the_shipped_scrape_interval():
+    """The shipped configuration scrapes every 15s: each SLO's outage alert pages in under 3 minutes."""
+    assert yaml.safe_load(SCRAPE_TESTS.read_text())["evaluation_interval"] == "15s"
+    for slo, alert in (
+        ("availability", "ModelAvailabilityOutage"),
+        ("error-rate", "ModelErrorRateOutage"),
+        ("latency", "ModelLatencyOutage"),
+    ):
+        fast = group(f"models-monitoring/{slo}: ", SCRAPE_TESTS)
+        assert fast["interval"] == "15s"
+        start = next(s for s in fast["input_series"] if "claude" in s["series"])
+        at = checks(fast, alert)
+        silent, firing = sorted(at, key=parse_duration)
+        assert at[silent] == [] and len(at[firing]) == 1, slo
+        assert parse_duration(firing) - parse_duration(silent) == 15
+        # The outage starts at minute 10 of the input (healthy before, every call bad after).
+        assert parse_duration(firing) - 600 <= 180, (slo, firing, start["series"])
+
+
+def test_a_fresh_prometheus_outage_pages_but_leaves_the_budget():
+    fresh = group("models-monitoring/availability: on a Prometheus with 180 minutes of data")
+    assert [t for t in checks(fresh, "ModelAvailabilityOutage")["32m"]]
+    assert all(alerts == [] for alerts in checks(fresh, "ModelAvailabilityBudgetExhausted").values())
+    expected = {t["expr"].split("{")[0]: t["exp_samples"] for t in fresh["promql_expr_test"]}
+    broken = next(s["value"] for s in expected["slo:period_error_budget_remaining:ratio"] if "claude" in s["labels"])
+    # 10 failing minutes of 180 is a 6% ratio over the data, -5.1 of the budget if it were the whole period;
+    # against a whole period of that traffic, 2.6% of the budget is used.
+    assert 0.97 < broken < 0.98
+    coverage = {s["value"] for s in expected["slo:period_coverage:ratio"]}
+    assert coverage == {(180 * 60 - 60 + 300) / (30 * 86400)}  # since the first tile (minute 1), plus its 5 minutes
 
 
 def test_outage_scenario_holds_a_model_without_error_series_and_an_idle_model():
@@ -70,12 +113,14 @@ def test_outage_scenario_holds_a_model_without_error_series_and_an_idle_model():
     assert "llama3.2" not in values  # idle: no traffic, no ratio, no alert
 
 
-def test_ticket_alert_fires_after_three_hours_of_slow_burn():
-    burn = group("models-monitoring/availability: a slow burn")
+def test_ticket_alert_fires_a_day_and_a_half_into_a_slow_burn_after_three_healthy_days():
+    # 0.5% errors for 3 days, then 1.5%: the 3d ratio crosses 1% after 36h (the 6h one long before).
+    burn = group("models-monitoring/availability: a slow burn", PERIOD_TESTS)
     at = checks(burn, "ModelAvailabilityBudgetBurn")
-    assert at["3h"] == []
-    assert [a["exp_labels"]["long_window"] for a in at["3h1m"]] == ["3d"]
+    assert at["4d12h"] == []
+    assert [a["exp_labels"]["long_window"] for a in at["4d12h30m"]] == ["3d"]
     assert {a["exp_labels"]["severity"] for alerts in at.values() for a in alerts} == {"warning"}
+    assert all(alerts == [] for alerts in checks(burn, "ModelAvailabilityBudgetExhausted").values())
 
 
 def mutated_project(tmp_path: Path, old: str, new: str, count: int = 1) -> Path:
@@ -89,17 +134,42 @@ def mutated_project(tmp_path: Path, old: str, new: str, count: int = 1) -> Path:
     return tmp_path
 
 
+FAST_PAGE = "    labels:\n      severity: critical\n      long_window: 1h\n"
+
+
 def test_a_slower_page_alert_fails_and_is_reported_in_plain_words(tmp_path, capsys):
-    root = mutated_project(tmp_path, "    for: 2m\n", "    for: 4m\n")
+    root = mutated_project(tmp_path, FAST_PAGE, "    for: 2m\n" + FAST_PAGE)
 
     assert cli.main(["--root", str(root), "test"]) == cli.EXIT_TESTS
 
     err = capsys.readouterr().err
     assert "FAILED models-monitoring/availability: a full outage of claude-3-5-sonnet-20241022" in err
-    assert "alert ModelAvailabilityBudgetBurn at 6h11m: expected" in err
-    assert "but got nothing (no firing alert, no sample)" in err
-    assert "promtool: 1 of 14 test groups failed" in err
-    assert "test groups failed" in err
+    assert "alert ModelAvailabilityBudgetBurn at 6h9m: expected" in err
+    assert f"promtool: 1 of {len(groups_of(MAIN_TESTS))} test groups failed" in err
+
+
+def test_a_shorter_threshold_delay_fails_the_blip_scenario(tmp_path):
+    """The threshold alerts' 10m `for` is there for the blip: at 5m, 5 minutes of 20% errors would alert."""
+    root = mutated_project(tmp_path, "    for: 10m\n", "    for: 5m\n", count=4)
+
+    ok, failures, _ = promtool.test_rules([Path("prometheus/tests/models-monitoring.test.yml")], cwd=root)
+
+    assert not ok
+    assert any(g.startswith("models-monitoring/availability: a 5-minute blip") for g in {f.group for f in failures})
+
+
+def test_a_budget_stated_against_the_covered_hours_alone_fails_the_fresh_prometheus_scenario(tmp_path):
+    """Without the coverage the period's budget of a Prometheus 3 hours old is the budget of 3 hours."""
+    coverage = ' * last_over_time(slo:period_coverage:ratio{service="models-monitoring",slo="availability"}[15m])'
+    root = mutated_project(tmp_path, coverage, "")
+
+    ok, failures, _ = promtool.test_rules([Path("prometheus/tests/models-monitoring.test.yml")], cwd=root)
+
+    assert not ok
+    groups = {f.group for f in failures}
+    assert any(g.startswith("models-monitoring/availability: on a Prometheus with 180 minutes") for g in groups)
+    details = "\n".join(line for f in failures for line in f.details)
+    assert "ModelAvailabilityBudgetExhausted" in details, details
 
 
 def test_dropping_the_missing_error_series_guard_fails(tmp_path):
@@ -124,9 +194,10 @@ def test_long_windows_averaging_the_wrong_rate_fail(tmp_path):
     assert not ok
     groups = {f.group for f in failures}
     assert any(g.startswith("models-monitoring/availability: a full outage") for g in groups), groups
-    # The slow page (6h/30m) and the long ratios the slow burn states, not the 1h/5m page.
+    # The long windows: the 3d ticket misses its minute and the period's ratio is off; not the 1h/5m page.
     details = "\n".join(line for f in failures for line in f.details)
-    assert "slo:sli_error:ratio_rate6h" in details, details
+    assert "alert ModelAvailabilityBudgetBurn at 6h8m: expected" in details, details
+    assert "query slo:sli_error:ratio_rate30d" in details, details
 
 
 def test_a_wrong_threshold_fails_the_threshold_scenarios(tmp_path):

@@ -127,6 +127,10 @@ def test_raw_counters_are_read_only_by_windows_under_six_hours(compiled):
         "model:model_errors:rate5m_tile",
         "model:model_latency_ms_count:rate5m_tile",
         "model:model_latency_ms_bucket:rate5m_tile",
+        # The clocks of the coverage: one per total the SLOs count calls with, then each SLO's coverage.
+        "model:model_requests:rate5m_tile_timestamp",
+        "model:model_latency_ms_count:rate5m_tile_timestamp",
+        *["slo:period_coverage:ratio"] * 2,
     ]
     for rule in group(compiled, "sli-long")["rules"]:
         assert not raw.search(rule["expr"]), rule["expr"]
@@ -191,7 +195,7 @@ def test_burn_rate_alert_requires_both_windows_above_factor_times_budget(compile
     long = f"slo:sli_error:ratio_rate1h{selector} > 0.144"
     short = f"slo:sli_error:ratio_rate5m{selector} > 0.144"
     assert page["expr"] == f"(\n  {long}\n)\nand\n(\n  {short}\n)\n"
-    assert page["for"] == "2m"
+    assert "for" not in page  # the short window is the guard, as in Sloth
     assert page["labels"] == {"severity": "critical", "long_window": "1h", "short_window": "5m"}
 
 
@@ -204,7 +208,7 @@ def test_latency_thresholds_use_the_28_day_factors(compiled):
 def test_pages_are_critical_and_tickets_are_warnings(compiled):
     rules = [r for r in alerts(rules_of(compiled), "availability") if "long_window" in r["labels"]]
     assert [r["labels"]["severity"] for r in rules] == ["critical", "critical", "warning", "warning"]
-    assert [r["for"] for r in rules] == ["2m", "15m", "1h", "3h"]
+    assert [r.get("for") for r in rules] == [None] * 4
 
 
 def test_alert_annotations_carry_live_value_and_runbook_link(compiled):
@@ -225,7 +229,31 @@ def test_availability_threshold_alerts_follow_the_guide(compiled):
         ("ModelAvailabilityLow", "warning", f"(1 - {ratio}) < 0.99"),
         ("ModelAvailabilityLow", "critical", f"(1 - {ratio}) < 0.95"),
     ]
-    assert {r["for"] for r in rules} == {"5m"}
+    assert {r["for"] for r in rules} == {"10m"}  # a 5-minute blip passes: the blip scenario proves it
+
+
+def test_outage_alert_pages_at_once_when_a_quarter_of_calls_fail(compiled):
+    [outage] = [r for r in alerts(rules_of(compiled), "availability") if r["alert"] == "ModelAvailabilityOutage"]
+    assert outage["expr"] == 'slo:sli_error:ratio_rate5m{service="models-monitoring",slo="availability"} > 0.25\n'
+    assert "for" not in outage
+    assert outage["labels"] == {"severity": "critical"}
+    assert outage["annotations"]["summary"] == (
+        "{{ $labels.model }}: outage: error rate above 25% over the last 5m (availability SLO of models-monitoring)"
+    )
+    [slow] = [r for r in alerts(rules_of(compiled), "latency") if r["alert"] == "ModelLatencyOutage"]
+    assert slow["annotations"]["summary"].startswith("{{ $labels.model }}: outage: slow calls above 25%")
+
+
+def test_coverage_is_the_time_since_the_oldest_tile_of_the_period(compiled):
+    [coverage, *_] = records(compiled, "sli-tiles")["slo:period_coverage:ratio"]
+    assert coverage["expr"] == (
+        "clamp_max(\n  (time() - min_over_time("
+        'model:model_requests:rate5m_tile_timestamp{service="models-monitoring"}[30d]) + 300)\n'
+        "  / 2592000,\n  1\n)\n"
+    )
+    assert coverage["labels"] == {"service": "models-monitoring", "slo": "availability", "team": "ml-platform"}
+    [clock] = records(compiled, "sli-tiles")["model:model_requests:rate5m_tile_timestamp"]
+    assert clock["expr"] == 'timestamp(model:model_requests:rate5m_tile{service="models-monitoring"})\n'
 
 
 def test_error_rate_threshold_alerts_fire_above_five_and_ten_percent(project):
@@ -287,7 +315,8 @@ def test_meta_rules_hold_objective_budget_and_remaining_budget(compiled):
         "slo:time_period:days": "vector(30)",
         "slo:current_burn_rate:ratio": f"slo:sli_error:ratio_rate5m{selector} / 0.01",
         "slo:period_burn_rate:ratio": f"slo:sli_error:ratio_rate30d{selector} / 0.01",
-        "slo:period_error_budget_remaining:ratio": f"1 - slo:sli_error:ratio_rate30d{selector} / 0.01",
+        "slo:period_error_budget_remaining:ratio": f"1 - slo:sli_error:ratio_rate30d{selector}"
+        f" * last_over_time(slo:period_coverage:ratio{selector}[15m]) / 0.01",
     }
     for rule in meta["rules"]:
         assert rule["labels"] == {"service": "models-monitoring", "slo": "availability", "team": "ml-platform"}
@@ -313,6 +342,7 @@ def test_page_and_ticket_can_be_disabled(project):
     assert [(r["alert"], r["labels"]["severity"]) for r in rules] == [
         ("SvcAvailabilityBudgetBurn", "warning"),
         ("SvcAvailabilityBudgetBurn", "warning"),
+        ("SvcAvailabilityOutage", "critical"),
         ("SvcAvailabilityBudgetExhausted", "critical"),
     ]
 
@@ -454,6 +484,12 @@ def test_the_same_metric_read_with_and_without_a_selector_stays_apart(project, c
         ("model:model_requests:rate5m_tile", None): 'model:model_requests:rate5m{service="svc",sli_selector=""}\n',
         ("model:model_requests:rate5m_tile", 'model=~"claude.*"'): (
             'model:model_requests:rate5m{service="svc",sli_selector="model=~\\"claude.*\\""}\n'
+        ),
+        ("model:model_requests:rate5m_tile_timestamp", None): (
+            'timestamp(model:model_requests:rate5m_tile{service="svc",sli_selector=""})\n'
+        ),
+        ("model:model_requests:rate5m_tile_timestamp", 'model=~"claude.*"'): (
+            'timestamp(model:model_requests:rate5m_tile{service="svc",sli_selector="model=~\\"claude.*\\""})\n'
         ),
     }
     assert cli.main(["--root", str(root), "build"]) == 0

@@ -123,14 +123,15 @@ def test_sloth_summary_annotation_replaces_the_generated_one(sloth_project):
 
 
 def test_sloth_file_alerts_on_real_http_counters_in_promtool(sloth_project, tmp_path):
-    """Raw request counters in, the page alert out: 1 in 11 requests fails (9%), far above 1.44%."""
+    """Raw request counters in, the burn-rate alerts out: 1 in 11 requests fails (9%), far above 1.44%."""
     ok_per_min, bad_per_min = 600.0, 60.0
     ok = [ok_per_min * m for m in range(31)]
     bad = [bad_per_min * m for m in range(31)]
     total = [a + b for a, b in zip(ok, bad, strict=True)]
     ratio = promsim.rate(bad, 3, 5) / (promsim.rate(ok, 3, 5) + promsim.rate(bad, 3, 5))
-    long_ratio = promsim.rate(bad, 3, 60) / (promsim.rate(ok, 3, 60) + promsim.rate(bad, 3, 60))
-    page = alert_rules(sloth_project)[0]
+    # At minute 1 every window holds the same minute of traffic (1 in 11 fails): every pair fires.
+    first = promsim.rate(bad, 1, 5) / (promsim.rate(ok, 1, 5) + promsim.rate(bad, 1, 5))
+    burns = [r for r in alert_rules(sloth_project) if r["alert"] == "MyServiceHighErrorRate"]
     sample = SLO_LABELS
     tests = [
         {
@@ -160,18 +161,18 @@ def test_sloth_file_alerts_on_real_http_counters_in_promtool(sloth_project, tmp_
                 }
             ],
             "alert_rule_test": [
-                # True from minute 1 (two samples), pending for 2m: silent at 2m, firing at 3m.
-                {"eval_time": "2m", "alertname": "MyServiceHighErrorRate", "exp_alerts": []},
+                # One sample at minute 0: no rate, silent. True from minute 1 (two samples), and no
+                # `for` (as in Sloth): firing at once.
+                {"eval_time": "0m", "alertname": "MyServiceHighErrorRate", "exp_alerts": []},
                 {
-                    "eval_time": "3m",
+                    "eval_time": "1m",
                     "alertname": "MyServiceHighErrorRate",
                     "exp_alerts": [
                         {
-                            "exp_labels": {**sample, **page["labels"]},
-                            "exp_annotations": {
-                                k: render(v, sample, long_ratio) for k, v in page["annotations"].items()
-                            },
+                            "exp_labels": {**sample, **rule["labels"]},
+                            "exp_annotations": {k: render(v, sample, first) for k, v in rule["annotations"].items()},
                         }
+                        for rule in burns
                     ],
                 },
             ],

@@ -74,7 +74,7 @@ WINDOW_MESSAGE = "must contain the {{.window}} placeholder where the range goes"
 RESERVED = "label {!r} is set by modelmon on every generated series; choose another name"
 WHOLE_MINUTES = "must be whole minutes (got {}): the generated tests evaluate rules once a minute"
 TOO_SHORT = "window {} is shorter than twice the scrape interval ({}): rate() would see fewer than two samples"
-SUPPORTED = "use {{ $labels.NAME }}, {{ $value }} and {{ $value | humanizePercentage }}"
+SUPPORTED = "use {{ $labels.NAME }}, {{ $labels.NAME | urlquery }}, {{ $value }} and {{ $value | humanizePercentage }}"
 
 
 def test_position_helper_counts_lines_and_columns_from_one():
@@ -395,7 +395,8 @@ def test_checks_across_files_judge_the_parts_of_each_file_that_validated(tmp_pat
         "slos/alpha.yaml",
         f"slos/beta.yaml:{at(beta, 'name: SharedBudgetBurn')}: slos[0].alerting: "
         "alert name 'SharedBudgetBurn' is already used by SLO 'errors' (slos/alpha.yaml, slos[1]); "
-        "set alerting.name, alerting.threshold_alert.name or alerting.budget_alert.name to tell them apart",
+        "set alerting.name, alerting.threshold_alert.name, alerting.outage_alert.name or alerting.budget_alert.name "
+        "to tell them apart",
         f"slos/beta.yaml:{at(beta, 'model=')}: slos[1].sli.availability.selector: no test value for label 'model' "
         "satisfies the selector; use matchers that a plain value can satisfy",
     ]
@@ -544,7 +545,8 @@ def test_alert_name_shared_by_two_slos_of_a_file_is_reported_on_the_second(tmp_p
     assert errors_in(tmp_path, text) == [
         f"slos/x.yaml:{at(text, 'name: SvcBudgetBurn', occurrence=2)}: slos[1].alerting: "
         "alert name 'SvcBudgetBurn' is already used by SLO 'availability' (slos/x.yaml, slos[0]); "
-        "set alerting.name, alerting.threshold_alert.name or alerting.budget_alert.name to tell them apart"
+        "set alerting.name, alerting.threshold_alert.name, alerting.outage_alert.name or alerting.budget_alert.name "
+        "to tell them apart"
     ]
 
 
@@ -570,10 +572,16 @@ def test_default_alert_names_that_collide_are_reported(tmp_path):
     assert errors_in(tmp_path, text) == [
         f"slos/x.yaml:{at(text, 'name: api_x')}: slos[1].alerting: "
         "alert name 'SvcApiXBudgetBurn' is already used by SLO 'api-x' (slos/x.yaml, slos[0]); "
-        "set alerting.name, alerting.threshold_alert.name or alerting.budget_alert.name to tell them apart",
+        "set alerting.name, alerting.threshold_alert.name, alerting.outage_alert.name or alerting.budget_alert.name "
+        "to tell them apart",
         f"slos/x.yaml:{at(text, 'name: api_x')}: slos[1].alerting: "
         "alert name 'SvcApiXBudgetExhausted' is already used by SLO 'api-x' (slos/x.yaml, slos[0]); "
-        "set alerting.name, alerting.threshold_alert.name or alerting.budget_alert.name to tell them apart",
+        "set alerting.name, alerting.threshold_alert.name, alerting.outage_alert.name or alerting.budget_alert.name "
+        "to tell them apart",
+        f"slos/x.yaml:{at(text, 'name: api_x')}: slos[1].alerting: "
+        "alert name 'SvcApiXOutage' is already used by SLO 'api-x' (slos/x.yaml, slos[0]); "
+        "set alerting.name, alerting.threshold_alert.name, alerting.outage_alert.name or alerting.budget_alert.name "
+        "to tell them apart",
     ]
 
 
@@ -601,7 +609,8 @@ def test_alert_name_shared_across_two_files_names_the_other_file(tmp_path):
     assert errors_of(root) == [
         f"slos/beta.yaml:{at(beta, 'name: RequestsBudgetBurn')}: slos[0].alerting: "
         "alert name 'RequestsBudgetBurn' is already used by SLO 'requests' (slos/alpha.yaml, slos[0]); "
-        "set alerting.name, alerting.threshold_alert.name or alerting.budget_alert.name to tell them apart"
+        "set alerting.name, alerting.threshold_alert.name, alerting.outage_alert.name or alerting.budget_alert.name "
+        "to tell them apart"
     ]
 
 
