@@ -13,16 +13,20 @@ from __future__ import annotations
 
 from generator.durations import parse_duration
 from generator.plan import TILE_INTERVAL, TILE_WINDOW, SloPlan
-from generator.rules import file_signals, recording_rule, tile_sources
+from generator.rules import clock_rule, coverage_clocks, file_signals, recording_rule, tile_sources
 
 
 def tile_groups(plans_by_service: dict[str, list[SloPlan]]) -> list[dict]:
-    """One group per service with every tile its long windows average, each computed from raw data."""
+    """One group per service with every tile its long windows average, and the clocks that date them
+    (what the period's coverage counts from), each computed from raw data."""
     groups = []
     for service, plans in plans_by_service.items():
         signals, ratio_tiled = tile_sources(plans, file_signals(plans))
         rules = [recording_rule(s.tile, s.expr(TILE_WINDOW, raw=True), s.labels) for s in signals]
         rules += [recording_rule(p.ratio_tile, p.error_ratio_expr(TILE_WINDOW), p.labels) for p in ratio_tiled]
+        for plan in coverage_clocks(plans).values():
+            tile = plan.error_ratio_expr(TILE_WINDOW) if plan.total is None else plan.total.expr(TILE_WINDOW, raw=True)
+            rules.append(clock_rule(plan, tile))
         if rules:
             groups.append({"name": f"{service}-sli-tiles-backfill", "interval": TILE_INTERVAL, "rules": rules})
     return groups

@@ -127,28 +127,42 @@ def tile_sources(plans: list[SloPlan], signals: dict[Signal, SignalUse]) -> tupl
     return tiled, [p for p in plans if p.total is None and p.derived_windows]
 
 
+def coverage_clocks(plans: list[SloPlan]) -> dict[tuple[str, str], SloPlan]:
+    """Each clock the file's coverages read, (record, selector) -> the first SLO that reads it."""
+    found: dict[tuple[str, str], SloPlan] = {}
+    for plan in plans:
+        if plan.coverage_clock is not None:
+            found.setdefault(plan.coverage_clock, plan)
+    return found
+
+
+def clock_rule(plan: SloPlan, tile: str) -> dict:
+    """The clock of `plan`'s coverage: the timestamp of `tile` (its tile, or the query that records it)."""
+    labels = plan.labels if plan.total is None else plan.total.labels
+    return recording_rule(plan.coverage_clock[0], f"timestamp({tile})", labels)
+
+
 def coverage_rules(plans: list[SloPlan], signals: dict[Signal, SignalUse]) -> list[tuple[dict, str]]:
     """Each period's clock (the timestamp of every tile it counts from), then each SLO's coverage:
     the time since the oldest tile of the period, plus the 5 minutes that tile stands for."""
-    clocks: dict[tuple[str, str], tuple[dict, str]] = {}
+    clocks = []
+    for plan in coverage_clocks(plans).values():
+        if plan.total is None:
+            clocks.append((clock_rule(plan, f"{plan.ratio_tile}{plan.selector}"), plan.name))
+        else:
+            clocks.append((clock_rule(plan, plan.total.read(plan.total.tile)), signals[plan.total].owner))
     coverage = []
     tile_s = parse_duration(TILE_WINDOW)
     for plan in plans:
         if plan.coverage_clock is None:
             continue
         record, selector = plan.coverage_clock
-        if plan.total is None:
-            clock = recording_rule(record, f"timestamp({plan.ratio_tile}{plan.selector})", plan.labels), plan.name
-        else:
-            total = plan.total
-            clock = recording_rule(record, f"timestamp({total.read(total.tile)})", total.labels), signals[total].owner
-        clocks.setdefault(plan.coverage_clock, clock)
         expr = (
             f"clamp_max(\n  (time() - min_over_time({record}{selector}[{plan.period}]) + {tile_s})\n"
             f"  / {plan.period_s},\n  1\n)"
         )
         coverage.append((recording_rule(COVERAGE_RECORD, expr, {**plan.strip_labels, **plan.labels}), plan.name))
-    return [*clocks.values(), *coverage]
+    return [*clocks, *coverage]
 
 
 def _ratio_record(plan: SloPlan, window: str) -> dict:

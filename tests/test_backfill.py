@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from generator import backfill, build, cli, promtool
-from generator.plan import plan_file
+from generator.plan import COVERAGE_RECORD, plan_file
 from stack import processes
 from tests.test_sloth import SLOTH_EXAMPLE
 
@@ -61,12 +61,14 @@ def models_only(tmp_path: Path) -> Path:
 
 
 def live_tiles(compiled: build.Compiled) -> dict[str, dict]:
+    """The tiles and their clocks; the coverage is computed live, from the clocks."""
     return {
         rule["record"]: rule["labels"]
         for rules in compiled.rules.values()
         for group in rules.groups
         if group["name"].endswith("-sli-tiles")
         for rule in group["rules"]
+        if rule["record"] != COVERAGE_RECORD
     }
 
 
@@ -102,7 +104,7 @@ def test_backfilled_tiles_fill_a_day_with_the_exact_rates(models_only, tmp_path,
         code = cli.main([*args, "--start", str(end - 86400), "--end", str(end)])
         out = capsys.readouterr()
         assert code == 0, out.err
-    assert "block(s) of 4 tile series" in out.out
+    assert "block(s) of 6 tile series" in out.out  # 4 tiles, the 2 clocks of the coverage
     new = [b for b in blocks.iterdir() if (b / "meta.json").exists()]
     assert new
     for block in new:
@@ -127,6 +129,11 @@ def test_backfilled_tiles_fill_a_day_with_the_exact_rates(models_only, tmp_path,
         # the rate by an ulp in about 2 % of runs (4.000000000000001): the rate is right, its last bit is not fixed.
         requests = at_end('model:model_requests:rate5m_tile{service="models-monitoring"}')
         assert requests == pytest.approx({"a": 10.0, "b": 4.0}, rel=1e-12)
+        # Each clock holds its tile's time: the live coverage counts the backfilled day (its oldest
+        # tile within the first 5 minutes of it), not just the minutes since the rules were loaded.
+        oldest = at_end('min_over_time(model:model_requests:rate5m_tile_timestamp{service="models-monitoring"}[1d])')
+        assert set(oldest) == {"a", "b"}
+        assert all(end - 86400 <= t < end - 86400 + 300 for t in oldest.values()), (end, oldest)
         # The guard: b has no error series, its error tiles are 0, not missing.
         errors = 'avg_over_time(model:model_errors:rate5m_tile{service="models-monitoring"}[1d])'
         assert at_end(errors) == pytest.approx({"a": 0.1, "b": 0.0}, abs=1e-12)
