@@ -8,6 +8,7 @@ from generator.plan import (
     DEFAULT_WINDOWS,
     SELECTOR_LABEL,
     THRESHOLD_WINDOW,
+    number,
     plan_file,
 )
 from generator.promtool_tests import TestGenerationError, series_labels
@@ -282,9 +283,42 @@ def _check_alerting(item: LoadedSpec, i: int, slo: Slo) -> list[SpecError]:
         ("page_alert",): alerting.page_alert.labels,
         ("ticket_alert",): alerting.ticket_alert.labels,
         ("threshold_alert",): alerting.threshold_alert.labels,
+        ("outage_alert",): alerting.outage_alert.labels,
     }
     for sub, labels in label_blocks.items():
         for key in labels:
             if key in RESERVED_ALERT_LABELS or key in RESERVED_LABELS:
                 errors.append(at.error((*base, *sub, "labels", key), _reserved(key), at_key=True))
-    return errors
+    return errors + _check_outage(item, i, slo)
+
+
+def _check_outage(item: LoadedSpec, i: int, slo: Slo) -> list[SpecError]:
+    """The outage alert must mean an outage: more bad calls than the SLO allows, and than its red band."""
+    outage = slo.alerting.outage_alert
+    if outage.disable:
+        return []
+    path = ("slos", i, "alerting", "outage_alert", "above")
+    budget = 100 - slo.objective
+    if outage.above <= budget:
+        return [
+            item.positions.error(
+                path,
+                f"must be above the {number(budget)}% of bad calls the {number(slo.objective)}% objective allows "
+                f"(got {number(outage.above)}): it would page while the SLO is met",
+            )
+        ]
+    block = slo.sli.availability or slo.sli.error_rate
+    if block is None or slo.alerting.threshold_alert.disable:
+        return []
+    critical = getattr(block, "critical_above", None)
+    if critical is None and getattr(block, "critical_below", None) is not None:
+        critical = 100 - block.critical_below
+    if critical is not None and outage.above <= critical:
+        return [
+            item.positions.error(
+                path,
+                f"must be above the critical threshold's {number(critical)}% of failing calls (got "
+                f"{number(outage.above)}): the outage alert is the page for what is worse than the red band",
+            )
+        ]
+    return []

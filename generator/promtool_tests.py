@@ -426,7 +426,17 @@ def healthy_ratio(plan: SloPlan) -> float:
 
 def scenarios(plan: SloPlan) -> list[Scenario]:
     found = [healthy_period(plan)]
-    steps = (budget_spent, fast_page, full_outage, fresh_outage, blip, slow_burn, *threshold_scenarios(plan))
+    steps = (
+        budget_spent,
+        fast_page,
+        scraped_blip,
+        full_outage,
+        fresh_outage,
+        fresh_burn,
+        blip,
+        slow_burn,
+        *threshold_scenarios(plan),
+    )
     for build in steps:
         scenario = build(plan)
         if scenario is not None:
@@ -594,8 +604,72 @@ def fresh_outage(plan: SloPlan) -> Scenario | None:
     )
 
 
+def fresh_burn(plan: SloPlan) -> Scenario | None:
+    """Three days of errors at 4x the budget's rate on a Prometheus that holds just those days: the
+    period's error ratio is 4x the budget, yet only 40 % of a whole period's budget is used."""
+    if not plan.budget_alerts:
+        return None
+    alert = plan.budget_alerts[0]
+    share = min(FRESH_BURN * plan.budget, Decimal(1))
+    labels = series_labels(plan, 1)[0]
+    traffic = [Traffic(labels, [Phase(0, TOTAL_PER_S, errors_per_s(share))])]
+    length = 3 * 1440
+    sim = Simulation(plan, traffic, length, PERIOD_STEP, PERIOD_EVERY)
+    fired = sim.first_firing(alert, tuple(labels.get(g, "") for g in plan.group_by))
+    outcome = f"fires the SLA-violated alert at minute {fired}" if fired is not None else "no SLA-violated alert"
+    return Scenario(
+        title=f"on a Prometheus with 3 days of data, {_bad(plan, errors_per_s(share))} ({number(FRESH_BURN)}x the "
+        f"budget){_who(plan, labels)} from the first minute use part of the {plan.period} budget: {outcome}",
+        traffic=traffic,
+        length=length,
+        alert_minutes={alert.name: [PERIOD_EVERY, length // 2 // PERIOD_EVERY * PERIOD_EVERY, length]},
+        expr_minute=length,
+        expr_records=("period",),
+        step=PERIOD_STEP,
+        every=PERIOD_EVERY,
+    )
+
+
+# The issue's first-period example: a 99% SLO at 4% errors for three days read -300% of its budget.
+FRESH_BURN = Decimal(4)
+
 # The blip every alert must ride out: a few minutes of errors that no one should be woken for.
 BLIP_RATIO, BLIP_MINUTES = Decimal("0.2"), 5
+
+
+def scraped_blip(plan: SloPlan) -> Scenario | None:
+    """The blip at the spec's scrape interval, where the 5m ratio moves every scrape: the alerts on it
+    (thresholds, outage) are checked at every evaluation from the first that a `for` allows to fire.
+    The burn-rate alerts ride it out after hours of history (`blip`), which this short one lacks."""
+    watched = [*plan.threshold_alerts, *plan.outage_alerts]
+    if not watched:
+        return None
+    unit = math.gcd(plan.scrape_s, 60)
+    per_minute = 60 // unit
+    start = 10 * per_minute
+    ok = errors_per_s(healthy_ratio(plan))
+    bad = errors_per_s(BLIP_RATIO)
+    labels = series_labels(plan, 1)[0]
+    end = start + BLIP_MINUTES * per_minute
+    traffic = [
+        Traffic(labels, [Phase(0, TOTAL_PER_S, ok), Phase(start, TOTAL_PER_S, bad), Phase(end, TOTAL_PER_S, ok)])
+    ]
+    hold = max(a.for_s for a in watched) // unit
+    # After the blip the 5m ratio needs 5 minutes to fall back; any alert on it shows by then plus its `for`.
+    length = end + 5 * per_minute + hold + per_minute
+    sim = Simulation(plan, traffic, length, unit=unit)
+    key = tuple(labels.get(g, "") for g in plan.group_by)
+    fired = sorted({a.name for a in watched if sim.first_firing(a, key) is not None})
+    outcome = f"fires {', '.join(fired)}" if fired else "fires no threshold or outage alert"
+    first = start + min(a.for_s for a in watched) // unit
+    return Scenario(
+        title=f"a {BLIP_MINUTES}-minute blip of {_bad(plan, bad)}{_who(plan, labels)} scraped every "
+        f"{format_duration(unit)} {outcome}",
+        traffic=traffic,
+        length=length,
+        alert_minutes={name: list(range(first, length + 1)) for name in dict.fromkeys(a.name for a in watched)},
+        unit=unit,
+    )
 
 
 def blip(plan: SloPlan) -> Scenario:

@@ -337,7 +337,7 @@ class OutageAlert(Spec):
         default=None, description="Alert name; defaults to <alert_prefix><SloName>Outage."
     )
     # Burn-rate pages need the long window to fill: a 99% SLO pages on its 1h/5m pair after
-    # about 9 minutes of total failure, a 95% one after 43. Above a quarter of bad events
+    # about 9 minutes of total failure, a 95% one after 44. Above a quarter of bad events
     # over 5 minutes, a full outage pages in under 2 minutes at a 15s scrape, while a
     # 5-minute blip of 20% errors stays below it.
     above: Percent = Field(

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from generator import cli, promtool
+from generator import build, cli, promtool
 from generator.durations import parse_duration
+from generator.gotemplate import render
 
 REPO = Path(__file__).resolve().parent.parent
 MAIN_TESTS = REPO / "prometheus" / "tests" / "models-monitoring.test.yml"
@@ -51,6 +52,12 @@ def test_every_slo_has_every_scenario():
         )
         assert any(t.startswith(prefix + "healthy traffic") and t.endswith("over the 30d period") for t in period)
         assert any(t.startswith(prefix) and "the SLA-violated alert fires" in t for t in period), slo
+        fresh = prefix + "on a Prometheus with 3 days of data, "
+        assert any(t.startswith(fresh) and t.endswith(": no SLA-violated alert") for t in period), slo
+        assert any(
+            t.startswith(prefix + "a 5-minute blip") and t.endswith("fires no threshold or outage alert")
+            for t in scrape
+        )
     for slo, sides in (("availability", ("99.1%", "98.9%", "95.5%", "94.5%")), ("error-rate", ("4.5%", "5.5%"))):
         for side in sides:
             assert any(t.startswith(f"models-monitoring/{slo}: ") and f" of {side} of " in t for t in titles), side
@@ -210,3 +217,78 @@ def test_a_wrong_threshold_fails_the_threshold_scenarios(tmp_path):
     assert {f.group for f in failures} == {
         "models-monitoring/availability: availability of 98.9% of claude-3-5-sonnet-20241022 fires warning",
     }
+
+
+COVERED = """
+version: modelmon/v1
+service: covered
+slos:
+  - name: availability
+    objective: 99
+    period: 12h
+    sli: {availability: {}}
+    alerting:
+      windows:
+        - {severity: page, long: 1h, short: 5m, budget_percent: 50}
+"""
+
+
+def test_a_budget_spent_over_a_covered_period_fires_and_reads_as_the_plain_ratio(project):
+    """Once the data covers the period, coverage is 1 (under 2.x and 3.x alike: the tiles are a minute
+    apart, so the oldest in the window is within its 5 minutes either way) and the budget remaining is
+    1 - ratio / budget. 1.5625 % errors against a 1 % budget over 13 hours of a 12h period: spent."""
+    root = project({"c.yaml": COVERED})
+    compiled = build.compile_all(root)
+    build.write_all(root, compiled)
+    labels = {"model": "m", "service": "covered", "slo": "availability"}
+    ratio, budget = 16 / 1024, 0.01
+    remaining = 1 - ratio * 1.0 / budget
+    groups = yaml.safe_load(compiled.files["rules/covered.yml"])["groups"]
+    [alert] = [r for g in groups for r in g["rules"] if r.get("alert") == "CoveredAvailabilityBudgetExhausted"]
+    suite = {
+        "rule_files": ["rules/covered.yml"],
+        "evaluation_interval": "1m",
+        "group_eval_order": compiled.rules["covered"].group_names,
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": 'model_requests_total{model="m"}', "values": "0+61440x780"},
+                    {"series": 'model_errors_total{model="m"}', "values": "0+960x780"},
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": f'{name}{{slo="availability"}}',
+                        "eval_time": "13h",
+                        "exp_samples": [{"labels": promtool_series(name, labels), "value": value}],
+                    }
+                    for name, value in (
+                        ("slo:period_coverage:ratio", 1.0),
+                        ("slo:sli_error:ratio_rate12h", ratio),
+                        ("slo:period_error_budget_remaining:ratio", remaining),
+                    )
+                ],
+                "alert_rule_test": [
+                    {
+                        "eval_time": "13h",
+                        "alertname": alert["alert"],
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {**labels, **alert["labels"]},
+                                "exp_annotations": {
+                                    k: render(v, labels, remaining) for k, v in alert["annotations"].items()
+                                },
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    (root / "covered.test.yml").write_text(yaml.safe_dump(suite, sort_keys=False))
+    ok, _, output = promtool.test_rules([Path("covered.test.yml")], cwd=root)
+    assert ok, output
+
+
+def promtool_series(name: str, labels: dict[str, str]) -> str:
+    return name + "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"

@@ -1330,3 +1330,30 @@ def test_sloth_getting_started_example_validates_unchanged(tmp_path, capsys):
     assert cli.main(["--root", str(root), "validate"]) == 0
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == ("1 file(s), 1 SLO(s): valid\n", "")
+
+
+def test_an_outage_alert_at_or_under_what_the_slo_allows_is_refused(tmp_path):
+    text = spec(
+        """
+        version: modelmon/v1
+        service: svc
+        slos:
+          - name: loose
+            objective: 70
+            sli: {error_rate: {warning_above: 40, critical_above: 50}}
+            alerting:
+              outage_alert: {above: 25}
+          - name: strict
+            objective: 99
+            sli: {availability: {}}
+            alerting:
+              outage_alert: {above: 5}
+        """
+    )
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{after(text, 'above: ', occurrence=3)}: slos[0].alerting.outage_alert.above: "
+        "must be above the 30% of bad calls the 70% objective allows (got 25): it would page while the SLO is met",
+        f"slos/x.yaml:{after(text, 'above: ', occurrence=4)}: slos[1].alerting.outage_alert.above: "
+        "must be above the critical threshold's 5% of failing calls (got 5): "
+        "the outage alert is the page for what is worse than the red band",
+    ]
