@@ -7,9 +7,10 @@ import re
 import pytest
 import yaml
 
-from generator import build, cli, promtool
+from generator import build, cli
 from generator.gotemplate import render
 from generator.plan import DEFAULT_WINDOWS
+from tests.promtool_suites import expected_alert, run_promtool_tests
 
 SPEC = """
 version: modelmon/v1
@@ -422,31 +423,19 @@ def test_links_carry_every_group_label_url_escaped_as_prometheus_expands_them(pr
         "https://grafana.example.org/d/svc?var-model=meta+llama%2FLlama-3.1%2Bfp8%40eu"
     )
     series = '{model="meta llama/Llama-3.1+fp8@eu",region="eu west/1"}'
-    expected = [
+    expected = [expected_alert(rule, labels, value) for rule in rules]
+    tests = [
         {
-            "exp_labels": {**labels, **rule["labels"]},
-            "exp_annotations": {k: render(v, labels, value) for k, v in rule["annotations"].items()},
+            "interval": "1m",
+            "input_series": [
+                {"series": f"model_requests_total{series}", "values": "0+600x20"},
+                {"series": f"model_errors_total{series}", "values": "0+600x20"},
+            ],
+            "alert_rule_test": [{"eval_time": "15m", "alertname": "SvcAvailabilityLow", "exp_alerts": expected}],
         }
-        for rule in rules
     ]
-    suite = {
-        "rule_files": ["rules/svc.yml"],
-        "evaluation_interval": "1m",
-        "group_eval_order": compiled.rules["svc"].group_names,
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [
-                    {"series": f"model_requests_total{series}", "values": "0+600x20"},
-                    {"series": f"model_errors_total{series}", "values": "0+600x20"},
-                ],
-                "alert_rule_test": [{"eval_time": "15m", "alertname": "SvcAvailabilityLow", "exp_alerts": expected}],
-            }
-        ],
-    }
-    (root / "links.test.yml").write_text(yaml.safe_dump(suite, sort_keys=False))
 
-    ok, _, output = promtool.test_rules([root / "links.test.yml"], cwd=root)
+    ok, output = run_promtool_tests(root, "links.test.yml", tests)
 
     assert ok, output
 

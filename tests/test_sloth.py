@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from generator import build, cli, promsim, promtool
-from generator.gotemplate import render
+from generator import build, cli, promsim
+from tests.promtool_suites import expected_alert, run_promtool_tests, series_text
 
 SLOTH_EXAMPLE = """
 version: "prometheus/v1"
@@ -156,7 +156,7 @@ def test_sloth_file_alerts_on_real_http_counters_in_promtool(sloth_project, tmp_
                     "expr": 'slo:sli_error:ratio_rate5m{slo="requests-availability"}',
                     "eval_time": "3m",
                     "exp_samples": [
-                        {"labels": _series("slo:sli_error:ratio_rate5m", sample), "value": ratio},
+                        {"labels": series_text("slo:sli_error:ratio_rate5m", sample), "value": ratio},
                     ],
                 }
             ],
@@ -167,13 +167,7 @@ def test_sloth_file_alerts_on_real_http_counters_in_promtool(sloth_project, tmp_
                 {
                     "eval_time": "1m",
                     "alertname": "MyServiceHighErrorRate",
-                    "exp_alerts": [
-                        {
-                            "exp_labels": {**sample, **rule["labels"]},
-                            "exp_annotations": {k: render(v, sample, first) for k, v in rule["annotations"].items()},
-                        }
-                        for rule in burns
-                    ],
+                    "exp_alerts": [expected_alert(rule, sample, first) for rule in burns],
                 },
             ],
         }
@@ -194,14 +188,14 @@ def test_long_windows_of_an_events_sli_count_missing_error_tiles_as_no_errors(sl
         {
             "interval": "1m",
             "input_series": [
-                {"series": _series("slo:sli_total_events:rate5m_tile", labels), "values": "10+0x60"},
-                {"series": _series("slo:sli_error_events:rate5m_tile", labels), "values": "_x54 1+0x6"},
+                {"series": series_text("slo:sli_total_events:rate5m_tile", labels), "values": "10+0x60"},
+                {"series": series_text("slo:sli_error_events:rate5m_tile", labels), "values": "_x54 1+0x6"},
             ],
             "promql_expr_test": [
                 {
                     "expr": 'slo:sli_error:ratio_rate1d{slo="requests-availability"}',
                     "eval_time": "60m",
-                    "exp_samples": [{"labels": _series("slo:sli_error:ratio_rate1d", labels), "value": 7 / 610}],
+                    "exp_samples": [{"labels": series_text("slo:sli_error:ratio_rate1d", labels), "value": 7 / 610}],
                 }
             ],
         }
@@ -215,23 +209,3 @@ def test_long_windows_of_an_events_sli_count_missing_error_tiles_as_no_errors(sl
 def test_generated_tests_of_a_sloth_file_pass_in_promtool(sloth_project, capsys):
     assert cli.main(["--root", str(sloth_project), "build"]) == 0
     assert cli.main(["--root", str(sloth_project), "test"]) == 0, capsys.readouterr().err
-
-
-def run_promtool_tests(project: Path, name: str, tests: list[dict]) -> tuple[bool, str]:
-    """Compile and write the project, then run hand-written promtool test groups against its rules."""
-    compiled = build.compile_all(project)
-    build.write_all(project, compiled)
-    suite = {
-        "rule_files": ["rules/myservice.yml"],
-        "evaluation_interval": "1m",
-        "group_eval_order": compiled.rules["myservice"].group_names,
-        "tests": tests,
-    }
-    (project / name).write_text(yaml.safe_dump(suite, sort_keys=False))
-    ok, _, output = promtool.test_rules([Path(name)], cwd=project)
-    return ok, output
-
-
-def _series(name: str, labels: dict[str, str]) -> str:
-    inner = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    return f"{name}{{{inner}}}"
