@@ -22,13 +22,13 @@ import yaml
 from generator import cli
 from generator.doctor import parse_time, when
 from stack import processes
-from stack.config import local_alertmanager_config, local_prometheus_config
+from stack.config import local_alertmanager_config
 from stack.webhook import WebhookReceiver
+from tests.short_windows import local_stack
 
 REPO = Path(__file__).resolve().parent.parent
 TILES = "models-monitoring-sli-tiles"
 BUDGET_PANELS = [f"{slo}: error budget remaining (30d)" for slo in ("availability", "error-rate", "latency")]
-TOKEN = "young-stack-token"
 
 
 def project_copy(where: Path) -> Path:
@@ -55,35 +55,17 @@ def reload(prometheus: str) -> None:
 def young(tmp_path_factory):
     work = tmp_path_factory.mktemp("young")
     root = project_copy(work / "project")
-    token = work / "metrics-token"
-    token.write_text(TOKEN + "\n")
-    multiproc = work / "multiproc"
-    multiproc.mkdir()
-    ports = {name: processes.free_port() for name in ("backend", "prometheus", "alertmanager")}
-    backend, backend_env = processes.backend_command(ports["backend"], token, multiproc, simulate=True, seed=3)
     with WebhookReceiver() as hook:
         am_config = work / "alertmanager.yml"
         am_config.write_text(yaml.safe_dump(local_alertmanager_config(hook.url)))
-        alertmanager = processes.alertmanager_command(am_config, work / "alertmanager", ports["alertmanager"])
-        config = local_prometheus_config(
-            prometheus_port=ports["prometheus"],
-            backend_port=ports["backend"],
-            alertmanager_port=ports["alertmanager"],
-            token_file=token,
-            interval="1s",
-            rules_dir=root / "rules",
-        )
-        with (
-            processes.process(backend, work / "backend.log", env=backend_env, cwd=REPO),
-            processes.process(alertmanager, work / "alertmanager.log"),
-            processes.prometheus(config, work / "prometheus", port=ports["prometheus"]) as prom,
-        ):
+        stack = local_stack(root, work, "young", am_config, seed=3)
+        with stack.backend_and_alertmanager(), stack.prometheus() as prom:
             processes.wait_until(
                 "a 5m error ratio for every simulated model",
                 lambda: len(processes.query(prom, "slo:sli_error:ratio_rate5m")) >= 30,
                 90,
             )
-            yield {"root": root, "prometheus": prom, "token": token}
+            yield {"root": root, "prometheus": prom, "token": stack.token, "stack": stack}
 
 
 def test_doctor_on_a_young_stack_says_what_is_filling_and_when_and_exits_0(young, capsys):
@@ -133,6 +115,7 @@ def test_doctor_on_a_young_stack_still_fails_on_a_rule_that_cannot_evaluate(youn
 
 def test_doctor_on_a_young_stack_names_a_wrong_token(young, capsys):
     """Last of the young stack's tests: it breaks the scrape for good."""
+    token = young["token"].read_text().strip()
     young["token"].write_text("not-the-token\n")
 
     def backend_down() -> bool:
@@ -143,29 +126,22 @@ def test_doctor_on_a_young_stack_names_a_wrong_token(young, capsys):
     code, out = doctor(young["root"], young["prometheus"], capsys)
     assert code == cli.EXIT_DOCTOR, out
     assert "answers 401 Unauthorized: bearer-token mismatch" in out
-    assert TOKEN not in out and "not-the-token" not in out
+    assert token not in out and "not-the-token" not in out
 
 
 def test_doctor_fails_when_the_metrics_never_arrive_though_the_tile_group_has_not_run(tmp_path, capsys):
     """The SLO panels read tiles that do not exist yet, but no traffic is coming either: not a warming-up."""
-    root = project_copy(tmp_path / "project")
-    token = tmp_path / "metrics-token"
-    token.write_text(TOKEN + "\n")
-    port = processes.free_port()
-    config = local_prometheus_config(
-        prometheus_port=port,
-        backend_port=processes.free_port(),  # nothing listens there
-        alertmanager_port=processes.free_port(),
-        token_file=token,
-        interval="1s",
-        rules_dir=root / "rules",
-    )
-    with processes.prometheus(config, tmp_path / "prometheus", port=port) as prom:
-        sli = "models-monitoring-sli"
-        processes.wait_until(
-            "the SLI group to evaluate", lambda: parse_time(rule_groups(prom)[sli]["lastEvaluation"]), 30
-        )
-        code, out = doctor(root, prom, capsys)
+    stack = local_stack(project_copy(tmp_path / "project"), tmp_path, "silent")  # only Prometheus runs
+    with stack.prometheus() as prom:
+
+        def every_second_evaluated() -> bool:
+            # The groups at the 1s evaluation interval each evaluate within a second of loading,
+            # in an order of their own: the panels reading the meta groups would otherwise be filling.
+            groups = [g for g in rule_groups(prom).values() if g["interval"] == 1]
+            return bool(groups) and all(parse_time(g["lastEvaluation"]) for g in groups)
+
+        processes.wait_until("the groups evaluated every second to evaluate", every_second_evaluated, 30)
+        code, out = doctor(stack.root, prom, capsys)
     assert code == cli.EXIT_DOCTOR, out
     assert "PROBLEM  metric model_requests_total is missing" in out
     for title in BUDGET_PANELS:
@@ -180,22 +156,11 @@ def test_doctor_reports_notifications_alertmanager_could_not_deliver(tmp_path, c
     for route in [config["route"], *config["route"]["routes"]]:
         route["group_wait"] = "0s"  # only the wait changes: the receivers are the committed ones
     (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(config))
-    am_port, prom_port = processes.free_port(), processes.free_port()
-    alertmanager = processes.alertmanager_command(tmp_path / "alertmanager.yml", tmp_path / "am", am_port)
-    am = f"http://127.0.0.1:{am_port}"
-    token = tmp_path / "metrics-token"
-    token.write_text(TOKEN + "\n")
-    prom_config = local_prometheus_config(
-        prometheus_port=prom_port,
-        backend_port=processes.free_port(),
-        alertmanager_port=am_port,
-        token_file=token,
-        interval="1s",
-        rules_dir=project_copy(tmp_path / "project") / "rules",
-    )
+    stack = local_stack(project_copy(tmp_path / "project"), tmp_path, "notifications", tmp_path / "alertmanager.yml")
+    am = stack.url("alertmanager")
     with (
-        processes.process(alertmanager, tmp_path / "alertmanager.log"),
-        processes.prometheus(prom_config, tmp_path / "prometheus", port=prom_port) as prom,
+        processes.process(stack.alertmanager, tmp_path / "alertmanager.log"),
+        stack.prometheus() as prom,
     ):
         processes.wait_until("Alertmanager", lambda: urllib.request.urlopen(f"{am}/-/ready", timeout=2), 30)
         processes.wait_until(
@@ -212,7 +177,7 @@ def test_doctor_reports_notifications_alertmanager_could_not_deliver(tmp_path, c
             return 'alertmanager_notifications_failed_total{integration="slack"} 1' in metrics
 
         processes.wait_until("the Slack notification to fail", slack_failed, 60)
-        code, out = doctor(tmp_path / "project", prom, capsys)
+        code, out = doctor(stack.root, prom, capsys)
     assert code == cli.EXIT_DOCTOR, out
     assert f"PROBLEM  Alertmanager at {am} failed 1 of 1 slack notifications since it started" in out
     assert "docs/notifications.md#secrets" in out
