@@ -217,9 +217,10 @@ def _doctor(root: Path, args) -> int:
     if not board.exists():
         report.problem(f"dashboard {board} not found: run `make rules` (panel queries not checked)")
     print(report)
-    problems, filling = report.count("problem"), report.count("filling")
+    problems, filling, skipped = (report.count(kind) for kind in ("problem", "filling", "skipped"))
     print(f"{problems} problem{'s' if problems != 1 else ''} found" if problems else "no problems found", end="")
-    print(f"; {filling} still filling (see above), which is no problem" if filling else "")
+    print(f"; {filling} still filling (see above), which is no problem" if filling else "", end="")
+    print(f"; {skipped} check{'s' if skipped != 1 else ''} skipped (see above)" if skipped else "")
     return 0 if report.healthy else EXIT_DOCTOR
 
 

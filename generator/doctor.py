@@ -4,7 +4,8 @@ Each check reports in plain words and the command exits non-zero when any fails:
 targets up (a 401 named as a bearer-token mismatch), the four metric names present
 exactly, every dashboard panel's query returning data (and for which models), rule
 groups evaluating without errors, the rules Prometheus runs equal to those on disk,
-Alertmanager connected and delivering, data still fresh.
+a retention that holds the longest SLO period, Alertmanager connected and delivering,
+data still fresh.
 
 A young stack is not a broken one. Rules in slow groups (the 5-minute tiles) have
 recorded nothing until their group first evaluates after their inputs appear, and
@@ -56,12 +57,13 @@ class PrometheusUnreachable(RuntimeError):
     pass
 
 
-KINDS = {"ok": "ok     ", "filling": "filling", "problem": "PROBLEM"}
+KINDS = {"ok": "ok     ", "filling": "filling", "skipped": "skipped", "problem": "PROBLEM"}
 
 
 @dataclass
 class Report:
-    """Lines of three kinds: ok, filling (a young stack, due at a stated time) and problem."""
+    """Lines of four kinds: ok, filling (a young stack, due at a stated time), skipped (a check that
+    could not be made from here, with how to make it) and problem."""
 
     lines: list[tuple[str, str]] = field(default_factory=list)
 
@@ -70,6 +72,9 @@ class Report:
 
     def filling(self, text: str) -> None:
         self.lines.append(("filling", text))
+
+    def skipped(self, text: str) -> None:
+        self.lines.append(("skipped", text))
 
     def problem(self, text: str) -> None:
         self.lines.append(("problem", text))
@@ -126,6 +131,7 @@ def diagnose(
     if board_path is not None:
         check_panels(prom, json.loads(board_path.read_text(encoding="utf-8")), report, warmup)
     check_rules(groups, report)
+    check_retention(prom, groups, report)
     check_averaged_windows(prom, warmup, report)
     if rules_dir is not None:
         check_rules_on_disk(prom, groups, rules_dir, report)
@@ -432,6 +438,82 @@ def check_rules_on_disk(prom: Prometheus, groups: list[dict], rules_dir: Path, r
         report.problem(f"the rules Prometheus runs differ from those in {rules_dir}: {shown}. {RELOAD}")
     elif files:
         report.ok(f"Prometheus runs the rules of {rules_dir} as they are on disk")
+
+
+PERIOD_RULE = "slo:time_period:days"
+
+
+def slo_periods(prom: Prometheus, groups: list[dict]) -> dict[int, list[str]]:
+    """The SLO periods of the loaded rules, in seconds, each with the SLOs that have it.
+
+    Read from the `slo:time_period:days` rules (modelmon's and Sloth's): their query is the
+    period as a constant (`vector(30)`), evaluated here so the answer does not wait for
+    the rule's group to run, nor depend on how the number is spelled.
+    """
+    periods: dict[int, list[str]] = {}
+    for group in groups:
+        for rule in group["rules"]:
+            if rule["type"] != "recording" or rule["name"] != PERIOD_RULE:
+                continue
+            result = prom.query(rule["query"])
+            if len(result) != 1 or not math.isfinite(days := float(result[0]["value"][1])):
+                continue
+            labels = rule.get("labels") or {}
+            name = "/".join(filter(None, (labels.get("service"), labels.get("slo")))) or group["name"]
+            periods.setdefault(round(days * 86400), []).append(name)
+    return periods
+
+
+def retention_limits(text: str) -> tuple[int | None, str | None]:
+    """Prometheus' effective retention as /api/v1/status/runtimeinfo states it ("15d", "5w or 1GiB",
+    "1GiB"): seconds (None: no time limit) and the size limit if any."""
+    seconds, size = None, None
+    for part in text.split(" or "):
+        try:
+            seconds = parse_duration(part.strip())
+        except ValueError:
+            size = part.strip()
+    return seconds, size
+
+
+def check_retention(prom: Prometheus, groups: list[dict], report: Report) -> None:
+    """Prometheus must keep the longest SLO period: the period's budget is read from that much data.
+
+    The effective retention comes from runtimeinfo, not from the flags: with no retention
+    flag the flags read `0s` while Prometheus keeps 15 days (Debian's and the images' default).
+    """
+    periods = slo_periods(prom, groups)
+    if not periods:
+        return
+    longest = max(periods)
+    period = format_duration(longest)
+    slos = periods[longest]
+    named = ", ".join(slos[:3]) + (f" and {len(slos) - 3} more" if len(slos) > 3 else "")
+    stated = prom.get("/api/v1/status/runtimeinfo").get("storageRetention", "")
+    seconds, size = retention_limits(stated)
+    if seconds is None and size is None:
+        report.skipped(
+            f"retention not checked: Prometheus does not say how long it keeps data ({stated!r}); it must keep "
+            f"at least the {period} SLO period"
+        )
+        return
+    capped = (
+        f"; it is also capped at {size}: once the data outgrows that the oldest goes first, so check that "
+        f"{period} of data fits"
+        if size
+        else ""
+    )
+    if seconds is None:
+        report.ok(
+            f"retention has no time limit, only a size limit of {size}: the {period} SLO period fits if {size} holds it"
+        )
+    elif seconds < longest:
+        report.problem(
+            f"retention {format_duration(seconds)} is shorter than the {period} SLO period ({named}): the budget "
+            f"never covers a whole period; set --storage.tsdb.retention.time to at least {period}{capped}"
+        )
+    else:
+        report.ok(f"retention {format_duration(seconds)} covers the {period} SLO period ({named}){capped}")
 
 
 def alertmanager_counters(url: str) -> dict[str, tuple[float, float]]:

@@ -84,7 +84,7 @@ class LocalStack:
             yield
 
     def prometheus(self, **options):
-        """Prometheus running `prometheus_config`; `options` go to processes.prometheus."""
+        """Prometheus running `prometheus_config`; `options` go to processes.prometheus (retention)."""
         return processes.prometheus(
             self.prometheus_config, self.work / "prometheus", port=self.ports["prometheus"], **options
         )

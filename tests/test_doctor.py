@@ -1,7 +1,8 @@
 """`modelmon doctor` on real stacks: a young one still filling its 5-minute tiles is
 healthy (exit 0, with what is filling and when it is due), while real problems on
 it still fail: a rule that cannot evaluate, metrics that never arrive, a wrong
-token, notifications Alertmanager cannot deliver.
+token, notifications Alertmanager cannot deliver, a retention shorter than the SLO
+period.
 
 The young stack runs the committed rules as they are (tiles every 5m, the windows
 that average them every 1m) with 1s scrapes, so the fast SLI group has data within
@@ -21,14 +22,16 @@ import yaml
 
 from generator import cli
 from generator.doctor import parse_time, when
+from generator.durations import format_duration, parse_duration
 from stack import processes
-from stack.config import local_alertmanager_config
+from stack.config import PROMETHEUS_RETENTION, local_alertmanager_config
 from stack.webhook import WebhookReceiver
 from tests.short_windows import local_stack
 
 REPO = Path(__file__).resolve().parent.parent
 TILES = "models-monitoring-sli-tiles"
 BUDGET_PANELS = [f"{slo}: error budget remaining (30d)" for slo in ("availability", "error-rate", "latency")]
+SLOS = "models-monitoring/availability, models-monitoring/error-rate, models-monitoring/latency"
 
 
 def project_copy(where: Path) -> Path:
@@ -74,6 +77,9 @@ def test_doctor_on_a_young_stack_says_what_is_filling_and_when_and_exits_0(young
     assert code == 0, out
     assert "PROBLEM" not in out
     assert re.search(r"no problems found; [12] still filling", out), out
+    # make up and the test stacks keep docker compose's retention, longer than the 30-day period.
+    retention = format_duration(parse_duration(PROMETHEUS_RETENTION))
+    assert f"ok       retention {retention} covers the 30d SLO period ({SLOS})\n" in out, out
     for title in BUDGET_PANELS:
         # Filling, or (when the tile group's slot came in the seconds before) already showing data.
         assert re.search(rf"(filling  panels .*'{re.escape(title)}'|ok       panel '{re.escape(title)}' has data)", out)
@@ -181,3 +187,15 @@ def test_doctor_reports_notifications_alertmanager_could_not_deliver(tmp_path, c
     assert code == cli.EXIT_DOCTOR, out
     assert f"PROBLEM  Alertmanager at {am} failed 1 of 1 slack notifications since it started" in out
     assert "docs/notifications.md#secrets" in out
+
+
+def test_doctor_fails_when_prometheus_keeps_less_than_the_slo_period(tmp_path, capsys):
+    """Debian's Prometheus keeps 15 days unless told otherwise (its flags then read a retention of 0s)."""
+    stack = local_stack(project_copy(tmp_path / "project"), tmp_path, "retention")  # only Prometheus runs
+    with stack.prometheus(retention=None) as prom:
+        code, out = doctor(stack.root, prom, capsys)
+    assert code == cli.EXIT_DOCTOR, out
+    assert (
+        f"PROBLEM  retention 15d is shorter than the 30d SLO period ({SLOS}): the budget never covers a whole "
+        "period; set --storage.tsdb.retention.time to at least 30d\n"
+    ) in out, out

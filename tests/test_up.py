@@ -1,6 +1,6 @@
 """`make up`: the stack from local binaries starts, scrapes simulated traffic, shows every
 notification in the terminal, says where its secrets are without printing them, refuses
-taken ports at once, and stops on Ctrl-C.
+taken ports at once, keeps data as long as docker compose does, and stops on Ctrl-C.
 
 Grafana cannot be installed here: a stand-in `grafana-server` on PATH records the
 password it is given and waits, so the test can check that password never reaches
@@ -20,7 +20,10 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
+from generator import build
+from generator.durations import parse_duration
 from stack import processes
 
 REPO = Path(__file__).resolve().parent.parent
@@ -110,6 +113,19 @@ def test_up_says_where_the_token_and_the_grafana_password_are_and_never_prints_t
     assert given not in text
     for secret in (token, password):
         assert secret.stat().st_mode & 0o077 == 0, f"{secret} must be private"
+
+
+def test_up_keeps_prometheus_data_as_long_as_docker_compose_and_railway_do(up):
+    """Debian's Prometheus keeps 15 days by default, less than the 30-day SLO period whose budget it reads."""
+    prom = f"http://127.0.0.1:{up['ports']['prometheus']}"
+    stated = processes.get_json(f"{prom}/api/v1/status/runtimeinfo")["data"]["storageRetention"]
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["prometheus"]["command"]
+    railway = (REPO / "prometheus" / "Dockerfile").read_text()
+    for where, text in (("docker-compose.yml", " ".join(compose)), ("prometheus/Dockerfile", railway)):
+        [retention] = re.findall(r"--storage\.tsdb\.retention\.time=(\w+)", text)
+        assert parse_duration(stated) == parse_duration(retention), f"make up keeps {stated}, {where} {retention}"
+    longest = max(parse_duration(slo.period) for item in build.load_all(REPO) for slo in item.spec.slos)
+    assert parse_duration(stated) >= longest
 
 
 def test_up_prints_every_notification_in_the_terminal_and_appends_it_to_a_log(up):
