@@ -3,9 +3,9 @@
 Each check reports in plain words and the command exits non-zero when any fails:
 targets up (a 401 named as a bearer-token mismatch), the four metric names present
 exactly, every dashboard panel's query returning data (and for which models), rule
-groups evaluating without errors, the rules Prometheus runs equal to those on disk,
-a retention that holds the longest SLO period, Alertmanager connected and delivering,
-data still fresh.
+groups evaluating without errors, the rules Prometheus runs equal to those on disk
+(matched by group name, whatever the files are called), a retention that holds the
+longest SLO period, Alertmanager connected and delivering, data still fresh.
 
 A young stack is not a broken one. Rules in slow groups (the 5-minute tiles) have
 recorded nothing until their group first evaluates after their inputs appear, and
@@ -401,37 +401,52 @@ def rule_difference(prom: Prometheus, on_disk: dict, loaded: dict) -> str | None
     return None
 
 
-def check_rules_on_disk(prom: Prometheus, groups: list[dict], rules_dir: Path, report: Report) -> None:
-    """The rule files against what Prometheus runs: `make rules` rewrites files, Prometheus reads them on reload."""
-    loaded = {(Path(g["file"]).name, g["name"]): g for g in groups}
-    files = sorted(rules_dir.glob("*.yml"))
+def group_differences(prom: Prometheus, on_disk: dict, running: dict) -> list[str]:
+    """What differs between a group of a rule file and a group of the same name Prometheus runs."""
+    name = on_disk["name"]
     differences = []
-    on_disk = set()
-    for path in files:
-        for group in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("groups", []):
-            key = (path.name, group["name"])
-            on_disk.add(key)
-            running = loaded.get(key)
-            if running is None:
+    if "interval" in on_disk and parse_duration(on_disk["interval"]) != running["interval"]:
+        differences.append(f"group {name}: its interval")
+    if len(on_disk["rules"]) != len(running["rules"]):
+        return [*differences, f"group {name}: {len(running['rules'])} rules where the file has {len(on_disk['rules'])}"]
+    return differences + [
+        f"group {name}: rule {difference}"
+        for rule, running_rule in zip(on_disk["rules"], running["rules"], strict=True)
+        if (difference := rule_difference(prom, rule, running_rule))
+    ]
+
+
+def check_rules_on_disk(prom: Prometheus, groups: list[dict], rules_dir: Path, report: Report) -> None:
+    """The rule files against what Prometheus runs: `make rules` rewrites files, Prometheus reads them on reload.
+
+    Groups are matched by name, never by file name: the Prometheus Operator (one file per
+    PrometheusRule, named after its namespace, name and uid), Helm charts and config
+    management load the same groups from files named otherwise. A loaded file that holds
+    groups of the rule files stands for them: a group it holds that they no longer have is stale.
+    """
+    running: dict[str, list[dict]] = {}
+    for group in groups:
+        running.setdefault(group["name"], []).append(group)
+    files = sorted(rules_dir.glob("*.yml"))
+    on_disk = {path: (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("groups", []) for path in files}
+    names = {group["name"] for file_groups in on_disk.values() for group in file_groups}
+    differences = []
+    loaded_files = set()
+    for path, file_groups in on_disk.items():
+        for group in file_groups:
+            # Group names are unique within a file only: any loaded group of the name that matches will do.
+            candidates = sorted(running.get(group["name"], []), key=lambda g: Path(g["file"]).name != path.name)
+            if not candidates:
                 differences.append(f"group {group['name']} of {path.name} is not loaded")
                 continue
-            if "interval" in group and parse_duration(group["interval"]) != running["interval"]:
-                differences.append(f"group {group['name']}: its interval")
-            if len(group["rules"]) != len(running["rules"]):
-                differences.append(
-                    f"group {group['name']}: {len(running['rules'])} rules where the file has {len(group['rules'])}"
-                )
-                continue
-            differences += [
-                f"group {group['name']}: rule {difference}"
-                for rule, running_rule in zip(group["rules"], running["rules"], strict=True)
-                if (difference := rule_difference(prom, rule, running_rule))
-            ]
-    names = {path.name for path in files}
+            loaded_files.update(c["file"] for c in candidates)
+            found = [group_differences(prom, group, candidate) for candidate in candidates]
+            if all(found):
+                differences += found[0]
     differences += [
-        f"group {name} of {file} is loaded but no longer in the file"
-        for file, name in loaded
-        if file in names and (file, name) not in on_disk
+        f"group {group['name']} is loaded (from {group['file']}) but in none of the files"
+        for group in groups
+        if group["file"] in loaded_files and group["name"] not in names
     ]
     if differences:
         shown = "; ".join(differences[:5]) + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")

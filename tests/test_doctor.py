@@ -2,7 +2,7 @@
 healthy (exit 0, with what is filling and when it is due), while real problems on
 it still fail: a rule that cannot evaluate, metrics that never arrive, a wrong
 token, notifications Alertmanager cannot deliver, a retention shorter than the SLO
-period.
+period. Rule groups are matched by name, whatever files Prometheus loads them from.
 
 The young stack runs the committed rules as they are (tiles every 5m, the windows
 that average them every 1m) with 1s scrapes, so the fast SLI group has data within
@@ -187,6 +187,33 @@ def test_doctor_reports_notifications_alertmanager_could_not_deliver(tmp_path, c
     assert code == cli.EXIT_DOCTOR, out
     assert f"PROBLEM  Alertmanager at {am} failed 1 of 1 slack notifications since it started" in out
     assert "docs/notifications.md#secrets" in out
+
+
+def test_doctor_matches_rule_groups_by_name_whatever_files_prometheus_loads_them_from(tmp_path, capsys):
+    """As under the Prometheus Operator: one file per PrometheusRule, named after its namespace, name and uid."""
+    stack = local_stack(project_copy(tmp_path / "project"), tmp_path, "operator")  # only Prometheus runs
+    mounted = tmp_path / "prometheus-k8s-rulefiles-0"
+    mounted.mkdir()
+    loaded = mounted / "monitoring-models-monitoring-2f9c1a4e.yaml"
+    shutil.copy(stack.root / "rules" / "models-monitoring.yml", loaded)
+    stack.prometheus_config["rule_files"] = [str(mounted / "*.yaml")]
+    with stack.prometheus() as prom:
+        _, same = doctor(stack.root, prom, capsys)
+        rules = yaml.safe_load(loaded.read_text())
+        [meta] = [g for g in rules["groups"] if g["name"] == "models-monitoring-availability-meta"]
+        meta["rules"].pop()
+        retired = {"record": "retired:model_requests:rate5m", "expr": "sum(rate(model_requests_total[5m]))"}
+        rules["groups"].append({"name": "models-monitoring-retired", "rules": [retired]})
+        loaded.write_text(yaml.safe_dump(rules, sort_keys=False))
+        reload(prom)
+        processes.wait_until("the changed rules", lambda: "models-monitoring-retired" in rule_groups(prom), 30)
+        _, changed = doctor(stack.root, prom, capsys)
+    assert f"ok       Prometheus runs the rules of {stack.root / 'rules'} as they are on disk" in same, same
+    assert "not loaded" not in same
+    count = len(meta["rules"])
+    assert f"group models-monitoring-availability-meta: {count} rules where the file has {count + 1}" in changed
+    assert f"group models-monitoring-retired is loaded (from {loaded}) but in none of the files" in changed
+    assert "not loaded" not in changed
 
 
 def test_doctor_fails_when_prometheus_keeps_less_than_the_slo_period(tmp_path, capsys):
