@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from generator import amtool, backfill, build, cache, doctor, promtool
+from generator.durations import parse_duration
 from generator.loader import SpecErrors
 from generator.plan import plan_file
 
@@ -64,7 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     d.add_argument(
         "--alertmanager",
-        help="Alertmanager URL as seen from here, to read its failed notifications (default: the ones Prometheus uses)",
+        help="Alertmanager URL as seen from here, to read its failed notifications since it started (default: "
+        "Prometheus' scrapes of Alertmanager if it has any, else the URLs Prometheus sends alerts to, when they "
+        "can be reached from here)",
+    )
+    d.add_argument(
+        "--notifications-window",
+        default="1h",
+        help="when Prometheus scrapes Alertmanager, how far back a failed notification counts (default: %(default)s)",
     )
     d.add_argument("--max-age", type=float, default=120.0, help="seconds after which data counts as stale")
     args = parser.parse_args(argv)
@@ -204,12 +212,18 @@ def _doctor(root: Path, args) -> int:
     board = args.dashboard if args.dashboard.is_absolute() else root / args.dashboard
     rules = args.rules if args.rules.is_absolute() else root / args.rules
     try:
+        window = parse_duration(args.notifications_window)
+    except ValueError as err:
+        print(f"modelmon: --notifications-window: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         report = doctor.diagnose(
             args.prometheus,
             board if board.exists() else None,
             args.max_age,
             rules_dir=rules if rules.is_dir() else None,
             alertmanager=args.alertmanager,
+            notifications_window_s=window,
         )
     except doctor.PrometheusUnreachable as err:
         print(f"PROBLEM  {err}", file=sys.stderr)

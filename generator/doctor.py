@@ -30,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from generator import backfill, contract, dashboard
 from generator.durations import format_duration, parse_duration
@@ -121,6 +122,7 @@ def diagnose(
     max_age_s: float = 120.0,
     rules_dir: Path | None = None,
     alertmanager: str | None = None,
+    notifications_window_s: int = 3600,
 ) -> Report:
     prom = Prometheus(url)
     report = Report()
@@ -135,7 +137,7 @@ def diagnose(
     check_averaged_windows(prom, warmup, report)
     if rules_dir is not None:
         check_rules_on_disk(prom, groups, rules_dir, report)
-    check_alertmanager(prom, report, alertmanager)
+    check_alertmanager(prom, report, alertmanager, notifications_window_s)
     check_freshness(prom, report, max_age_s)
     return report
 
@@ -531,49 +533,123 @@ def check_retention(prom: Prometheus, groups: list[dict], report: Report) -> Non
         report.ok(f"retention {format_duration(seconds)} covers the {period} SLO period ({named}){capped}")
 
 
-def alertmanager_counters(url: str) -> dict[str, tuple[float, float]]:
-    """Notifications Alertmanager attempted and failed since it started, per integration (slack, webhook, ...)."""
+NOTIFICATIONS = "alertmanager_notifications_total"
+FAILED = "alertmanager_notifications_failed_total"
+WHY_FAILED = (
+    "nobody received them. Its log names the error (`make up`: .run/logs/alertmanager.log; docker compose: "
+    "`docker compose logs alertmanager`), most often a receiver's secret file that does not exist "
+    "(docs/notifications.md#secrets)"
+)
+
+
+@dataclass
+class Notifications:
+    """Notifications one Alertmanager attempted and failed since it started, per integration (slack, webhook, ...)."""
+
+    counts: dict[str, tuple[float, float]]
+    started: float | None  # Unix time, when its metrics say
+
+
+def alertmanager_counters(url: str) -> Notifications:
     with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
         text = response.read().decode()
     counts: dict[str, list[float]] = {}
-    for line in text.splitlines():
-        for position, metric in enumerate(
-            ("alertmanager_notifications_total", "alertmanager_notifications_failed_total")
-        ):
-            if line.startswith(metric + "{"):
-                integration = re.search(r'integration="([^"]*)"', line).group(1)
-                counts.setdefault(integration, [0.0, 0.0])[position] += float(line.rsplit(" ", 1)[1])
-    return {integration: (sent, failed) for integration, (sent, failed) in counts.items()}
+    started = None
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in (NOTIFICATIONS, FAILED):
+                # Summed over other labels: newer Alertmanagers split failures by `reason`.
+                sent_failed = counts.setdefault(sample.labels.get("integration", "?"), [0.0, 0.0])
+                sent_failed[sample.name == FAILED] += sample.value
+            elif sample.name == "process_start_time_seconds":
+                started = sample.value
+    return Notifications({name: (sent, failed) for name, (sent, failed) in counts.items()}, started)
 
 
-def check_alertmanager(prom: Prometheus, report: Report, alertmanager: str | None = None) -> None:
+def utc(seconds: float, now: float) -> str:
+    moment = time.gmtime(seconds)
+    return time.strftime("%H:%M UTC" if time.gmtime(now)[:3] == moment[:3] else "%Y-%m-%d %H:%M UTC", moment)
+
+
+def check_alertmanager(prom: Prometheus, report: Report, alertmanager: str | None = None, window_s: int = 3600) -> None:
+    """Alertmanager connected, and whether its notifications are failing.
+
+    Failures are judged from where they can be judged as current: when Prometheus scrapes
+    Alertmanager, over the last `window_s` (the counters' increase); otherwise from
+    Alertmanager's own counters, which count since it started and only go back to 0 when
+    it restarts, which the report says. `--alertmanager` reads that Alertmanager's own
+    counters. Without it, the URL Prometheus pushes to is read, which is often a name only
+    Prometheus' network knows (`alertmanager:9093` under docker compose, Railway's private
+    hosts): not being able to read it from here is a check not made, not a problem.
+    """
     active = prom.get("/api/v1/alertmanagers")["activeAlertmanagers"]
     if not active:
         report.problem("no Alertmanager is connected: check alerting.alertmanagers in prometheus.yml")
         return
     report.ok(f"Alertmanager connected: {', '.join(a['url'] for a in active)}")
+    if alertmanager is None and prom.query(f"count by (instance) ({NOTIFICATIONS})"):
+        check_scraped_notifications(prom, report, window_s)
+        return
     # Prometheus knows the push URL (…/api/v2/alerts); the metrics are at the root beside it.
     urls = [alertmanager] if alertmanager else [re.sub(r"/api/v\d/alerts$", "", a["url"]) for a in active]
+    now = time.time()
     for url in urls:
         try:
-            counts = alertmanager_counters(url)
-        except (urllib.error.URLError, OSError) as err:
-            report.problem(
-                f"cannot read Alertmanager's metrics at {url}/metrics ({err}), so failed notifications go unseen: "
-                "pass --alertmanager with its URL as seen from here (docker compose: http://localhost:9093)"
-            )
+            read = alertmanager_counters(url)
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            if alertmanager:
+                report.problem(
+                    f"cannot read Alertmanager's metrics at {url}/metrics ({err}), so failed notifications go "
+                    "unseen: check the URL given with --alertmanager"
+                )
+            else:
+                report.skipped(
+                    f"failed notifications not checked: Alertmanager's metrics at {url}/metrics, the URL Prometheus "
+                    f"sends alerts to, cannot be read from here ({err}). Pass --alertmanager http://localhost:9093 "
+                    "(its URL as seen from here), or let Prometheus scrape Alertmanager"
+                )
             continue
-        failed = {name: (sent, lost) for name, (sent, lost) in counts.items() if lost}
+        since = f" ({utc(read.started, now)})" if read.started else ""
+        failed = {name: (sent, lost) for name, (sent, lost) in read.counts.items() if lost}
         for integration, (sent, lost) in sorted(failed.items()):
             report.problem(
-                f"Alertmanager at {url} failed {lost:.0f} of {sent:.0f} {integration} notifications since it started: "
-                f"nobody received them. Its log names the error (`make up`: .run/logs/alertmanager.log; docker "
-                "compose: `docker compose logs alertmanager`), most often a receiver's secret file that does not "
-                "exist (docs/notifications.md#secrets)"
+                f"Alertmanager at {url}: {lost:.0f} of {sent:.0f} {integration} notifications failed since "
+                f"Alertmanager started{since}; they stay counted until it restarts (let Prometheus scrape "
+                f"Alertmanager to judge only the last hour): {WHY_FAILED}"
             )
         if not failed:
-            sent = sum(s for s, _ in counts.values())
-            report.ok(f"Alertmanager at {url} has delivered every notification ({sent:.0f} since it started)")
+            sent = sum(s for s, _ in read.counts.values())
+            report.ok(f"Alertmanager at {url} has delivered every notification ({sent:.0f} since it started{since})")
+
+
+def check_scraped_notifications(prom: Prometheus, report: Report, window_s: int) -> None:
+    """Failed notifications of the last `window_s`, per Alertmanager Prometheus scrapes: those still happening."""
+    window = format_duration(window_s)
+
+    def increase(metric: str) -> dict[tuple[str, str], float]:
+        result = prom.query(f"sum by (instance, integration) (increase({metric}[{window}]))")
+        return {
+            (r["metric"].get("instance", "?"), r["metric"].get("integration", "?")): float(r["value"][1])
+            for r in result
+        }
+
+    sent, failed = increase(NOTIFICATIONS), increase(FAILED)
+    instances = sorted({instance for instance, _ in sent} | {instance for instance, _ in failed})
+    for instance in instances:
+        # increase() extrapolates to the window's edges: a single failure may read 1.07.
+        lost = {i: n for (at, i), n in failed.items() if at == instance and n > 0}
+        for integration, count in sorted(lost.items()):
+            attempted = sent.get((instance, integration), count)
+            report.problem(
+                f"Alertmanager {instance}: {max(1, round(count))} of {max(1, round(attempted))} {integration} "
+                f"notifications failed in the last {window} (counted by Prometheus, which scrapes it): {WHY_FAILED}"
+            )
+        if not lost:
+            total = sum(n for (at, _), n in sent.items() if at == instance)
+            report.ok(
+                f"Alertmanager {instance}: no notification failed in the last {window} ({round(total)} sent, "
+                "counted by Prometheus, which scrapes it)"
+            )
 
 
 def check_freshness(prom: Prometheus, report: Report, max_age_s: float) -> None:
