@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from generator import amtool, backfill, build, cache, doctor, promtool
+from generator.durations import parse_duration
 from generator.loader import SpecErrors
 from generator.plan import plan_file
 
@@ -64,7 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     d.add_argument(
         "--alertmanager",
-        help="Alertmanager URL as seen from here, to read its failed notifications (default: the ones Prometheus uses)",
+        help="Alertmanager URL as seen from here, to read its failed notifications since it started (default: "
+        "Prometheus' scrapes of Alertmanager if it has any, else the URLs Prometheus sends alerts to, when they "
+        "can be reached from here)",
+    )
+    d.add_argument(
+        "--notifications-window",
+        default="1h",
+        help="when Prometheus scrapes Alertmanager, how far back a failed notification counts (default: %(default)s)",
     )
     d.add_argument("--max-age", type=float, default=120.0, help="seconds after which data counts as stale")
     args = parser.parse_args(argv)
@@ -207,12 +215,18 @@ def _doctor(root: Path, args) -> int:
     board = args.dashboard if args.dashboard.is_absolute() else root / args.dashboard
     rules = args.rules if args.rules.is_absolute() else root / args.rules
     try:
+        window = parse_duration(args.notifications_window)
+    except ValueError as err:
+        print(f"modelmon: --notifications-window: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         report = doctor.diagnose(
             args.prometheus,
             board if board.exists() else None,
             args.max_age,
             rules_dir=rules if rules.is_dir() else None,
             alertmanager=args.alertmanager,
+            notifications_window_s=window,
         )
     except doctor.PrometheusUnreachable as err:
         print(f"PROBLEM  {err}", file=sys.stderr)
@@ -220,9 +234,10 @@ def _doctor(root: Path, args) -> int:
     if not board.exists():
         report.problem(f"dashboard {board} not found: run `make rules` (panel queries not checked)")
     print(report)
-    problems, filling = report.count("problem"), report.count("filling")
+    problems, filling, skipped = (report.count(kind) for kind in ("problem", "filling", "skipped"))
     print(f"{problems} problem{'s' if problems != 1 else ''} found" if problems else "no problems found", end="")
-    print(f"; {filling} still filling (see above), which is no problem" if filling else "")
+    print(f"; {filling} still filling (see above), which is no problem" if filling else "", end="")
+    print(f"; {skipped} check{'s' if skipped != 1 else ''} skipped (see above)" if skipped else "")
     return 0 if report.healthy else EXIT_DOCTOR
 
 

@@ -3,8 +3,9 @@
 Each check reports in plain words and the command exits non-zero when any fails:
 targets up (a 401 named as a bearer-token mismatch), the four metric names present
 exactly, every dashboard panel's query returning data (and for which models), rule
-groups evaluating without errors, the rules Prometheus runs equal to those on disk,
-Alertmanager connected and delivering, data still fresh.
+groups evaluating without errors, the rules Prometheus runs equal to those on disk
+(matched by group name, whatever the files are called), a retention that holds the
+longest SLO period, Alertmanager connected and delivering, data still fresh.
 
 A young stack is not a broken one. Rules in slow groups (the 5-minute tiles) have
 recorded nothing until their group first evaluates after their inputs appear, and
@@ -29,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from generator import backfill, contract, dashboard
 from generator.durations import format_duration, parse_duration
@@ -56,12 +58,13 @@ class PrometheusUnreachable(RuntimeError):
     pass
 
 
-KINDS = {"ok": "ok     ", "filling": "filling", "problem": "PROBLEM"}
+KINDS = {"ok": "ok     ", "filling": "filling", "skipped": "skipped", "problem": "PROBLEM"}
 
 
 @dataclass
 class Report:
-    """Lines of three kinds: ok, filling (a young stack, due at a stated time) and problem."""
+    """Lines of four kinds: ok, filling (a young stack, due at a stated time), skipped (a check that
+    could not be made from here, with how to make it) and problem."""
 
     lines: list[tuple[str, str]] = field(default_factory=list)
 
@@ -70,6 +73,9 @@ class Report:
 
     def filling(self, text: str) -> None:
         self.lines.append(("filling", text))
+
+    def skipped(self, text: str) -> None:
+        self.lines.append(("skipped", text))
 
     def problem(self, text: str) -> None:
         self.lines.append(("problem", text))
@@ -116,6 +122,7 @@ def diagnose(
     max_age_s: float = 120.0,
     rules_dir: Path | None = None,
     alertmanager: str | None = None,
+    notifications_window_s: int = 3600,
 ) -> Report:
     prom = Prometheus(url)
     report = Report()
@@ -126,10 +133,11 @@ def diagnose(
     if board_path is not None:
         check_panels(prom, json.loads(board_path.read_text(encoding="utf-8")), report, warmup)
     check_rules(groups, report)
+    check_retention(prom, groups, report)
     check_averaged_windows(prom, warmup, report)
     if rules_dir is not None:
         check_rules_on_disk(prom, groups, rules_dir, report)
-    check_alertmanager(prom, report, alertmanager)
+    check_alertmanager(prom, report, alertmanager, notifications_window_s)
     check_freshness(prom, report, max_age_s)
     return report
 
@@ -395,37 +403,52 @@ def rule_difference(prom: Prometheus, on_disk: dict, loaded: dict) -> str | None
     return None
 
 
-def check_rules_on_disk(prom: Prometheus, groups: list[dict], rules_dir: Path, report: Report) -> None:
-    """The rule files against what Prometheus runs: `make rules` rewrites files, Prometheus reads them on reload."""
-    loaded = {(Path(g["file"]).name, g["name"]): g for g in groups}
-    files = sorted(rules_dir.glob("*.yml"))
+def group_differences(prom: Prometheus, on_disk: dict, running: dict) -> list[str]:
+    """What differs between a group of a rule file and a group of the same name Prometheus runs."""
+    name = on_disk["name"]
     differences = []
-    on_disk = set()
-    for path in files:
-        for group in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("groups", []):
-            key = (path.name, group["name"])
-            on_disk.add(key)
-            running = loaded.get(key)
-            if running is None:
+    if "interval" in on_disk and parse_duration(on_disk["interval"]) != running["interval"]:
+        differences.append(f"group {name}: its interval")
+    if len(on_disk["rules"]) != len(running["rules"]):
+        return [*differences, f"group {name}: {len(running['rules'])} rules where the file has {len(on_disk['rules'])}"]
+    return differences + [
+        f"group {name}: rule {difference}"
+        for rule, running_rule in zip(on_disk["rules"], running["rules"], strict=True)
+        if (difference := rule_difference(prom, rule, running_rule))
+    ]
+
+
+def check_rules_on_disk(prom: Prometheus, groups: list[dict], rules_dir: Path, report: Report) -> None:
+    """The rule files against what Prometheus runs: `make rules` rewrites files, Prometheus reads them on reload.
+
+    Groups are matched by name, never by file name: the Prometheus Operator (one file per
+    PrometheusRule, named after its namespace, name and uid), Helm charts and config
+    management load the same groups from files named otherwise. A loaded file that holds
+    groups of the rule files stands for them: a group it holds that they no longer have is stale.
+    """
+    running: dict[str, list[dict]] = {}
+    for group in groups:
+        running.setdefault(group["name"], []).append(group)
+    files = sorted(rules_dir.glob("*.yml"))
+    on_disk = {path: (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("groups", []) for path in files}
+    names = {group["name"] for file_groups in on_disk.values() for group in file_groups}
+    differences = []
+    loaded_files = set()
+    for path, file_groups in on_disk.items():
+        for group in file_groups:
+            # Group names are unique within a file only: any loaded group of the name that matches will do.
+            candidates = sorted(running.get(group["name"], []), key=lambda g: Path(g["file"]).name != path.name)
+            if not candidates:
                 differences.append(f"group {group['name']} of {path.name} is not loaded")
                 continue
-            if "interval" in group and parse_duration(group["interval"]) != running["interval"]:
-                differences.append(f"group {group['name']}: its interval")
-            if len(group["rules"]) != len(running["rules"]):
-                differences.append(
-                    f"group {group['name']}: {len(running['rules'])} rules where the file has {len(group['rules'])}"
-                )
-                continue
-            differences += [
-                f"group {group['name']}: rule {difference}"
-                for rule, running_rule in zip(group["rules"], running["rules"], strict=True)
-                if (difference := rule_difference(prom, rule, running_rule))
-            ]
-    names = {path.name for path in files}
+            loaded_files.update(c["file"] for c in candidates)
+            found = [group_differences(prom, group, candidate) for candidate in candidates]
+            if all(found):
+                differences += found[0]
     differences += [
-        f"group {name} of {file} is loaded but no longer in the file"
-        for file, name in loaded
-        if file in names and (file, name) not in on_disk
+        f"group {group['name']} is loaded (from {group['file']}) but in none of the files"
+        for group in groups
+        if group["file"] in loaded_files and group["name"] not in names
     ]
     if differences:
         shown = "; ".join(differences[:5]) + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")
@@ -434,49 +457,199 @@ def check_rules_on_disk(prom: Prometheus, groups: list[dict], rules_dir: Path, r
         report.ok(f"Prometheus runs the rules of {rules_dir} as they are on disk")
 
 
-def alertmanager_counters(url: str) -> dict[str, tuple[float, float]]:
-    """Notifications Alertmanager attempted and failed since it started, per integration (slack, webhook, ...)."""
+PERIOD_RULE = "slo:time_period:days"
+
+
+def slo_periods(prom: Prometheus, groups: list[dict]) -> dict[int, list[str]]:
+    """The SLO periods of the loaded rules, in seconds, each with the SLOs that have it.
+
+    Read from the `slo:time_period:days` rules (modelmon's and Sloth's): their query is the
+    period as a constant (`vector(30)`), evaluated here so the answer does not wait for
+    the rule's group to run, nor depend on how the number is spelled.
+    """
+    periods: dict[int, list[str]] = {}
+    for group in groups:
+        for rule in group["rules"]:
+            if rule["type"] != "recording" or rule["name"] != PERIOD_RULE:
+                continue
+            result = prom.query(rule["query"])
+            if len(result) != 1 or not math.isfinite(days := float(result[0]["value"][1])):
+                continue
+            labels = rule.get("labels") or {}
+            name = "/".join(filter(None, (labels.get("service"), labels.get("slo")))) or group["name"]
+            periods.setdefault(round(days * 86400), []).append(name)
+    return periods
+
+
+def retention_limits(text: str) -> tuple[int | None, str | None]:
+    """Prometheus' effective retention as /api/v1/status/runtimeinfo states it ("15d", "5w or 1GiB",
+    "1GiB"): seconds (None: no time limit) and the size limit if any."""
+    seconds, size = None, None
+    for part in text.split(" or "):
+        try:
+            seconds = parse_duration(part.strip())
+        except ValueError:
+            size = part.strip()
+    return seconds, size
+
+
+def check_retention(prom: Prometheus, groups: list[dict], report: Report) -> None:
+    """Prometheus must keep the longest SLO period: the period's budget is read from that much data.
+
+    The effective retention comes from runtimeinfo, not from the flags: with no retention
+    flag the flags read `0s` while Prometheus keeps 15 days (Debian's and the images' default).
+    """
+    periods = slo_periods(prom, groups)
+    if not periods:
+        return
+    longest = max(periods)
+    period = format_duration(longest)
+    slos = periods[longest]
+    named = ", ".join(slos[:3]) + (f" and {len(slos) - 3} more" if len(slos) > 3 else "")
+    stated = prom.get("/api/v1/status/runtimeinfo").get("storageRetention", "")
+    seconds, size = retention_limits(stated)
+    if seconds is None and size is None:
+        report.skipped(
+            f"retention not checked: Prometheus does not say how long it keeps data ({stated!r}); it must keep "
+            f"at least the {period} SLO period"
+        )
+        return
+    capped = (
+        f"; it is also capped at {size}: once the data outgrows that the oldest goes first, so check that "
+        f"{period} of data fits"
+        if size
+        else ""
+    )
+    if seconds is None:
+        report.ok(
+            f"retention has no time limit, only a size limit of {size}: the {period} SLO period fits if {size} holds it"
+        )
+    elif seconds < longest:
+        report.problem(
+            f"retention {format_duration(seconds)} is shorter than the {period} SLO period ({named}): the budget "
+            f"never covers a whole period; set --storage.tsdb.retention.time to at least {period}{capped}"
+        )
+    else:
+        report.ok(f"retention {format_duration(seconds)} covers the {period} SLO period ({named}){capped}")
+
+
+NOTIFICATIONS = "alertmanager_notifications_total"
+FAILED = "alertmanager_notifications_failed_total"
+WHY_FAILED = (
+    "nobody received them. Its log names the error (`make up`: .run/logs/alertmanager.log; docker compose: "
+    "`docker compose logs alertmanager`), most often a receiver's secret file that does not exist "
+    "(docs/notifications.md#secrets)"
+)
+
+
+@dataclass
+class Notifications:
+    """Notifications one Alertmanager attempted and failed since it started, per integration (slack, webhook, ...)."""
+
+    counts: dict[str, tuple[float, float]]
+    started: float | None  # Unix time, when its metrics say
+
+
+def alertmanager_counters(url: str) -> Notifications:
     with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
         text = response.read().decode()
     counts: dict[str, list[float]] = {}
-    for line in text.splitlines():
-        for position, metric in enumerate(
-            ("alertmanager_notifications_total", "alertmanager_notifications_failed_total")
-        ):
-            if line.startswith(metric + "{"):
-                integration = re.search(r'integration="([^"]*)"', line).group(1)
-                counts.setdefault(integration, [0.0, 0.0])[position] += float(line.rsplit(" ", 1)[1])
-    return {integration: (sent, failed) for integration, (sent, failed) in counts.items()}
+    started = None
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in (NOTIFICATIONS, FAILED):
+                # Summed over other labels: newer Alertmanagers split failures by `reason`.
+                sent_failed = counts.setdefault(sample.labels.get("integration", "?"), [0.0, 0.0])
+                sent_failed[sample.name == FAILED] += sample.value
+            elif sample.name == "process_start_time_seconds":
+                started = sample.value
+    return Notifications({name: (sent, failed) for name, (sent, failed) in counts.items()}, started)
 
 
-def check_alertmanager(prom: Prometheus, report: Report, alertmanager: str | None = None) -> None:
+def utc(seconds: float, now: float) -> str:
+    moment = time.gmtime(seconds)
+    return time.strftime("%H:%M UTC" if time.gmtime(now)[:3] == moment[:3] else "%Y-%m-%d %H:%M UTC", moment)
+
+
+def check_alertmanager(prom: Prometheus, report: Report, alertmanager: str | None = None, window_s: int = 3600) -> None:
+    """Alertmanager connected, and whether its notifications are failing.
+
+    Failures are judged from where they can be judged as current: when Prometheus scrapes
+    Alertmanager, over the last `window_s` (the counters' increase); otherwise from
+    Alertmanager's own counters, which count since it started and only go back to 0 when
+    it restarts, which the report says. `--alertmanager` reads that Alertmanager's own
+    counters. Without it, the URL Prometheus pushes to is read, which is often a name only
+    Prometheus' network knows (`alertmanager:9093` under docker compose, Railway's private
+    hosts): not being able to read it from here is a check not made, not a problem.
+    """
     active = prom.get("/api/v1/alertmanagers")["activeAlertmanagers"]
     if not active:
         report.problem("no Alertmanager is connected: check alerting.alertmanagers in prometheus.yml")
         return
     report.ok(f"Alertmanager connected: {', '.join(a['url'] for a in active)}")
+    if alertmanager is None and prom.query(f"count by (instance) ({NOTIFICATIONS})"):
+        check_scraped_notifications(prom, report, window_s)
+        return
     # Prometheus knows the push URL (…/api/v2/alerts); the metrics are at the root beside it.
     urls = [alertmanager] if alertmanager else [re.sub(r"/api/v\d/alerts$", "", a["url"]) for a in active]
+    now = time.time()
     for url in urls:
         try:
-            counts = alertmanager_counters(url)
-        except (urllib.error.URLError, OSError) as err:
-            report.problem(
-                f"cannot read Alertmanager's metrics at {url}/metrics ({err}), so failed notifications go unseen: "
-                "pass --alertmanager with its URL as seen from here (docker compose: http://localhost:9093)"
-            )
+            read = alertmanager_counters(url)
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            if alertmanager:
+                report.problem(
+                    f"cannot read Alertmanager's metrics at {url}/metrics ({err}), so failed notifications go "
+                    "unseen: check the URL given with --alertmanager"
+                )
+            else:
+                report.skipped(
+                    f"failed notifications not checked: Alertmanager's metrics at {url}/metrics, the URL Prometheus "
+                    f"sends alerts to, cannot be read from here ({err}). Pass --alertmanager http://localhost:9093 "
+                    "(its URL as seen from here), or let Prometheus scrape Alertmanager"
+                )
             continue
-        failed = {name: (sent, lost) for name, (sent, lost) in counts.items() if lost}
+        since = f" ({utc(read.started, now)})" if read.started else ""
+        failed = {name: (sent, lost) for name, (sent, lost) in read.counts.items() if lost}
         for integration, (sent, lost) in sorted(failed.items()):
             report.problem(
-                f"Alertmanager at {url} failed {lost:.0f} of {sent:.0f} {integration} notifications since it started: "
-                f"nobody received them. Its log names the error (`make up`: .run/logs/alertmanager.log; docker "
-                "compose: `docker compose logs alertmanager`), most often a receiver's secret file that does not "
-                "exist (docs/notifications.md#secrets)"
+                f"Alertmanager at {url}: {lost:.0f} of {sent:.0f} {integration} notifications failed since "
+                f"Alertmanager started{since}; they stay counted until it restarts (let Prometheus scrape "
+                f"Alertmanager to judge only the last hour): {WHY_FAILED}"
             )
         if not failed:
-            sent = sum(s for s, _ in counts.values())
-            report.ok(f"Alertmanager at {url} has delivered every notification ({sent:.0f} since it started)")
+            sent = sum(s for s, _ in read.counts.values())
+            report.ok(f"Alertmanager at {url} has delivered every notification ({sent:.0f} since it started{since})")
+
+
+def check_scraped_notifications(prom: Prometheus, report: Report, window_s: int) -> None:
+    """Failed notifications of the last `window_s`, per Alertmanager Prometheus scrapes: those still happening."""
+    window = format_duration(window_s)
+
+    def increase(metric: str) -> dict[tuple[str, str], float]:
+        result = prom.query(f"sum by (instance, integration) (increase({metric}[{window}]))")
+        return {
+            (r["metric"].get("instance", "?"), r["metric"].get("integration", "?")): float(r["value"][1])
+            for r in result
+        }
+
+    sent, failed = increase(NOTIFICATIONS), increase(FAILED)
+    instances = sorted({instance for instance, _ in sent} | {instance for instance, _ in failed})
+    for instance in instances:
+        # increase() extrapolates to the window's edges: a single failure may read 1.07.
+        lost = {i: n for (at, i), n in failed.items() if at == instance and n > 0}
+        for integration, count in sorted(lost.items()):
+            attempted = sent.get((instance, integration), count)
+            report.problem(
+                f"Alertmanager {instance}: {max(1, round(count))} of {max(1, round(attempted))} {integration} "
+                f"notifications failed in the last {window} (counted by Prometheus, which scrapes it): {WHY_FAILED}"
+            )
+        if not lost:
+            total = sum(n for (at, _), n in sent.items() if at == instance)
+            report.ok(
+                f"Alertmanager {instance}: no notification failed in the last {window} ({round(total)} sent, "
+                "counted by Prometheus, which scrapes it)"
+            )
 
 
 def check_freshness(prom: Prometheus, report: Report, max_age_s: float) -> None:

@@ -13,6 +13,21 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 
 
+def compose_prometheus_flag(name: str) -> str:
+    """The value of a flag docker-compose.yml starts Prometheus with (`--name=value`)."""
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))
+    [value] = [
+        arg.split("=", 1)[1] for arg in compose["services"]["prometheus"]["command"] if arg.startswith(f"--{name}=")
+    ]
+    return value
+
+
+# How long Prometheus keeps data: at least the longest SLO period, whose budget is read from
+# that much data. Debian's default is 15 days, so `make up` and the test stacks pass the
+# retention docker compose (and prometheus/Dockerfile) use, read from the compose file.
+PROMETHEUS_RETENTION = compose_prometheus_flag("storage.tsdb.retention.time")
+
+
 def local_prometheus_config(
     *,
     prometheus_port: int,

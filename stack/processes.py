@@ -20,6 +20,8 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from stack.config import PROMETHEUS_RETENTION
+
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
 
@@ -92,8 +94,13 @@ def process(args: list[str], log: Path, env: dict[str, str] | None = None, cwd: 
 
 
 @contextlib.contextmanager
-def prometheus(config: dict, workdir: Path, port: int | None = None) -> Iterator[str]:
-    """A real Prometheus (Debian's binary) with `config`, on loopback; yields its URL."""
+def prometheus(
+    config: dict, workdir: Path, port: int | None = None, retention: str | None = PROMETHEUS_RETENTION
+) -> Iterator[str]:
+    """A real Prometheus (Debian's binary) with `config`, on loopback; yields its URL.
+
+    It keeps data for `retention`, docker compose's by default; None leaves Prometheus' own default (15d).
+    """
     port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "prometheus.yml"
@@ -107,6 +114,8 @@ def prometheus(config: dict, workdir: Path, port: int | None = None) -> Iterator
         "--web.enable-lifecycle",
         "--log.level=warn",
     ]
+    if retention is not None:
+        args.append(f"--storage.tsdb.retention.time={retention}")
     url = f"http://127.0.0.1:{port}"
     with process(args, workdir / "prometheus.log"):
         wait_until("Prometheus to be ready", lambda: urllib.request.urlopen(f"{url}/-/ready", timeout=2), 30)

@@ -3,6 +3,8 @@
 Page when both the 2m and the 1m error ratio exceed 30 %: factor 10 % x 60m / 2m = 3,
 times the 10 % budget, for 1m. Healthy simulated models fail well under 1 % of calls.
 Notifications go to a local webhook, with short group timings.
+
+The stack such a project runs on (`local_stack`) serves the doctor's tests too.
 """
 
 from __future__ import annotations
@@ -54,14 +56,15 @@ dashboard: {{uid: {service}}}
 
 
 @dataclass
-class ShortWindowStack:
-    """A project compiled from the short-window spec, and the processes that run it, not yet started:
-    the simulating backend behind a token, Alertmanager with the generated config, and Prometheus'
-    configuration (1s scrapes and evaluations) pointing at both."""
+class LocalStack:
+    """A project's processes on loopback, not yet started: the simulating backend behind a token,
+    Alertmanager with a given config, and Prometheus' configuration (1s scrapes and evaluations)
+    pointing at both and loading the project's rules/."""
 
     root: Path
     work: Path
     ports: dict[str, int]
+    token: Path
     backend: list[str]
     backend_env: dict[str, str]
     alertmanager: list[str]
@@ -80,24 +83,27 @@ class ShortWindowStack:
             processes.wait_until("the backend", lambda: urllib.request.urlopen(f"{self.url('backend')}/healthz"), 30)
             yield
 
-    def prometheus(self):
-        return processes.prometheus(self.prometheus_config, self.work / "prometheus", port=self.ports["prometheus"])
+    def prometheus(self, **options):
+        """Prometheus running `prometheus_config`; `options` go to processes.prometheus (retention)."""
+        return processes.prometheus(
+            self.prometheus_config, self.work / "prometheus", port=self.ports["prometheus"], **options
+        )
 
 
-def short_window_stack(
-    project, work: Path, service: str, alert: str, webhook_url: str, more_ports=()
-) -> ShortWindowStack:
-    """`project` is the conftest fixture; `more_ports` names further loopback ports to reserve."""
-    root = project({f"{service}.yaml": short_window_spec(service, alert, webhook_url)})
-    build.write_all(root, build.compile_all(root))
+def local_stack(
+    root: Path, work: Path, name: str, alertmanager_config: Path | None = None, seed: int = 7, more_ports=()
+) -> LocalStack:
+    """The stack of the project at `root`, its files under `work`: the token reads `<name>-metrics-token`,
+    Alertmanager runs `alertmanager_config` (default: the project's generated one), the backend simulates
+    traffic from `seed`; `more_ports` names further loopback ports to reserve."""
     token = work / "metrics-token"
-    token.write_text(f"{service}-metrics-token\n")
+    token.write_text(f"{name}-metrics-token\n")
     multiproc = work / "multiproc"
     multiproc.mkdir()
-    ports = {name: processes.free_port() for name in ("backend", "prometheus", "alertmanager", *more_ports)}
-    backend, backend_env = processes.backend_command(ports["backend"], token, multiproc, simulate=True, seed=7)
+    ports = {port: processes.free_port() for port in ("backend", "prometheus", "alertmanager", *more_ports)}
+    backend, backend_env = processes.backend_command(ports["backend"], token, multiproc, simulate=True, seed=seed)
     alertmanager = processes.alertmanager_command(
-        root / "alertmanager" / "alertmanager.yml", work / "alertmanager", ports["alertmanager"]
+        alertmanager_config or root / "alertmanager" / "alertmanager.yml", work / "alertmanager", ports["alertmanager"]
     )
     config = local_prometheus_config(
         prometheus_port=ports["prometheus"],
@@ -107,4 +113,11 @@ def short_window_stack(
         interval="1s",
         rules_dir=root / "rules",
     )
-    return ShortWindowStack(root, work, ports, backend, backend_env, alertmanager, config)
+    return LocalStack(root, work, ports, token, backend, backend_env, alertmanager, config)
+
+
+def short_window_stack(project, work: Path, service: str, alert: str, webhook_url: str, more_ports=()) -> LocalStack:
+    """`project` is the conftest fixture; `more_ports` names further loopback ports to reserve."""
+    root = project({f"{service}.yaml": short_window_spec(service, alert, webhook_url)})
+    build.write_all(root, build.compile_all(root))
+    return local_stack(root, work, service, more_ports=more_ports)
