@@ -136,21 +136,26 @@ def coverage_clocks(plans: list[SloPlan]) -> dict[tuple[str, str], SloPlan]:
     return found
 
 
-def clock_rule(plan: SloPlan, tile: str) -> dict:
-    """The clock of `plan`'s coverage: the timestamp of `tile` (its tile, or the query that records it)."""
-    labels = plan.labels if plan.total is None else plan.total.labels
+def clock_rule(plan: SloPlan, raw: bool = False) -> dict:
+    """The clock of `plan`'s coverage: the timestamp of the tile it counts; `raw`: of the query that
+    records the tile (for a backfill, which cannot read the tiles it writes)."""
+    if plan.total is None:
+        tile = plan.error_ratio_expr(TILE_WINDOW) if raw else f"{plan.ratio_tile}{plan.selector}"
+        labels = plan.labels
+    else:
+        total = plan.total
+        tile = total.expr(TILE_WINDOW, raw=True) if raw else total.read(total.tile)
+        labels = total.labels
     return recording_rule(plan.coverage_clock[0], f"timestamp({tile})", labels)
 
 
 def coverage_rules(plans: list[SloPlan], signals: dict[Signal, SignalUse]) -> list[tuple[dict, str]]:
     """Each period's clock (the timestamp of every tile it counts from), then each SLO's coverage:
     the time since the oldest tile of the period, plus the 5 minutes that tile stands for."""
-    clocks = []
-    for plan in coverage_clocks(plans).values():
-        if plan.total is None:
-            clocks.append((clock_rule(plan, f"{plan.ratio_tile}{plan.selector}"), plan.name))
-        else:
-            clocks.append((clock_rule(plan, plan.total.read(plan.total.tile)), signals[plan.total].owner))
+    clocks = [
+        (clock_rule(plan), plan.name if plan.total is None else signals[plan.total].owner)
+        for plan in coverage_clocks(plans).values()
+    ]
     coverage = []
     tile_s = parse_duration(TILE_WINDOW)
     for plan in plans:
