@@ -24,7 +24,15 @@ sys.path.insert(0, str(REPO))
 
 from generator import build  # noqa: E402
 from generator.plan import BudgetAlert, BurnAlert, SloPlan, hours_text, number  # noqa: E402
-from generator.promtool_tests import ERROR_GRAIN, TOTAL_PER_S, Phase, Simulation, Traffic, series_labels  # noqa: E402
+from generator.promtool_tests import (  # noqa: E402
+    ERROR_GRAIN,
+    TOTAL_PER_S,
+    Phase,
+    Simulation,
+    Traffic,
+    group_key,
+    series_labels,
+)
 
 DOC = REPO / "docs" / "alerting.md"
 BEGIN, END = "<!-- detection times: begin (bench/detection.py --write) -->", "<!-- detection times: end -->"
@@ -50,7 +58,7 @@ def first_firing(plan: SloPlan, share: Decimal) -> dict:
     bad = math.ceil(float(min(share, Decimal(1))) * TOTAL_PER_S * ERROR_GRAIN) / ERROR_GRAIN
     traffic = [Traffic(labels, [Phase(0, TOTAL_PER_S, 0.0), Phase(HISTORY, TOTAL_PER_S, bad)])]
     sim = Simulation(plan, traffic, HISTORY + HORIZON)
-    key = tuple(labels.get(g, "") for g in plan.group_by)
+    key = group_key(plan, labels)
     found = {}
     for alert in plan.alerts():
         fired = sim.first_firing(alert, key)

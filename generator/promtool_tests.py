@@ -80,6 +80,16 @@ class Traffic:
         return total, errors
 
 
+def group_key(plan: SloPlan, labels: dict[str, str]) -> tuple[str, ...]:
+    """The SLO group a series of `labels` falls in: its values of the group-by labels."""
+    return tuple(labels.get(label, "") for label in plan.group_by)
+
+
+def scrape_unit(plan: SloPlan) -> int:
+    """The scenarios' unit at the spec's scrape interval: the longest time dividing it and a minute."""
+    return math.gcd(plan.scrape_s, 60)
+
+
 def errors_per_s(ratio: Decimal | float) -> float:
     """The error rate closest to `ratio` of the base traffic, on the exact 1/64 grid."""
     return round(float(ratio) * TOTAL_PER_S * ERROR_GRAIN) / ERROR_GRAIN
@@ -113,7 +123,7 @@ class Simulation:
         groups: dict[tuple, list[int]] = {}
         order = sorted(range(len(traffic)), key=lambda i: sorted(traffic[i].labels.items()))
         for i in order:
-            key = tuple(traffic[i].labels.get(label, "") for label in plan.group_by)
+            key = group_key(plan, traffic[i].labels)
             groups.setdefault(key, []).append(i)
         self.groups = groups
         self._ratios: dict[tuple, float | None] = {}
@@ -487,7 +497,7 @@ def budget_spent(plan: SloPlan) -> Scenario | None:
     spent_at = minutes(int(plan.period_s * plan.budget / share) + alert.for_s)
     horizon = (spent_at // PERIOD_EVERY + 2) * PERIOD_EVERY
     sim = Simulation(plan, traffic, horizon, PERIOD_STEP, PERIOD_EVERY)
-    key = tuple(labels[0].get(label, "") for label in plan.group_by)
+    key = group_key(plan, labels[0])
     fired = sim.first_firing(alert, key)
     if fired is None:
         raise TestGenerationError(("alerting", "budget_alert"), "a spent budget never fires the budget alert")
@@ -526,7 +536,7 @@ def full_outage(plan: SloPlan) -> Scenario | None:
             traffic.append(Traffic(extra, [Phase(0, TOTAL_PER_S, ok)]))
     horizon = start + max(minutes(a.long_s + a.for_s) for a in pages) + 2
     sim = Simulation(plan, traffic, horizon)
-    key = tuple(broken.get(label, "") for label in plan.group_by)
+    key = group_key(plan, broken)
     fired = [sim.first_firing(a, key) for a in pages]
     fired = [m for m in fired if m is not None]
     if not fired:
@@ -549,7 +559,7 @@ def fast_page(plan: SloPlan) -> Scenario | None:
     if not plan.outage_alerts:
         return None
     alert = plan.outage_alerts[0]
-    unit = math.gcd(plan.scrape_s, 60)
+    unit = scrape_unit(plan)
     per_minute = 60 // unit
     ok = errors_per_s(healthy_ratio(plan))
     start = 10 * per_minute  # minutes of healthy traffic first: the 5m window is full of it
@@ -558,7 +568,7 @@ def fast_page(plan: SloPlan) -> Scenario | None:
     traffic += [Traffic(extra, [Phase(0, TOTAL_PER_S, ok)]) for extra in labels[1:]]
     horizon = start + (parse_duration(THRESHOLD_WINDOW) + alert.for_s) // unit + per_minute
     sim = Simulation(plan, traffic, horizon, unit=unit)
-    key = tuple(labels[0].get(label, "") for label in plan.group_by)
+    key = group_key(plan, labels[0])
     fired = sim.first_firing(alert, key)
     if fired is None:
         raise TestGenerationError(("alerting", "outage_alert", "above"), "a full outage never fires the outage alert")
@@ -587,9 +597,7 @@ def fresh_outage(plan: SloPlan) -> Scenario | None:
     paged = ""
     if plan.outage_alerts:
         alert = plan.outage_alerts[0]
-        fired = Simulation(plan, traffic, length).first_firing(
-            alert, tuple(labels[0].get(g, "") for g in plan.group_by)
-        )
+        fired = Simulation(plan, traffic, length).first_firing(alert, group_key(plan, labels[0]))
         if fired is not None:
             checks[alert.name] = [fired - 1, fired]
             paged = f"pages at minute {fired} and "
@@ -615,7 +623,7 @@ def fresh_burn(plan: SloPlan) -> Scenario | None:
     traffic = [Traffic(labels, [Phase(0, TOTAL_PER_S, errors_per_s(share))])]
     length = 3 * 1440
     sim = Simulation(plan, traffic, length, PERIOD_STEP, PERIOD_EVERY)
-    fired = sim.first_firing(alert, tuple(labels.get(g, "") for g in plan.group_by))
+    fired = sim.first_firing(alert, group_key(plan, labels))
     outcome = f"fires the SLA-violated alert at minute {fired}" if fired is not None else "no SLA-violated alert"
     return Scenario(
         title=f"on a Prometheus with 3 days of data, {_bad(plan, errors_per_s(share))} ({number(FRESH_BURN)}x the "
@@ -644,7 +652,7 @@ def scraped_blip(plan: SloPlan) -> Scenario | None:
     watched = [*plan.threshold_alerts, *plan.outage_alerts]
     if not watched:
         return None
-    unit = math.gcd(plan.scrape_s, 60)
+    unit = scrape_unit(plan)
     per_minute = 60 // unit
     start = 10 * per_minute
     ok = errors_per_s(healthy_ratio(plan))
@@ -658,7 +666,7 @@ def scraped_blip(plan: SloPlan) -> Scenario | None:
     # After the blip the 5m ratio needs 5 minutes to fall back; any alert on it shows by then plus its `for`.
     length = end + 5 * per_minute + hold + per_minute
     sim = Simulation(plan, traffic, length, unit=unit)
-    key = tuple(labels.get(g, "") for g in plan.group_by)
+    key = group_key(plan, labels)
     fired = sorted({a.name for a in watched if sim.first_firing(a, key) is not None})
     outcome = f"fires {', '.join(fired)}" if fired else "fires no threshold or outage alert"
     first = start + min(a.for_s for a in watched) // unit
@@ -691,7 +699,7 @@ def blip(plan: SloPlan) -> Scenario:
     hold = max((minutes(a.for_s) for a in (*plan.threshold_alerts, *plan.outage_alerts)), default=0)
     length = start + BLIP_MINUTES + 5 + hold + 2
     sim = Simulation(plan, traffic, length)
-    key = tuple(labels.get(g, "") for g in plan.group_by)
+    key = group_key(plan, labels)
     fired = sorted({a.name for a in plan.alerts() if sim.first_firing(a, key) is not None})
     outcome = f"fires {', '.join(fired)}" if fired else "fires nothing"
     return Scenario(
@@ -723,7 +731,7 @@ def slow_burn(plan: SloPlan) -> Scenario | None:
     traffic += [Traffic(extra, [Phase(0, TOTAL_PER_S, ok)]) for extra in labels[1:]]
     horizon = start + max(minutes(a.long_s + a.for_s) for a in tickets) + 2 * PERIOD_EVERY
     sim = Simulation(plan, traffic, horizon, PERIOD_STEP, PERIOD_EVERY)
-    key = tuple(labels[0].get(label, "") for label in plan.group_by)
+    key = group_key(plan, labels[0])
     fired = [m for m in (sim.first_firing(a, key) for a in tickets) if m is not None]
     if not fired or any(sim.first_firing(a, key) is not None for a in pages):
         return None  # windows where no error ratio fires a ticket without a page
@@ -763,7 +771,7 @@ def _threshold_side(plan: SloPlan, ratio: Decimal) -> Scenario:
     measure = plan.threshold_alerts[0].measure
     shown = 1 - bad / TOTAL_PER_S if plan.threshold_alerts[0].below else bad / TOTAL_PER_S
     sim = Simulation(plan, traffic, length)
-    key = tuple(labels.get(label, "") for label in plan.group_by)
+    key = group_key(plan, labels)
     fired = [m for m in (sim.first_firing(a, key) for a in plan.threshold_alerts) if m is not None]
     checks = sorted({m for first in fired for m in (first - 1, first)} | {length})
     outcome = (
