@@ -1,6 +1,6 @@
 """The four model metrics of the user's guide, plus the counter of folded model names.
 
-Names, the label and the latency buckets come from generator/contract.py, which the
+Names, the label and the latency buckets come from modelmon/contract.py, which the
 rules, their promtool tests and the dashboard read too, so the backend cannot drift
 from what they query.
 """
@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 
 from backend.calls import Call
 from backend.cap import ModelCap
-from generator import contract
+from modelmon import contract
 
 # client_python also writes a `<name>_created` sample per series in single-process
 # mode (never in multiprocess mode), which would expose metric names the guide does

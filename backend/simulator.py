@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from backend.calls import Call
 from backend.faults import Fault, FaultBoard, FaultKind
 from backend.metrics import ModelMetrics
-from generator import contract
+from modelmon import contract
 
 # Spread of latencies around a model's median (log-normal shape). At 0.5 about 1% of
 # calls of the slowest family exceed 5 s: a realistic tail inside the latency SLO.

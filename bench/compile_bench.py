@@ -31,8 +31,8 @@ REPO = Path(__file__).resolve().parent.parent
 # Run as a script, sys.path starts at bench/; the generator package lives at the repo root.
 sys.path.insert(0, str(REPO))
 
-from generator import build, promtool  # noqa: E402
-from generator.rules import rule_file  # noqa: E402
+from modelmon import build, promtool  # noqa: E402
+from modelmon.rules import rule_file  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "compile.json"
 SLOS_PER_FILE = 50
@@ -283,7 +283,7 @@ def machine(tool: str = "promtool", binary: str | None = None) -> dict:
     binary = binary or promtool.find_promtool()
     version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "generator"], cwd=REPO, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "modelmon"], cwd=REPO, capture_output=True, text=True)
     return {
         "nproc": len(os.sched_getaffinity(0)),
         "cpu": cpu,

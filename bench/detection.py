@@ -5,7 +5,7 @@ Run: .venv/bin/python bench/detection.py [--write]
 Each burn starts on a Prometheus in service: three days of calls without errors (every
 window full), then from minute 0 the given share of calls fails (or is slow, for a latency
 SLO). The minutes come from the model of Prometheus that computes the generated promtool
-tests' expectations (generator/promsim.py via promtool_tests.Simulation), one evaluation a
+tests' expectations (modelmon/promsim.py via promtool_tests.Simulation), one evaluation a
 minute, so they are what promtool would find. `--write` puts the tables into
 docs/alerting.md between its markers; tests/test_detection.py fails when they drift.
 """
@@ -22,9 +22,9 @@ REPO = Path(__file__).resolve().parent.parent
 # Run as a script, sys.path starts at bench/; the generator package lives at the repo root.
 sys.path.insert(0, str(REPO))
 
-from generator import build  # noqa: E402
-from generator.plan import BudgetAlert, BurnAlert, SloPlan, hours_text, number  # noqa: E402
-from generator.promtool_tests import (  # noqa: E402
+from modelmon import build  # noqa: E402
+from modelmon.plan import BudgetAlert, BurnAlert, SloPlan, hours_text, number  # noqa: E402
+from modelmon.promtool_tests import (  # noqa: E402
     ERROR_GRAIN,
     TOTAL_PER_S,
     Phase,

@@ -6,7 +6,7 @@ For each model count N, one real Prometheus (Debian's 2.42) is backfilled with
 `promtool tsdb create-blocks-from openmetrics` with 30 days of traffic for N
 models, then scrapes a loopback exporter that continues the same counters, and
 evaluates two rule files side by side: ours (rules/models-monitoring.yml as
-generator.build.compile_all writes it for slos/models.yaml) and Sloth-shaped
+modelmon.build.compile_all writes it for slos/models.yaml) and Sloth-shaped
 rules for the same three SLOs, written here from Sloth's documented output. The
 benchmark reads what Prometheus reports about each group's evaluations, the
 samples each rule's query touches (query stats), memory and series. It also times
@@ -44,9 +44,9 @@ sys.path.insert(0, str(REPO))
 
 from compile_bench import MODELS, machine, make_project  # noqa: E402
 
-from generator import build, promtool  # noqa: E402
-from generator.durations import parse_duration  # noqa: E402
-from generator.plan import DEFAULT_WINDOWS, number  # noqa: E402
+from modelmon import build, promtool  # noqa: E402
+from modelmon.durations import parse_duration  # noqa: E402
+from modelmon.plan import DEFAULT_WINDOWS, number  # noqa: E402
 from stack.processes import PROMETHEUS, free_port, get_json, process, wait_until  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "rule_cost.json"

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from generator import cli
+from modelmon import cli
 from stack import processes
 from stack.config import REPO
 from stack.up import read_state, write_alertmanager_config

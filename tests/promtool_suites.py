@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from generator import build, promtool
-from generator.gotemplate import render
+from modelmon import build, promtool
+from modelmon.gotemplate import render
 
 
 def run_promtool_tests(project: Path, name: str, tests: list[dict]) -> tuple[bool, str]:

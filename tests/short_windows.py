@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from generator import build
+from modelmon import build
 from stack import processes
 from stack.config import local_prometheus_config
 

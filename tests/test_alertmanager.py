@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from generator import amtool, build
+from modelmon import amtool, build
 from stack import processes
 from stack.webhook import WebhookReceiver
 

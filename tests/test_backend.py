@@ -34,7 +34,7 @@ from backend.faults import FaultBoard, FaultKind
 from backend.metrics import MODELS_FOLDED_TOTAL, ModelMetrics
 from backend.runner import SimulatorRunner, try_to_lead
 from backend.simulator import FAMILIES, ModelProfile, Simulator
-from generator import contract
+from modelmon import contract
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "tok-3f9c2a7e5b1d4c8a"
@@ -571,9 +571,9 @@ def test_the_files_the_dockerfile_copies_are_enough_to_start_the_app(tmp_path: P
             (image / target).parent.mkdir(parents=True, exist_ok=True)
             (image / target).write_bytes((REPO / source).read_bytes())
     # -S leaves out site-packages' .pth files, and with them the editable install of
-    # this repository, so `generator` can only come from what the image holds.
+    # this repository, so `modelmon` can only come from what the image holds.
     site_packages = next(p for p in sys.path if p.endswith("site-packages"))
-    check = "import backend.app, backend.gunicorn_conf; from generator import contract; print(contract.__file__)"
+    check = "import backend.app, backend.gunicorn_conf; from modelmon import contract; print(contract.__file__)"
     result = subprocess.run(
         [sys.executable, "-S", "-c", check],
         cwd=image,
@@ -583,7 +583,7 @@ def test_the_files_the_dockerfile_copies_are_enough_to_start_the_app(tmp_path: P
         timeout=30,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == str(image / "generator/contract.py")
+    assert result.stdout.strip() == str(image / "modelmon/contract.py")
 
 
 # --- real servers over HTTP ------------------------------------------------------------

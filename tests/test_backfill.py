@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from generator import backfill, build, cli, promtool
-from generator.plan import COVERAGE_RECORD, plan_file
+from modelmon import backfill, build, cli, promtool
+from modelmon.plan import COVERAGE_RECORD, plan_file
 from stack import processes
 from tests.test_sloth import SLOTH_EXAMPLE
 

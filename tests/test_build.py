@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from generator import build, cli
+from modelmon import build, cli
 
 REPO = Path(__file__).resolve().parent.parent
 # Every file the shipped spec compiles into (rules, tests, dashboard, runbooks, ...).

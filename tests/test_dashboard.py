@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from generator import build, contract, dashboard, promtool
-from generator.durations import parse_duration
+from modelmon import build, contract, dashboard, promtool
+from modelmon.durations import parse_duration
 
 REPO = Path(__file__).resolve().parent.parent
 BOARD_PATH = REPO / "grafana" / "dashboards" / "models-monitoring.json"

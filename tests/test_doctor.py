@@ -27,9 +27,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from generator import cli
-from generator.doctor import parse_time, when
-from generator.durations import format_duration, parse_duration
+from modelmon import cli
+from modelmon.doctor import parse_time, when
+from modelmon.durations import format_duration, parse_duration
 from stack import processes
 from stack.config import PROMETHEUS_RETENTION, local_alertmanager_config
 from stack.webhook import WebhookReceiver

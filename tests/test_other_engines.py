@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from generator import build, kubernetes
+from modelmon import build, kubernetes
 from stack import processes
 from stack.webhook import WebhookReceiver
 from tests.short_windows import short_window_stack

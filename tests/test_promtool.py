@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from generator import build, cli, promtool
-from generator.durations import parse_duration
+from modelmon import build, cli, promtool
+from modelmon.durations import parse_duration
 from tests.promtool_suites import expected_alert, run_promtool_tests, series_text
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from generator import cli
+from modelmon import cli
 from stack import processes
 from tests.test_up import Output
 

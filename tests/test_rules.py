@@ -7,9 +7,9 @@ import re
 import pytest
 import yaml
 
-from generator import build, cli
-from generator.gotemplate import render
-from generator.plan import DEFAULT_WINDOWS
+from modelmon import build, cli
+from modelmon.gotemplate import render
+from modelmon.plan import DEFAULT_WINDOWS
 from tests.promtool_suites import expected_alert, run_promtool_tests
 
 SPEC = """

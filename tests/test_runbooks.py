@@ -18,9 +18,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
-from generator import build, cli, promtool, runbooks
-from generator.plan import number
-from generator.spec import SloFile
+from modelmon import build, cli, promtool, runbooks
+from modelmon.plan import number
+from modelmon.spec import SloFile
 
 REPO = Path(__file__).resolve().parent.parent
 MKDOCS = Path(sys.executable).parent / "mkdocs"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from generator import build, cli, promsim
+from modelmon import build, cli, promsim
 from tests.promtool_suites import expected_alert, run_promtool_tests, series_text
 
 SLOTH_EXAMPLE = """

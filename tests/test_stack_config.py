@@ -29,8 +29,8 @@ import jsonschema
 import pytest
 import yaml
 
-from generator.durations import parse_duration
-from generator.loader import load_file
+from modelmon.durations import parse_duration
+from modelmon.loader import load_file
 
 REPO = Path(__file__).resolve().parent.parent
 PROMETHEUS_YML = REPO / "prometheus" / "prometheus.yml"

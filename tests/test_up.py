@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from generator import build, gotemplate
-from generator.durations import parse_duration
+from modelmon import build, gotemplate
+from modelmon.durations import parse_duration
 from stack import processes
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from generator import build, cli
-from generator.checks import check_all
-from generator.loader import SpecErrors, load_file
+from modelmon import build, cli
+from modelmon.checks import check_all
+from modelmon.loader import SpecErrors, load_file
 
 # --- helpers ------------------------------------------------------------------------
 

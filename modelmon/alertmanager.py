@@ -9,9 +9,9 @@ the files Alertmanager reads them from at run time.
 
 from __future__ import annotations
 
-from generator.loader import LoadedSpec
-from generator.spec import Notifications, Receiver
-from generator.textgen import render_file
+from modelmon.loader import LoadedSpec
+from modelmon.spec import Notifications, Receiver
+from modelmon.textgen import render_file
 
 UNROUTED = "modelmon-unrouted"  # alerts of services without notifications: kept in Alertmanager's UI only
 TEMPLATE_PATH = "alertmanager/templates/modelmon.tmpl"

@@ -32,8 +32,8 @@ from pathlib import Path
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from generator import backfill, contract, dashboard
-from generator.durations import format_duration, parse_duration
+from modelmon import backfill, contract, dashboard
+from modelmon.durations import format_duration, parse_duration
 
 METRICS = (
     contract.REQUESTS_TOTAL,

@@ -3,7 +3,7 @@
 Each SLO gets scenarios of model traffic (healthy for a whole period, a full
 outage of one model, a slow burn, each side of every threshold). The traffic is
 written as promtool input series; what must happen is computed by replaying the
-same counters through `generator.promsim`, and promtool then proves the rules
+same counters through `modelmon.promsim`, and promtool then proves the rules
 against it: an alert one evaluation before it may fire (silent) and at the
 minute it fires, the other models silent, and the recorded values exact.
 
@@ -19,10 +19,10 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from generator import contract, promsim
-from generator.durations import format_duration, parse_duration
-from generator.gotemplate import render
-from generator.plan import (
+from modelmon import contract, promsim
+from modelmon.durations import format_duration, parse_duration
+from modelmon.gotemplate import render
+from modelmon.plan import (
     COVERAGE_LOOKBACK,
     COVERAGE_RECORD,
     THRESHOLD_WINDOW,
@@ -35,7 +35,7 @@ from generator.plan import (
     is_derived,
     number,
 )
-from generator.rules import alert_rule
+from modelmon.rules import alert_rule
 
 Alert = BurnAlert | ThresholdAlert | BudgetAlert
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from generator.durations import parse_duration
-from generator.plan import (
+from modelmon.durations import parse_duration
+from modelmon.plan import (
     COVERAGE_LOOKBACK,
     COVERAGE_RECORD,
     LONG_INTERVAL,
@@ -37,7 +37,7 @@ from generator.plan import (
     is_derived,
     number,
 )
-from generator.textgen import alert_text
+from modelmon.textgen import alert_text
 
 
 @dataclass

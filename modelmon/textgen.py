@@ -7,9 +7,9 @@ from pathlib import Path
 
 import jinja2
 
-from generator.plan import hours_text, number, percent
+from modelmon.plan import hours_text, number, percent
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 @cache

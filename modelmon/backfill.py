@@ -1,6 +1,6 @@
 """Tiles for the time before the rules ran: what `modelmon backfill` hands to promtool.
 
-Windows of 6h and more average the 5-minute tiles (generator/rules.py). Right after
+Windows of 6h and more average the 5-minute tiles (modelmon/rules.py). Right after
 the rules are first loaded there are no tiles yet, so a 3d window holds only the
 minutes since: for its first three days it reads like a shorter window. Prometheus
 can compute recording rules for the past (`promtool tsdb create-blocks-from rules`)
@@ -11,9 +11,9 @@ counters (or the SLI's own query), under the same name, labels and 5m interval.
 
 from __future__ import annotations
 
-from generator.durations import parse_duration
-from generator.plan import TILE_INTERVAL, TILE_WINDOW, SloPlan
-from generator.rules import clock_rule, coverage_clocks, file_signals, recording_rule, tile_sources
+from modelmon.durations import parse_duration
+from modelmon.plan import TILE_INTERVAL, TILE_WINDOW, SloPlan
+from modelmon.rules import clock_rule, coverage_clocks, file_signals, recording_rule, tile_sources
 
 
 def tile_groups(plans_by_service: dict[str, list[SloPlan]]) -> list[dict]:

@@ -30,9 +30,9 @@ from grafana_foundation_sdk.models.dashboard import (
     VariableSort,
 )
 
-from generator import contract
-from generator.plan import SloPlan, number
-from generator.spec import AvailabilitySli, ErrorRateSli, SloFile
+from modelmon import contract
+from modelmon.plan import SloPlan, number
+from modelmon.spec import AvailabilitySli, ErrorRateSli, SloFile
 
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="prometheus")
 MODEL_FILTER = f'{contract.MODEL_LABEL}=~"$model"'

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from generator.spec import Slo, SloFile
+from modelmon.spec import Slo, SloFile
 
 PathPart = str | int
 FieldPath = tuple[PathPart, ...]

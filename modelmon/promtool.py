@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from generator.durations import parse_duration
+from modelmon.durations import parse_duration
 
 INSTALL_HINT = (
     "promtool not found: install Debian's prometheus package (apt-get install -y prometheus), "

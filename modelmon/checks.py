@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from generator.durations import format_duration, parse_duration
-from generator.loader import LoadedSpec, SpecError, broken_parts
-from generator.plan import (
+from modelmon.durations import format_duration, parse_duration
+from modelmon.loader import LoadedSpec, SpecError, broken_parts
+from modelmon.plan import (
     DEFAULT_WINDOWS,
     SELECTOR_LABEL,
     THRESHOLD_WINDOW,
     number,
     plan_file,
 )
-from generator.promtool_tests import TestGenerationError, series_labels
-from generator.spec import Slo
+from modelmon.promtool_tests import TestGenerationError, series_labels
+from modelmon.spec import Slo
 
 # Labels modelmon sets on every series and alert it generates; a spec label with
 # the same name would silently overwrite them and break matching between rules.

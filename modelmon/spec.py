@@ -7,7 +7,7 @@ threshold alerts. Every field carries a description: it is exported into the JSO
 Schema that editors use to complete and check the YAML.
 
 Checks that need more than one field (duplicates, windows against the scrape
-interval, placeholders) live in `generator.checks`, where they can name the exact
+interval, placeholders) live in `modelmon.checks`, where they can name the exact
 field at fault.
 """
 
@@ -27,9 +27,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from generator import contract
-from generator.durations import parse_duration
-from generator.gotemplate import unsupported_template
+from modelmon import contract
+from modelmon.durations import parse_duration
+from modelmon.gotemplate import unsupported_template
 
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 # A comma-separated list of PromQL label matchers, e.g. model=~"claude.*",model!="gpt-4o".

@@ -18,7 +18,7 @@ from pathlib import Path
 
 CACHE_PATH = ".modelmon/build-cache.json"
 GENERATOR = Path(__file__).resolve().parent
-TEMPLATES = GENERATOR.parent / "templates"
+TEMPLATES = GENERATOR / "templates"
 # Libraries whose output lands in generated files (YAML dumping, templates, Grafana's schema types).
 LIBRARIES = ("pyyaml", "jinja2", "pydantic", "grafana-foundation-sdk")
 
@@ -30,7 +30,7 @@ def _digest(data: bytes) -> str:
 def inputs_key(root: Path, specs: list[Path]) -> str:
     """Everything the outputs are a function of: the specs, the generator's code and templates, library versions."""
     h = hashlib.sha256()
-    sources = sorted(GENERATOR.glob("*.py")) + sorted(TEMPLATES.glob("*"))
+    sources = sorted(GENERATOR.rglob("*.py")) + sorted(p for p in TEMPLATES.rglob("*") if p.is_file())
     for path in sources:
         h.update(f"{path.relative_to(GENERATOR.parent)}\0".encode() + _digest(path.read_bytes()).encode())
     for path in specs:

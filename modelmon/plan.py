@@ -10,9 +10,9 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
-from generator import contract
-from generator.durations import format_duration, parse_duration
-from generator.spec import WINDOW_PLACEHOLDER, Slo, SloFile
+from modelmon import contract
+from modelmon.durations import format_duration, parse_duration
+from modelmon.spec import WINDOW_PLACEHOLDER, Slo, SloFile
 
 # The guide's panels read rates over 5m; threshold alerts and the current burn rate
 # use the same window so an alert and its panel always show the same number.

@@ -11,10 +11,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from generator import amtool, backfill, build, cache, doctor, promtool
-from generator.durations import parse_duration
-from generator.loader import SpecErrors
-from generator.plan import plan_file
+from modelmon import amtool, backfill, build, cache, doctor, promtool
+from modelmon.durations import parse_duration
+from modelmon.loader import SpecErrors
+from modelmon.plan import plan_file
 
 EXIT_SPEC = 2  # invalid specs (or a rule promtool refuses): nothing written
 EXIT_STALE = 1  # build --check found outputs that differ from the generator

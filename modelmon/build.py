@@ -17,14 +17,14 @@ from pathlib import Path
 
 import yaml
 
-from generator import alertmanager, amtool, dashboard, kubernetes, promtool, runbooks, specdoc
-from generator.checks import check_all
-from generator.durations import format_duration
-from generator.loader import LoadedSpec, SpecError, SpecErrors, load_file
-from generator.plan import SloPlan, plan_file
-from generator.promtool_tests import TestGenerationError, test_files
-from generator.rules import RuleFile, rule_file
-from generator.spec import json_schema
+from modelmon import alertmanager, amtool, dashboard, kubernetes, promtool, runbooks, specdoc
+from modelmon.checks import check_all
+from modelmon.durations import format_duration
+from modelmon.loader import LoadedSpec, SpecError, SpecErrors, load_file
+from modelmon.plan import SloPlan, plan_file
+from modelmon.promtool_tests import TestGenerationError, test_files
+from modelmon.rules import RuleFile, rule_file
+from modelmon.spec import json_schema
 
 SLO_DIR = "slos"
 RULES_DIR = "rules"
@@ -136,7 +136,7 @@ def compile_all(root: Path) -> Compiled:
 
 
 def schema_text() -> str:
-    schema = {"$comment": f"{GENERATED_MARK} from generator/spec.py. Do not edit: run `make rules`.", **json_schema()}
+    schema = {"$comment": f"{GENERATED_MARK} from modelmon/spec.py. Do not edit: run `make rules`.", **json_schema()}
     return json.dumps(schema, indent=2) + "\n"
 
 

@@ -21,11 +21,11 @@ from functools import cache
 
 import jinja2
 
-from generator import contract
-from generator.loader import LoadedSpec
-from generator.plan import BudgetAlert, BurnAlert, SloPlan, ThresholdAlert, hours_text, number, percent
-from generator.spec import DEFAULT_FAMILIES, Family, SloFile
-from generator.textgen import TEMPLATES
+from modelmon import contract
+from modelmon.loader import LoadedSpec
+from modelmon.plan import BudgetAlert, BurnAlert, SloPlan, ThresholdAlert, hours_text, number, percent
+from modelmon.spec import DEFAULT_FAMILIES, Family, SloFile
+from modelmon.textgen import TEMPLATES
 
 RUNBOOKS_DIR = "runbooks"
 INDEX_PATH = f"{RUNBOOKS_DIR}/index.md"
@@ -158,7 +158,7 @@ def guide_panels(plan: SloPlan) -> tuple[str, ...]:
 
 
 def slo_panels(plan: SloPlan) -> tuple[str, ...]:
-    """The SLO row's panels (titles as generator.dashboard.slo_row writes them)."""
+    """The SLO row's panels (titles as modelmon.dashboard.slo_row writes them)."""
     return (
         f"{plan.name}: SLI against objective",
         f"{plan.name}: burn rate",
