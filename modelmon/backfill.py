@@ -11,8 +11,9 @@ counters (or the SLI's own query), under the same name, labels and 5m interval.
 
 from __future__ import annotations
 
+from modelmon.conventions import TILE_INTERVAL, TILE_WINDOW
 from modelmon.durations import parse_duration
-from modelmon.plan import TILE_INTERVAL, TILE_WINDOW, SloPlan
+from modelmon.plan import SloPlan
 from modelmon.rules import clock_rule, coverage_clocks, file_signals, recording_rule, tile_sources
 
 

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
+from modelmon.conventions import RESERVED_ALERT_LABELS, RESERVED_LABELS, SHORT_WINDOW
 from modelmon.durations import format_duration, parse_duration
 from modelmon.loader import LoadedSpec, SpecError, broken_parts
-from modelmon.plan import (
-    DEFAULT_WINDOWS,
-    SELECTOR_LABEL,
-    THRESHOLD_WINDOW,
-    number,
-    plan_file,
-)
+from modelmon.plan import DEFAULT_WINDOWS, number, plan_file
 from modelmon.promtool_tests import TestGenerationError, series_labels
 from modelmon.spec import Slo
-
-# Labels modelmon sets on every series and alert it generates; a spec label with
-# the same name would silently overwrite them and break matching between rules.
-RESERVED_LABELS = ("service", "slo", SELECTOR_LABEL)
-RESERVED_ALERT_LABELS = ("alertname", "long_window", "short_window")
 
 
 def check_all(loaded: list[LoadedSpec]) -> list[SpecError]:
@@ -214,7 +204,7 @@ def _check_scrape_interval(item: LoadedSpec) -> list[SpecError]:
     """Once per file: the fixed 5m window and the default windows against the scrape interval."""
     spec, at = item.spec, item.positions
     minimum = 2 * parse_duration(spec.scrape_interval)
-    shortest = [parse_duration(THRESHOLD_WINDOW)]
+    shortest = [parse_duration(SHORT_WINDOW)]
     if any(slo.alerting.windows is None for slo in spec.slos):
         shortest += [parse_duration(w.short) for w in DEFAULT_WINDOWS]
     if min(shortest) < minimum:

@@ -11,45 +11,25 @@ from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
 from modelmon import contract
+from modelmon.conventions import (
+    DERIVED_FROM_S,
+    SELECTOR_LABEL,
+    SEVERITY,
+    SHORT_WINDOW,
+    TILE_WINDOW,
+    WINDOW,
+    WINDOW_PLACEHOLDER,
+    clock_record,
+    events_record,
+    matchers,
+    rate_record,
+    record_level,
+    sli_error_record,
+    slo_selector,
+    tile_record,
+)
 from modelmon.durations import format_duration, parse_duration
-from modelmon.spec import WINDOW_PLACEHOLDER, Slo, SloFile
-
-# The guide's panels read rates over 5m; threshold alerts and the current burn rate
-# use the same window so an alert and its panel always show the same number.
-THRESHOLD_WINDOW = "5m"
-SLI_RECORD = "slo:sli_error:ratio_rate{window}"
-
-# Windows of 6h and more (the slow page's long window, the tickets' 1d and 3d, the
-# period) are averaged from 5-minute rates recorded every 5 minutes ("tiles"), not
-# read from raw counters: a 3d window reads 864 tiles instead of 17,280 raw samples
-# per series at a 15s scrape. What it costs in meaning: the window's newest 5 to 10
-# minutes come from the previous tile, under 3 % of a 6h window. Shorter windows
-# (the fast page, the threshold alerts) stay exact raw rates.
-DERIVED_FROM_S = 6 * 3600
-# A tile is the 5m rate the SLI group records anyway for the threshold alerts and panels.
-TILE_WINDOW = THRESHOLD_WINDOW
-TILE_INTERVAL = "5m"
-# The long-window averages are read by alerts with instant queries, so they are
-# recorded well inside Prometheus' 5m lookback: a slow or missed evaluation never
-# makes them vanish for an alert.
-LONG_INTERVAL = "1m"
-WINDOW = "$window"  # where a signal's query takes its window
-SELECTOR_LABEL = "sli_selector"  # tells apart shared rates of the same metric read with different selectors
-# The share of the period the data covers: on a Prometheus that holds only hours of the
-# period, the period's error ratio describes those hours alone, and errors of a short outage
-# would read as the whole period's budget spent many times over. The budget is stated against
-# the whole period instead: errors so far against the budget of a whole period of the traffic
-# seen (period ratio x coverage / budget), so "spent" is said only when it is true.
-COVERAGE_RECORD = "slo:period_coverage:ratio"
-# Recorded with the tiles: coverage can only change when a tile lands. Readers look back this
-# far, so one slow or missed tile evaluation never makes the budget vanish.
-COVERAGE_LOOKBACK = "15m"
-
-
-def matchers(labels: dict[str, str]) -> str:
-    """A PromQL label selector for exactly these label values."""
-    escaped = {k: v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") for k, v in labels.items()}
-    return "{" + ",".join(f'{k}="{v}"' for k, v in escaped.items()) + "}"
+from modelmon.spec import Slo, SloFile
 
 
 def is_derived(window_s: int) -> bool:
@@ -75,16 +55,16 @@ class Signal:
     shared: bool = True
 
     def rate(self, window: str) -> str:
-        return f"{self.record}:rate{window}"
+        return rate_record(self.record, window)
 
     @property
     def tile(self) -> str:
-        return f"{self.record}:rate{TILE_WINDOW}_tile"
+        return tile_record(self.record)
 
     @property
     def clock(self) -> str:
         """Each tile's own timestamp as its value: min_over_time of it is the oldest tile of a window."""
-        return f"{self.tile}_timestamp"
+        return clock_record(self.tile)
 
     def read(self, record: str) -> str:
         return record + matchers(dict(self.read_labels))
@@ -122,8 +102,6 @@ DEFAULT_WINDOWS = (
     DefaultWindow("ticket", "1d", "2h", Decimal(10), "0m"),
     DefaultWindow("ticket", "3d", "6h", Decimal(10), "0m"),
 )
-
-SEVERITY = {"page": "critical", "ticket": "warning"}
 
 
 def number(value: Decimal) -> str:
@@ -267,10 +245,10 @@ class SloPlan:
 
     @property
     def selector(self) -> str:
-        return f'{{service="{self.service}",slo="{self.name}"}}'
+        return slo_selector(self.service, self.name)
 
     def sli_record(self, window: str) -> str:
-        return SLI_RECORD.format(window=window)
+        return sli_error_record(window)
 
     def alert_names(self) -> list[str]:
         return list(dict.fromkeys(a.name for a in self.alerts()))
@@ -285,7 +263,7 @@ class SloPlan:
         if not is_derived(self.period_s):
             return None
         if self.total is None:
-            return f"{self.ratio_tile}_timestamp", self.selector
+            return clock_record(self.ratio_tile), self.selector
         return self.total.clock, matchers(dict(self.total.read_labels))
 
     def runbook_url(self, alert: str, labels: dict[str, str] | None = None) -> str:
@@ -396,11 +374,6 @@ SHORTCUT_METRICS = {
 }
 
 
-def _record_level(by: tuple[str, ...], metric: str) -> str:
-    """Prometheus' level:metric naming: the labels kept, then the metric without _total."""
-    return f"{'_'.join(by) or 'service'}:{metric.removesuffix('_total')}"
-
-
 def _selected_records(spec: SloFile) -> set[str]:
     """Shared rate records some SLO of the file reads with a selector."""
     found = set()
@@ -408,7 +381,7 @@ def _selected_records(spec: SloFile) -> set[str]:
         kind = sli_kind(slo)
         block = getattr(slo.sli, kind)
         if kind in SHORTCUT_METRICS and block.selector:
-            found.update(_record_level(tuple(block.group_by), m) for m in SHORTCUT_METRICS[kind].values())
+            found.update(record_level(tuple(block.group_by), m) for m in SHORTCUT_METRICS[kind].values())
     return found
 
 
@@ -419,7 +392,7 @@ def _signals(spec: SloFile, slo: Slo, labels: dict[str, str], selected: set[str]
         own = (("service", spec.service), ("slo", slo.name))
         total, bad = (
             Signal(
-                record=f"slo:sli_{role}_events",
+                record=events_record(role),
                 query=WINDOW_PLACEHOLDER.sub(WINDOW, query.strip()),
                 labels=tuple(labels.items()),
                 read_labels=own,
@@ -435,7 +408,7 @@ def _signals(spec: SloFile, slo: Slo, labels: dict[str, str], selected: set[str]
     selector = (block.selector or "").strip().rstrip(",")
     shared = {"service": spec.service, **spec.labels}
     # Marked whenever the file also reads these metrics with another selector, so each read is exact.
-    marked = bool(selector) or _record_level(by, SHORTCUT_METRICS[kind]["total"]) in selected
+    marked = bool(selector) or record_level(by, SHORTCUT_METRICS[kind]["total"]) in selected
     if marked:
         shared[SELECTOR_LABEL] = selector
     le = contract.le_label(float(block.threshold_ms)) if kind == "latency" else None
@@ -446,7 +419,7 @@ def _signals(spec: SloFile, slo: Slo, labels: dict[str, str], selected: set[str]
         matched = ",".join(m for m in (selector, f'le="{le}"' if extra else "") if m)
         in_by = f" by ({', '.join(by)})" if by else ""
         found[role] = Signal(
-            record=_record_level(by, metric),
+            record=record_level(by, metric),
             query=f"sum{in_by} (rate({metric}{'{' + matched + '}' if matched else ''}[{WINDOW}]))",
             labels=tuple({k: v for k, v in {**shared, **extra}.items() if v}.items()),
             read_labels=tuple(read.items()),
@@ -536,7 +509,7 @@ def plan_slo(spec: SloFile, slo: Slo, selected: set[str]) -> SloPlan:
         )
     )
 
-    windows = {parse_duration(THRESHOLD_WINDOW)}
+    windows = {parse_duration(SHORT_WINDOW)}
     for alert in burn_alerts:
         windows.update((alert.long_s, alert.short_s))
     labels = {"service": spec.service, "slo": slo.name, **spec.labels, **slo.labels}

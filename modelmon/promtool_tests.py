@@ -20,21 +20,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from modelmon import contract, promsim
+from modelmon.conventions import COVERAGE_LOOKBACK, COVERAGE_RECORD, MATCHER, SHORT_WINDOW, TILE_WINDOW
 from modelmon.durations import format_duration, parse_duration
 from modelmon.gotemplate import render
-from modelmon.plan import (
-    COVERAGE_LOOKBACK,
-    COVERAGE_RECORD,
-    THRESHOLD_WINDOW,
-    TILE_WINDOW,
-    BudgetAlert,
-    BurnAlert,
-    SloPlan,
-    ThresholdAlert,
-    hours_text,
-    is_derived,
-    number,
-)
+from modelmon.plan import BudgetAlert, BurnAlert, SloPlan, ThresholdAlert, hours_text, is_derived, number
 from modelmon.rules import alert_rule
 
 Alert = BurnAlert | ThresholdAlert | BudgetAlert
@@ -43,7 +32,6 @@ TOTAL_PER_S = 1024.0
 ERROR_GRAIN = 64  # error rates are whole multiples of 1/64 per second
 REQUEST_KINDS = ("availability", "error_rate")
 RECORDED_INPUT_KINDS = ("events", "raw")  # user queries: tests feed the recorded ratios
-_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*,?')
 
 
 class TestGenerationError(ValueError):
@@ -287,7 +275,7 @@ class Simulation:
             if exact and long is not None:
                 long = self.ratio(self.units(alert.long_s), minute, key)
             return long_holds and short_holds, long if long is not None else 0.0
-        ratio = self.ratio(self.units(parse_duration(THRESHOLD_WINDOW)), minute, key)
+        ratio = self.ratio(self.units(parse_duration(SHORT_WINDOW)), minute, key)
         if ratio is None:
             return False, 0.0
         if alert.below:
@@ -354,7 +342,7 @@ def _fast(counters: tuple[list[float], list[float]]) -> list[float]:
 def _matchers(plan: SloPlan) -> list[tuple[str, str, str]]:
     block = getattr(plan.spec.sli, plan.kind)
     selector = getattr(block, "selector", None) or ""
-    return [(m.group(1), m.group(2), m.group(3).encode().decode("unicode_escape")) for m in _MATCHER.finditer(selector)]
+    return [(m.group(1), m.group(2), m.group(3).encode().decode("unicode_escape")) for m in MATCHER.finditer(selector)]
 
 
 def _accepts(matchers: list[tuple[str, str, str]], label: str, value: str) -> bool:
@@ -566,7 +554,7 @@ def fast_page(plan: SloPlan) -> Scenario | None:
     labels = series_labels(plan, 2)
     traffic = [Traffic(labels[0], [Phase(0, TOTAL_PER_S, ok), Phase(start, TOTAL_PER_S, TOTAL_PER_S)])]
     traffic += [Traffic(extra, [Phase(0, TOTAL_PER_S, ok)]) for extra in labels[1:]]
-    horizon = start + (parse_duration(THRESHOLD_WINDOW) + alert.for_s) // unit + per_minute
+    horizon = start + (parse_duration(SHORT_WINDOW) + alert.for_s) // unit + per_minute
     sim = Simulation(plan, traffic, horizon, unit=unit)
     key = group_key(plan, labels[0])
     fired = sim.first_firing(alert, key)
@@ -786,7 +774,7 @@ def _threshold_side(plan: SloPlan, ratio: Decimal) -> Scenario:
         length=length,
         alert_minutes={name: checks},
         expr_minute=length,
-        expr_records=(THRESHOLD_WINDOW,),
+        expr_records=(SHORT_WINDOW,),
     )
 
 
@@ -920,7 +908,7 @@ def expr_tests(plan: SloPlan, sim: Simulation, minute: int, records: tuple[str, 
             if value is not None:
                 samples.append((sim.sample_labels(key), value))
         tests.append(_expr(plan.sli_record(record), plan, minute, samples, sim.unit))
-        if record == THRESHOLD_WINDOW:
+        if record == SHORT_WINDOW:
             burn = [(labels, value / budget) for labels, value in samples]
             tests.append(_expr("slo:current_burn_rate:ratio", plan, minute, burn, sim.unit))
     return tests

@@ -21,22 +21,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from modelmon.durations import parse_duration
-from modelmon.plan import (
+from modelmon.conventions import (
     COVERAGE_LOOKBACK,
     COVERAGE_RECORD,
     LONG_INTERVAL,
-    THRESHOLD_WINDOW,
+    SHORT_WINDOW,
     TILE_INTERVAL,
     TILE_WINDOW,
-    BudgetAlert,
-    BurnAlert,
-    Signal,
-    SloPlan,
-    ThresholdAlert,
-    is_derived,
-    number,
 )
+from modelmon.durations import parse_duration
+from modelmon.plan import BudgetAlert, BurnAlert, Signal, SloPlan, ThresholdAlert, is_derived, number
 from modelmon.textgen import alert_text
 
 
@@ -190,7 +184,7 @@ def _derived(window: str) -> bool:
 def meta_rules(plan: SloPlan) -> list[dict]:
     budget = number(plan.budget)
     period_ratio = f"{plan.sli_record(plan.period)}{plan.selector}"
-    current = f"{plan.sli_record(THRESHOLD_WINDOW)}{plan.selector}"
+    current = f"{plan.sli_record(SHORT_WINDOW)}{plan.selector}"
     # Errors so far against the budget of a whole period at the traffic seen (see COVERAGE_RECORD).
     spent = period_ratio
     if plan.coverage_clock is not None:
@@ -281,7 +275,7 @@ def burn_rule(plan: SloPlan, alert: BurnAlert) -> dict:
 
 
 def threshold_rule(plan: SloPlan, alert: ThresholdAlert, overrides, text: str) -> dict:
-    ratio = f"{plan.sli_record(THRESHOLD_WINDOW)}{plan.selector}"
+    ratio = f"{plan.sli_record(SHORT_WINDOW)}{plan.selector}"
     expr = f"(1 - {ratio}) < {number(alert.ratio)}\n" if alert.below else f"{ratio} > {number(alert.ratio)}\n"
     labels, annotations = overrides
     return {

@@ -28,16 +28,12 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from modelmon import contract
+from modelmon.conventions import LABEL_NAME, SELECTOR, WINDOW_PLACEHOLDER
 from modelmon.durations import parse_duration
 from modelmon.gotemplate import unsupported_template
 
-LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-# A comma-separated list of PromQL label matchers, e.g. model=~"claude.*",model!="gpt-4o".
-_MATCHER = r'\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(?:=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"\s*'
-SELECTOR = re.compile(rf"^{_MATCHER}(?:,{_MATCHER})*,?\s*$")
 SLO_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 ALERT_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-WINDOW_PLACEHOLDER = re.compile(r"\{\{\s*\.window\s*\}\}")
 
 
 def _fail(kind: str, message: str, **context: object) -> PydanticCustomError:

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from modelmon import backfill, build, cli, promtool
-from modelmon.plan import COVERAGE_RECORD, plan_file
+from modelmon.conventions import COVERAGE_RECORD
+from modelmon.plan import plan_file
 from stack import processes
 from tests.test_sloth import SLOTH_EXAMPLE
 

@@ -1,0 +1,127 @@
+"""The names and fixed numbers every output shares, in one place (as Sloth's conventions.go).
+
+Record names, label names, the windows the rules are evaluated on and the selectors
+that read an SLO's series are decided here; rules, promtool tests, the dashboard,
+runbooks, the Alertmanager config and the doctor all read them from here or from the
+plan, so a rename cannot leave one output reading a series the rules no longer write.
+"""
+
+from __future__ import annotations
+
+import re
+
+# --- Labels ---------------------------------------------------------------------------
+
+SERVICE_LABEL = "service"
+SLO_LABEL = "slo"
+SEVERITY_LABEL = "severity"
+ALERTNAME_LABEL = "alertname"
+# A burn-rate alert says which window pair fired.
+LONG_WINDOW_LABEL = "long_window"
+SHORT_WINDOW_LABEL = "short_window"
+# Tells apart shared rates of the same metric read with different selectors.
+SELECTOR_LABEL = "sli_selector"
+# Labels modelmon writes on every series of an SLO: a spec must not set them.
+RESERVED_LABELS = (SERVICE_LABEL, SLO_LABEL, SELECTOR_LABEL)
+# Labels modelmon writes on alerts: alert label overrides must not set them either (severity
+# they may: Sloth files route on their own severities).
+RESERVED_ALERT_LABELS = (ALERTNAME_LABEL, LONG_WINDOW_LABEL, SHORT_WINDOW_LABEL)
+
+# Alertmanager-facing severities of the two kinds of burn-rate alert.
+SEVERITY = {"page": "critical", "ticket": "warning"}
+
+# --- Windows --------------------------------------------------------------------------
+
+# The guide's panels read rates over 5m; the threshold and outage alerts and the current
+# burn rate use the same window, so an alert and its panel always show the same number.
+SHORT_WINDOW = "5m"
+# Windows of 6h and more (the slow page's long window, the tickets' 1d and 3d, the
+# period) are averaged from 5-minute rates recorded every 5 minutes ("tiles"), not
+# read from raw counters: a 3d window reads 864 tiles instead of 17,280 raw samples
+# per series at a 15s scrape. What it costs in meaning: the window's newest 5 to 10
+# minutes come from the previous tile, under 3 % of a 6h window. Shorter windows
+# (the fast page, the threshold alerts) stay exact raw rates.
+DERIVED_FROM_S = 6 * 3600
+# A tile is the 5m rate the SLI group records anyway for the threshold alerts and panels.
+TILE_WINDOW = SHORT_WINDOW
+TILE_INTERVAL = "5m"
+# The long-window averages are read by alerts with instant queries, so they are
+# recorded well inside Prometheus' 5m lookback: a slow or missed evaluation never
+# makes them vanish for an alert.
+LONG_INTERVAL = "1m"
+# Coverage is recorded with the tiles: it can only change when a tile lands. Readers look
+# back this far, so one slow or missed tile evaluation never makes the budget vanish.
+COVERAGE_LOOKBACK = "15m"
+# Where a query of the spec, and a signal's query, take their window.
+WINDOW = "$window"
+WINDOW_PLACEHOLDER = re.compile(r"\{\{\s*\.window\s*\}\}")
+
+# --- Record names ---------------------------------------------------------------------
+
+OBJECTIVE_RECORD = "slo:objective:ratio"
+ERROR_BUDGET_RECORD = "slo:error_budget:ratio"
+PERIOD_DAYS_RECORD = "slo:time_period:days"
+CURRENT_BURN_RECORD = "slo:current_burn_rate:ratio"
+PERIOD_BURN_RECORD = "slo:period_burn_rate:ratio"
+BUDGET_REMAINING_RECORD = "slo:period_error_budget_remaining:ratio"
+# The share of the period the data covers: on a Prometheus that holds only hours of the
+# period, the period's error ratio describes those hours alone, and errors of a short outage
+# would read as the whole period's budget spent many times over. The budget is stated against
+# the whole period instead: errors so far against the budget of a whole period of the traffic
+# seen (period ratio x coverage / budget), so "spent" is said only when it is true.
+COVERAGE_RECORD = "slo:period_coverage:ratio"
+SLI_ERROR_PREFIX = "slo:sli_error:ratio_rate"
+
+
+def sli_error_record(window: str) -> str:
+    """The SLO's error ratio over `window`: slo:sli_error:ratio_rate5m."""
+    return f"{SLI_ERROR_PREFIX}{window}"
+
+
+def events_record(role: str) -> str:
+    """An events SLI's own rates: slo:sli_total_events, slo:sli_error_events."""
+    return f"slo:sli_{role}_events"
+
+
+def record_level(by: tuple[str, ...], metric: str) -> str:
+    """Prometheus' level:metric naming: the labels kept, then the metric without _total."""
+    return f"{'_'.join(by) or SERVICE_LABEL}:{metric.removesuffix('_total')}"
+
+
+def rate_record(level: str, window: str) -> str:
+    return f"{level}:rate{window}"
+
+
+def tile_record(record: str) -> str:
+    """The 5m rate `record` kept every 5 minutes: model:model_requests -> model:model_requests:rate5m_tile."""
+    return f"{record}:rate{TILE_WINDOW}_tile"
+
+
+def clock_record(tile: str) -> str:
+    """Each tile's own timestamp as its value: min_over_time of it is the oldest tile of a window."""
+    return f"{tile}_timestamp"
+
+
+# --- Selectors ------------------------------------------------------------------------
+
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+# One PromQL label matcher: name, operator, double-quoted value with its escapes.
+_MATCHER = r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*'
+MATCHER = re.compile(rf"{_MATCHER},?")
+# A comma-separated list of them, e.g. model=~"claude.*",model!="gpt-4o".
+SELECTOR = re.compile(rf"^{_MATCHER}(?:,{_MATCHER})*,?\s*$")
+
+
+def escape(value: str) -> str:
+    """A label value inside PromQL's double quotes."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def matchers(labels: dict[str, str], *extra: str) -> str:
+    """A PromQL label selector for exactly these label values, then `extra` matchers as written."""
+    return "{" + ",".join([*(f'{k}="{escape(v)}"' for k, v in labels.items()), *extra]) + "}"
+
+
+def slo_selector(service: str, slo: str, *extra: str) -> str:
+    """Every series of one SLO: {service="...",slo="..."} and `extra` matchers."""
+    return matchers({SERVICE_LABEL: service, SLO_LABEL: slo}, *extra)
