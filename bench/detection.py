@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from modelmon import build  # noqa: E402
-from modelmon.plan import BudgetAlert, BurnAlert, SloPlan, hours_text, number  # noqa: E402
+from modelmon.formatting import hours_text, number  # noqa: E402
+from modelmon.plan import BudgetAlertPlan, BurnAlertPlan, SloPlan  # noqa: E402
 from modelmon.promtool_tests import (  # noqa: E402
     ERROR_GRAIN,
     TOTAL_PER_S,
@@ -42,9 +43,9 @@ HORIZON = 3 * 1440  # how long each burn is followed
 
 
 def row_name(plan: SloPlan, alert) -> str:
-    if isinstance(alert, BurnAlert):
+    if isinstance(alert, BurnAlertPlan):
         return f"`{alert.name}` {alert.kind} {alert.long}/{alert.short} ({number(alert.factor)}x)"
-    if isinstance(alert, BudgetAlert):
+    if isinstance(alert, BudgetAlertPlan):
         return f"`{alert.name}` (budget spent)"
     kind = "outage" if alert in plan.outage_alerts else alert.severity
     side = "below" if alert.below else "above"

@@ -46,7 +46,8 @@ from compile_bench import MODELS, machine, make_project  # noqa: E402
 
 from modelmon import build, promtool  # noqa: E402
 from modelmon.durations import parse_duration  # noqa: E402
-from modelmon.plan import DEFAULT_WINDOWS, number  # noqa: E402
+from modelmon.formatting import number  # noqa: E402
+from modelmon.plan import DEFAULT_WINDOWS  # noqa: E402
 from stack.processes import PROMETHEUS, free_port, get_json, process, wait_until  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "rule_cost.json"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from modelmon.conventions import RESERVED_ALERT_LABELS, RESERVED_LABELS, SHORT_WINDOW
 from modelmon.durations import format_duration, parse_duration
+from modelmon.formatting import number
 from modelmon.loader import LoadedSpec, SpecError, broken_parts
-from modelmon.plan import DEFAULT_WINDOWS, number, plan_file
+from modelmon.plan import DEFAULT_WINDOWS, plan_file
 from modelmon.promtool_tests import TestGenerationError, series_labels
 from modelmon.spec import Slo
 

@@ -31,7 +31,8 @@ from grafana_foundation_sdk.models.dashboard import (
 )
 
 from modelmon import contract
-from modelmon.plan import SloPlan, number
+from modelmon.formatting import number
+from modelmon.plan import SloPlan
 from modelmon.spec import AvailabilitySli, ErrorRateSli, SloFile
 
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="prometheus")

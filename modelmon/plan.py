@@ -6,16 +6,20 @@ these plans, so an objective, a window or a threshold is decided once.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from decimal import Decimal, localcontext
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
 
 from modelmon import contract
 from modelmon.conventions import (
     DERIVED_FROM_S,
+    LONG_WINDOW_LABEL,
     SELECTOR_LABEL,
+    SERVICE_LABEL,
     SEVERITY,
+    SEVERITY_LABEL,
     SHORT_WINDOW,
+    SHORT_WINDOW_LABEL,
+    SLO_LABEL,
     TILE_WINDOW,
     WINDOW,
     WINDOW_PLACEHOLDER,
@@ -29,7 +33,9 @@ from modelmon.conventions import (
     tile_record,
 )
 from modelmon.durations import format_duration, parse_duration
+from modelmon.formatting import camel, number
 from modelmon.spec import Slo, SloFile
+from modelmon.textgen import alert_text
 
 
 def is_derived(window_s: int) -> bool:
@@ -104,35 +110,8 @@ DEFAULT_WINDOWS = (
 )
 
 
-def number(value: Decimal) -> str:
-    """A Decimal as PromQL and YAML read it: 12 significant digits, no exponent, no trailing zeros."""
-    with localcontext() as ctx:
-        ctx.prec = 12
-        rounded = +value
-    text = format(rounded.normalize(), "f")
-    return text
-
-
-def percent(ratio: Decimal) -> str:
-    """A ratio as a percentage for people: 0.001 -> '0.1%'."""
-    return f"{number(ratio * 100)}%"
-
-
-def camel(text: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^a-zA-Z0-9]+", text) if part)
-
-
-def hours_text(seconds: Decimal) -> str:
-    """A duration for people: '2d2h', '50h' reads worse than '2d 2h'."""
-    total_minutes = int((seconds / 60).to_integral_value())
-    days, rest = divmod(total_minutes, 1440)
-    hours, minutes = divmod(rest, 60)
-    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{minutes}m" if minutes else ""]
-    return " ".join(p for p in parts if p) or "0m"
-
-
 @dataclass(frozen=True)
-class BurnAlert:
+class BurnAlertPlan:
     """One multi-window burn-rate alert rule."""
 
     name: str
@@ -146,6 +125,10 @@ class BurnAlert:
     budget_percent: Decimal
     factor: Decimal  # burn-rate factor derived from the period
     threshold: Decimal  # error-ratio threshold = factor x budget
+    exhaustion_s: Decimal  # seconds until a whole period's budget is gone at the factor
+    # The rule's labels and annotations (Go templates), overrides applied: filled by plan_slo.
+    labels: dict[str, str] = field(default_factory=dict, hash=False)
+    annotations: dict[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def for_(self) -> str:
@@ -155,13 +138,9 @@ class BurnAlert:
     def window_label(self) -> str:
         return f"{self.long}/{self.short}"
 
-    def exhaustion_s(self, period_s: int) -> Decimal:
-        """Seconds until a full period's budget is gone when burning exactly at the factor."""
-        return Decimal(period_s) / self.factor
-
 
 @dataclass(frozen=True)
-class ThresholdAlert:
+class ThresholdAlertPlan:
     """A threshold alert on the 5m error ratio (error rate above, or availability below); the
     outage alert is one too, on the SLI's bad share (errors, slow calls or bad events) above."""
 
@@ -170,10 +149,12 @@ class ThresholdAlert:
     measure: str  # "availability" (below) | "error rate" | "slow calls" | "bad events" (above)
     percent: Decimal  # the spec's number, in the measure's own terms
     for_s: int
-
-    @property
-    def below(self) -> bool:
-        return self.measure == "availability"
+    below: bool  # fires under `percent` (availability), not above it
+    factor: Decimal  # the burn rate at the threshold
+    exhaustion_s: Decimal  # seconds until a whole period's budget is gone at that burn rate
+    outage: bool = False  # the fast page on the bad share, not a threshold of the guide's panels
+    labels: dict[str, str] = field(default_factory=dict, hash=False)
+    annotations: dict[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def for_(self) -> str:
@@ -190,16 +171,21 @@ class ThresholdAlert:
 
 
 @dataclass(frozen=True)
-class BudgetAlert:
+class BudgetAlertPlan:
     """The "SLA violated" alert: nothing left of the period's error budget."""
 
     name: str
     for_s: int
     severity: str = "critical"
+    labels: dict[str, str] = field(default_factory=dict, hash=False)
+    annotations: dict[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def for_(self) -> str:
         return format_duration(self.for_s)
+
+
+AlertPlan = BurnAlertPlan | ThresholdAlertPlan | BudgetAlertPlan
 
 
 @dataclass(frozen=True)
@@ -214,21 +200,21 @@ class SloPlan:
     group_by: tuple[str, ...]
     labels: dict[str, str]  # on every rule of the SLO: service, slo, file and SLO labels
     sli_windows: tuple[str, ...]  # windows with a recorded error ratio, shortest first
-    burn_alerts: tuple[BurnAlert, ...]
-    threshold_alerts: tuple[ThresholdAlert, ...]
-    budget_alerts: tuple[BudgetAlert, ...]  # none, or the one budget-exhausted alert
-    outage_alerts: tuple[ThresholdAlert, ...]  # none, or the one fast page on the 5m bad share
-    alert_labels: dict[str, str]  # spec's alerting.labels
-    alert_annotations: dict[str, str]
-    page_overrides: tuple[dict[str, str], dict[str, str]]
-    ticket_overrides: tuple[dict[str, str], dict[str, str]]
-    threshold_overrides: tuple[dict[str, str], dict[str, str]]
-    budget_overrides: tuple[dict[str, str], dict[str, str]]
-    outage_overrides: tuple[dict[str, str], dict[str, str]]
+    burn_alerts: tuple[BurnAlertPlan, ...]
+    threshold_alerts: tuple[ThresholdAlertPlan, ...]
+    budget_alerts: tuple[BudgetAlertPlan, ...]  # none, or the one budget-exhausted alert
+    outage_alerts: tuple[ThresholdAlertPlan, ...]  # none, or the one fast page on the 5m bad share
     runbook_base_url: str
     scrape_s: int  # how often Prometheus scrapes the SLI's series: the fast page's test runs at it
     dashboard_url: str | None  # the service's generated dashboard, when the file has one
-    spec: Slo
+    # The SLI as the spec states it, for people and test traffic: the latency bound, the
+    # shortcut's selector, the user's own queries as written (role -> query).
+    threshold_ms: Decimal | None
+    traffic_selector: str
+    user_queries: tuple[tuple[str, str], ...]
+    # The error ratio straight from the raw series, with WINDOW where the range goes.
+    source_query: str
+    runbook_text: dict[str, str | None]  # the spec's runbook block: meaning, impact, diagnosis, mitigation
     # The recorded rates the error ratio divides: bad / total, or (total - good) / total
     # for latency. None of them for a raw SLI, whose ratio is the user's own query.
     total: Signal | None = None
@@ -253,7 +239,7 @@ class SloPlan:
     def alert_names(self) -> list[str]:
         return list(dict.fromkeys(a.name for a in self.alerts()))
 
-    def alerts(self) -> tuple[BurnAlert | ThresholdAlert | BudgetAlert, ...]:
+    def alerts(self) -> tuple[AlertPlan, ...]:
         return (*self.burn_alerts, *self.outage_alerts, *self.threshold_alerts, *self.budget_alerts)
 
     @property
@@ -279,6 +265,18 @@ class SloPlan:
         params = [f"var-model={model}"] if model else []
         params += [f"viewPanel={panel}"] if panel else []
         return self.dashboard_url + (f"?{'&'.join(params)}" if params else "")
+
+    def links(self, alert_name: str) -> dict[str, str]:
+        """The runbook with the alert's group labels filled in, and the dashboard with its model selected.
+
+        Label values are URL-escaped with Go's urlquery: model names may hold '+', '/', '@' or spaces.
+        """
+        values = {label: f"{{{{ $labels.{label} | urlquery }}}}" for label in self.group_by}
+        found = {"runbook_url": self.runbook_url(alert_name, values)}
+        dashboard = self.dashboard_link(model=values.get(contract.MODEL_LABEL))
+        if dashboard is not None:
+            found["dashboard_url"] = dashboard
+        return found
 
     @property
     def windows(self) -> tuple[str, ...]:
@@ -333,32 +331,13 @@ class SloPlan:
 
     def error_ratio_expr(self, window: str) -> str:
         """This SLO's error ratio over `window` straight from the raw series: what a person pastes."""
-        sli = self.spec.sli
-        if sli.events is not None:
-            error = WINDOW_PLACEHOLDER.sub(window, sli.events.error_query.strip())
-            total = WINDOW_PLACEHOLDER.sub(window, sli.events.total_query.strip())
-            # `> 0` turns a window without traffic into no sample instead of NaN,
-            # so 0/0 never alerts.
-            return f"(\n  {error}\n)\n/\n(\n  ({total}) > 0\n)"
-        if sli.raw is not None:
-            return f"(\n  {WINDOW_PLACEHOLDER.sub(window, sli.raw.error_ratio_query.strip())}\n)"
-        if sli.latency is not None:
-            le = contract.le_label(float(sli.latency.threshold_ms))
-            count = self._sum_rate(contract.LATENCY_MS_COUNT, window)
-            fast = self._sum_rate(contract.LATENCY_MS_BUCKET, window, f'le="{le}"')
-            return f"(\n  {count}\n  -\n  {fast}\n)\n/\n(\n  {count} > 0\n)"
-        requests = self._sum_rate(contract.REQUESTS_TOTAL, window)
-        errors = self._sum_rate(contract.ERRORS_TOTAL, window)
-        # A model that never failed may have no error series at all: `or 0 * requests`
-        # gives it an explicit 0 instead of dropping the model from the ratio.
-        return f"(\n  {errors}\n  or\n  0 * {requests}\n)\n/\n(\n  {requests} > 0\n)"
+        return self.source_query.replace(WINDOW, window)
 
-    def _sum_rate(self, metric: str, window: str, extra: str = "") -> str:
-        traffic = self.spec.sli.availability or self.spec.sli.error_rate or self.spec.sli.latency
-        found = [m for m in (traffic.selector, extra) if m]
-        selector = "{" + ",".join(m.strip().rstrip(",") for m in found) + "}" if found else ""
-        by = f" by ({', '.join(self.group_by)})" if self.group_by else ""
-        return f"sum{by} (rate({metric}{selector}[{window}]))"
+    @property
+    def failover_window(self) -> str:
+        """The window "which models are healthy" reads: the shortest recorded one of an hour or
+        more (the fast page's long window by default), else the longest recorded one."""
+        return next((w for w in self.windows if parse_duration(w) >= 3600), self.windows[-1])
 
 
 def plan_file(spec: SloFile) -> list[SloPlan]:
@@ -447,15 +426,19 @@ def plan_slo(spec: SloFile, slo: Slo, selected: set[str]) -> SloPlan:
     burn_name = alerting.name or f"{prefix}{camel(slo.name)}BudgetBurn"
     budget = (100 - slo.objective) / 100
 
+    def burn_rate(error_ratio: Decimal) -> tuple[Decimal, Decimal]:
+        """The burn rate at an error ratio, and the seconds a whole period's budget lasts at it."""
+        factor = Decimal(number(error_ratio / budget))
+        return factor, Decimal(period_s) / factor
+
     burn_alerts = []
     for window in burn_windows(slo):
         long_s, short_s = parse_duration(window.long), parse_duration(window.short)
-        factor = window.budget_percent / 100 * Decimal(period_s) / Decimal(long_s)
-        overrides = alerting.page_alert if window.severity == "page" else alerting.ticket_alert
-        if overrides.disable:
+        factor = Decimal(number(window.budget_percent / 100 * Decimal(period_s) / Decimal(long_s)))
+        if (alerting.page_alert if window.severity == "page" else alerting.ticket_alert).disable:
             continue
         burn_alerts.append(
-            BurnAlert(
+            BurnAlertPlan(
                 name=burn_name,
                 severity=SEVERITY[window.severity],
                 kind=window.severity,
@@ -465,9 +448,17 @@ def plan_slo(spec: SloFile, slo: Slo, selected: set[str]) -> SloPlan:
                 short_s=short_s,
                 for_s=parse_duration(window.for_),
                 budget_percent=window.budget_percent,
-                factor=Decimal(number(factor)),
-                threshold=Decimal(number(Decimal(number(factor)) * budget)),
+                factor=factor,
+                threshold=Decimal(number(factor * budget)),
+                exhaustion_s=Decimal(period_s) / factor,
             )
+        )
+
+    def threshold_alert(name: str, severity: str, measure: str, percent: Decimal, for_: str, outage: bool):
+        below = measure == "availability"
+        factor, lasts = burn_rate(1 - percent / 100 if below else percent / 100)
+        return ThresholdAlertPlan(
+            name, severity, measure, percent, parse_duration(for_), below, factor, lasts, outage=outage
         )
 
     threshold_alerts = []
@@ -482,29 +473,34 @@ def plan_slo(spec: SloFile, slo: Slo, selected: set[str]) -> SloPlan:
             if kind == "availability"
             else (("warning", block.warning_above), ("critical", block.critical_above))
         )
-        for severity, percent in levels:
-            if percent is not None:
-                threshold_alerts.append(
-                    ThresholdAlert(name, severity, measure, percent, parse_duration(threshold.for_))
-                )
+        threshold_alerts = [
+            threshold_alert(name, severity, measure, level, threshold.for_, outage=False)
+            for severity, level in levels
+            if level is not None
+        ]
 
-    budget = alerting.budget_alert
+    budget_block = alerting.budget_alert
     budget_alerts = (
         ()
-        if budget.disable
-        else (BudgetAlert(budget.name or f"{prefix}{camel(slo.name)}BudgetExhausted", parse_duration(budget.for_)),)
+        if budget_block.disable
+        else (
+            BudgetAlertPlan(
+                budget_block.name or f"{prefix}{camel(slo.name)}BudgetExhausted", parse_duration(budget_block.for_)
+            ),
+        )
     )
     outage = alerting.outage_alert
     outage_alerts = (
         ()
         if outage.disable
         else (
-            ThresholdAlert(
+            threshold_alert(
                 outage.name or f"{prefix}{camel(slo.name)}Outage",
                 "critical",
                 OUTAGE_MEASURE.get(kind, "bad events"),
                 outage.above,
-                parse_duration(outage.for_),
+                outage.for_,
+                outage=True,
             ),
         )
     )
@@ -512,9 +508,10 @@ def plan_slo(spec: SloFile, slo: Slo, selected: set[str]) -> SloPlan:
     windows = {parse_duration(SHORT_WINDOW)}
     for alert in burn_alerts:
         windows.update((alert.long_s, alert.short_s))
-    labels = {"service": spec.service, "slo": slo.name, **spec.labels, **slo.labels}
-
-    return SloPlan(
+    labels = {SERVICE_LABEL: spec.service, SLO_LABEL: slo.name, **spec.labels, **slo.labels}
+    block = getattr(slo.sli, kind)
+    threshold_ms = block.threshold_ms if kind == "latency" else None
+    plan = SloPlan(
         service=spec.service,
         name=slo.name,
         kind=kind,
@@ -529,19 +526,85 @@ def plan_slo(spec: SloFile, slo: Slo, selected: set[str]) -> SloPlan:
         threshold_alerts=tuple(threshold_alerts),
         budget_alerts=budget_alerts,
         outage_alerts=outage_alerts,
-        alert_labels=dict(alerting.labels),
-        alert_annotations=dict(alerting.annotations),
-        page_overrides=(dict(alerting.page_alert.labels), dict(alerting.page_alert.annotations)),
-        ticket_overrides=(dict(alerting.ticket_alert.labels), dict(alerting.ticket_alert.annotations)),
-        threshold_overrides=(dict(threshold.labels), dict(threshold.annotations)),
-        budget_overrides=(dict(budget.labels), dict(budget.annotations)),
-        outage_overrides=(dict(outage.labels), dict(outage.annotations)),
         runbook_base_url=spec.runbook_base_url,
         scrape_s=parse_duration(spec.scrape_interval),
         dashboard_url=f"{spec.grafana_url.rstrip('/')}/d/{spec.dashboard.uid}" if spec.dashboard else None,
-        spec=slo,
+        threshold_ms=threshold_ms,
+        traffic_selector=(getattr(block, "selector", None) or "").strip().rstrip(","),
+        user_queries=_user_queries(slo),
+        source_query=_source_query(slo, kind, group_by(slo), threshold_ms),
+        runbook_text=slo.runbook.model_dump(),
         **_signals(spec, slo, labels, selected),
     )
+    return _with_alert_texts(plan, alerting)
+
+
+def _with_alert_texts(plan: SloPlan, alerting) -> SloPlan:
+    """Each alert's labels and annotations as its rule carries them: modelmon's, then the SLO's
+    `alerting.labels` / `annotations`, then the alert's own overrides (the last word wins)."""
+
+    def finish(alert: AlertPlan, overrides, text: str, extra: dict[str, str]) -> AlertPlan:
+        labels = {SEVERITY_LABEL: alert.severity, **extra, **alerting.labels, **overrides.labels}
+        annotations = {
+            "summary": alert_text(f"{text}_summary", plan, alert),
+            "description": alert_text(f"{text}_description", plan, alert),
+            **plan.links(alert.name),
+            **alerting.annotations,
+            **overrides.annotations,
+        }
+        return replace(alert, labels=labels, annotations=annotations)
+
+    return replace(
+        plan,
+        burn_alerts=tuple(
+            finish(
+                a,
+                alerting.page_alert if a.kind == "page" else alerting.ticket_alert,
+                "burn",
+                {LONG_WINDOW_LABEL: a.long, SHORT_WINDOW_LABEL: a.short},
+            )
+            for a in plan.burn_alerts
+        ),
+        outage_alerts=tuple(finish(a, alerting.outage_alert, "outage", {}) for a in plan.outage_alerts),
+        threshold_alerts=tuple(finish(a, alerting.threshold_alert, "threshold", {}) for a in plan.threshold_alerts),
+        budget_alerts=tuple(finish(a, alerting.budget_alert, "budget", {}) for a in plan.budget_alerts),
+    )
+
+
+def _user_queries(slo: Slo) -> tuple[tuple[str, str], ...]:
+    if slo.sli.events is not None:
+        return (("errors", slo.sli.events.error_query.strip()), ("total", slo.sli.events.total_query.strip()))
+    if slo.sli.raw is not None:
+        return (("error ratio", slo.sli.raw.error_ratio_query.strip()),)
+    return ()
+
+
+def _source_query(slo: Slo, kind: str, by: tuple[str, ...], threshold_ms: Decimal | None) -> str:
+    """The SLO's error ratio straight from the raw series, with WINDOW where the range goes."""
+    sli = slo.sli
+    if kind == "events":
+        error = WINDOW_PLACEHOLDER.sub(WINDOW, sli.events.error_query.strip())
+        total = WINDOW_PLACEHOLDER.sub(WINDOW, sli.events.total_query.strip())
+        # `> 0` turns a window without traffic into no sample instead of NaN, so 0/0 never alerts.
+        return f"(\n  {error}\n)\n/\n(\n  ({total}) > 0\n)"
+    if kind == "raw":
+        return f"(\n  {WINDOW_PLACEHOLDER.sub(WINDOW, sli.raw.error_ratio_query.strip())}\n)"
+    traffic = getattr(sli, kind)
+
+    def sum_rate(metric: str, extra: str = "") -> str:
+        found = [m for m in (traffic.selector, extra) if m]
+        selector = "{" + ",".join(m.strip().rstrip(",") for m in found) + "}" if found else ""
+        in_by = f" by ({', '.join(by)})" if by else ""
+        return f"sum{in_by} (rate({metric}{selector}[{WINDOW}]))"
+
+    if kind == "latency":
+        count = sum_rate(contract.LATENCY_MS_COUNT)
+        fast = sum_rate(contract.LATENCY_MS_BUCKET, f'le="{contract.le_label(float(threshold_ms))}"')
+        return f"(\n  {count}\n  -\n  {fast}\n)\n/\n(\n  {count} > 0\n)"
+    requests, errors = sum_rate(contract.REQUESTS_TOTAL), sum_rate(contract.ERRORS_TOTAL)
+    # A model that never failed may have no error series at all: `or 0 * requests`
+    # gives it an explicit 0 instead of dropping the model from the ratio.
+    return f"(\n  {errors}\n  or\n  0 * {requests}\n)\n/\n(\n  {requests} > 0\n)"
 
 
 # What the outage alert's share counts, in the SLI's own words.

@@ -22,11 +22,12 @@ from decimal import Decimal
 from modelmon import contract, promsim
 from modelmon.conventions import COVERAGE_LOOKBACK, COVERAGE_RECORD, MATCHER, SHORT_WINDOW, TILE_WINDOW
 from modelmon.durations import format_duration, parse_duration
+from modelmon.formatting import hours_text, number
 from modelmon.gotemplate import render
-from modelmon.plan import BudgetAlert, BurnAlert, SloPlan, ThresholdAlert, hours_text, is_derived, number
+from modelmon.plan import BudgetAlertPlan, BurnAlertPlan, SloPlan, ThresholdAlertPlan, is_derived
 from modelmon.rules import alert_rule
 
-Alert = BurnAlert | ThresholdAlert | BudgetAlert
+Alert = BurnAlertPlan | ThresholdAlertPlan | BudgetAlertPlan
 
 TOTAL_PER_S = 1024.0
 ERROR_GRAIN = 64  # error rates are whole multiples of 1/64 per second
@@ -257,7 +258,7 @@ class Simulation:
 
     def condition(self, alert: Alert, minute: int, key: tuple, exact: bool = False) -> tuple[bool, float]:
         """Whether the alert's expression holds, and its value (exact when asked for)."""
-        if isinstance(alert, BudgetAlert):
+        if isinstance(alert, BudgetAlertPlan):
             period = self.units(self.plan.period_s)
             ratio = self.ratio(period, minute, key, exact=exact)
             spent = None if ratio is None else self.budget_spent(ratio, minute, key)
@@ -268,7 +269,7 @@ class Simulation:
                 return False, 0.0
             remaining = 1 - spent
             return remaining <= 0, remaining
-        if isinstance(alert, BurnAlert):
+        if isinstance(alert, BurnAlertPlan):
             threshold = float(number(alert.threshold))
             long_holds, long = self.above(self.units(alert.long_s), minute, key, threshold)
             short_holds, _ = self.above(self.units(alert.short_s), minute, key, threshold)
@@ -340,8 +341,7 @@ def _fast(counters: tuple[list[float], list[float]]) -> list[float]:
 
 
 def _matchers(plan: SloPlan) -> list[tuple[str, str, str]]:
-    block = getattr(plan.spec.sli, plan.kind)
-    selector = getattr(block, "selector", None) or ""
+    selector = plan.traffic_selector
     return [(m.group(1), m.group(2), m.group(3).encode().decode("unicode_escape")) for m in MATCHER.finditer(selector)]
 
 
@@ -787,13 +787,13 @@ def _bad(plan: SloPlan, errors: float) -> str:
     """A bad-event rate in the SLI's own words."""
     share = _pct(errors / TOTAL_PER_S)
     if plan.kind == "latency":
-        return f"{share} of calls over {number(plan.spec.sli.latency.threshold_ms)} ms"
+        return f"{share} of calls over {number(plan.threshold_ms)} ms"
     return f"{share} errors"
 
 
 def _outage(plan: SloPlan) -> str:
     if plan.kind == "latency":
-        return f"a latency outage (every call over {number(plan.spec.sli.latency.threshold_ms)} ms)"
+        return f"a latency outage (every call over {number(plan.threshold_ms)} ms)"
     return "a full outage"
 
 
@@ -861,7 +861,7 @@ def input_series(plan: SloPlan, sim: Simulation) -> list[dict]:
         return series
     for traffic, (total, errors) in zip(sim.traffic, sim.counters, strict=True):
         if plan.kind == "latency":
-            le = contract.le_label(float(plan.spec.sli.latency.threshold_ms))
+            le = contract.le_label(float(plan.threshold_ms))
             named = (
                 (contract.LATENCY_MS_COUNT, traffic.labels, total),
                 (contract.LATENCY_MS_BUCKET, {**traffic.labels, "le": le}, sim.fast[sim.traffic.index(traffic)]),

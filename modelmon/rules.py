@@ -22,16 +22,22 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from modelmon.conventions import (
+    BUDGET_REMAINING_RECORD,
     COVERAGE_LOOKBACK,
     COVERAGE_RECORD,
+    CURRENT_BURN_RECORD,
+    ERROR_BUDGET_RECORD,
     LONG_INTERVAL,
+    OBJECTIVE_RECORD,
+    PERIOD_BURN_RECORD,
+    PERIOD_DAYS_RECORD,
     SHORT_WINDOW,
     TILE_INTERVAL,
     TILE_WINDOW,
 )
 from modelmon.durations import parse_duration
-from modelmon.plan import BudgetAlert, BurnAlert, Signal, SloPlan, ThresholdAlert, is_derived, number
-from modelmon.textgen import alert_text
+from modelmon.formatting import number
+from modelmon.plan import AlertPlan, BurnAlertPlan, Signal, SloPlan, ThresholdAlertPlan, is_derived
 
 
 @dataclass
@@ -190,12 +196,12 @@ def meta_rules(plan: SloPlan) -> list[dict]:
     if plan.coverage_clock is not None:
         spent = f"{period_ratio} * last_over_time({COVERAGE_RECORD}{plan.selector}[{COVERAGE_LOOKBACK}])"
     records = [
-        ("slo:objective:ratio", f"vector({number(plan.objective_ratio)})"),
-        ("slo:error_budget:ratio", f"vector({budget})"),
-        ("slo:time_period:days", f"vector({number(Decimal(plan.period_s) / 86400)})"),
-        ("slo:current_burn_rate:ratio", f"{current} / {budget}"),
-        ("slo:period_burn_rate:ratio", f"{period_ratio} / {budget}"),
-        ("slo:period_error_budget_remaining:ratio", f"1 - {spent} / {budget}"),
+        (OBJECTIVE_RECORD, f"vector({number(plan.objective_ratio)})"),
+        (ERROR_BUDGET_RECORD, f"vector({budget})"),
+        (PERIOD_DAYS_RECORD, f"vector({number(Decimal(plan.period_s) / 86400)})"),
+        (CURRENT_BURN_RECORD, f"{current} / {budget}"),
+        (PERIOD_BURN_RECORD, f"{period_ratio} / {budget}"),
+        (BUDGET_REMAINING_RECORD, f"1 - {spent} / {budget}"),
     ]
     return [{"record": name, "expr": expr, "labels": dict(plan.labels)} for name, expr in records]
 
@@ -204,90 +210,21 @@ def alert_rules(plan: SloPlan) -> list[dict]:
     return [alert_rule(plan, a) for a in plan.alerts()]
 
 
-def alert_rule(plan: SloPlan, alert: BurnAlert | ThresholdAlert | BudgetAlert) -> dict:
-    if isinstance(alert, BurnAlert):
-        rule = burn_rule(plan, alert)
-    elif alert in plan.outage_alerts:
-        rule = threshold_rule(plan, alert, plan.outage_overrides, "outage")
-    elif isinstance(alert, ThresholdAlert):
-        rule = threshold_rule(plan, alert, plan.threshold_overrides, "threshold")
-    else:
-        rule = budget_rule(plan, alert)
-    if not alert.for_s:
-        del rule["for"]  # fires at the first evaluation that holds
-    return rule
+def alert_rule(plan: SloPlan, alert: AlertPlan) -> dict:
+    """The rule of one planned alert: its expression here, its labels and annotations from the plan."""
+    rule = {"alert": alert.name, "expr": alert_expr(plan, alert) + "\n"}
+    if alert.for_s:  # without, it fires at the first evaluation that holds
+        rule["for"] = alert.for_
+    return {**rule, "labels": dict(alert.labels), "annotations": dict(alert.annotations)}
 
 
-def links(plan: SloPlan, alert_name: str) -> dict[str, str]:
-    """The runbook with the alert's group labels filled in, and the dashboard with its model selected.
-
-    Label values are URL-escaped with Go's urlquery: model names may hold '+', '/', '@' or spaces.
-    """
-    values = {label: f"{{{{ $labels.{label} | urlquery }}}}" for label in plan.group_by}
-    found = {"runbook_url": plan.runbook_url(alert_name, values)}
-    dashboard = plan.dashboard_link(model=values.get("model"))
-    if dashboard is not None:
-        found["dashboard_url"] = dashboard
-    return found
-
-
-def budget_rule(plan: SloPlan, alert: BudgetAlert) -> dict:
-    labels, annotations = plan.budget_overrides
-    return {
-        "alert": alert.name,
-        "expr": f"slo:period_error_budget_remaining:ratio{plan.selector} <= 0\n",
-        "for": alert.for_,
-        "labels": {"severity": alert.severity, **plan.alert_labels, **labels},
-        "annotations": {
-            "summary": alert_text("budget_summary", plan, alert),
-            "description": alert_text("budget_description", plan, alert),
-            **links(plan, alert.name),
-            **plan.alert_annotations,
-            **annotations,
-        },
-    }
-
-
-def burn_rule(plan: SloPlan, alert: BurnAlert) -> dict:
-    threshold = number(alert.threshold)
-    long = f"{plan.sli_record(alert.long)}{plan.selector}"
-    short = f"{plan.sli_record(alert.short)}{plan.selector}"
-    overrides = plan.page_overrides if alert.kind == "page" else plan.ticket_overrides
-    return {
-        "alert": alert.name,
-        "expr": f"(\n  {long} > {threshold}\n)\nand\n(\n  {short} > {threshold}\n)\n",
-        "for": alert.for_,
-        "labels": {
-            "severity": alert.severity,
-            "long_window": alert.long,
-            "short_window": alert.short,
-            **plan.alert_labels,
-            **overrides[0],
-        },
-        "annotations": {
-            "summary": alert_text("burn_summary", plan, alert),
-            "description": alert_text("burn_description", plan, alert),
-            **links(plan, alert.name),
-            **plan.alert_annotations,
-            **overrides[1],
-        },
-    }
-
-
-def threshold_rule(plan: SloPlan, alert: ThresholdAlert, overrides, text: str) -> dict:
-    ratio = f"{plan.sli_record(SHORT_WINDOW)}{plan.selector}"
-    expr = f"(1 - {ratio}) < {number(alert.ratio)}\n" if alert.below else f"{ratio} > {number(alert.ratio)}\n"
-    labels, annotations = overrides
-    return {
-        "alert": alert.name,
-        "expr": expr,
-        "for": alert.for_,
-        "labels": {"severity": alert.severity, **plan.alert_labels, **labels},
-        "annotations": {
-            "summary": alert_text(f"{text}_summary", plan, alert),
-            "description": alert_text(f"{text}_description", plan, alert),
-            **links(plan, alert.name),
-            **plan.alert_annotations,
-            **annotations,
-        },
-    }
+def alert_expr(plan: SloPlan, alert: AlertPlan) -> str:
+    if isinstance(alert, BurnAlertPlan):
+        threshold = number(alert.threshold)
+        long = f"{plan.sli_record(alert.long)}{plan.selector}"
+        short = f"{plan.sli_record(alert.short)}{plan.selector}"
+        return f"(\n  {long} > {threshold}\n)\nand\n(\n  {short} > {threshold}\n)"
+    if isinstance(alert, ThresholdAlertPlan):
+        ratio = f"{plan.sli_record(SHORT_WINDOW)}{plan.selector}"
+        return f"(1 - {ratio}) < {number(alert.ratio)}" if alert.below else f"{ratio} > {number(alert.ratio)}"
+    return f"{BUDGET_REMAINING_RECORD}{plan.selector} <= 0"

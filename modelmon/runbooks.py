@@ -22,8 +22,9 @@ from functools import cache
 import jinja2
 
 from modelmon import contract
+from modelmon.formatting import hours_text, number, percent
 from modelmon.loader import LoadedSpec
-from modelmon.plan import BudgetAlert, BurnAlert, SloPlan, ThresholdAlert, hours_text, number, percent
+from modelmon.plan import BudgetAlertPlan, BurnAlertPlan, SloPlan, ThresholdAlertPlan
 from modelmon.spec import DEFAULT_FAMILIES, Family, SloFile
 from modelmon.textgen import TEMPLATES
 
@@ -69,9 +70,9 @@ class Page:
 
     name: str
     plan: SloPlan
-    burn: tuple[BurnAlert, ...]
-    thresholds: tuple[ThresholdAlert, ...]
-    budget: tuple[BudgetAlert, ...]
+    burn: tuple[BurnAlertPlan, ...]
+    thresholds: tuple[ThresholdAlertPlan, ...]
+    budget: tuple[BudgetAlertPlan, ...]
     families: tuple[Provider, ...]  # the file's model families, with who runs them
     outage: bool = False  # the fast page: its threshold alert reads the SLI's bad share, not a panel band
 
@@ -113,9 +114,9 @@ def pages(spec: SloFile, plans: list[SloPlan]) -> list[Page]:
                 Page(
                     name=name,
                     plan=plan,
-                    burn=tuple(a for a in mine if isinstance(a, BurnAlert)),
-                    thresholds=tuple(a for a in mine if isinstance(a, ThresholdAlert)),
-                    budget=tuple(a for a in mine if isinstance(a, BudgetAlert)),
+                    burn=tuple(a for a in mine if isinstance(a, BurnAlertPlan)),
+                    thresholds=tuple(a for a in mine if isinstance(a, ThresholdAlertPlan)),
+                    budget=tuple(a for a in mine if isinstance(a, BudgetAlertPlan)),
                     families=known,
                     outage=any(a.name == name for a in plan.outage_alerts),
                 )
@@ -316,7 +317,7 @@ def render_page(page: Page, board: dict | None, header: str) -> str:
         .render(
             page=page,
             plan=page.plan,
-            spec_text=page.plan.spec.runbook,
+            spec_text=page.plan.runbook_text,
             links=dashboard_links(page.plan, panel_ids(board)),
             queries=diagnosis_queries(page),
             header=header,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jinja2
 
-from modelmon.plan import hours_text, number, percent
+from modelmon.formatting import hours_text, number, percent
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -31,7 +31,7 @@ def _alert_environment() -> jinja2.Environment:
     env.globals.update(
         number=number,
         percent=percent,
-        exhaustion=lambda plan, alert: hours_text(alert.exhaustion_s(plan.period_s)),
+        exhaustion=lambda plan, alert: hours_text(alert.exhaustion_s),
     )
     return env
 

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from modelmon import build, cli, promtool, runbooks
-from modelmon.plan import number
+from modelmon.formatting import number
 from modelmon.spec import SloFile
 
 REPO = Path(__file__).resolve().parent.parent
