@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from modelmon import build  # noqa: E402
 from modelmon.formatting import hours_text, number  # noqa: E402
-from modelmon.plan import BudgetAlertPlan, BurnAlertPlan, SloPlan  # noqa: E402
+from modelmon.plan import BudgetAlertPlan, BurnAlertPlan, SloPlan, plan_file  # noqa: E402
 from modelmon.promtool_tests import (  # noqa: E402
     ERROR_GRAIN,
     TOTAL_PER_S,
@@ -75,7 +75,7 @@ def shown(minutes: int | None) -> str:
 def tables() -> str:
     out = []
     for item in build.load_all(REPO):
-        for plan in build.plan_file(item.spec):
+        for plan in plan_file(item.spec):
             columns = [(f"{number(f)}x ({number(min(f * plan.budget, 1) * 100)}%)", f * plan.budget) for f in BURNS]
             columns.append(("full outage (100%)", Decimal(1)))
             results = [first_firing(plan, share) for _, share in columns]

@@ -21,7 +21,7 @@ from modelmon import alertmanager, amtool, dashboard, kubernetes, promtool, runb
 from modelmon.checks import check_all
 from modelmon.durations import format_duration
 from modelmon.loader import LoadedSpec, SpecError, SpecErrors, load_file
-from modelmon.plan import SloPlan, plan_file
+from modelmon.plan import SloPlan, plan_project
 from modelmon.promtool_tests import TestGenerationError, test_files
 from modelmon.rules import RuleFile, rule_file
 from modelmon.spec import json_schema
@@ -98,9 +98,10 @@ def compile_all(root: Path) -> Compiled:
     plans: dict[str, list[SloPlan]] = {}
     rule_files: dict[str, RuleFile] = {}
     errors: list[SpecError] = []
-    for item in loaded:
-        service = item.spec.service
-        plans[service] = plan_file(item.spec)
+    project = plan_project([(item.spec, item.display) for item in loaded])
+    for item, service_plan in zip(loaded, project.services, strict=True):
+        service = service_plan.service
+        plans[service] = list(service_plan.slos)
         rules_path = f"{RULES_DIR}/{service}.yml"
         rule_files[service] = rule_file(plans[service])
         groups = rule_files[service].groups
@@ -113,21 +114,16 @@ def compile_all(root: Path) -> Compiled:
             index = next(i for i, p in enumerate(plans[service]) if p.name == err.slo)
             errors.append(item.positions.error(("slos", index, *err.path), str(err)))
             continue
-        if item.spec.dashboard is not None:
-            board = dashboard.build(item.spec, plans[service], item.display)
+        if service_plan.dashboard is not None:
+            note = f"{GENERATED_MARK} from {item.display}. Do not edit: change the spec and run `make rules`."
+            board = dashboard.build(service_plan, note)
             files[f"{DASHBOARDS_DIR}/{item.spec.dashboard.uid}.json"] = json.dumps(board, indent=2) + "\n"
         for every, content in tests.items():
             name = f"{service}.test.yml" if every == 60 else f"{service}.every-{format_duration(every)}.test.yml"
             files[f"{TESTS_DIR}/{name}"] = header([item.display]) + dump_yaml(content)
     if errors:
         raise SpecErrors(errors)
-    # Runbooks link to dashboard panels by id: read them from the JSON just generated.
-    boards = {
-        item.spec.service: json.loads(files[f"{DASHBOARDS_DIR}/{item.spec.dashboard.uid}.json"])
-        for item in loaded
-        if item.spec.dashboard is not None
-    }
-    files.update(runbooks.render_all(loaded, plans, boards, GENERATED_MARK))
+    files.update(runbooks.render_all(project, GENERATED_MARK))
     files[ALERTMANAGER_PATH] = header([i.display for i in loaded]) + dump_yaml(alertmanager.config(loaded))
     files[alertmanager.TEMPLATE_PATH] = alertmanager.templates(header([i.display for i in loaded]).strip("# \n"))
     files[SCHEMA_PATH] = schema_text()

@@ -6,6 +6,8 @@ all read these names and bounds from here, so they cannot drift apart.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 MODEL_LABEL = "model"
 
 REQUESTS_TOTAL = "model_requests_total"
@@ -36,6 +38,12 @@ LATENCY_BUCKETS_MS: tuple[float, ...] = (
     120000.0,
     300000.0,
 )
+
+
+# The guide's panel thresholds (percent): error rate yellow from 5, red from 10; availability
+# yellow below 99, red below 95. The shortcut SLIs' threshold alerts default to them.
+ERROR_RATE_BAND = (Decimal(5), Decimal(10))  # warning above, critical above
+AVAILABILITY_BAND = (Decimal(99), Decimal(95))  # warning below, critical below
 
 
 def le_label(bound_ms: float) -> str:

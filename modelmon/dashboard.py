@@ -13,7 +13,6 @@ keeps its meaning and is made robust (see `queries` below and docs/dashboard.md)
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from decimal import Decimal
 
 from grafana_foundation_sdk.builders import common as common_builders
@@ -32,8 +31,19 @@ from grafana_foundation_sdk.models.dashboard import (
 
 from modelmon import contract
 from modelmon.formatting import number
-from modelmon.plan import SloPlan
-from modelmon.spec import AvailabilitySli, ErrorRateSli, SloFile
+from modelmon.plan import (
+    AVAILABILITY_PANEL,
+    ERROR_RATE_PANEL,
+    HOURLY_PANEL,
+    LATENCY_PANEL,
+    THROUGHPUT_PANEL,
+    TOKENS_PANEL,
+    Band,
+    ServicePlan,
+    SloPanels,
+    SloPlan,
+    family_panel,
+)
 
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="prometheus")
 MODEL_FILTER = f'{contract.MODEL_LABEL}=~"$model"'
@@ -48,27 +58,6 @@ HOURLY_STEP = "1h"
 # The budget stat's range: below -100 % more than twice the budget is gone, and the exact
 # figure tells the reader nothing more (it stays in the recorded series).
 BUDGET_SHOWN = (-100, 100)
-
-
-@dataclass(frozen=True)
-class PanelThresholds:
-    error_warning: Decimal  # percent
-    error_critical: Decimal
-    availability_warning: Decimal
-    availability_critical: Decimal
-
-
-def panel_thresholds(spec: SloFile) -> PanelThresholds:
-    """The error-rate and availability bands: from the file's SLOs, else the guide's defaults."""
-    error = next((s.sli.error_rate for s in spec.slos if s.sli.error_rate), None) or ErrorRateSli()
-    availability = next((s.sli.availability for s in spec.slos if s.sli.availability), None) or AvailabilitySli()
-    defaults_error, defaults_availability = ErrorRateSli(), AvailabilitySli()
-    return PanelThresholds(
-        error_warning=error.warning_above or defaults_error.warning_above,
-        error_critical=error.critical_above or defaults_error.critical_above,
-        availability_warning=availability.warning_below or defaults_availability.warning_below,
-        availability_critical=availability.critical_below or defaults_availability.critical_below,
-    )
 
 
 # --- Queries --------------------------------------------------------------------------
@@ -89,10 +78,10 @@ def queries(families: list[tuple[str, str]]) -> dict[str, str]:
     """Panel title -> PromQL. Each keeps the guide's meaning; the comments say what changed."""
     requests = _sum_rate(contract.REQUESTS_TOTAL)
     found = {
-        "Model Request Throughput": requests,
-        "Model Average Latency": f"{_sum_rate(contract.LATENCY_MS_SUM)} / {_sum_rate(contract.LATENCY_MS_COUNT)}",
-        "Model Error Rate": f"{_errors()} / {requests} * 100",
-        "Model Token Usage Rate": _sum_rate(contract.TOKENS_USED_TOTAL),
+        THROUGHPUT_PANEL: requests,
+        LATENCY_PANEL: f"{_sum_rate(contract.LATENCY_MS_SUM)} / {_sum_rate(contract.LATENCY_MS_COUNT)}",
+        ERROR_RATE_PANEL: f"{_errors()} / {requests} * 100",
+        TOKENS_PANEL: _sum_rate(contract.TOKENS_USED_TOTAL),
     }
     # Family shares divide by all requests, whatever the model filter says: a
     # family's share of the whole must not change when the view is narrowed. A family
@@ -102,11 +91,9 @@ def queries(families: list[tuple[str, str]]) -> dict[str, str]:
     for name, pattern in families:
         matcher = f'{contract.MODEL_LABEL}=~"{_escape(pattern)}"'
         family = _sum_rate(contract.REQUESTS_TOTAL, matcher, by_model=False)
-        found[f"{name} Models %"] = f"({family} or vector(0)) / ({everything} > 0) * 100"
-    found["Hourly Request Distribution"] = (
-        f"sum by (model) (increase({contract.REQUESTS_TOTAL}{{{MODEL_FILTER}}}[{STEP}]))"
-    )
-    found["Model Availability"] = f"(1 - {_errors()} / {requests}) * 100"
+        found[family_panel(name)] = f"({family} or vector(0)) / ({everything} > 0) * 100"
+    found[HOURLY_PANEL] = f"sum by (model) (increase({contract.REQUESTS_TOTAL}{{{MODEL_FILTER}}}[{STEP}]))"
+    found[AVAILABILITY_PANEL] = f"(1 - {_errors()} / {requests}) * 100"
     return found
 
 
@@ -119,12 +106,11 @@ def _target(expr: str, legend: str = "{{model}}", ref: str = "A", step: str | No
     return target.interval(step) if step else target
 
 
-def _steps(*steps: tuple[float | None, str]) -> dash.ThresholdsConfig:
-    return (
-        dash.ThresholdsConfig()
-        .mode(ThresholdsMode.ABSOLUTE)
-        .steps([Threshold(value=value, color=color) for value, color in steps])
-    )
+def _steps(base: tuple[None, str], *steps: tuple[Decimal | None, str]) -> dash.ThresholdsConfig:
+    """Grafana's threshold steps: the base colour, then each step drawn from its value (None: not drawn)."""
+    drawn = [Threshold(value=None, color=base[1])]
+    drawn += [Threshold(value=float(value), color=color) for value, color in steps if value is not None]
+    return dash.ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps(drawn)
 
 
 def _legend(calcs: list[str]) -> common_builders.VizLegendOptions:
@@ -156,16 +142,16 @@ def _series(
 # --- The dashboard ----------------------------------------------------------------------
 
 
-def build(spec: SloFile, plans: list[SloPlan], source: str) -> dict:
-    board = spec.dashboard
-    bands = panel_thresholds(spec)
-    families = [(f.name, f.pattern) for f in board.families]
+def build(service: ServicePlan, note: str) -> dict:
+    """The service's dashboard as Grafana's JSON model; `note` (the generated-file header) is its description."""
+    board = service.dashboard
+    families = list(board.families)
     q = queries(families)
     builder = (
         dash.Dashboard(board.title)
         .uid(board.uid)
-        .description(f"Generated by modelmon from {source}. Do not edit: change the spec and run `make rules`.")
-        .tags(["modelmon", "generated", spec.service])
+        .description(note)
+        .tags(["modelmon", "generated", service.service])
         .refresh("30s")
         .time("now-6h", "now")
         .timezone("browser")
@@ -185,8 +171,8 @@ def build(spec: SloFile, plans: list[SloPlan], source: str) -> dict:
     )
     builder.with_panel(
         _series(
-            "Model Request Throughput",
-            q["Model Request Throughput"],
+            THROUGHPUT_PANEL,
+            q[THROUGHPUT_PANEL],
             "reqps",
             "Requests per second for each model",
             ["mean", "max"],
@@ -194,8 +180,8 @@ def build(spec: SloFile, plans: list[SloPlan], source: str) -> dict:
     )
     builder.with_panel(
         _series(
-            "Model Average Latency",
-            q["Model Average Latency"],
+            LATENCY_PANEL,
+            q[LATENCY_PANEL],
             "ms",
             "Average response time in milliseconds per model",
             ["mean", "max"],
@@ -203,27 +189,20 @@ def build(spec: SloFile, plans: list[SloPlan], source: str) -> dict:
     )
     builder.with_panel(
         _series(
-            "Model Error Rate",
-            q["Model Error Rate"],
+            ERROR_RATE_PANEL,
+            q[ERROR_RATE_PANEL],
             "percent",
-            f"Error percentage for each model. Green below {number(bands.error_warning)}%, yellow to "
-            f"{number(bands.error_critical)}%, red above: the thresholds of the error-rate alerts.",
+            "Error percentage for each model. " + _band_text(board.error_band, above=True),
             ["mean", "max"],
         )
-        .thresholds(
-            _steps(
-                (None, "green"),
-                (float(bands.error_warning), "yellow"),
-                (float(bands.error_critical), "red"),
-            )
-        )
+        .thresholds(_steps((None, "green"), (board.error_band.warning, "yellow"), (board.error_band.critical, "red")))
         .thresholds_style(common_builders.GraphThresholdsStyleConfig().mode(common.GraphTresholdsStyleMode.LINE))
         .min(0)
     )
     builder.with_panel(
         _series(
-            "Model Token Usage Rate",
-            q["Model Token Usage Rate"],
+            TOKENS_PANEL,
+            q[TOKENS_PANEL],
             "short",
             "Tokens consumed per second by model",
             ["sum"],
@@ -233,20 +212,14 @@ def build(spec: SloFile, plans: list[SloPlan], source: str) -> dict:
     for index, (name, pattern) in enumerate(families):
         builder.with_panel(
             gauge.Panel()
-            .title(f"{name} Models %")
+            .title(family_panel(name))
             .description(f"Share of all requests (last {RATE_WINDOW}) from models matching {pattern}")
             .datasource(DATASOURCE)
-            .with_target(_target(q[f"{name} Models %"], legend=name))
+            .with_target(_target(q[family_panel(name)], legend=name))
             .unit("percent")
             .min(0)
             .max(100)
-            .thresholds(
-                _steps(
-                    (None, "red"),
-                    (float(board.family_thresholds.yellow_from), "yellow"),
-                    (float(board.family_thresholds.green_from), "green"),
-                )
-            )
+            .thresholds(_steps((None, "red"), (board.family_yellow_from, "yellow"), (board.family_green_from, "green")))
             .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
             .show_threshold_markers(True)
             .height(6)
@@ -254,8 +227,8 @@ def build(spec: SloFile, plans: list[SloPlan], source: str) -> dict:
         )
     builder.with_panel(
         _series(
-            "Hourly Request Distribution",
-            q["Hourly Request Distribution"],
+            HOURLY_PANEL,
+            q[HOURLY_PANEL],
             "short",
             "Requests per model in each hour, one bar per hour (per step on ranges too long for hourly bars): "
             "the legend's sum is the calls of the range, each counted once. The hour under way is drawn "
@@ -271,26 +244,43 @@ def build(spec: SloFile, plans: list[SloPlan], source: str) -> dict:
     )
     builder.with_panel(
         _series(
-            "Model Availability",
-            q["Model Availability"],
+            AVAILABILITY_PANEL,
+            q[AVAILABILITY_PANEL],
             "percent",
-            f"Availability percentage (successful requests / total requests). Red below "
-            f"{number(bands.availability_critical)}%, yellow to {number(bands.availability_warning)}%, green above.",
+            "Availability percentage (successful requests / total requests). "
+            + _band_text(board.availability_band, above=False),
             ["mean", "min"],
         )
-        .thresholds(
-            _steps(
-                (None, "red"),
-                (float(bands.availability_critical), "yellow"),
-                (float(bands.availability_warning), "green"),
-            )
-        )
+        .thresholds(_availability_steps(board.availability_band))
         .thresholds_style(common_builders.GraphThresholdsStyleConfig().mode(common.GraphTresholdsStyleMode.LINE))
         .max(100)
     )
-    for plan in plans:
+    for plan in service.slos:
         builder.with_row(slo_row(plan))
-    return _expand_rows(json.loads(json.dumps(builder.build(), cls=JSONEncoder)))
+    built = _expand_rows(json.loads(json.dumps(builder.build(), cls=JSONEncoder)))
+    drawn = tuple(panel["title"] for panel in built["panels"])
+    if drawn != board.panels:  # runbooks link to panels by the ids the plan gives them
+        raise RuntimeError(f"the dashboard draws {drawn}, the plan expects {board.panels}")
+    return built
+
+
+def _band_text(band: Band, above: bool) -> str:
+    """What the steps mean, in words: only the steps drawn."""
+    if band.warning is None and band.critical is None:
+        return "No threshold alerts, so no bands."
+    parts = [f"yellow from {number(band.warning)}%"] if band.warning is not None else []
+    parts += [f"red from {number(band.critical)}%"] if band.critical is not None else []
+    side = "rising above" if above else "falling below"
+    return f"Bands at the threshold alerts' levels ({side}): {', '.join(parts)}."
+
+
+def _availability_steps(band: Band) -> dash.ThresholdsConfig:
+    """Red below the critical level, yellow below the warning level, green above; a missing level is no step."""
+    if band.critical is None:
+        return _steps((None, "yellow" if band.warning is not None else "green"), (band.warning, "green"))
+    return _steps(
+        (None, "red"), (band.critical, "yellow" if band.warning is not None else "green"), (band.warning, "green")
+    )
 
 
 def _expand_rows(board: dict) -> dict:
@@ -330,16 +320,17 @@ def slo_queries(plan: SloPlan) -> dict[str, str]:
 
 
 def slo_row(plan: SloPlan) -> dash.Row:
+    titles = SloPanels.of(plan)
     q = slo_queries(plan)
     low, high = BUDGET_SHOWN
     legend = "{{" + "}}/{{".join(plan.group_by) + "}}" if plan.group_by else plan.name
     page = min((a.factor for a in plan.burn_alerts if a.kind == "page"), default=None)
     burn_steps = [(None, "green"), (1.0, "yellow")] + ([(float(page), "red")] if page is not None else [])
     return (
-        dash.Row(f"SLO {plan.name}: {number(plan.objective)}% over {plan.period}")
+        dash.Row(titles.row)
         .with_panel(
             timeseries.Panel()
-            .title(f"{plan.name}: SLI against objective")
+            .title(titles.sli)
             .description(f"Good events over {RATE_WINDOW} against the {number(plan.objective)}% objective.")
             .datasource(DATASOURCE)
             .with_target(_target(q["SLI"], legend=legend))
@@ -352,7 +343,7 @@ def slo_row(plan: SloPlan) -> dash.Row:
         )
         .with_panel(
             stat.Panel()
-            .title(f"{plan.name}: error budget remaining ({plan.period})")
+            .title(titles.budget)
             .description(
                 f"Share of the {plan.period} error budget left: the errors so far against the whole period's "
                 f"budget; below 0 the SLO is violated. Shown between {low} % and {high} %: below {low} % more "
@@ -368,7 +359,7 @@ def slo_row(plan: SloPlan) -> dash.Row:
         )
         .with_panel(
             stat.Panel()
-            .title(f"{plan.name}: data coverage ({plan.period})")
+            .title(titles.coverage)
             .description(
                 f"Share of the {plan.period} period the data covers. Below 100 % Prometheus holds less than a "
                 "period: the budget remaining counts only the errors seen so far, the rest of the period is to come."
@@ -383,7 +374,7 @@ def slo_row(plan: SloPlan) -> dash.Row:
         )
         .with_panel(
             timeseries.Panel()
-            .title(f"{plan.name}: burn rate")
+            .title(titles.burn)
             .description("Budget burn over 5m and over the whole period; 1 spends the budget exactly in the period.")
             .datasource(DATASOURCE)
             .with_target(_target(q["burn"], legend=f"{legend} 5m"))

@@ -34,7 +34,7 @@ from modelmon.conventions import (
 )
 from modelmon.durations import format_duration, parse_duration
 from modelmon.formatting import camel, number
-from modelmon.spec import Slo, SloFile
+from modelmon.spec import DEFAULT_FAMILIES, Family, Notifications, Slo, SloFile
 from modelmon.textgen import alert_text
 
 
@@ -215,6 +215,9 @@ class SloPlan:
     # The error ratio straight from the raw series, with WINDOW where the range goes.
     source_query: str
     runbook_text: dict[str, str | None]  # the spec's runbook block: meaning, impact, diagnosis, mitigation
+    # The SLI's threshold levels as stated (severity -> percent, in the measure's own terms), whether
+    # or not their alerts are enabled: the dashboard's panel bands.
+    levels: tuple[tuple[str, Decimal], ...] = ()
     # The recorded rates the error ratio divides: bad / total, or (total - good) / total
     # for latency. None of them for a raw SLI, whose ratio is the user's own query.
     total: Signal | None = None
@@ -461,9 +464,9 @@ def plan_slo(spec: SloFile, slo: Slo, selected: set[str]) -> SloPlan:
             name, severity, measure, percent, parse_duration(for_), below, factor, lasts, outage=outage
         )
 
-    threshold_alerts = []
+    threshold_alerts, levels = [], ()
     threshold = alerting.threshold_alert
-    if not threshold.disable and kind in ("availability", "error_rate"):
+    if kind in ("availability", "error_rate"):
         block = getattr(slo.sli, kind)
         measure = "availability" if kind == "availability" else "error rate"
         suffix = "Low" if kind == "availability" else "High"
@@ -473,11 +476,12 @@ def plan_slo(spec: SloFile, slo: Slo, selected: set[str]) -> SloPlan:
             if kind == "availability"
             else (("warning", block.warning_above), ("critical", block.critical_above))
         )
-        threshold_alerts = [
-            threshold_alert(name, severity, measure, level, threshold.for_, outage=False)
-            for severity, level in levels
-            if level is not None
-        ]
+        levels = tuple((severity, level) for severity, level in levels if level is not None)
+        if not threshold.disable:
+            threshold_alerts = [
+                threshold_alert(name, severity, measure, level, threshold.for_, outage=False)
+                for severity, level in levels
+            ]
 
     budget_block = alerting.budget_alert
     budget_alerts = (
@@ -534,6 +538,7 @@ def plan_slo(spec: SloFile, slo: Slo, selected: set[str]) -> SloPlan:
         user_queries=_user_queries(slo),
         source_query=_source_query(slo, kind, group_by(slo), threshold_ms),
         runbook_text=slo.runbook.model_dump(),
+        levels=levels,
         **_signals(spec, slo, labels, selected),
     )
     return _with_alert_texts(plan, alerting)
@@ -614,3 +619,154 @@ OUTAGE_MEASURE = {"availability": "error rate", "error_rate": "error rate", "lat
 def burn_windows(slo: Slo):
     """The SLO's burn-rate windows: its own, or the SRE workbook defaults."""
     return slo.alerting.windows or DEFAULT_WINDOWS
+
+
+# --- Services and the project ----------------------------------------------------------
+
+# The guide's panels, in the order the dashboard draws them (the family gauges go between
+# the fourth and the fifth). Runbooks link to them by id, which is their place in this order.
+THROUGHPUT_PANEL = "Model Request Throughput"
+LATENCY_PANEL = "Model Average Latency"
+ERROR_RATE_PANEL = "Model Error Rate"
+TOKENS_PANEL = "Model Token Usage Rate"
+HOURLY_PANEL = "Hourly Request Distribution"
+AVAILABILITY_PANEL = "Model Availability"
+GUIDE_PANELS_FIRST = (THROUGHPUT_PANEL, LATENCY_PANEL, ERROR_RATE_PANEL, TOKENS_PANEL)
+GUIDE_PANELS_LAST = (HOURLY_PANEL, AVAILABILITY_PANEL)
+
+
+def family_panel(family: str) -> str:
+    return f"{family} Models %"
+
+
+@dataclass(frozen=True)
+class SloPanels:
+    """The titles of one SLO's dashboard row and its panels, in the order they are drawn."""
+
+    row: str
+    sli: str
+    budget: str
+    coverage: str
+    burn: str
+
+    @classmethod
+    def of(cls, plan: SloPlan) -> SloPanels:
+        return cls(
+            row=f"SLO {plan.name}: {number(plan.objective)}% over {plan.period}",
+            sli=f"{plan.name}: SLI against objective",
+            budget=f"{plan.name}: error budget remaining ({plan.period})",
+            coverage=f"{plan.name}: data coverage ({plan.period})",
+            burn=f"{plan.name}: burn rate",
+        )
+
+    @property
+    def titles(self) -> tuple[str, ...]:
+        return (self.row, self.sli, self.budget, self.coverage, self.burn)
+
+
+@dataclass(frozen=True)
+class Band:
+    """A panel's threshold steps in the measure's own terms (percent); None: that step is not drawn."""
+
+    warning: Decimal | None
+    critical: Decimal | None
+
+
+@dataclass(frozen=True)
+class DashboardPlan:
+    uid: str
+    title: str
+    url: str
+    families: tuple[tuple[str, str], ...]  # (name, model regex) of each share gauge
+    family_yellow_from: Decimal
+    family_green_from: Decimal
+    # The error-rate and availability panels' steps: the levels of the file's first SLO of that
+    # measure (its threshold alerts fire exactly there), else the guide's.
+    error_band: Band
+    availability_band: Band
+    panels: tuple[str, ...]  # every panel title, rows included, in the order drawn: id = place + 1
+
+    def panel_id(self, title: str) -> int:
+        return self.panels.index(title) + 1
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    """One spec file: its SLOs and everything the service's outputs share."""
+
+    service: str
+    source: str  # the spec file as the user names it, for headers and errors
+    slos: tuple[SloPlan, ...]
+    families: tuple[tuple[str, str], ...]  # the model families runbooks name: the dashboard's, else the guide's
+    dashboard: DashboardPlan | None
+    notifications: Notifications | None  # receivers and routes as the spec states them
+    group_labels: tuple[str, ...]  # every label some SLO of the file is grouped by, in first use
+
+    @property
+    def slo_names(self) -> list[str]:
+        return [s.name for s in self.slos]
+
+
+@dataclass(frozen=True)
+class ProjectPlan:
+    services: tuple[ServicePlan, ...]  # in spec-file order
+
+    @property
+    def sources(self) -> list[str]:
+        return [s.source for s in self.services]
+
+
+def plan_service(spec: SloFile, source: str) -> ServicePlan:
+    slos = tuple(plan_file(spec))
+    families = tuple(
+        (f.name, f.pattern)
+        for f in (spec.dashboard.families if spec.dashboard else map(Family.model_validate, DEFAULT_FAMILIES))
+    )
+    labels: dict[str, None] = {}
+    for slo in slos:
+        labels.update(dict.fromkeys(slo.group_by))
+    return ServicePlan(
+        service=spec.service,
+        source=source,
+        slos=slos,
+        families=families,
+        dashboard=_dashboard_plan(spec, slos, families),
+        notifications=spec.notifications,
+        group_labels=tuple(labels),
+    )
+
+
+def plan_project(specs: list[tuple[SloFile, str]]) -> ProjectPlan:
+    """Every file's plan, computed once: the only input of every output."""
+    return ProjectPlan(tuple(plan_service(spec, source) for spec, source in specs))
+
+
+def _band(slos: tuple[SloPlan, ...], kind: str, guide: Band) -> Band:
+    found = next((s for s in slos if s.kind == kind), None)
+    if found is None:
+        return guide
+    levels = dict(found.levels)
+    return Band(levels.get("warning"), levels.get("critical"))
+
+
+def _dashboard_plan(spec: SloFile, slos: tuple[SloPlan, ...], families) -> DashboardPlan | None:
+    board = spec.dashboard
+    if board is None:
+        return None
+    panels = (
+        *GUIDE_PANELS_FIRST,
+        *(family_panel(name) for name, _ in families),
+        *GUIDE_PANELS_LAST,
+        *(title for slo in slos for title in SloPanels.of(slo).titles),
+    )
+    return DashboardPlan(
+        uid=board.uid,
+        title=board.title,
+        url=f"{spec.grafana_url.rstrip('/')}/d/{board.uid}",
+        families=families,
+        family_yellow_from=board.family_thresholds.yellow_from,
+        family_green_from=board.family_thresholds.green_from,
+        error_band=_band(slos, "error_rate", Band(*contract.ERROR_RATE_BAND)),
+        availability_band=_band(slos, "availability", Band(*contract.AVAILABILITY_BAND)),
+        panels=panels,
+    )

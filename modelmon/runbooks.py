@@ -16,16 +16,28 @@ site's small script (docs/js/fill-labels.js) fills them in from the page address
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import cache
 
 import jinja2
 
-from modelmon import contract
-from modelmon.formatting import hours_text, number, percent
-from modelmon.loader import LoadedSpec
-from modelmon.plan import BudgetAlertPlan, BurnAlertPlan, SloPlan, ThresholdAlertPlan
-from modelmon.spec import DEFAULT_FAMILIES, Family, SloFile
+from modelmon import contract, conventions
+from modelmon.conventions import BUDGET_REMAINING_RECORD, CURRENT_BURN_RECORD, SHORT_WINDOW, SLI_ERROR_PREFIX
+from modelmon.formatting import exhaustion_text, number, percent
+from modelmon.plan import (
+    AVAILABILITY_PANEL,
+    ERROR_RATE_PANEL,
+    LATENCY_PANEL,
+    THROUGHPUT_PANEL,
+    TOKENS_PANEL,
+    BudgetAlertPlan,
+    BurnAlertPlan,
+    DashboardPlan,
+    ProjectPlan,
+    ServicePlan,
+    SloPanels,
+    SloPlan,
+    ThresholdAlertPlan,
+)
 from modelmon.textgen import TEMPLATES
 
 RUNBOOKS_DIR = "runbooks"
@@ -91,22 +103,14 @@ def placeholder(label: str) -> str:
     return "$" + label.upper()
 
 
-def exhaustion_text(seconds: Decimal) -> str:
-    """How long a full budget lasts: '2d 2h (50 hours)', or '10h' under a day."""
-    hours = seconds / 3600
-    if hours < 24:
-        return hours_text(seconds)
-    return f"{hours_text(seconds)} ({number(round(hours, 1))} hours)"
-
-
 # --- What a page says ---------------------------------------------------------------
 
 
-def pages(spec: SloFile, plans: list[SloPlan]) -> list[Page]:
+def pages(service: ServicePlan) -> list[Page]:
     """One page per alert name of the file's SLOs."""
-    known = tuple(provider(f.name, f.pattern) for f in families_of(spec))
+    known = tuple(provider(name, pattern) for name, pattern in service.families)
     found = []
-    for plan in plans:
+    for plan in service.slos:
         alerts = plan.alerts()
         for name in plan.alert_names():
             mine = [a for a in alerts if a.name == name]
@@ -124,71 +128,46 @@ def pages(spec: SloFile, plans: list[SloPlan]) -> list[Page]:
     return found
 
 
-def families_of(spec: SloFile) -> list[Family]:
-    """The file's model families: its dashboard's, else the guide's five."""
-    if spec.dashboard is not None:
-        return list(spec.dashboard.families)
-    return [Family(**f) for f in DEFAULT_FAMILIES]
-
-
 def provider(family: str, pattern: str) -> Provider:
     key = family.lower()
     name, status = next(((p, s) for k, p, s in PROVIDERS if k in key), ("the provider that serves it", None))
     return Provider(family, pattern, name, status)
 
 
-def panel_ids(board: dict | None) -> dict[str, int]:
-    """Panel title -> id of a built dashboard (rows included)."""
-    if board is None:
-        return {}
-    found = {}
-    for panel in board["panels"]:
-        found[panel["title"]] = panel["id"]
-        for inner in panel.get("panels", []):
-            found[inner["title"]] = inner["id"]
-    return found
-
-
 def guide_panels(plan: SloPlan) -> tuple[str, ...]:
     """The guide's panels that show this SLO's SLI, most telling first (none for Sloth SLIs)."""
     return {
-        "availability": ("Model Availability", "Model Error Rate", "Model Request Throughput"),
-        "error_rate": ("Model Error Rate", "Model Availability", "Model Request Throughput"),
-        "latency": ("Model Average Latency", "Model Request Throughput", "Model Token Usage Rate"),
+        "availability": (AVAILABILITY_PANEL, ERROR_RATE_PANEL, THROUGHPUT_PANEL),
+        "error_rate": (ERROR_RATE_PANEL, AVAILABILITY_PANEL, THROUGHPUT_PANEL),
+        "latency": (LATENCY_PANEL, THROUGHPUT_PANEL, TOKENS_PANEL),
     }.get(plan.kind, ())
 
 
 def slo_panels(plan: SloPlan) -> tuple[str, ...]:
-    """The SLO row's panels (titles as modelmon.dashboard.slo_row writes them)."""
-    return (
-        f"{plan.name}: SLI against objective",
-        f"{plan.name}: burn rate",
-        f"{plan.name}: error budget remaining ({plan.period})",
-    )
+    """The SLO row's panels a page links to."""
+    titles = SloPanels.of(plan)
+    return (titles.sli, titles.burn, titles.budget)
 
 
-def dashboard_links(plan: SloPlan, panels: dict[str, int]) -> list[Link]:
-    if plan.dashboard_url is None:
+def dashboard_links(plan: SloPlan, board: DashboardPlan | None) -> list[Link]:
+    """The dashboard, and the panels that show this SLO, by the ids the plan gives them."""
+    if board is None:
         return []
     model = placeholder(contract.MODEL_LABEL) if contract.MODEL_LABEL in plan.group_by else None
     links = [Link("the whole dashboard", plan.dashboard_link(model=model))]
     for title in (*slo_panels(plan), *guide_panels(plan)):
-        if title not in panels:
-            raise RuntimeError(f"runbooks link to the dashboard panel {title!r}, which the dashboard does not have")
-        links.append(Link(title, plan.dashboard_link(model=model, panel=panels[title])))
+        links.append(Link(title, plan.dashboard_link(model=model, panel=board.panel_id(title))))
     return links
 
 
 def selector(plan: SloPlan, *extra: str) -> str:
     """The SLO's recorded series of the alert's group: {service=..,slo=..,model="$MODEL"}."""
-    matchers = [f'service="{plan.service}"', f'slo="{plan.name}"']
-    matchers += [f'{label}="{placeholder(label)}"' for label in plan.group_by]
-    return "{" + ",".join([*matchers, *extra]) + "}"
+    return slo_selector(plan, *(f'{label}="{placeholder(label)}"' for label in plan.group_by), *extra)
 
 
 def slo_selector(plan: SloPlan, *extra: str) -> str:
     """Every group of the SLO (all models)."""
-    return "{" + ",".join([f'service="{plan.service}"', f'slo="{plan.name}"', *extra]) + "}"
+    return conventions.slo_selector(plan.service, plan.name, *extra)
 
 
 def diagnosis_queries(page: Page) -> list[Query]:
@@ -200,7 +179,7 @@ def diagnosis_queries(page: Page) -> list[Query]:
             "Is it still burning, and how fast?",
             "The budget burn rate over the last 5m: 1 spends the budget exactly over the "
             f"{plan.period}. Compare it with the burn-rate column above.",
-            f"slo:current_burn_rate:ratio{mine}",
+            f"{CURRENT_BURN_RECORD}{mine}",
         ),
     ]
     if plan.group_by:
@@ -211,19 +190,19 @@ def diagnosis_queries(page: Page) -> list[Query]:
                 f"Every {groups} of the SLO, worst first: the error ratio over the last 5m (0.01 = 1%). "
                 "If all of them fail, the cause is on our side (gateway, credentials, quota, network, "
                 "a release), not one provider.",
-                f"sort_desc(slo:sli_error:ratio_rate5m{slo_selector(plan)})",
+                f"sort_desc({plan.sli_record(SHORT_WINDOW)}{slo_selector(plan)})",
             )
         )
     queries += [
         Query(
             "How much of the budget is left?",
             f"Percent of the {plan.period} error budget left; below 0 the SLO is missed for the period.",
-            f"slo:period_error_budget_remaining:ratio{mine} * 100",
+            f"{BUDGET_REMAINING_RECORD}{mine} * 100",
         ),
         Query(
             "The error ratio over every window the alerts read",
             f"One line per window (0.01 = 1%); the objective allows {percent(plan.budget)}.",
-            f'{{__name__=~"slo:sli_error:ratio_rate({windows})",{mine[1:]}',
+            f'{{__name__=~"{SLI_ERROR_PREFIX}({windows})",{mine[1:]}',
         ),
     ]
     if contract.MODEL_LABEL in plan.group_by:
@@ -231,9 +210,10 @@ def diagnosis_queries(page: Page) -> list[Query]:
         queries.append(
             Query(
                 "Which models are healthy to fail over to?",
-                f"Models meeting the {number(plan.objective)}% objective over the last hour, best first: "
+                f"Models meeting the {number(plan.objective)}% objective over the last {plan.failover_window}, "
+                "best first: "
                 f"pick one of the same family as `{placeholder(contract.MODEL_LABEL)}` ({names}).",
-                f"sort(slo:sli_error:ratio_rate1h{slo_selector(plan)} <= {number(plan.budget)})",
+                f"sort({plan.sli_record(plan.failover_window)}{slo_selector(plan)} <= {number(plan.budget)})",
             )
         )
     if plan.kind in ("availability", "error_rate", "latency") and contract.MODEL_LABEL in plan.group_by:
@@ -275,7 +255,7 @@ def diagnosis_queries(page: Page) -> list[Query]:
             "The error ratio over 5m computed from the raw series, without the recording rules"
             f"{by}. If it disagrees with the recorded ratio, check rule evaluation on Prometheus' "
             "Rules page.",
-            plan.error_ratio_expr("5m"),
+            plan.error_ratio_expr(SHORT_WINDOW),
         )
     )
     return queries
@@ -310,7 +290,7 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def render_page(page: Page, board: dict | None, header: str) -> str:
+def render_page(page: Page, board: DashboardPlan | None, header: str) -> str:
     return (
         _environment()
         .get_template("runbook.md.j2")
@@ -318,7 +298,7 @@ def render_page(page: Page, board: dict | None, header: str) -> str:
             page=page,
             plan=page.plan,
             spec_text=page.plan.runbook_text,
-            links=dashboard_links(page.plan, panel_ids(board)),
+            links=dashboard_links(page.plan, board),
             queries=diagnosis_queries(page),
             header=header,
         )
@@ -329,24 +309,17 @@ def render_index(found: list[Page], header: str) -> str:
     return _environment().get_template("runbook_index.md.j2").render(pages=found, header=header)
 
 
-def render_all(
-    loaded: list[LoadedSpec], plans: dict[str, list[SloPlan]], boards: dict[str, dict], mark: str
-) -> dict[str, str]:
-    """Every runbook page and the index, as {path: content}.
-
-    `boards` are the services' dashboards as generated, so each panel link points at
-    the id the dashboard JSON carries; `mark` is the generated-file mark of the build.
-    """
+def render_all(project: ProjectPlan, mark: str) -> dict[str, str]:
+    """Every runbook page and the index, as {path: content}; `mark` is the generated-file mark."""
     out: dict[str, str] = {}
     every: list[Page] = []
-    for item in loaded:
-        service = item.spec.service
-        header = html_header(mark, [item.display])
-        for page in pages(item.spec, plans[service]):
-            out[page.path] = render_page(page, boards.get(service), header)
+    for service in project.services:
+        header = html_header(mark, [service.source])
+        for page in pages(service):
+            out[page.path] = render_page(page, service.dashboard, header)
             every.append(page)
     every.sort(key=lambda p: (p.plan.service, p.name))
-    out[INDEX_PATH] = render_index(every, html_header(mark, sorted(item.display for item in loaded)))
+    out[INDEX_PATH] = render_index(every, html_header(mark, sorted(project.sources)))
     return out
 
 

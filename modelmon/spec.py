@@ -232,12 +232,12 @@ class AvailabilitySli(ModelTraffic):
     """Share of model calls that did not fail: 1 - model_errors_total / model_requests_total."""
 
     warning_below: Percent | None = Field(
-        default=Decimal(99),
+        default=contract.AVAILABILITY_BAND[0],
         description="Threshold alert (warning) when availability over 5m drops below this percentage "
         "(the guide's yellow band starts at 99). null disables it.",
     )
     critical_below: Percent | None = Field(
-        default=Decimal(95),
+        default=contract.AVAILABILITY_BAND[1],
         description="Threshold alert (critical) when availability over 5m drops below this percentage "
         "(the guide's red band starts at 95). null disables it.",
     )
@@ -247,12 +247,12 @@ class ErrorRateSli(ModelTraffic):
     """Share of model calls that failed: model_errors_total / model_requests_total."""
 
     warning_above: Percent | None = Field(
-        default=Decimal(5),
+        default=contract.ERROR_RATE_BAND[0],
         description="Threshold alert (warning) when the error rate over 5m rises above this percentage "
         "(the guide's yellow band starts at 5). null disables it.",
     )
     critical_above: Percent | None = Field(
-        default=Decimal(10),
+        default=contract.ERROR_RATE_BAND[1],
         description="Threshold alert (critical) when the error rate over 5m rises above this percentage "
         "(the guide's red band starts at 10). null disables it.",
     )

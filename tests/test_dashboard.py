@@ -324,3 +324,21 @@ def test_every_panel_query_parses_in_promtool(board, tmp_path):
 
 def test_committed_dashboard_is_what_the_generator_makes():
     assert build.compile_all(REPO).files["grafana/dashboards/models-monitoring.json"] == BOARD_PATH.read_text()
+
+
+def test_a_level_set_to_null_draws_no_band_and_the_description_does_not_mention_it(project):
+    """warning_above: null disables the warning alert: the panel must not draw (or claim) a 5 % band."""
+    spec = (REPO / "slos" / "models.yaml").read_text()
+    assert "warning_above: 5\n" in spec and "warning_below: 99\n" in spec
+    spec = spec.replace("warning_above: 5\n", "warning_above: null\n").replace(
+        "warning_below: 99\n", "warning_below: null\n"
+    )
+    root = project({"models.yaml": spec})
+    compiled = build.compile_all(root)
+    board = json.loads(compiled.files["grafana/dashboards/models-monitoring.json"])
+    errors, availability = panel(board, "Model Error Rate"), panel(board, "Model Availability")
+    assert steps(errors) == [(None, "green"), (10, "red")]
+    assert steps(availability) == [(None, "red"), (95, "green")]
+    assert "5%" not in errors["description"] and "99%" not in availability["description"]
+    rules = compiled.files["rules/models-monitoring.yml"]
+    assert 'ratio_rate5m{service="models-monitoring",slo="error-rate"} > 0.05\n' not in rules

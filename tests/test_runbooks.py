@@ -316,3 +316,48 @@ def test_the_strict_site_build_fails_on_a_runbook_link_to_a_page_that_does_not_e
 
     assert result.returncode != 0
     assert "ModelAvailabilityDown.md" in result.stdout + result.stderr
+
+
+CUSTOM_WINDOWS = """\
+version: modelmon/v1
+service: custom
+slos:
+  - name: latency
+    objective: 99
+    sli:
+      latency:
+        threshold_ms: 5000
+    alerting:
+      windows:
+        - {severity: page, long: 2h, short: 10m, budget_percent: 4}
+        - {severity: ticket, long: 2d, short: 4h, budget_percent: 10}
+  - name: availability
+    objective: 99.5
+    sli:
+      availability: {}
+"""
+
+
+def test_pages_query_only_ratios_their_slo_records_with_custom_windows(project):
+    """An SLO with its own windows records 5m, 10m, 2h, 4h, 2d and 30d: no page may ask for its 1h."""
+    compiled = build.compile_all(project({"custom.yaml": CUSTOM_WINDOWS}))
+    rules = yaml.safe_load(compiled.files["rules/custom.yml"])
+    recorded = {
+        (rule["labels"]["slo"], rule["record"])
+        for group in rules["groups"]
+        for rule in group["rules"]
+        if rule.get("record", "").startswith("slo:sli_error:ratio_rate")
+    }
+    assert ("latency", "slo:sli_error:ratio_rate1h") not in recorded  # the case that broke
+    read = set()
+    for path, text in compiled.files.items():
+        if not path.startswith("runbooks/") or path.endswith("index.md"):
+            continue
+        for record, selector in re.findall(r"(slo:sli_error:ratio_rate\w+)(\{[^}]*\})", text):
+            read.add((re.search(r'slo="([^"]+)"', selector).group(1), record))
+        for alternatives, selector in re.findall(r'__name__=~"slo:sli_error:ratio_rate\(([^)]*)\)",([^}]*)\}', text):
+            slo = re.search(r'slo="([^"]+)"', selector).group(1)
+            read.update((slo, f"slo:sli_error:ratio_rate{w}") for w in alternatives.split("|"))
+    assert {slo for slo, _ in read} == {"latency", "availability"}
+    assert read - recorded == set()
+    assert ("latency", "slo:sli_error:ratio_rate2h") in read  # its failover query reads its page window
