@@ -30,6 +30,16 @@ from grafana_foundation_sdk.models.dashboard import (
 )
 
 from modelmon import contract
+from modelmon.conventions import (
+    BUDGET_REMAINING_RECORD,
+    COVERAGE_RECORD,
+    CURRENT_BURN_RECORD,
+    OBJECTIVE_RECORD,
+    PERIOD_BURN_RECORD,
+    SHORT_WINDOW,
+    escape,
+    slo_selector,
+)
 from modelmon.formatting import number
 from modelmon.plan import (
     AVAILABILITY_PANEL,
@@ -47,7 +57,7 @@ from modelmon.plan import (
 
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="prometheus")
 MODEL_FILTER = f'{contract.MODEL_LABEL}=~"$model"'
-RATE_WINDOW = "5m"  # the guide's window for every rate panel
+RATE_WINDOW = SHORT_WINDOW  # the guide's window for every rate panel, and the threshold alerts'
 # Grafana steps a target by at least its `interval` ("Min step"), on multiples of the step,
 # and puts the step in $__interval. A window of $__interval makes each bar count exactly the
 # step that ends at it: bars neither overlap nor leave gaps, and the legend's sum counts each
@@ -89,16 +99,12 @@ def queries(families: list[tuple[str, str]]) -> dict[str, str]:
     # Without any traffic there is no share to show: `> 0` leaves "No data", not 0/0.
     everything = f"sum(rate({contract.REQUESTS_TOTAL}[{RATE_WINDOW}]))"
     for name, pattern in families:
-        matcher = f'{contract.MODEL_LABEL}=~"{_escape(pattern)}"'
+        matcher = f'{contract.MODEL_LABEL}=~"{escape(pattern)}"'
         family = _sum_rate(contract.REQUESTS_TOTAL, matcher, by_model=False)
         found[family_panel(name)] = f"({family} or vector(0)) / ({everything} > 0) * 100"
     found[HOURLY_PANEL] = f"sum by (model) (increase({contract.REQUESTS_TOTAL}{{{MODEL_FILTER}}}[{STEP}]))"
     found[AVAILABILITY_PANEL] = f"(1 - {_errors()} / {requests}) * 100"
     return found
-
-
-def _escape(pattern: str) -> str:
-    return pattern.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _target(expr: str, legend: str = "{{model}}", ref: str = "A", step: str | None = None) -> prometheus.Dataquery:
@@ -306,16 +312,15 @@ def _expand_rows(board: dict) -> dict:
 
 def slo_queries(plan: SloPlan) -> dict[str, str]:
     """Panel title -> PromQL of one SLO row, all on the generated recording rules."""
-    selector = f'service="{plan.service}",slo="{plan.name}"'
-    group = f"{{{selector},{MODEL_FILTER}}}" if contract.MODEL_LABEL in plan.group_by else f"{{{selector}}}"
+    group = slo_selector(plan.service, plan.name, *([MODEL_FILTER] if contract.MODEL_LABEL in plan.group_by else []))
     low, high = BUDGET_SHOWN
     return {
-        "SLI": f"(1 - slo:sli_error:ratio_rate{RATE_WINDOW}{group}) * 100",
-        "objective": f"slo:objective:ratio{{{selector}}} * 100",
-        "budget": f"clamp(slo:period_error_budget_remaining:ratio{group} * 100, {low}, {high})",
-        "coverage": f"slo:period_coverage:ratio{group} * 100",
-        "burn": f"slo:current_burn_rate:ratio{group}",
-        "period burn": f"slo:period_burn_rate:ratio{group}",
+        "SLI": f"(1 - {plan.sli_record(RATE_WINDOW)}{group}) * 100",
+        "objective": f"{OBJECTIVE_RECORD}{plan.selector} * 100",
+        "budget": f"clamp({BUDGET_REMAINING_RECORD}{group} * 100, {low}, {high})",
+        "coverage": f"{COVERAGE_RECORD}{group} * 100",
+        "burn": f"{CURRENT_BURN_RECORD}{group}",
+        "period burn": f"{PERIOD_BURN_RECORD}{group}",
     }
 
 
@@ -347,7 +352,7 @@ def slo_row(plan: SloPlan) -> dash.Row:
             .description(
                 f"Share of the {plan.period} error budget left: the errors so far against the whole period's "
                 f"budget; below 0 the SLO is violated. Shown between {low} % and {high} %: below {low} % more "
-                "than twice the budget is gone. The exact value is slo:period_error_budget_remaining:ratio."
+                "than twice the budget is gone. The exact value is " + BUDGET_REMAINING_RECORD + "."
             )
             .datasource(DATASOURCE)
             .with_target(_target(q["budget"], legend=legend))

@@ -33,6 +33,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelmon import backfill, contract, dashboard
+from modelmon.conventions import PERIOD_DAYS_RECORD
 from modelmon.durations import format_duration, parse_duration
 
 METRICS = (
@@ -457,7 +458,7 @@ def check_rules_on_disk(prom: Prometheus, groups: list[dict], rules_dir: Path, r
         report.ok(f"Prometheus runs the rules of {rules_dir} as they are on disk")
 
 
-PERIOD_RULE = "slo:time_period:days"
+PERIOD_RULE = PERIOD_DAYS_RECORD
 
 
 def slo_periods(prom: Prometheus, groups: list[dict]) -> dict[int, list[str]]:

@@ -21,7 +21,13 @@ from functools import cache
 import jinja2
 
 from modelmon import contract, conventions
-from modelmon.conventions import BUDGET_REMAINING_RECORD, CURRENT_BURN_RECORD, SHORT_WINDOW, SLI_ERROR_PREFIX
+from modelmon.conventions import (
+    BUDGET_REMAINING_RECORD,
+    COVERAGE_RECORD,
+    CURRENT_BURN_RECORD,
+    SHORT_WINDOW,
+    SLI_ERROR_PREFIX,
+)
 from modelmon.formatting import exhaustion_text, number, percent
 from modelmon.plan import (
     AVAILABILITY_PANEL,
@@ -177,7 +183,7 @@ def diagnosis_queries(page: Page) -> list[Query]:
     queries = [
         Query(
             "Is it still burning, and how fast?",
-            "The budget burn rate over the last 5m: 1 spends the budget exactly over the "
+            f"The budget burn rate over the last {SHORT_WINDOW}: 1 spends the budget exactly over the "
             f"{plan.period}. Compare it with the burn-rate column above.",
             f"{CURRENT_BURN_RECORD}{mine}",
         ),
@@ -187,7 +193,7 @@ def diagnosis_queries(page: Page) -> list[Query]:
         queries.append(
             Query(
                 f"Is it only this {groups}?",
-                f"Every {groups} of the SLO, worst first: the error ratio over the last 5m (0.01 = 1%). "
+                f"Every {groups} of the SLO, worst first: the error ratio over the last {SHORT_WINDOW} (0.01 = 1%). "
                 "If all of them fail, the cause is on our side (gateway, credentials, quota, network, "
                 "a release), not one provider.",
                 f"sort_desc({plan.sli_record(SHORT_WINDOW)}{slo_selector(plan)})",
@@ -219,8 +225,10 @@ def diagnosis_queries(page: Page) -> list[Query]:
     if plan.kind in ("availability", "error_rate", "latency") and contract.MODEL_LABEL in plan.group_by:
         model = f'{{{contract.MODEL_LABEL}="{placeholder(contract.MODEL_LABEL)}"}}'
 
+        window = f"[{SHORT_WINDOW}]"
+
         def rate(metric: str, offset: str = "") -> str:
-            return f"sum(rate({metric}{model}[5m]{offset}))"
+            return f"sum(rate({metric}{model}{window}{offset}))"
 
         yesterday = " offset 1d"
         requests, tokens = contract.REQUESTS_TOTAL, contract.TOKENS_USED_TOTAL
@@ -237,7 +245,7 @@ def diagnosis_queries(page: Page) -> list[Query]:
                 Query(
                     "How slow is it?",
                     "The 95th percentile latency of the model in milliseconds, from the histogram.",
-                    f"histogram_quantile(0.95, sum by (le) (rate({contract.LATENCY_MS_BUCKET}{model}[5m])))",
+                    f"histogram_quantile(0.95, sum by (le) (rate({contract.LATENCY_MS_BUCKET}{model}{window})))",
                 )
             )
         queries.append(
@@ -252,7 +260,7 @@ def diagnosis_queries(page: Page) -> list[Query]:
     queries.append(
         Query(
             "The SLI straight from the source series",
-            "The error ratio over 5m computed from the raw series, without the recording rules"
+            f"The error ratio over {SHORT_WINDOW} computed from the raw series, without the recording rules"
             f"{by}. If it disagrees with the recorded ratio, check rule evaluation on Prometheus' "
             "Rules page.",
             plan.error_ratio_expr(SHORT_WINDOW),
@@ -280,6 +288,8 @@ def _environment() -> jinja2.Environment:
         percent=percent,
         exhaustion=exhaustion_text,
         MODEL_LABEL=contract.MODEL_LABEL,
+        SHORT_WINDOW=SHORT_WINDOW,
+        COVERAGE_RECORD=COVERAGE_RECORD,
         LATENCY_MS=contract.LATENCY_MS,
         REQUESTS_TOTAL=contract.REQUESTS_TOTAL,
         ERRORS_TOTAL=contract.ERRORS_TOTAL,

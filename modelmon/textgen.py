@@ -7,6 +7,7 @@ from pathlib import Path
 
 import jinja2
 
+from modelmon.conventions import SHORT_WINDOW
 from modelmon.formatting import hours_text, number, percent
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -32,6 +33,7 @@ def _alert_environment() -> jinja2.Environment:
         number=number,
         percent=percent,
         exhaustion=lambda plan, alert: hours_text(alert.exhaustion_s),
+        SHORT_WINDOW=SHORT_WINDOW,
     )
     return env
 
