@@ -110,8 +110,21 @@ DEFAULT_WINDOWS = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Alert:
+    """What every planned alert carries: its rule's labels and annotations (Go templates),
+    overrides applied, filled in by plan_slo once the SLO's plan exists."""
+
+    labels: dict[str, str] = field(default_factory=dict, hash=False)
+    annotations: dict[str, str] = field(default_factory=dict, hash=False)
+
+    @property
+    def for_(self) -> str:
+        return format_duration(self.for_s)
+
+
 @dataclass(frozen=True)
-class BurnAlertPlan:
+class BurnAlertPlan(_Alert):
     """One multi-window burn-rate alert rule."""
 
     name: str
@@ -126,13 +139,6 @@ class BurnAlertPlan:
     factor: Decimal  # burn-rate factor derived from the period
     threshold: Decimal  # error-ratio threshold = factor x budget
     exhaustion_s: Decimal  # seconds until a whole period's budget is gone at the factor
-    # The rule's labels and annotations (Go templates), overrides applied: filled by plan_slo.
-    labels: dict[str, str] = field(default_factory=dict, hash=False)
-    annotations: dict[str, str] = field(default_factory=dict, hash=False)
-
-    @property
-    def for_(self) -> str:
-        return format_duration(self.for_s)
 
     @property
     def window_label(self) -> str:
@@ -140,7 +146,7 @@ class BurnAlertPlan:
 
 
 @dataclass(frozen=True)
-class ThresholdAlertPlan:
+class ThresholdAlertPlan(_Alert):
     """A threshold alert on the 5m error ratio (error rate above, or availability below); the
     outage alert is one too, on the SLI's bad share (errors, slow calls or bad events) above."""
 
@@ -153,12 +159,6 @@ class ThresholdAlertPlan:
     factor: Decimal  # the burn rate at the threshold
     exhaustion_s: Decimal  # seconds until a whole period's budget is gone at that burn rate
     outage: bool = False  # the fast page on the bad share, not a threshold of the guide's panels
-    labels: dict[str, str] = field(default_factory=dict, hash=False)
-    annotations: dict[str, str] = field(default_factory=dict, hash=False)
-
-    @property
-    def for_(self) -> str:
-        return format_duration(self.for_s)
 
     @property
     def ratio(self) -> Decimal:
@@ -171,18 +171,12 @@ class ThresholdAlertPlan:
 
 
 @dataclass(frozen=True)
-class BudgetAlertPlan:
+class BudgetAlertPlan(_Alert):
     """The "SLA violated" alert: nothing left of the period's error budget."""
 
     name: str
     for_s: int
     severity: str = "critical"
-    labels: dict[str, str] = field(default_factory=dict, hash=False)
-    annotations: dict[str, str] = field(default_factory=dict, hash=False)
-
-    @property
-    def for_(self) -> str:
-        return format_duration(self.for_s)
 
 
 AlertPlan = BurnAlertPlan | ThresholdAlertPlan | BudgetAlertPlan
