@@ -2,14 +2,17 @@
 
 One Alertmanager serves every service: each file with a `notifications` block gets
 a route matching its `service`, pages (critical) to its page receiver and tickets
-(warning) to its ticket receiver, its overrides first. A firing critical alert of
-a model and SLO inhibits the matching warning. Secrets stay out: receivers name
-the files Alertmanager reads them from at run time.
+(warning) to its ticket receiver, its overrides first. Notifications are grouped,
+and a firing critical alert inhibits the warning of the same SLO, by the SLO's own
+grouping labels (SloPlan.group_by): a critical of one region never silences another.
+Secrets stay out: receivers name the files Alertmanager reads them from at run time.
 """
 
 from __future__ import annotations
 
+from modelmon.conventions import ALERTNAME_LABEL, SERVICE_LABEL, SEVERITY, SEVERITY_LABEL, SLO_LABEL, escape
 from modelmon.loader import LoadedSpec
+from modelmon.plan import SloPlan
 from modelmon.spec import Notifications, Receiver
 from modelmon.textgen import render_file
 
@@ -18,7 +21,10 @@ TEMPLATE_PATH = "alertmanager/templates/modelmon.tmpl"
 # Relative to alertmanager.yml: the same line works in the container (/etc/alertmanager)
 # and in local runs from the repository.
 TEMPLATES = ["templates/*.tmpl"]
-INHIBIT_EQUAL = ["service", "slo", "model"]
+# One notification per alert, SLO and group of it; one inhibition per SLO and group.
+SLO_IDENTITY = (SERVICE_LABEL, SLO_LABEL)
+PAGE = f'{SEVERITY_LABEL}="{SEVERITY["page"]}"'
+TICKET = f'{SEVERITY_LABEL}="{SEVERITY["ticket"]}"'
 
 TITLE = '{{ template "modelmon.title" . }}'
 TEXT = '{{ template "modelmon.text" . }}'
@@ -73,20 +79,60 @@ def receiver_config(receiver: Receiver) -> dict:
     return config
 
 
-def service_route(service: str, notifications: Notifications) -> dict:
+def group_by(plans: list[SloPlan]) -> list[str]:
+    """Alert name, service, SLO and every grouping label of these SLOs: one notification per
+    alert and group. An alert without one of the labels (an SLO grouped otherwise) groups as if
+    it were empty, so the union keeps every SLO's groups apart."""
+    grouping = (label for plan in plans for label in plan.group_by)
+    return list(dict.fromkeys((ALERTNAME_LABEL, *SLO_IDENTITY, *grouping)))
+
+
+def _one_of(label: str, values: list[str]) -> str:
+    if len(values) == 1:
+        return f'{label}="{escape(values[0])}"'
+    # SLO names hold letters, digits, '-', '_' and '.': only the dot means more in a regex.
+    pattern = "|".join(value.replace(".", r"\.") for value in values)
+    return f'{label}=~"{escape(pattern)}"'
+
+
+def inhibit_rules(plans: dict[str, list[SloPlan]]) -> list[dict]:
+    """A critical inhibits the warnings of its SLO and group, one rule per service and grouping-label
+    set. `equal` holds when a label is missing on both sides, so each rule is matched to the SLOs
+    of its set: otherwise a critical of an SLO grouped by region (no model label) would inhibit
+    that SLO's warnings in every region through the rule on model."""
+    rules = []
+    for service in sorted(plans):
+        sets: dict[tuple[str, ...], list[str]] = {}
+        for plan in plans[service]:
+            sets.setdefault(plan.group_by, []).append(plan.name)
+        for labels, slos in sets.items():
+            matchers = [_one_of(SERVICE_LABEL, [service]), _one_of(SLO_LABEL, slos)]
+            rules.append(
+                {
+                    "source_matchers": [PAGE, *matchers],
+                    "target_matchers": [TICKET, *matchers],
+                    "equal": [*SLO_IDENTITY, *labels],
+                }
+            )
+    return rules
+
+
+def service_route(service: str, notifications: Notifications, plans: list[SloPlan]) -> dict:
     routes = []
     for override in notifications.routes:
-        matchers = [f'{name}="{value}"' for name, value in sorted(override.match.items())]
-        for severity, receiver in (("critical", override.page), ("warning", override.ticket)):
+        matchers = [_one_of(name, [value]) for name, value in sorted(override.match.items())]
+        for severity, receiver in ((PAGE, override.page), (TICKET, override.ticket)):
             if receiver is not None:
-                routes.append({"receiver": receiver, "matchers": [*matchers, f'severity="{severity}"']})
-    routes.append({"receiver": notifications.page, "matchers": ['severity="critical"']})
-    routes.append({"receiver": notifications.ticket, "matchers": ['severity="warning"']})
+                routes.append({"receiver": receiver, "matchers": [*matchers, severity]})
+    routes.append({"receiver": notifications.page, "matchers": [PAGE]})
+    routes.append({"receiver": notifications.ticket, "matchers": [TICKET]})
+    # The spec's own group_by when it sets one (a coarser grouping is the team's choice), else the SLOs'.
+    grouping = notifications.group_by if "group_by" in notifications.model_fields_set else group_by(plans)
     return {
         # Alerts of the service with another severity (a Sloth file's own names) still reach someone.
         "receiver": notifications.ticket,
-        "matchers": [f'service="{service}"'],
-        "group_by": list(notifications.group_by),
+        "matchers": [_one_of(SERVICE_LABEL, [service])],
+        "group_by": list(grouping),
         "group_wait": notifications.group_wait,
         "group_interval": notifications.group_interval,
         "repeat_interval": notifications.repeat_interval,
@@ -94,7 +140,9 @@ def service_route(service: str, notifications: Notifications) -> dict:
     }
 
 
-def config(loaded: list[LoadedSpec]) -> dict:
+def config(loaded: list[LoadedSpec], plans: dict[str, list[SloPlan]]) -> dict:
+    """The whole config: `loaded` for the notifications blocks, `plans` (per service, every service)
+    for the grouping labels of each SLO."""
     receivers: dict[str, dict] = {UNROUTED: {"name": UNROUTED}}
     routes = []
     for item in sorted(loaded, key=lambda i: i.spec.service):
@@ -103,21 +151,15 @@ def config(loaded: list[LoadedSpec]) -> dict:
             continue
         for receiver in notifications.receivers:
             receivers[receiver.name] = receiver_config(receiver)
-        routes.append(service_route(item.spec.service, notifications))
+        routes.append(service_route(item.spec.service, notifications, plans[item.spec.service]))
     return {
         "templates": TEMPLATES,
         "route": {
             "receiver": UNROUTED,
-            "group_by": ["alertname", "service", "slo", "model"],
+            "group_by": group_by([plan for service in sorted(plans) for plan in plans[service]]),
             "routes": routes,
         },
-        "inhibit_rules": [
-            {
-                "source_matchers": ['severity="critical"'],
-                "target_matchers": ['severity="warning"'],
-                "equal": INHIBIT_EQUAL,
-            }
-        ],
+        "inhibit_rules": inhibit_rules(plans),
         "receivers": list(receivers.values()),
     }
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from modelmon.conventions import RESERVED_ALERT_LABELS, RESERVED_LABELS, SHORT_WINDOW
 from modelmon.durations import format_duration, parse_duration
 from modelmon.formatting import number
-from modelmon.loader import LoadedSpec, SpecError, broken_parts
-from modelmon.plan import DEFAULT_WINDOWS, plan_file
+from modelmon.loader import FieldPath, LoadedSpec, SpecError, broken_parts
+from modelmon.plan import DEFAULT_WINDOWS, group_by, plan_file, sli_kind
 from modelmon.promtool_tests import TestGenerationError, series_labels
 from modelmon.spec import Slo
 
@@ -106,10 +108,7 @@ def check_file(item: LoadedSpec) -> list[SpecError]:
     errors: list[SpecError] = []
     scrape_s = None if "scrape_interval" in item.broken else parse_duration(spec.scrape_interval)
 
-    for key in spec.labels:
-        if key in RESERVED_LABELS:
-            errors.append(at.error(("labels", key), _reserved(key), at_key=True))
-
+    errors += _check_labels(item)
     if scrape_s is not None:
         errors += _check_scrape_interval(item)
     errors += _check_notifications(item)
@@ -127,17 +126,60 @@ def check_file(item: LoadedSpec) -> list[SpecError]:
         if slo.name in seen:
             errors.append(at.error((*base, "name"), f"duplicate SLO name {slo.name!r} (also slos[{seen[slo.name]}])"))
         seen.setdefault(slo.name, i)
-        for key in slo.labels:
-            if key in RESERVED_LABELS:
-                errors.append(at.error((*base, "labels", key), _reserved(key), at_key=True))
         errors += _check_sli(item, i, slo)
         errors += _check_windows(item, i, slo, scrape_s)
-        errors += _check_alerting(item, i, slo)
+        errors += _check_outage(item, i, slo)
     return errors
 
 
+# What modelmon writes itself, so no block of labels may: the file's and the SLO's labels reach the
+# alerts too, and an alert's labels are the series' plus its own.
+RESERVED = {
+    **{label: "series" for label in RESERVED_LABELS},
+    **{label: "alert" for label in RESERVED_ALERT_LABELS},
+}
+# The blocks of an SLO's `alerting` whose labels go on some of its alerts.
+ALERT_LABEL_BLOCKS = ("page_alert", "ticket_alert", "threshold_alert", "budget_alert", "outage_alert")
+
+
 def _reserved(key: str) -> str:
-    return f"label {key!r} is set by modelmon on every generated series; choose another name"
+    return f"label {key!r} is set by modelmon on every generated {RESERVED[key]}; choose another name"
+
+
+def _label_blocks(item: LoadedSpec) -> Iterator[tuple[FieldPath, dict[str, str], list[tuple[int, Slo]]]]:
+    """Every block of labels the spec writes on series or alerts, with the SLOs whose series or alerts get them."""
+    slos = list(item.slos())
+    yield ("labels",), item.spec.labels, slos
+    for i, slo in slos:
+        yield ("slos", i, "labels"), slo.labels, [(i, slo)]
+        yield ("slos", i, "alerting", "labels"), slo.alerting.labels, [(i, slo)]
+        for block in ALERT_LABEL_BLOCKS:
+            yield ("slos", i, "alerting", block, "labels"), getattr(slo.alerting, block).labels, [(i, slo)]
+
+
+def _check_labels(item: LoadedSpec) -> list[SpecError]:
+    """No block of labels sets what modelmon writes, nor a label an SLO is grouped by: a fixed value
+    there would give every group the same labels, merging their series and alerts into one."""
+    return [
+        item.positions.error((*path, key), problem, at_key=True)
+        for path, labels, slos in _label_blocks(item)
+        for key in labels
+        if (problem := _label_problem(key, slos))
+    ]
+
+
+def _label_problem(key: str, slos: list[tuple[int, Slo]]) -> str | None:
+    if key in RESERVED:
+        return _reserved(key)
+    # An SLI with other than one kind is reported by _check_sli: its group_by is unknown.
+    for i, slo in slos:
+        if len(slo.sli.kinds()) == 1 and key in group_by(slo):
+            return (
+                f"label {key!r} is a group_by label of SLO {slo.name!r} (slos[{i}].sli.{sli_kind(slo)}.group_by): "
+                f"each {key} is its own SLO series and alert, and one value set here would merge them all; "
+                "remove it or rename it"
+            )
+    return None
 
 
 def _check_sli(item: LoadedSpec, i: int, slo: Slo) -> list[SpecError]:
@@ -262,25 +304,6 @@ def _check_windows(item: LoadedSpec, i: int, slo: Slo, scrape_s: int | None) -> 
 
 
 _WHOLE_MINUTES = "must be whole minutes (got {text}): the generated tests evaluate rules once a minute"
-
-
-def _check_alerting(item: LoadedSpec, i: int, slo: Slo) -> list[SpecError]:
-    at = item.positions
-    base = ("slos", i, "alerting")
-    alerting = slo.alerting
-    errors = []
-    label_blocks = {
-        (): alerting.labels,
-        ("page_alert",): alerting.page_alert.labels,
-        ("ticket_alert",): alerting.ticket_alert.labels,
-        ("threshold_alert",): alerting.threshold_alert.labels,
-        ("outage_alert",): alerting.outage_alert.labels,
-    }
-    for sub, labels in label_blocks.items():
-        for key in labels:
-            if key in RESERVED_ALERT_LABELS or key in RESERVED_LABELS:
-                errors.append(at.error((*base, *sub, "labels", key), _reserved(key), at_key=True))
-    return errors + _check_outage(item, i, slo)
 
 
 def _check_outage(item: LoadedSpec, i: int, slo: Slo) -> list[SpecError]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import urllib.request
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -87,15 +88,75 @@ def test_every_receiver_sends_resolved_notifications():
                 assert all(c["send_resolved"] is True for c in configs), receiver["name"]
 
 
-def test_critical_inhibits_the_matching_warning():
+def test_critical_inhibits_the_warning_of_its_slo_and_model():
     config = yaml.safe_load(CONFIG.read_text())
+    slos = ['service="models-monitoring"', 'slo=~"availability|error-rate|latency"']
     assert config["inhibit_rules"] == [
         {
-            "source_matchers": ['severity="critical"'],
-            "target_matchers": ['severity="warning"'],
+            "source_matchers": ['severity="critical"', *slos],
+            "target_matchers": ['severity="warning"', *slos],
             "equal": ["service", "slo", "model"],
         }
     ]
+
+
+def events(name: str, by: str) -> str:
+    query = f"sum by ({by}) (rate(x_total[{{{{.window}}}}]))"
+    return f"""
+  - name: {name}
+    objective: 99
+    sli: {{events: {{error_query: "{query}", total_query: "{query}", group_by: [{by}]}}}}"""
+
+
+MIXED = {
+    "svc.yaml": "version: modelmon/v1\nservice: svc\nslos:"
+    + events("chat", "model")
+    + events("v1.chat", "model")
+    + events("regional", "region")
+    + """
+notifications:
+  receivers: [{name: hook, webhook: {url: "http://127.0.0.1:1/"}}]
+  page: hook
+  ticket: hook
+""",
+    "quiet.yaml": "version: modelmon/v1\nservice: quiet\nslos:" + events("zonal", "zone"),
+}
+
+
+def test_routes_group_and_inhibit_by_each_slos_own_grouping_labels(project):
+    root = project(MIXED)
+    compiled = build.compile_all(root)
+    config = yaml.safe_load(compiled.files[build.ALERTMANAGER_PATH])
+    assert config["route"]["group_by"] == ["alertname", "service", "slo", "zone", "model", "region"]
+    [svc] = config["route"]["routes"]
+    assert svc["group_by"] == ["alertname", "service", "slo", "model", "region"]
+    assert config["inhibit_rules"] == [
+        {
+            "source_matchers": ['severity="critical"', 'service="quiet"', 'slo="zonal"'],
+            "target_matchers": ['severity="warning"', 'service="quiet"', 'slo="zonal"'],
+            "equal": ["service", "slo", "zone"],
+        },
+        {
+            # The dot of v1.chat escaped: the rule must not match an SLO named v1xchat.
+            "source_matchers": ['severity="critical"', 'service="svc"', 'slo=~"chat|v1\\\\.chat"'],
+            "target_matchers": ['severity="warning"', 'service="svc"', 'slo=~"chat|v1\\\\.chat"'],
+            "equal": ["service", "slo", "model"],
+        },
+        {
+            "source_matchers": ['severity="critical"', 'service="svc"', 'slo="regional"'],
+            "target_matchers": ['severity="warning"', 'service="svc"', 'slo="regional"'],
+            "equal": ["service", "slo", "region"],
+        },
+    ]
+    build.write_all(root, compiled)
+    ok, output = amtool.check_config(root / build.ALERTMANAGER_PATH)
+    assert ok, output
+
+
+def test_a_group_by_the_spec_sets_is_kept(project):
+    spec = MIXED["svc.yaml"] + "  group_by: [alertname, service]\n"
+    config = yaml.safe_load(build.compile_all(project({"svc.yaml": spec})).files[build.ALERTMANAGER_PATH])
+    assert config["route"]["routes"][0]["group_by"] == ["alertname", "service"]
 
 
 SPEC = """
@@ -126,50 +187,94 @@ def post_alerts(am: str, alerts: list[dict]) -> None:
         assert response.status == 200
 
 
-def alert(model: str, severity: str) -> dict:
+def alert(severity: str, slo: str = "availability", **group: str) -> dict:
+    """An alert of SLO `slo` of svc for one group (model=..., or region=... for the regional SLO)."""
     now = datetime.now(UTC)
     return {
         "labels": {
-            "alertname": "SvcAvailabilityBudgetBurn",
+            "alertname": f"Svc{slo.capitalize()}BudgetBurn",
             "service": "svc",
-            "slo": "availability",
-            "model": model,
+            "slo": slo,
+            **group,
             "severity": severity,
         },
-        "annotations": {"summary": f"{model} {severity}"},
+        "annotations": {"summary": f"{group} {severity}"},
         "startsAt": now.isoformat(),
         "endsAt": (now + timedelta(minutes=10)).isoformat(),
     }
 
 
-def test_real_alertmanager_pages_critical_and_inhibits_its_warning(project, tmp_path):
+@contextmanager
+def running_alertmanager(project, tmp_path: Path, spec: str):
+    """A real Alertmanager on the config compiled from `spec`, its webhook receiver, and its URL."""
     token = tmp_path / "hook-token"
     token.write_text("s3cret\n")
     with WebhookReceiver() as hook:
-        root = project({"svc.yaml": SPEC % {"url": hook.url, "token": token}})
+        root = project({"svc.yaml": spec % {"url": hook.url, "token": token}})
         build.write_all(root, build.compile_all(root))
         port = processes.free_port()
         am = f"http://127.0.0.1:{port}"
         args = processes.alertmanager_command(root / "alertmanager" / "alertmanager.yml", tmp_path / "data", port)
         with processes.process(args, tmp_path / "alertmanager.log"):
             processes.wait_until("Alertmanager", lambda: urllib.request.urlopen(f"{am}/-/ready", timeout=2), 30)
-            # The critical first: an inhibition applies once its source is known.
-            post_alerts(am, [alert("gpt-4o-mini", "critical")])
-            processes.wait_until("the page", lambda: hook.notifications, 20)
-            post_alerts(am, [alert("gpt-4o-mini", "warning"), alert("gemini-1.5-pro", "warning")])
-            processes.wait_until(
-                "the other model's ticket", lambda: any(n["receiver"] == "tickets" for n in hook.notifications), 20
-            )
-            state = processes.get_json(f"{am}/api/v2/alerts")
-        received = [(a["receiver"], a["labels"]["model"], a["labels"]["severity"]) for a in hook.alerts()]
-        assert ("pages", "gpt-4o-mini", "critical") in received
-        assert ("tickets", "gemini-1.5-pro", "warning") in received
-        assert ("tickets", "gpt-4o-mini", "warning") not in received
-        inhibited = {
-            a["labels"]["model"]: a["status"]["inhibitedBy"] for a in state if a["labels"]["severity"] == "warning"
-        }
-        assert inhibited["gpt-4o-mini"] and not inhibited["gemini-1.5-pro"]
-        assert "Bearer s3cret" in hook.authorizations
+            yield hook, am
+
+
+def test_real_alertmanager_pages_critical_and_inhibits_its_warning(project, tmp_path):
+    with running_alertmanager(project, tmp_path, SPEC) as (hook, am):
+        # The critical first: an inhibition applies once its source is known.
+        post_alerts(am, [alert("critical", model="gpt-4o-mini")])
+        processes.wait_until("the page", lambda: hook.notifications, 20)
+        post_alerts(am, [alert("warning", model="gpt-4o-mini"), alert("warning", model="gemini-1.5-pro")])
+        processes.wait_until(
+            "the other model's ticket", lambda: any(n["receiver"] == "tickets" for n in hook.notifications), 20
+        )
+        state = processes.get_json(f"{am}/api/v2/alerts")
+    received = [(a["receiver"], a["labels"]["model"], a["labels"]["severity"]) for a in hook.alerts()]
+    assert ("pages", "gpt-4o-mini", "critical") in received
+    assert ("tickets", "gemini-1.5-pro", "warning") in received
+    assert ("tickets", "gpt-4o-mini", "warning") not in received
+    inhibited = {
+        a["labels"]["model"]: a["status"]["inhibitedBy"] for a in state if a["labels"]["severity"] == "warning"
+    }
+    assert inhibited["gpt-4o-mini"] and not inhibited["gemini-1.5-pro"]
+    assert "Bearer s3cret" in hook.authorizations
+
+
+# Beside the SLO per model, one per region: its alerts carry no model label at all, so an `equal`
+# on model holds between any two of them.
+REGIONAL_SPEC = SPEC.replace(
+    "notifications:",
+    """  - name: regional
+    objective: 99
+    sli:
+      events:
+        error_query: sum by (region) (rate(http_errors_total[{{.window}}]))
+        total_query: sum by (region) (rate(http_requests_total[{{.window}}]))
+        group_by: [region]
+notifications:""",
+)
+
+
+def test_real_alertmanager_inhibits_a_regional_warning_only_in_the_region_of_its_critical(project, tmp_path):
+    with running_alertmanager(project, tmp_path, REGIONAL_SPEC) as (hook, am):
+        post_alerts(am, [alert("critical", "regional", region="a")])
+        processes.wait_until("the page", lambda: hook.notifications, 20)
+        post_alerts(am, [alert("warning", "regional", region="a"), alert("warning", "regional", region="b")])
+        processes.wait_until(
+            "region b's ticket", lambda: any(n["receiver"] == "tickets" for n in hook.notifications), 20
+        )
+        state = processes.get_json(f"{am}/api/v2/alerts")
+    received = [(a["receiver"], a["labels"]["region"], a["labels"]["severity"]) for a in hook.alerts()]
+    assert ("pages", "a", "critical") in received
+    assert ("tickets", "b", "warning") in received
+    assert ("tickets", "a", "warning") not in received
+    inhibited = {
+        a["labels"]["region"]: bool(a["status"]["inhibitedBy"]) for a in state if a["labels"]["severity"] == "warning"
+    }
+    assert inhibited == {"a": True, "b": False}
+    # Each region is its own notification group.
+    assert [n["groupLabels"]["region"] for n in hook.notifications] == ["a", "b"]
 
 
 def test_railway_image_writes_receiver_secrets_from_variables_and_forgets_them(tmp_path):

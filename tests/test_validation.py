@@ -72,6 +72,7 @@ def snapshot(root: Path) -> dict[str, bytes | None]:
 
 WINDOW_MESSAGE = "must contain the {{.window}} placeholder where the range goes"
 RESERVED = "label {!r} is set by modelmon on every generated series; choose another name"
+RESERVED_ALERT = "label {!r} is set by modelmon on every generated alert; choose another name"
 WHOLE_MINUTES = "must be whole minutes (got {}): the generated tests evaluate rules once a minute"
 TOO_SHORT = "window {} is shorter than twice the scrape interval ({}): rate() would see fewer than two samples"
 SUPPORTED = "use {{ $labels.NAME }}, {{ $labels.NAME | urlquery }}, {{ $value }} and {{ $value | humanizePercentage }}"
@@ -915,9 +916,66 @@ def test_labels_modelmon_sets_itself_are_reserved(tmp_path):
         f"slos/x.yaml:{at(text, 'slo: other')}: slos[0].labels.slo: {RESERVED.format('slo')}",
         f"slos/x.yaml:{at(text, 'sli_selector')}: slos[0].labels.sli_selector: {RESERVED.format('sli_selector')}",
         f"slos/x.yaml:{at(text, '[model, service]')}: slos[0].sli.availability.group_by: {RESERVED.format('service')}",
-        f"slos/x.yaml:{at(text, 'alertname')}: slos[0].alerting.labels.alertname: {RESERVED.format('alertname')}",
+        f"slos/x.yaml:{at(text, 'alertname')}: slos[0].alerting.labels.alertname: {RESERVED_ALERT.format('alertname')}",
         f"slos/x.yaml:{at(text, 'long_window')}: slos[0].alerting.page_alert.labels.long_window: "
-        f"{RESERVED.format('long_window')}",
+        f"{RESERVED_ALERT.format('long_window')}",
+    ]
+
+
+# Every block whose labels land on an SLO's series or alerts: its field path, and where in
+# LABELLED the line setting LABELS there goes.
+LABEL_BLOCKS = {
+    "labels": ("file", "labels: LABELS"),
+    "slos[0].labels": ("slo", "    labels: LABELS"),
+    "slos[0].alerting.labels": ("alerting", "      labels: LABELS"),
+    **{
+        f"slos[0].alerting.{block}.labels": ("alerting", f"      {block}: {{labels: LABELS}}")
+        for block in ("page_alert", "ticket_alert", "threshold_alert", "budget_alert", "outage_alert")
+    },
+}
+LABELLED = spec(
+    """
+    version: modelmon/v1
+    service: svc
+    {file}
+    slos:
+      - name: availability
+        objective: 99
+    {slo}
+        sli:
+          availability:
+            group_by: [model, region]
+        alerting:
+          name: SvcAvailabilityBudgetBurn
+    {alerting}
+    """
+)
+
+
+def with_labels(field: str, labels: str) -> str:
+    """One SLO grouped by model and region, with `labels` set in the block `field`."""
+    place, line = LABEL_BLOCKS[field]
+    return LABELLED.format(
+        **{p: line.replace("LABELS", labels) if p == place else "" for p in ("file", "slo", "alerting")}
+    )
+
+
+@pytest.mark.parametrize("field", LABEL_BLOCKS)
+def test_every_block_of_labels_refuses_the_labels_modelmon_sets_on_series_and_alerts(tmp_path, field):
+    text = with_labels(field, "{slo: mine, short_window: 1m}")
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{at(text, 'slo: mine')}: {field}.slo: {RESERVED.format('slo')}",
+        f"slos/x.yaml:{at(text, 'short_window')}: {field}.short_window: {RESERVED_ALERT.format('short_window')}",
+    ]
+
+
+@pytest.mark.parametrize("field", LABEL_BLOCKS)
+def test_no_block_of_labels_may_set_a_label_the_slo_is_grouped_by(tmp_path, field):
+    text = with_labels(field, "{region: eu}")
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{at(text, 'region: eu')}: {field}.region: label 'region' is a group_by label of SLO "
+        "'availability' (slos[0].sli.availability.group_by): each region is its own SLO series and alert, "
+        "and one value set here would merge them all; remove it or rename it"
     ]
 
 
