@@ -11,9 +11,8 @@ Secrets stay out: receivers name the files Alertmanager reads them from at run t
 from __future__ import annotations
 
 from modelmon.conventions import ALERTNAME_LABEL, SERVICE_LABEL, SEVERITY, SEVERITY_LABEL, SLO_LABEL, escape
-from modelmon.loader import LoadedSpec
-from modelmon.plan import SloPlan
-from modelmon.spec import Notifications, Receiver
+from modelmon.plan import ProjectPlan, ServicePlan
+from modelmon.spec import Receiver
 from modelmon.textgen import render_file
 
 UNROUTED = "modelmon-unrouted"  # alerts of services without notifications: kept in Alertmanager's UI only
@@ -79,14 +78,6 @@ def receiver_config(receiver: Receiver) -> dict:
     return config
 
 
-def group_by(plans: list[SloPlan]) -> list[str]:
-    """Alert name, service, SLO and every grouping label of these SLOs: one notification per
-    alert and group. An alert without one of the labels (an SLO grouped otherwise) groups as if
-    it were empty, so the union keeps every SLO's groups apart."""
-    grouping = (label for plan in plans for label in plan.group_by)
-    return list(dict.fromkeys((ALERTNAME_LABEL, *SLO_IDENTITY, *grouping)))
-
-
 def _one_of(label: str, values: list[str]) -> str:
     if len(values) == 1:
         return f'{label}="{escape(values[0])}"'
@@ -95,18 +86,18 @@ def _one_of(label: str, values: list[str]) -> str:
     return f'{label}=~"{escape(pattern)}"'
 
 
-def inhibit_rules(plans: dict[str, list[SloPlan]]) -> list[dict]:
+def inhibit_rules(project: ProjectPlan) -> list[dict]:
     """A critical inhibits the warnings of its SLO and group, one rule per service and grouping-label
     set. `equal` holds when a label is missing on both sides, so each rule is matched to the SLOs
     of its set: otherwise a critical of an SLO grouped by region (no model label) would inhibit
     that SLO's warnings in every region through the rule on model."""
     rules = []
-    for service in sorted(plans):
+    for service in sorted(project.services, key=lambda s: s.service):
         sets: dict[tuple[str, ...], list[str]] = {}
-        for plan in plans[service]:
+        for plan in service.slos:
             sets.setdefault(plan.group_by, []).append(plan.name)
         for labels, slos in sets.items():
-            matchers = [_one_of(SERVICE_LABEL, [service]), _one_of(SLO_LABEL, slos)]
+            matchers = [_one_of(SERVICE_LABEL, [service.service]), _one_of(SLO_LABEL, slos)]
             rules.append(
                 {
                     "source_matchers": [PAGE, *matchers],
@@ -117,7 +108,8 @@ def inhibit_rules(plans: dict[str, list[SloPlan]]) -> list[dict]:
     return rules
 
 
-def service_route(service: str, notifications: Notifications, plans: list[SloPlan]) -> dict:
+def service_route(service: ServicePlan) -> dict:
+    notifications = service.notifications
     routes = []
     for override in notifications.routes:
         matchers = [_one_of(name, [value]) for name, value in sorted(override.match.items())]
@@ -127,12 +119,11 @@ def service_route(service: str, notifications: Notifications, plans: list[SloPla
     routes.append({"receiver": notifications.page, "matchers": [PAGE]})
     routes.append({"receiver": notifications.ticket, "matchers": [TICKET]})
     # The spec's own group_by when it sets one (a coarser grouping is the team's choice), else the SLOs'.
-    grouping = notifications.group_by if "group_by" in notifications.model_fields_set else group_by(plans)
     return {
         # Alerts of the service with another severity (a Sloth file's own names) still reach someone.
         "receiver": notifications.ticket,
-        "matchers": [_one_of(SERVICE_LABEL, [service])],
-        "group_by": list(grouping),
+        "matchers": [_one_of(SERVICE_LABEL, [service.service])],
+        "group_by": list(service.notification_group_by),
         "group_wait": notifications.group_wait,
         "group_interval": notifications.group_interval,
         "repeat_interval": notifications.repeat_interval,
@@ -140,26 +131,24 @@ def service_route(service: str, notifications: Notifications, plans: list[SloPla
     }
 
 
-def config(loaded: list[LoadedSpec], plans: dict[str, list[SloPlan]]) -> dict:
-    """The whole config: `loaded` for the notifications blocks, `plans` (per service, every service)
-    for the grouping labels of each SLO."""
+def config(project: ProjectPlan) -> dict:
+    """The whole config: a route per service with notifications, inhibitions for every SLO."""
     receivers: dict[str, dict] = {UNROUTED: {"name": UNROUTED}}
     routes = []
-    for item in sorted(loaded, key=lambda i: i.spec.service):
-        notifications = item.spec.notifications
-        if notifications is None:
+    for service in sorted(project.services, key=lambda s: s.service):
+        if service.notifications is None:
             continue
-        for receiver in notifications.receivers:
+        for receiver in service.notifications.receivers:
             receivers[receiver.name] = receiver_config(receiver)
-        routes.append(service_route(item.spec.service, notifications, plans[item.spec.service]))
+        routes.append(service_route(service))
     return {
         "templates": TEMPLATES,
         "route": {
             "receiver": UNROUTED,
-            "group_by": group_by([plan for service in sorted(plans) for plan in plans[service]]),
+            "group_by": [ALERTNAME_LABEL, *SLO_IDENTITY, *project.group_labels],
             "routes": routes,
         },
-        "inhibit_rules": inhibit_rules(plans),
+        "inhibit_rules": inhibit_rules(project),
         "receivers": list(receivers.values()),
     }
 

@@ -124,7 +124,7 @@ def compile_all(root: Path) -> Compiled:
     if errors:
         raise SpecErrors(errors)
     files.update(runbooks.render_all(project, GENERATED_MARK))
-    files[ALERTMANAGER_PATH] = header([i.display for i in loaded]) + dump_yaml(alertmanager.config(loaded, plans))
+    files[ALERTMANAGER_PATH] = header([i.display for i in loaded]) + dump_yaml(alertmanager.config(project))
     files[alertmanager.TEMPLATE_PATH] = alertmanager.templates(header([i.display for i in loaded]).strip("# \n"))
     files[SCHEMA_PATH] = schema_text()
     files[SPEC_DOC_PATH] = specdoc.render()

@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from modelmon import contract
 from modelmon.conventions import (
+    ALERTNAME_LABEL,
     DERIVED_FROM_S,
     LONG_WINDOW_LABEL,
     SELECTOR_LABEL,
@@ -695,6 +696,10 @@ class ServicePlan:
     dashboard: DashboardPlan | None
     notifications: Notifications | None  # receivers and routes as the spec states them
     group_labels: tuple[str, ...]  # every label some SLO of the file is grouped by, in first use
+    # What one notification of the service groups by: the spec's choice, else alert name, SLO and
+    # every grouping label (an alert without one of them groups as if it were empty, so the union
+    # keeps every SLO's groups apart).
+    notification_group_by: tuple[str, ...] = ()
 
     @property
     def slo_names(self) -> list[str]:
@@ -708,6 +713,14 @@ class ProjectPlan:
     @property
     def sources(self) -> list[str]:
         return [s.source for s in self.services]
+
+    @property
+    def group_labels(self) -> tuple[str, ...]:
+        """Every label some SLO of any file is grouped by, in services' name order."""
+        found: dict[str, None] = {}
+        for service in sorted(self.services, key=lambda s: s.service):
+            found.update(dict.fromkeys(service.group_labels))
+        return tuple(found)
 
 
 def plan_service(spec: SloFile, source: str) -> ServicePlan:
@@ -727,6 +740,11 @@ def plan_service(spec: SloFile, source: str) -> ServicePlan:
         dashboard=_dashboard_plan(spec, slos, families),
         notifications=spec.notifications,
         group_labels=tuple(labels),
+        notification_group_by=tuple(
+            spec.notifications.group_by
+            if spec.notifications is not None and spec.notifications.group_by is not None
+            else (ALERTNAME_LABEL, SERVICE_LABEL, SLO_LABEL, *labels)
+        ),
     )
 
 

@@ -562,9 +562,10 @@ class Notifications(Spec):
     page: str = Field(description="Receiver of pages (severity critical).")
     ticket: str = Field(description="Receiver of tickets (severity warning).")
     routes: list[RouteOverride] = Field(default=[], description="Per-team or per-SLO overrides, in order.")
-    group_by: list[LabelName] = Field(
-        default=["alertname", "service", "slo", "model"],
-        description="Labels one notification groups by: one message per alert, SLO and model.",
+    group_by: list[LabelName] | None = Field(
+        default=None,
+        description="Labels one notification groups by. Defaults to alertname, service, slo and every "
+        "label the file's SLOs are grouped by (model for the shortcuts): one message per alert and group.",
     )
     group_wait: Duration = Field(default="30s", description="Wait before the first notification of a group.")
     group_interval: Duration = Field(default="5m", description="Wait before notifying about new alerts of a group.")
