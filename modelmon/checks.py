@@ -200,7 +200,7 @@ def _check_sli(item: LoadedSpec, i: int, slo: Slo) -> list[SpecError]:
     block = getattr(slo.sli, kind)
     errors = []
     for label in block.group_by:
-        if label in RESERVED_LABELS:
+        if label in RESERVED:  # a series label modelmon writes, or one on every alert
             errors.append(at.error((*base, kind, "group_by"), _reserved(label)))
     if (
         kind == "error_rate"

@@ -1415,3 +1415,13 @@ def test_an_outage_alert_at_or_under_what_the_slo_allows_is_refused(tmp_path):
         "must be above the critical threshold's 5% of failing calls (got 5): "
         "the outage alert is the page for what is worse than the red band",
     ]
+
+
+@pytest.mark.parametrize("label", ["service", "slo", "alertname", "long_window", "short_window"])
+def test_group_by_refuses_labels_modelmon_writes_on_series_or_alerts(tmp_path, label):
+    text = (
+        "version: modelmon/v1\nservice: svc\nslos:\n  - name: a\n    objective: 99\n"
+        f"    sli:\n      availability:\n        group_by: [{label}]\n"
+    )
+    errors = errors_in(tmp_path, text)
+    assert any("slos[0].sli.availability.group_by" in e and repr(label) in e for e in errors), errors
