@@ -5,7 +5,7 @@ Run: .venv/bin/python bench/detection.py [--write]
 Each burn starts on a Prometheus in service: three days of calls without errors (every
 window full), then from minute 0 the given share of calls fails (or is slow, for a latency
 SLO). The minutes come from the model of Prometheus that computes the generated promtool
-tests' expectations (modelmon/promsim.py via promtool_tests.Simulation), one evaluation a
+tests' expectations (modelmon/promtool_tests/simulation.py), one evaluation a
 minute, so they are what promtool would find. `--write` puts the tables into
 docs/alerting.md between its markers; tests/test_detection.py fails when they drift.
 """

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
 
-from modelmon import build, cli, promtool
+from modelmon import build, cli, promtool, rules
 from modelmon.durations import parse_duration
+from modelmon.promtool_tests.simulation import AlertState
 from tests.promtool_suites import expected_alert, run_promtool_tests, series_text
 
 REPO = Path(__file__).resolve().parent.parent
@@ -129,20 +133,32 @@ def test_ticket_alert_fires_a_day_and_a_half_into_a_slow_burn_after_three_health
     assert all(alerts == [] for alerts in checks(burn, "ModelAvailabilityBudgetExhausted").values())
 
 
-def mutated_project(tmp_path: Path, old: str, new: str, count: int = 1, only: tuple[str, ...] = ()) -> Path:
-    """A copy of the shipped rules with one deliberate regression, and the one-minute tests (`only`:
-    just the groups whose titles start so; each group evaluates every rule, so fewer run faster)."""
+def project_with(tmp_path: Path, rules: str, suite: str, only: tuple[str, ...] = ()) -> Path:
+    """A project of these rules and one-minute tests (`only`: just the groups whose titles start
+    so; each group evaluates every rule, so fewer run faster)."""
     (tmp_path / "rules").mkdir()
     (tmp_path / "prometheus" / "tests").mkdir(parents=True)
+    (tmp_path / "rules" / "models-monitoring.yml").write_text(rules)
+    tests = yaml.safe_load(suite)
+    if only:
+        tests["tests"] = [g for g in tests["tests"] if g["name"].startswith(only)]
+        assert tests["tests"], only
+    (tmp_path / "prometheus" / "tests" / MAIN_TESTS.name).write_text(yaml.safe_dump(tests, sort_keys=False))
+    return tmp_path
+
+
+def mutated_project(tmp_path: Path, old: str, new: str, count: int = 1, only: tuple[str, ...] = ()) -> Path:
+    """A copy of the shipped rules with one deliberate regression, and the shipped one-minute tests."""
     text = (REPO / "rules" / "models-monitoring.yml").read_text()
     assert text.count(old) >= count, old
-    (tmp_path / "rules" / "models-monitoring.yml").write_text(text.replace(old, new, count))
-    suite = yaml.safe_load(MAIN_TESTS.read_text())
-    if only:
-        suite["tests"] = [g for g in suite["tests"] if g["name"].startswith(only)]
-        assert suite["tests"], only
-    (tmp_path / "prometheus" / "tests" / MAIN_TESTS.name).write_text(yaml.safe_dump(suite, sort_keys=False))
-    return tmp_path
+    return project_with(tmp_path, text.replace(old, new, count), MAIN_TESTS.read_text(), only)
+
+
+def failures_in(root: Path) -> list:
+    """The one-minute tests' failures in `root`; there must be some."""
+    ok, failures, _ = promtool.test_rules([Path("prometheus/tests/models-monitoring.test.yml")], cwd=root)
+    assert not ok
+    return failures
 
 
 FAST_PAGE = "    labels:\n      severity: critical\n      long_window: 1h\n"
@@ -152,10 +168,7 @@ THRESHOLDS = "models-monitoring/availability: availability of "
 
 def failures_with(tmp_path: Path, old: str, new: str, count: int = 1, only: tuple[str, ...] = ()) -> list:
     """The one-minute tests' failures against the shipped rules with one regression; there must be some."""
-    root = mutated_project(tmp_path, old, new, count, only)
-    ok, failures, _ = promtool.test_rules([Path("prometheus/tests/models-monitoring.test.yml")], cwd=root)
-    assert not ok
-    return failures
+    return failures_in(mutated_project(tmp_path, old, new, count, only))
 
 
 def test_a_slower_page_alert_fails_and_is_reported_in_plain_words(tmp_path, capsys):
@@ -220,6 +233,101 @@ def test_a_wrong_threshold_fails_the_threshold_scenarios(tmp_path):
     assert {f.group for f in failures} == {
         "models-monitoring/availability: availability of 98.9% of claude-3-5-sonnet-20241022 fires warning",
     }
+
+
+PACKAGE = REPO / "modelmon" / "promtool_tests"
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file of the package imports, and each `from` import as module.name too."""
+    package = ["modelmon", "promtool_tests"]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            found |= {module, *(f"{module}.{alias.name}" for alias in node.names)}
+    return found
+
+
+def test_the_test_generator_never_reads_the_rules_it_tests():
+    """Expectations taken from the rule builder would agree with any rule it builds."""
+    for path in sorted(PACKAGE.glob("*.py")):
+        assert "modelmon.rules" not in imported_modules(path), path.name
+    # Nor through what it imports, nor while it generates the shipped tests.
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from modelmon.loader import load_file\n"
+        "from modelmon.plan import plan_project\n"
+        "from modelmon.promtool_tests import test_files\n"
+        "item, _ = load_file(Path('slos/models.yaml'), 'slos/models.yaml')\n"
+        "[service] = plan_project([(item.spec, item.display)]).services\n"
+        "assert len(test_files(list(service.slos), 'rules.yml', [])) == 3\n"
+        "print('modelmon.rules' in sys.modules)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert run.stdout == "False\n"
+
+
+def test_an_alert_is_pending_until_its_for_has_passed_and_inactive_once_its_expression_stops_holding():
+    state = AlertState(hold=2)
+    holds = [True, True, True, True, False, True, True, True]
+    assert [state.evaluate(at, h) for at, h in enumerate(holds)] == [False, False, True, True] + [False] * 3 + [True]
+    without_for = AlertState(hold=0)
+    assert [without_for.evaluate(at, h) for at, h in enumerate([False, True, False])] == [False, True, False]
+
+
+def built_with(tmp_path: Path, only: tuple[str, ...]) -> Path:
+    """The shipped project compiled by the rule builder as it stands (a test may have broken it),
+    its rules and the one-minute tests generated beside them; the tests must be the shipped ones."""
+    compiled = build.compile_all(REPO)
+    suite = compiled.files[f"{build.TESTS_DIR}/{MAIN_TESTS.name}"]
+    assert suite == MAIN_TESTS.read_text()
+    built = compiled.files["rules/models-monitoring.yml"]
+    assert built != (REPO / "rules" / "models-monitoring.yml").read_text()
+    return project_with(tmp_path, built, suite, only)
+
+
+def test_a_rule_builder_writing_the_wrong_threshold_fails_the_tests_generated_beside_it(tmp_path, monkeypatch):
+    """The tests' expectations come from the plan: a rule builder that writes the availability
+    warning at 98% instead of the planned 99% leaves them as they were, and they catch it."""
+    real = rules.alert_expr
+    monkeypatch.setattr(rules, "alert_expr", lambda plan, alert: real(plan, alert).replace(") < 0.99", ") < 0.98"))
+
+    failures = failures_in(built_with(tmp_path, only=(THRESHOLDS,)))
+
+    assert {f.group for f in failures} == {
+        "models-monitoring/availability: availability of 98.9% of claude-3-5-sonnet-20241022 fires warning",
+    }
+
+
+def test_a_rule_builder_writing_other_annotations_than_planned_fails_the_tests_generated_beside_it(
+    tmp_path, monkeypatch
+):
+    """The expected annotations are the plan's, rendered: a builder that rewords one fails every
+    scenario in which that alert fires."""
+    real = rules.alert_rule
+
+    def reworded(plan, alert):
+        rule = real(plan, alert)
+        if alert.name == "ModelAvailabilityLow":
+            rule["annotations"] = {**rule["annotations"], "summary": rule["annotations"]["summary"] + " (reworded)"}
+        return rule
+
+    monkeypatch.setattr(rules, "alert_rule", reworded)
+
+    failures = failures_in(built_with(tmp_path, only=(THRESHOLDS,)))
+
+    assert {f.group.removeprefix(THRESHOLDS) for f in failures} == {
+        "98.9% of claude-3-5-sonnet-20241022 fires warning",
+        "95.5% of claude-3-5-sonnet-20241022 fires warning",
+        "94.5% of claude-3-5-sonnet-20241022 fires critical and warning",
+    }
+    details = [line.lstrip() for f in failures for line in f.details]
+    assert all(line.startswith(("alert ModelAvailabilityLow at", "but got")) for line in details), details
 
 
 COVERED = """

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelmon import build, cli, promsim
+from modelmon import build, cli
+from modelmon.promtool_tests import simulation
 from tests.promtool_suites import expected_alert, run_promtool_tests, series_text
 
 SLOTH_EXAMPLE = """
@@ -128,9 +129,9 @@ def test_sloth_file_alerts_on_real_http_counters_in_promtool(sloth_project, tmp_
     ok = [ok_per_min * m for m in range(31)]
     bad = [bad_per_min * m for m in range(31)]
     total = [a + b for a, b in zip(ok, bad, strict=True)]
-    ratio = promsim.rate(bad, 3, 5) / (promsim.rate(ok, 3, 5) + promsim.rate(bad, 3, 5))
+    ratio = simulation.rate(bad, 3, 5) / (simulation.rate(ok, 3, 5) + simulation.rate(bad, 3, 5))
     # At minute 1 every window holds the same minute of traffic (1 in 11 fails): every pair fires.
-    first = promsim.rate(bad, 1, 5) / (promsim.rate(ok, 1, 5) + promsim.rate(bad, 1, 5))
+    first = simulation.rate(bad, 1, 5) / (simulation.rate(ok, 1, 5) + simulation.rate(bad, 1, 5))
     burns = [r for r in alert_rules(sloth_project) if r["alert"] == "MyServiceHighErrorRate"]
     sample = SLO_LABELS
     tests = [

@@ -1,0 +1,378 @@
+"""The model of Prometheus that the generated tests' expectations come from.
+
+The generated tests state exactly when each alert starts firing, which labels and
+annotations it carries, and which value each recording rule has. Those expectations
+come from replaying the scenario's counters through this model, built from the SLO's
+plan alone (never from the rules it is checking): `rate()` with Prometheus 2.x
+extrapolation, the SLI's recorded ratios over short and long windows, the period's
+coverage and budget, and one pending/firing state machine for every alert. promtool
+then checks the real engine against them, so a wrong model shows up as a failing test,
+never as a silently wrong expectation. Float operations follow the engine's order so
+the values agree to the last bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from modelmon.conventions import COVERAGE_LOOKBACK, SHORT_WINDOW, TILE_WINDOW
+from modelmon.durations import parse_duration
+from modelmon.formatting import number
+from modelmon.gotemplate import render
+from modelmon.plan import AlertPlan, BudgetAlertPlan, BurnAlertPlan, SloPlan, is_derived
+from modelmon.promtool_tests.traffic import REQUEST_KINDS, Traffic, group_key
+
+# --- PromQL functions, as the engine computes them ----------------------------------
+
+Counter = Sequence[float]  # a counter's value at every unit of time (a minute, or the scrape interval) from 0
+
+
+def rate(samples: Counter, at: int, window: int, step: int = 1, unit: int = 60) -> float | None:
+    """rate(counter[window]) at time `at` (times and window in units of `unit` seconds, a minute
+    unless given), or None when it has no value.
+
+    The counter is scraped every `step` units from 0. Prometheus 2.x
+    selects the samples in the closed range [at - window, at] and extrapolates the
+    increase towards both ends (promql/functions.go, extrapolatedRate). Samples are
+    evenly spaced, so the first and last are known without scanning the window.
+    """
+    start = at - window
+    first_t = -(-max(start, 0) // step) * step
+    last_t = min(at, len(samples) - 1) // step * step
+    count = (last_t - first_t) // step + 1
+    if count < 2:
+        return None
+    first_v, last_v = samples[first_t], samples[last_t]
+    result = last_v - first_v  # the scenarios' counters never reset
+    duration_to_start = float((first_t - start) * unit)
+    duration_to_end = float((at - last_t) * unit)
+    sampled = float((last_t - first_t) * unit)
+    average = sampled / float(count - 1)
+    if result > 0 and first_v >= 0:
+        duration_to_zero = sampled * (first_v / result)
+        if duration_to_zero < duration_to_start:
+            duration_to_start = duration_to_zero
+    threshold = average * 1.1
+    extrapolate_to = sampled
+    extrapolate_to += duration_to_start if duration_to_start < threshold else average / 2
+    extrapolate_to += duration_to_end if duration_to_end < threshold else average / 2
+    factor = extrapolate_to / sampled
+    factor /= float(window * unit)
+    return result * factor
+
+
+def summed(values: Sequence[float | None]) -> float | None:
+    """sum() over the series of one group, in the engine's order; None when none exist."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    total = present[0]
+    for value in present[1:]:
+        total += value
+    return total
+
+
+def _kahan_inc(inc: float, total: float, c: float) -> tuple[float, float]:
+    """One step of the Kahan-Neumaier sum the engine uses (promql/functions.go, kahanSumInc)."""
+    t = total + inc
+    if abs(total) >= abs(inc):
+        c += (total - t) + inc
+    else:
+        c += (inc - t) + total
+    return t, c
+
+
+def sum_over_time(values: Sequence[float]) -> float | None:
+    """sum_over_time() of the samples in a range, compensated as the engine sums; None when empty."""
+    if not values:
+        return None
+    total, c = 0.0, 0.0
+    for value in values:
+        total, c = _kahan_inc(value, total, c)
+    return total + c
+
+
+def avg_over_time(values: Sequence[float]) -> float | None:
+    """avg_over_time() of the samples in a range, in the engine's order and rounding (2.x:
+    an incremental mean, compensated); None when the range holds no sample."""
+    if not values:
+        return None
+    mean, count, c = 0.0, 0.0, 0.0
+    for value in values:
+        count += 1
+        mean, c = _kahan_inc(value / count - mean / count, mean, c)
+    return mean + c
+
+
+# --- One SLO's rules under one scenario's traffic ------------------------------------
+
+
+class Simulation:
+    """The expected behaviour of one SLO's rules under one scenario's traffic.
+
+    Windows under 6h are rates of the raw counters; longer ones average the 5m rates
+    recorded at every evaluation before them (promtool evaluates every group at the
+    test's interval). Long-window averages are first taken from running sums, which
+    is fast, and computed exactly as the engine does wherever the exact bits matter:
+    near a threshold, and for every value a test states.
+    """
+
+    def __init__(
+        self, plan: SloPlan, traffic: list[Traffic], length: int, step: int = 1, every: int = 1, unit: int = 60
+    ):
+        self.plan = plan
+        self.length = length
+        self.unit = unit  # seconds in one unit of time: every time below counts them (a minute, or 15s)
+        self.step = step  # units between two samples of the input series
+        self.every = every  # units between two rule evaluations
+        self.traffic = traffic
+        self.counters = [t.counters(length, unit) for t in traffic]
+        self.fast = [_fast(c) for c in self.counters] if plan.kind == "latency" else []
+        groups: dict[tuple, list[int]] = {}
+        order = sorted(range(len(traffic)), key=lambda i: sorted(traffic[i].labels.items()))
+        for i in order:
+            key = group_key(plan, traffic[i].labels)
+            groups.setdefault(key, []).append(i)
+        self.groups = groups
+        self._ratios: dict[tuple, float | None] = {}
+        self._tiles: dict[tuple, list[float | None]] = {}
+        self._running: dict[tuple, tuple[list[float], list[int]]] = {}
+        self._first: dict[tuple, int | None] = {}
+        self._clock: dict[tuple, list[int]] = {}
+
+    def units(self, seconds: int) -> int:
+        return seconds // self.unit
+
+    def sample_labels(self, key: tuple) -> dict[str, str]:
+        return {**dict(zip(self.plan.group_by, key, strict=True)), **self.plan.labels}
+
+    # --- rates of the raw counters ---------------------------------------------------
+
+    def rate(self, role: str, window: int, minute: int, key: tuple) -> float | None:
+        """The recorded rate of a signal (total, bad or good) of group `key` over `window` minutes."""
+        members = self.groups[key]
+        if role == "total":
+            series = [self.counters[i][0] for i in members]
+        elif role == "good":
+            series = [self.fast[i] for i in members]
+        else:
+            series = [self.counters[i][1] for i in members if self.traffic[i].error_series]
+        value = summed([rate(c, minute, window, self.step, self.unit) for c in series])
+        if role == "bad" and value is None and self.plan.kind in REQUEST_KINDS:
+            total = self.rate("total", window, minute, key)
+            value = None if total is None else 0.0 * total  # `or on (...) 0 * requests`
+        return value
+
+    def raw_ratio(self, window: int, minute: int, key: tuple) -> float | None:
+        total = self.rate("total", window, minute, key)
+        if total is None or not total > 0:
+            return None
+        if self.plan.kind == "latency":
+            return (total - self.rate("good", window, minute, key)) / total
+        errors = self.rate("bad", window, minute, key)
+        return None if errors is None else errors / total
+
+    # --- long windows: averages of the 5m tiles ----------------------------------------
+
+    def tiles(self, role: str, key: tuple) -> list[float | None]:
+        """A signal's 5m tile (role "ratio": a raw SLI's 5m ratio) at every evaluation."""
+        if (role, key) not in self._tiles:
+            tile = self.units(parse_duration(TILE_WINDOW))
+            at = range(0, self.length + 1, self.every)
+            if role == "ratio":
+                self._tiles[role, key] = [self.raw_ratio(tile, m, key) for m in at]
+            else:
+                self._tiles[role, key] = [self.rate(role, tile, m, key) for m in at]
+        return self._tiles[role, key]
+
+    def _span(self, window: int, minute: int) -> tuple[int, int]:
+        """Evaluations in the closed range [minute - window, minute] (Prometheus 2.x), as indices."""
+        first = -(-max(0, minute - window) // self.every)
+        return first, minute // self.every + 1
+
+    def over_time(self, role: str, window: int, minute: int, key: tuple, exact: bool, total: bool = False):
+        """avg_over_time(<tile>[window]) at `minute` (sum_over_time when `total`); None without tiles."""
+        lo, hi = self._span(window, minute)
+        if exact:
+            present = [v for v in self.tiles(role, key)[lo:hi] if v is not None]
+            return sum_over_time(present) if total else avg_over_time(present)
+        if (role, key) not in self._running:
+            sums, counts = [0.0], [0]
+            for value in self.tiles(role, key):
+                sums.append(sums[-1] + (value or 0.0))
+                counts.append(counts[-1] + (value is not None))
+            self._running[role, key] = (sums, counts)
+        sums, counts = self._running[role, key]
+        count = counts[hi] - counts[lo]
+        if not count:
+            return None
+        return sums[hi] - sums[lo] if total else (sums[hi] - sums[lo]) / count
+
+    def long_ratio(self, window: int, minute: int, key: tuple, exact: bool) -> float | None:
+        if self.plan.total is None:
+            return self.over_time("ratio", window, minute, key, exact)
+        summed = not self.plan.total.shared  # an events SLI divides the sums of its own tiles
+        total = self.over_time("total", window, minute, key, exact, summed)
+        if total is None or not total > 0:
+            return None
+        if self.plan.kind == "latency":
+            return (total - self.over_time("good", window, minute, key, exact)) / total
+        bad = self.over_time("bad", window, minute, key, exact, summed)
+        return None if bad is None else bad / total
+
+    def ratio(self, window_min: int, minute: int, key: tuple, exact: bool = True) -> float | None:
+        """slo:sli_error:ratio_rate<window> of group `key` at `minute`; long windows approximate unless `exact`."""
+        derived = is_derived(window_min * self.unit)
+        cache_key = (window_min, minute, key, exact or not derived)
+        if cache_key not in self._ratios:
+            if derived:
+                self._ratios[cache_key] = self.long_ratio(window_min, minute, key, exact)
+            else:
+                self._ratios[cache_key] = self.raw_ratio(window_min, minute, key)
+        return self._ratios[cache_key]
+
+    def above(self, window_min: int, minute: int, key: tuple, threshold: float) -> tuple[bool, float | None]:
+        """ratio > threshold, decided on the exact value whenever the fast one is too close to call."""
+        value = self.ratio(window_min, minute, key, exact=False)
+        # Error ratios lie in [0, 1]; running sums stay within about 1e-13 of the engine's value.
+        if value is not None and abs(value - threshold) <= 1e-9:
+            value = self.ratio(window_min, minute, key)
+        return value is not None and value > threshold, value
+
+    def period_ratio(self, minute: int, key: tuple) -> float | None:
+        return self.ratio(self.units(self.plan.period_s), minute, key)
+
+    def coverage(self, at: int, key: tuple) -> float | None:
+        """slo:period_coverage:ratio at `at`: the time since the period's oldest tile plus the
+        5 minutes it stands for, over the period, at most 1; None before the first tile."""
+        clock = "ratio" if self.plan.total is None else "total"
+        if (clock, key) not in self._clock:
+            # For every evaluation: the index of the first evaluation from it on that recorded a tile.
+            tiles = self.tiles(clock, key)
+            following = [len(tiles)] * (len(tiles) + 1)
+            for i in range(len(tiles) - 1, -1, -1):
+                following[i] = i if tiles[i] is not None else following[i + 1]
+            self._clock[clock, key] = following
+        lo, hi = self._span(self.units(self.plan.period_s), at)
+        first = self._clock[clock, key][lo]
+        if first >= hi:
+            return None
+        since = float(at * self.unit) - float(first * self.every * self.unit)
+        return min((since + parse_duration(TILE_WINDOW)) / self.plan.period_s, 1.0)
+
+    def recent_coverage(self, at: int, key: tuple) -> float | None:
+        """last_over_time(slo:period_coverage:ratio[15m]): the newest coverage recorded in the lookback."""
+        oldest = at - self.units(parse_duration(COVERAGE_LOOKBACK))
+        for t in range(at // self.every * self.every, max(oldest, 0) - 1, -self.every):
+            if t >= oldest and (value := self.coverage(t, key)) is not None:
+                return value
+        return None
+
+    def budget_spent(self, ratio: float, at: int, key: tuple) -> float | None:
+        """The share of the period's budget the errors so far use (what budget remaining subtracts)."""
+        if self.plan.coverage_clock is None:
+            return ratio / float(number(self.plan.budget))
+        coverage = self.recent_coverage(at, key)
+        return None if coverage is None else ratio * coverage / float(number(self.plan.budget))
+
+    def condition(self, alert: AlertPlan, minute: int, key: tuple, exact: bool = False) -> tuple[bool, float]:
+        """Whether the alert's expression holds, and its value (exact when asked for)."""
+        if isinstance(alert, BudgetAlertPlan):
+            period = self.units(self.plan.period_s)
+            ratio = self.ratio(period, minute, key, exact=exact)
+            spent = None if ratio is None else self.budget_spent(ratio, minute, key)
+            if spent is not None and not exact and abs(spent - 1) <= 1e-9:
+                # Too close to call on the running sums: decide on the engine's exact value.
+                spent = self.budget_spent(self.ratio(period, minute, key), minute, key)
+            if spent is None:
+                return False, 0.0
+            remaining = 1 - spent
+            return remaining <= 0, remaining
+        if isinstance(alert, BurnAlertPlan):
+            threshold = float(number(alert.threshold))
+            long_holds, long = self.above(self.units(alert.long_s), minute, key, threshold)
+            short_holds, _ = self.above(self.units(alert.short_s), minute, key, threshold)
+            if exact and long is not None:
+                long = self.ratio(self.units(alert.long_s), minute, key)
+            return long_holds and short_holds, long if long is not None else 0.0
+        ratio = self.ratio(self.units(parse_duration(SHORT_WINDOW)), minute, key)
+        if ratio is None:
+            return False, 0.0
+        if alert.below:
+            value = 1 - ratio
+            return value < float(number(alert.ratio)), value
+        return ratio > float(number(alert.ratio)), ratio
+
+    # --- alerts: one pending/firing state machine -------------------------------------
+
+    def _replay(self, alert: AlertPlan, key: tuple, start: int, end: int) -> Iterator[tuple[int, bool]]:
+        """The alert's state machine for group `key`, inactive at `start` and stepped through every
+        evaluation to `end`: each evaluation's time and whether the alert fires there."""
+        state = AlertState(self.units(alert.for_s))
+        for at in range(start, end + 1, self.every):
+            yield at, state.evaluate(at, self.condition(alert, at, key)[0])
+
+    def firing(self, alert: AlertPlan, at: int, key: tuple) -> bool:
+        """Whether the alert fires for group `key` at the evaluation at `at`. Firing means active
+        since an evaluation at least `for` ago, so only the evaluations from that one on can tell:
+        the state machine starts there (or at the first evaluation), inactive."""
+        if at % self.every:
+            raise ValueError(f"no evaluation at {at}: rules are evaluated every {self.every}")
+        hold = -(-self.units(alert.for_s) // self.every) * self.every
+        *_, (_, fired) = self._replay(alert, key, max(0, at - hold), at)
+        return fired
+
+    def first_firing(self, alert: AlertPlan, key: tuple) -> int | None:
+        """The first evaluation at which the alert fires for group `key`, None within the scenario."""
+        if (alert, key) not in self._first:
+            replay = self._replay(alert, key, 0, self.length)
+            self._first[alert, key] = next((at for at, fired in replay if fired), None)
+        return self._first[alert, key]
+
+    def alerts(self, name: str, at: int) -> list[FiringAlert]:
+        """The alerts named `name` firing at `at`, as Prometheus shows them: the series' labels
+        with the alert's own on top, annotations expanded for the series' labels and value."""
+        found = []
+        for alert in self.plan.alerts():
+            if alert.name != name:
+                continue
+            for key in self.groups:
+                if not self.firing(alert, at, key):
+                    continue
+                sample = self.sample_labels(key)
+                value = self.condition(alert, at, key, exact=True)[1]
+                annotations = {k: render(v, sample, value) for k, v in alert.annotations.items()}
+                found.append(FiringAlert({**sample, **alert.labels}, annotations))
+        return sorted(found, key=lambda a: sorted(a.labels.items()))
+
+
+@dataclass(frozen=True)
+class FiringAlert:
+    labels: dict[str, str]
+    annotations: dict[str, str]
+
+
+class AlertState:
+    """One alert series' state, as Prometheus keeps it (rules/alerting.go): pending from the
+    first evaluation at which its expression holds, firing once that is at least `for` ago,
+    inactive again at the first evaluation at which it does not hold."""
+
+    def __init__(self, hold: int):
+        self.hold = hold  # `for`, in the simulation's units
+        self.active_at: int | None = None
+
+    def evaluate(self, at: int, holds: bool) -> bool:
+        """One evaluation at `at`, where the expression holds or not: whether the alert fires."""
+        if not holds:
+            self.active_at = None
+            return False
+        if self.active_at is None:
+            self.active_at = at
+        return at - self.active_at >= self.hold
+
+
+def _fast(counters: tuple[list[float], list[float]]) -> list[float]:
+    """The `le=threshold` bucket: every call that was not too slow."""
+    total, slow = counters
+    return [t - s for t, s in zip(total, slow, strict=True)]

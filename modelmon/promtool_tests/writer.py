@@ -1,0 +1,226 @@
+"""promtool unit-test files from the scenarios and what the simulation expects of them.
+
+A test group per scenario: the traffic as input series (promtool's expanding notation; for
+an SLI on the user's own queries, the records those queries make), an alert_rule_test at
+each checked time with the alerts that must fire, and a promql_expr_test of the recorded
+values. One file per evaluation interval: promtool evaluates every group of a file at it.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from modelmon import contract
+from modelmon.conventions import (
+    BUDGET_REMAINING_RECORD,
+    COVERAGE_RECORD,
+    CURRENT_BURN_RECORD,
+    ERROR_BUDGET_RECORD,
+    OBJECTIVE_RECORD,
+    PERIOD_BURN_RECORD,
+    PERIOD_DAYS_RECORD,
+    SHORT_WINDOW,
+    TILE_WINDOW,
+    escape,
+)
+from modelmon.durations import format_duration, parse_duration
+from modelmon.formatting import number
+from modelmon.plan import SloPlan
+from modelmon.promtool_tests.scenarios import PERIOD, Scenario, scenarios
+from modelmon.promtool_tests.simulation import Simulation
+from modelmon.promtool_tests.traffic import RECORDED_INPUT_KINDS, TestGenerationError
+
+
+def series_text(name: str, labels: dict[str, str]) -> str:
+    """A series as promtool reads it in input_series and exp_samples: labels sorted, values escaped."""
+    inner = ", ".join(f'{k}="{escape(v)}"' for k, v in sorted(labels.items()))
+    return f"{name}{{{inner}}}"
+
+
+def _value(v: float) -> str:
+    return str(int(v)) if v == int(v) else repr(v)
+
+
+def expanding(values: list[float | None]) -> str:
+    """promtool's expanding notation: runs with a constant step become 'a+bxN'."""
+    parts, i = [], 0
+    while i < len(values):
+        if values[i] is None:
+            j = i
+            while j + 1 < len(values) and values[j + 1] is None:
+                j += 1
+            parts.append("_" if j == i else f"_x{j - i + 1}")
+            i = j + 1
+            continue
+        j = i
+        step = None
+        while j + 1 < len(values) and values[j + 1] is not None:
+            delta = values[j + 1] - values[j]
+            if step is None:
+                step = delta
+            elif delta != step:
+                break
+            j += 1
+        if j == i:
+            parts.append(_value(values[i]))
+        else:
+            sign = "+" if step >= 0 else "-"
+            parts.append(f"{_value(values[i])}{sign}{_value(abs(step))}x{j - i}")
+        i = j + 1
+    return " ".join(parts)
+
+
+def input_series(plan: SloPlan, sim: Simulation) -> list[dict]:
+    series = []
+    if plan.kind in RECORDED_INPUT_KINDS:
+        # The rules cannot run the user's queries on test data: the test gives what those
+        # queries record (rates, or a raw SLI's ratio), one sample per evaluation, and the
+        # rules compute everything from there. (Per evaluation: promtool refuses queries over
+        # 10,000 samples, and a period of them every 2 minutes would be 21,600.)
+        for key in sim.groups:
+            labels = sim.sample_labels(key)
+            for record, values in _recorded_inputs(plan, sim, key):
+                series.append({"series": series_text(record, labels), "values": expanding(values)})
+        return series
+    for traffic, (total, errors) in zip(sim.traffic, sim.counters, strict=True):
+        if plan.kind == "latency":
+            le = contract.le_label(float(plan.threshold_ms))
+            named = (
+                (contract.LATENCY_MS_COUNT, traffic.labels, total),
+                (contract.LATENCY_MS_BUCKET, {**traffic.labels, "le": le}, sim.fast[sim.traffic.index(traffic)]),
+            )
+        else:
+            named = [(contract.REQUESTS_TOTAL, traffic.labels, total)]
+            if traffic.error_series:
+                named.append((contract.ERRORS_TOTAL, traffic.labels, errors))
+        series += [{"series": series_text(n, labels), "values": expanding(v[:: sim.step])} for n, labels, v in named]
+    return series
+
+
+def _recorded_inputs(plan: SloPlan, sim: Simulation, key: tuple) -> list[tuple[str, list[float | None]]]:
+    """What an events or raw SLI's own queries record for one group, at every evaluation."""
+    at = range(0, sim.length + 1, sim.every)
+    tile = sim.units(parse_duration(TILE_WINDOW))
+    if plan.total is None:
+        found = [
+            (plan.sli_record(w), [sim.raw_ratio(sim.units(parse_duration(w)), m, key) for m in at])
+            for w in plan.raw_windows
+        ]
+        if plan.derived_windows:
+            found.append((plan.ratio_tile, [sim.raw_ratio(tile, m, key) for m in at]))
+        return found
+    found = []
+    for role, signal in (("total", plan.total), ("bad", plan.bad)):
+        windows = [(signal.rate(w), sim.units(parse_duration(w))) for w in plan.raw_windows]
+        if plan.derived_windows:
+            windows.append((signal.tile, tile))
+        found += [(record, [sim.rate(role, w, m, key) for m in at]) for record, w in windows]
+    return found
+
+
+def expr_tests(plan: SloPlan, sim: Simulation, minute: int, records: tuple[str, ...]) -> list[dict]:
+    tests = []
+    budget = float(number(plan.budget))
+    for record in records:
+        if record == PERIOD:
+            tests += _period_tests(plan, sim, minute, budget)
+            continue
+        samples = []
+        for key in sim.groups:
+            value = sim.ratio(sim.units(parse_duration(record)), minute, key)
+            if value is not None:
+                samples.append((sim.sample_labels(key), value))
+        tests.append(_expr(plan.sli_record(record), plan, minute, samples, sim.unit))
+        if record == SHORT_WINDOW:
+            burn = [(labels, value / budget) for labels, value in samples]
+            tests.append(_expr(CURRENT_BURN_RECORD, plan, minute, burn, sim.unit))
+    return tests
+
+
+def _period_tests(plan: SloPlan, sim: Simulation, minute: int, budget: float) -> list[dict]:
+    ratios, remaining, coverage = [], [], []
+    for key in sim.groups:
+        value = sim.period_ratio(minute, key)
+        if value is not None:
+            ratios.append((sim.sample_labels(key), value))
+            spent = sim.budget_spent(value, minute, key)
+            if spent is not None:
+                remaining.append((sim.sample_labels(key), 1 - spent))
+        if plan.coverage_clock is not None and (covered := sim.coverage(minute, key)) is not None:
+            coverage.append((sim.sample_labels(key), covered))
+    constants = [
+        (OBJECTIVE_RECORD, float(number(plan.objective_ratio))),
+        (ERROR_BUDGET_RECORD, budget),
+        (PERIOD_DAYS_RECORD, float(number(Decimal(plan.period_s) / 86400))),
+    ]
+    return [
+        _expr(plan.sli_record(plan.period), plan, minute, ratios, sim.unit),
+        _expr(PERIOD_BURN_RECORD, plan, minute, [(lb, v / budget) for lb, v in ratios], sim.unit),
+        _expr(BUDGET_REMAINING_RECORD, plan, minute, remaining, sim.unit),
+        *([_expr(COVERAGE_RECORD, plan, minute, coverage, sim.unit)] if plan.coverage_clock is not None else []),
+        *(_expr(name, plan, minute, [(dict(plan.labels), value)], sim.unit) for name, value in constants),
+    ]
+
+
+def _eval_time(at: int, unit: int) -> str:
+    return format_duration(at * unit)
+
+
+def _expr(record: str, plan: SloPlan, minute: int, samples: list[tuple[dict, float]], unit: int = 60) -> dict:
+    return {
+        "expr": f"{record}{plan.selector}",
+        "eval_time": _eval_time(minute, unit),
+        "exp_samples": [
+            {"labels": series_text(record, labels), "value": value}
+            for labels, value in sorted(samples, key=lambda s: sorted(s[0].items()))
+        ],
+    }
+
+
+def test_group(plan: SloPlan, scenario: Scenario) -> dict:
+    sim = scenario.simulation(plan)
+    spacing = scenario.every if plan.kind in RECORDED_INPUT_KINDS else scenario.step
+    group: dict = {
+        "name": f"{plan.service}/{plan.name}: {scenario.title}",
+        "interval": format_duration(spacing * scenario.unit),
+        "input_series": input_series(plan, sim),
+    }
+    alert_tests = [
+        {
+            "eval_time": _eval_time(minute, scenario.unit),
+            "alertname": name,
+            "exp_alerts": [
+                {"exp_labels": alert.labels, "exp_annotations": alert.annotations} for alert in sim.alerts(name, minute)
+            ],
+        }
+        for name, checks in scenario.alert_minutes.items()
+        for minute in checks
+    ]
+    if alert_tests:
+        group["alert_rule_test"] = alert_tests
+    if scenario.expr_minute is not None:
+        group["promql_expr_test"] = expr_tests(plan, sim, scenario.expr_minute, scenario.expr_records)
+    return group
+
+
+def test_files(plans: list[SloPlan], rules_path: str, group_order: list[str]) -> dict[int, dict]:
+    """promtool test files keyed by their evaluation interval (seconds)."""
+    groups: dict[int, list[dict]] = {}
+    for plan in plans:
+        try:
+            for scenario in scenarios(plan):
+                groups.setdefault(scenario.every * scenario.unit, []).append(test_group(plan, scenario))
+        except TestGenerationError as err:
+            err.slo = plan.name
+            raise
+    return {
+        every: {
+            "rule_files": [rules_path],
+            "evaluation_interval": format_duration(every),
+            # Record before alerting at each evaluation, so an alert reads the ratio
+            # of the same instant (promtool's order is otherwise unspecified).
+            "group_eval_order": group_order,
+            "tests": tests,
+        }
+        for every, tests in sorted(groups.items())
+    }
