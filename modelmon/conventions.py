@@ -117,6 +117,11 @@ def escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+def unescape(value: str) -> str:
+    """A label value as written inside PromQL's double quotes, back to the value (\\n, \\t, \\", \\\\)."""
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), value)
+
+
 def matchers(labels: dict[str, str], *extra: str) -> str:
     """A PromQL label selector for exactly these label values, then `extra` matchers as written."""
     return "{" + ",".join([*(f'{k}="{escape(v)}"' for k, v in labels.items()), *extra]) + "}"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from modelmon import contract
-from modelmon.conventions import MATCHER
+from modelmon.conventions import MATCHER, unescape
 from modelmon.plan import SloPlan
 
 TOTAL_PER_S = 1024.0
@@ -70,8 +70,12 @@ def errors_per_s(ratio: Decimal | float) -> float:
 
 
 def _matchers(plan: SloPlan) -> list[tuple[str, str, str]]:
-    selector = plan.traffic_selector
-    return [(m.group(1), m.group(2), m.group(3).encode().decode("unicode_escape")) for m in MATCHER.finditer(selector)]
+    return _matchers_of(plan.traffic_selector)
+
+
+def _matchers_of(selector: str) -> list[tuple[str, str, str]]:
+    """(label, operator, value) of each matcher, values read as PromQL reads them."""
+    return [(m.group(1), m.group(2), unescape(m.group(3))) for m in MATCHER.finditer(selector)]
 
 
 def _accepts(matchers: list[tuple[str, str, str]], label: str, value: str) -> bool:
