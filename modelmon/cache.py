@@ -27,9 +27,11 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def inputs_key(root: Path, specs: list[Path]) -> str:
-    """Everything the outputs are a function of: the specs, the generator's code and templates, library versions."""
+def inputs_key(root: Path, specs: list[Path], layout: str) -> str:
+    """Everything the outputs are a function of: the specs, the layout, the generator's code and templates,
+    library versions."""
     h = hashlib.sha256()
+    h.update(f"layout {layout}\0".encode())
     sources = sorted(GENERATOR.rglob("*.py")) + sorted(p for p in TEMPLATES.rglob("*") if p.is_file())
     for path in sources:
         h.update(f"{path.relative_to(GENERATOR.parent)}\0".encode() + _digest(path.read_bytes()).encode())

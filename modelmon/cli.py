@@ -1,9 +1,11 @@
-"""The `modelmon` command: validate, build, build --check, test, schema, doctor, backfill."""
+"""The `modelmon` command: validate, build, build --check, generate, test, schema, doctor, backfill."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -12,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from modelmon import amtool, backfill, build, cache, doctor, promtool
+from modelmon import layout as layouts
 from modelmon.durations import parse_duration
 from modelmon.loader import SpecErrors
 from modelmon.plan import plan_file
@@ -22,14 +25,48 @@ EXIT_TESTS = 1
 EXIT_DOCTOR = 1
 EXIT_BACKFILL = 1
 EXIT_USAGE = 2
+DOCTOR_DASHBOARD = "models-monitoring.json"  # the guide's dashboard, whose panels doctor knows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="modelmon", description=__doc__)
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="project folder holding slos/ (default: .)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help=f"layout file: where specs are read and each output written (default: <root>/{layouts.CONFIG_NAME} "
+        "when it exists, else the defaults)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("validate", help="check slos/*.yaml and report every problem; writes nothing")
-    b = sub.add_parser("build", help="compile slos/ into rules, promtool tests and the JSON Schema")
+    v = sub.add_parser(
+        "validate",
+        help="run build's whole compile in memory and report every problem; writes nothing",
+        description="Compiles the specs exactly as `build` does (rules, promtool tests, dashboards, runbooks, "
+        "Alertmanager config, all in memory) and reports every error `build` would, as file:line:col; "
+        "writes nothing. Only `build` runs promtool check rules and amtool check-config on the written output.",
+    )
+    v.add_argument(
+        "paths", nargs="*", type=Path, metavar="PATH", help="spec files or folders (a folder: its *.yaml, *.yml)"
+    )
+    v.add_argument(
+        "-i", "--input", action="append", type=Path, default=[], metavar="PATH", help="as PATH; may be repeated"
+    )
+    g = sub.add_parser(
+        "generate",
+        help="write the Prometheus rules of the given specs, as Sloth's generate",
+        description="Compiles the specs as `validate` does (every error `build` would report) and writes only "
+        "their Prometheus rule files: with one spec file, -o is that file (default: standard output); with a "
+        "folder or several inputs, -o is a folder that gets <service>.yml per spec. The rules are not checked "
+        "with promtool: `build` does that, or run `promtool check rules` on them.",
+    )
+    g.add_argument(
+        "-i", "--input", action="append", type=Path, required=True, metavar="PATH", help="spec file or folder"
+    )
+    g.add_argument("-o", "--out", default="-", metavar="PATH", help="rule file or folder; - for standard output")
+    b = sub.add_parser(
+        "build",
+        help="compile the specs into every output of the layout, proved by promtool (and amtool) first",
+    )
     b.add_argument("--check", action="store_true", help="write no outputs; exit 1 listing outputs that are stale")
     b.add_argument("--no-cache", action="store_true", help="rebuild even when specs and generator are unchanged")
     sub.add_parser("test", help="run promtool on the generated rules and their tests")
@@ -54,14 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument(
         "--dashboard",
         type=Path,
-        default=Path("grafana/dashboards/models-monitoring.json"),
-        help="dashboard whose panel queries to run (default: %(default)s)",
+        help=f"dashboard whose panel queries to run (default: {DOCTOR_DASHBOARD} in the layout's dashboards folder)",
     )
     d.add_argument(
         "--rules",
         type=Path,
-        default=Path(build.RULES_DIR),
-        help="rule files Prometheus should be running (default: %(default)s)",
+        help="rule files Prometheus should be running (default: the layout's rules folder)",
     )
     d.add_argument(
         "--alertmanager",
@@ -78,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = args.root.resolve()
     try:
-        return COMMANDS[args.command](root, args)
+        layout = layouts.load(root, args.config)
+        return COMMANDS[args.command](root, layout, args)
     except SpecErrors as err:
         for error in err.errors:
             print(error, file=sys.stderr)
@@ -90,25 +126,54 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_SPEC
 
 
-def _validate(root: Path, args) -> int:
-    loaded = build.load_all(root)
-    slos = sum(len(item.spec.slos) for item in loaded)
-    print(f"{len(loaded)} file(s), {slos} SLO(s): valid")
+def _validate(root: Path, layout: layouts.Layout, args) -> int:
+    given = [*args.paths, *args.input]
+    compiled = build.compile_all(root, layout, build.input_paths(root, given) if given else None)
+    slos = sum(len(item.spec.slos) for item in compiled.loaded)
+    print(f"{len(compiled.loaded)} file(s), {slos} SLO(s): valid")
     return 0
 
 
-def _build(root: Path, args) -> int:
-    key = cache.inputs_key(root, build.spec_paths(root))
+def _generate(root: Path, layout: layouts.Layout, args) -> int:
+    specs = build.input_paths(root, args.input)
+    command = ["modelmon", "generate", *(part for path in args.input for part in ("-i", str(path)))]
+    if args.out != "-":
+        command += ["-o", args.out]
+    # The rules' headers name this very command: it is what regenerates them.
+    compiled = build.compile_all(root, dataclasses.replace(layout, command=shlex.join(command)), specs)
+    rules = {service: compiled.files[compiled.layout.rules_path(service)] for service in sorted(compiled.rules)}
+    out = Path(args.out)
+    to_folder = len(specs) > 1 or any(path.is_dir() for path in args.input) or args.out.endswith("/") or out.is_dir()
+    if not to_folder:
+        (text,) = rules.values()
+        if args.out == "-":
+            print(text, end="")
+            return 0
+        targets = {out: text}
+    elif args.out == "-":
+        print("modelmon: several specs (or a folder) need -o FOLDER: one rule file per service", file=sys.stderr)
+        return EXIT_USAGE
+    else:
+        targets = {out / f"{service}.yml": text for service, text in rules.items()}
+    for path, text in targets.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
+    return 0
+
+
+def _build(root: Path, layout: layouts.Layout, args) -> int:
+    key = cache.inputs_key(root, build.spec_paths(root, layout), layout.key())
     current = None if args.no_cache else cache.outputs_current(root, key)
     # A checkout can bring back a generated file no spec makes any more: that needs a real build.
-    if current is not None and not build.orphans(root, current):
+    if current is not None and not build.orphans(root, current, layout):
         print(f"{len(current)} generated files are up to date (specs and generator unchanged since the last build)")
         return 0
-    compiled = build.compile_all(root)
+    compiled = build.compile_all(root, layout)
     if args.check:
-        stale = build.stale_files(root, compiled.files)
+        stale = build.stale_files(root, compiled.files, layout)
         if stale:
-            print("stale generated files (run `make rules` and commit them):", file=sys.stderr)
+            print(f"stale generated files (run `{layout.command}` and commit them):", file=sys.stderr)
             for path in stale:
                 print(f"  {path}", file=sys.stderr)
             return EXIT_STALE
@@ -127,11 +192,14 @@ def _build(root: Path, args) -> int:
     return 0
 
 
-def _test(root: Path, args) -> int:
-    rules = sorted((root / build.RULES_DIR).glob("*.yml"))
-    tests = sorted((root / build.TESTS_DIR).glob("*.test.yml"))
+def _test(root: Path, layout: layouts.Layout, args) -> int:
+    rules = layout.rule_files(root)
+    tests = layout.test_files(root)
+    if layout.promtool_tests is None:
+        print("promtool tests are turned off in the layout (outputs.promtool_tests = false)", file=sys.stderr)
+        return EXIT_TESTS
     if not tests:
-        print(f"no promtool tests under {build.TESTS_DIR}/; run `make rules` first", file=sys.stderr)
+        print(f"no promtool tests under {layout.promtool_tests}/; run `{layout.command}` first", file=sys.stderr)
         return EXIT_TESTS
     ok, _, output = promtool.check_rules(rules)
     if not ok:
@@ -153,8 +221,8 @@ def _test(root: Path, args) -> int:
     return EXIT_TESTS
 
 
-def _backfill(root: Path, args) -> int:
-    loaded = build.load_all(root)
+def _backfill(root: Path, layout: layouts.Layout, args) -> int:
+    loaded = build.load_all(root, layout)
     plans = {item.spec.service: plan_file(item.spec) for item in loaded}
     groups = backfill.tile_groups(plans)
     if not groups:
@@ -206,14 +274,15 @@ def _backfill(root: Path, args) -> int:
     return 0
 
 
-def _schema(root: Path, args) -> int:
-    print(build.schema_text(), end="")
+def _schema(root: Path, layout: layouts.Layout, args) -> int:
+    print(build.schema_text(layout.command), end="")
     return 0
 
 
-def _doctor(root: Path, args) -> int:
-    board = args.dashboard if args.dashboard.is_absolute() else root / args.dashboard
-    rules = args.rules if args.rules.is_absolute() else root / args.rules
+def _doctor(root: Path, layout: layouts.Layout, args) -> int:
+    dashboards = Path(layout.dashboards or layouts.OUTPUTS["dashboards"][0])
+    board = root / (args.dashboard or dashboards / DOCTOR_DASHBOARD)
+    rules = root / (args.rules or layout.rules)
     try:
         window = parse_duration(args.notifications_window)
     except ValueError as err:
@@ -232,7 +301,7 @@ def _doctor(root: Path, args) -> int:
         print(f"PROBLEM  {err}", file=sys.stderr)
         return EXIT_DOCTOR
     if not board.exists():
-        report.problem(f"dashboard {board} not found: run `make rules` (panel queries not checked)")
+        report.problem(f"dashboard {board} not found: run `{layout.command}` (panel queries not checked)")
     print(report)
     problems, filling, skipped = (report.count(kind) for kind in ("problem", "filling", "skipped"))
     print(f"{problems} problem{'s' if problems != 1 else ''} found" if problems else "no problems found", end="")
@@ -244,6 +313,7 @@ def _doctor(root: Path, args) -> int:
 COMMANDS = {
     "validate": _validate,
     "build": _build,
+    "generate": _generate,
     "test": _test,
     "schema": _schema,
     "doctor": _doctor,

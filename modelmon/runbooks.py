@@ -315,26 +315,27 @@ def render_page(page: Page, board: DashboardPlan | None, header: str) -> str:
     )
 
 
-def render_index(found: list[Page], header: str) -> str:
-    return _environment().get_template("runbook_index.md.j2").render(pages=found, header=header)
+def render_index(found: list[Page], header: str, command: str) -> str:
+    return _environment().get_template("runbook_index.md.j2").render(pages=found, header=header, command=command)
 
 
-def render_all(project: ProjectPlan, mark: str) -> dict[str, str]:
-    """Every runbook page and the index, as {path: content}; `mark` is the generated-file mark."""
+def render_all(project: ProjectPlan, mark: str, command: str) -> dict[str, str]:
+    """Every runbook page and the index, as {path: content}; `mark` is the generated-file mark,
+    `command` the one that regenerates the pages."""
     out: dict[str, str] = {}
     every: list[Page] = []
     for service in project.services:
-        header = html_header(mark, [service.source])
+        header = html_header(mark, [service.source], command)
         for page in pages(service):
             out[page.path] = render_page(page, service.dashboard, header)
             every.append(page)
     every.sort(key=lambda p: (p.plan.service, p.name))
-    out[INDEX_PATH] = render_index(every, html_header(mark, sorted(project.sources)))
+    out[INDEX_PATH] = render_index(every, html_header(mark, sorted(project.sources), command), command)
     return out
 
 
-def html_header(mark: str, sources: list[str]) -> str:
+def html_header(mark: str, sources: list[str], command: str) -> str:
     return (
         f"<!-- {mark} from {', '.join(sources)}. "
-        "Do not edit: change the spec (its `runbook` block for your own text) and run `make rules`. -->"
+        f"Do not edit: change the spec (its `runbook` block for your own text) and run `{command}`. -->"
     )

@@ -11,14 +11,20 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 # What `make rules` writes, copied into throwaway projects so `build --check` starts clean.
 OUTPUTS = ("rules", "prometheus", "schema", "docs", "grafana/dashboards", "runbooks", "alertmanager", "kubernetes")
+# The repository's layout (every output, headers naming `make rules`), which throwaway projects share.
+CONFIG = "modelmon.toml"
 
 
 @pytest.fixture
 def project(tmp_path: Path):
-    """A factory: project({"x.yaml": "..."}) -> a folder with slos/ holding those files."""
+    """A factory: project({"x.yaml": "..."}) -> a folder with slos/ holding those files.
 
-    def make(specs: dict[str, str], copy_outputs: bool = False) -> Path:
+    The project has the repository's modelmon.toml unless `config=False` (then: the default layout)."""
+
+    def make(specs: dict[str, str], copy_outputs: bool = False, config: bool = True) -> Path:
         (tmp_path / "slos").mkdir(exist_ok=True)
+        if config:
+            shutil.copy(REPO / CONFIG, tmp_path / CONFIG)
         for name, text in specs.items():
             (tmp_path / "slos" / name).write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
         if copy_outputs:
@@ -35,6 +41,7 @@ def models_project(tmp_path: Path) -> Path:
     # symlinks=True: docs/runbooks stays a link to the copy's own runbooks/, as in the repository.
     for folder in ("slos", *OUTPUTS):
         shutil.copytree(REPO / folder, tmp_path / folder, symlinks=True)
+    shutil.copy(REPO / CONFIG, tmp_path / CONFIG)
     return tmp_path
 
 
