@@ -8,10 +8,15 @@ BIN := $(VENV)/bin
 # A tool given by its environment variable is not installed from Debian.
 DEBIAN := $(if $(MODELMON_PROMTOOL),,promtool:prometheus) $(if $(MODELMON_AMTOOL),,amtool:prometheus-alertmanager)
 
-.PHONY: .debian-packages up reload rules check validate test lint format bench promtool-tests docs docs-serve
+.PHONY: .debian-packages up reload rules check validate test lint format bench promtool-tests docs docs-serve constraints
 
-$(VENV)/.installed: pyproject.toml scripts/bootstrap.sh
+# constraints.txt pins every version the environment installs; pyproject.toml has the ranges.
+$(VENV)/.installed: pyproject.toml constraints.txt scripts/bootstrap.sh
 	scripts/bootstrap.sh
+
+# The newest versions pyproject.toml's ranges allow, into constraints.txt (then run check and test).
+constraints:
+	scripts/refresh-constraints.sh
 
 # promtool and amtool are needed by `make rules` too: the build proves every rule
 # and the Alertmanager config with them before replacing the committed files.
@@ -70,5 +75,5 @@ docs-serve: $(VENV)/.installed
 	$(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8001
 
 bench: $(VENV)/.installed
-	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[bench]'
 	$(BIN)/python bench/compile_bench.py

@@ -4,7 +4,8 @@
 about 0.15 s per SLO). When neither the specs nor the generator changed since the
 last successful build or check, and every output on disk is still what that build
 wrote, the outputs are known to be current: the build is skipped. The record lives
-in .modelmon/ (not committed), so a fresh clone, and CI, always build in full.
+in .modelmon/ (not committed: the folder ignores itself, as .pytest_cache does), so
+a fresh clone, and CI, always build in full.
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ def remember(root: Path, key: str, files: dict[str, str]) -> None:
     record = {"key": key, "outputs": {path: _digest(text.encode("utf-8")) for path, text in sorted(files.items())}}
     target = root / CACHE_PATH
     target.parent.mkdir(parents=True, exist_ok=True)
+    ignore = target.parent / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# The build cache of modelmon: nothing here is committed.\n*\n", encoding="utf-8")
     scratch = target.with_suffix(".tmp")
     scratch.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     os.replace(scratch, target)

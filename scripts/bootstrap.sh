@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Make the Python virtual environment and install modelmon with its pinned
-# dependencies. Called by `make`; does nothing when .venv is up to date.
+# Make the Python virtual environment and install modelmon[dev] at the exact
+# versions of constraints.txt (pyproject.toml has only ranges), so every checkout
+# builds the same files. Called by `make`; does nothing when .venv is up to date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,5 +22,5 @@ if [ ! -x .venv/bin/python ]; then
     fi
   fi
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
 touch .venv/.installed

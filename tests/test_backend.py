@@ -552,10 +552,17 @@ def test_the_runner_simulates_traffic_in_real_time_until_stopped():
 # --- the image -------------------------------------------------------------------------
 
 
-def test_the_image_pins_the_same_dependencies_as_pyproject():
+def test_the_image_pins_the_backend_extra_at_the_versions_of_the_constraints():
+    def pins(path: str) -> dict[str, str]:
+        lines = (REPO / path).read_text().splitlines()
+        named = (line.split("==") for line in lines if line and not line.startswith("#"))
+        return {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in named}
+
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    lines = (REPO / "backend/requirements.txt").read_text().splitlines()
-    assert [line for line in lines if line and not line.startswith("#")] == extras["backend"]
+    backend = {re.match(r"[\w.-]+", requirement)[0].replace("_", "-").lower() for requirement in extras["backend"]}
+    image = pins("backend/requirements.txt")
+    assert set(image) == backend
+    assert image == {name: pins("constraints.txt")[name] for name in backend}
 
 
 def test_the_files_the_dockerfile_copies_are_enough_to_start_the_app(tmp_path: Path):
