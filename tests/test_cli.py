@@ -1,0 +1,176 @@
+"""`modelmon validate [PATH ...]`, `validate -i`, and `generate -i ... -o ...` as Sloth users expect.
+
+validate runs build's whole compile in memory: whatever build's compile refuses,
+validate refuses with the same file:line:col, and it writes nothing.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from modelmon import cli
+
+SPEC = """\
+    version: modelmon/v1
+    service: %s
+    slos:
+      - name: availability
+        objective: 99
+        sli:
+          availability: {}
+"""
+# Loads and passes every check, but a full outage never burns 100 % of the budget in
+# one hour at 99 %: test generation, and so build, refuses it.
+UNFIREABLE = """\
+    version: modelmon/v1
+    service: checkout
+    slos:
+      - name: availability
+        objective: 99
+        sli:
+          availability: {}
+        alerting:
+          windows:
+            - {severity: page, long: 1h, short: 5m, budget_percent: 100}
+            - {severity: ticket, long: 3d, short: 6h, budget_percent: 10}
+"""
+UNFIREABLE_ERROR = "slos/x.yaml:9:7: slos[0].alerting: a full outage never fires a page alert; check the windows"
+
+
+def write(root: Path, relative: str, text: str) -> Path:
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def files_in(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def run(root: Path, *args: str) -> int:
+    return cli.main(["--root", str(root), *args])
+
+
+def test_validate_refuses_what_build_refuses_with_the_same_error_and_writes_nothing(tmp_path, capsys):
+    write(tmp_path, "slos/x.yaml", UNFIREABLE)
+
+    assert run(tmp_path, "validate") == cli.EXIT_SPEC
+    validated = capsys.readouterr().err
+    assert run(tmp_path, "build") == cli.EXIT_SPEC
+    built = capsys.readouterr().err
+
+    assert validated == built == f"{UNFIREABLE_ERROR}\n1 error; nothing was written\n"
+    assert files_in(tmp_path) == {"slos/x.yaml"}
+
+
+def test_validate_by_path_judges_that_file_alone(tmp_path, capsys, monkeypatch):
+    write(tmp_path, "slos/x.yaml", UNFIREABLE)
+    write(tmp_path, "slos/good.yaml", SPEC % "good")
+    monkeypatch.chdir(tmp_path)
+
+    assert cli.main(["validate", "slos/good.yaml"]) == 0
+    assert capsys.readouterr().out == "1 file(s), 1 SLO(s): valid\n"
+    assert cli.main(["validate", "slos/x.yaml"]) == cli.EXIT_SPEC
+    assert capsys.readouterr().err.splitlines()[0] == UNFIREABLE_ERROR
+
+
+def test_validate_takes_files_and_folders_as_arguments_and_repeated_inputs(tmp_path, capsys, monkeypatch):
+    write(tmp_path, "slos/a.yaml", SPEC % "a")
+    write(tmp_path, "more/b.yml", SPEC % "b")
+    write(tmp_path, "more/notes.txt", "not a spec\n")
+    write(tmp_path, "more/nested/c.yaml", "not: [valid\n")  # a folder's own files only, as build reads slos/
+    write(tmp_path, "one.yaml", SPEC % "one")
+    monkeypatch.chdir(tmp_path)
+
+    assert cli.main(["validate", "-i", "slos", "--input", "more", "-i", "one.yaml"]) == 0
+    assert cli.main(["validate", "slos", "more", "one.yaml"]) == 0
+    assert cli.main(["validate"]) == 0  # the layout's slos folder
+    assert capsys.readouterr().out.splitlines() == [
+        "3 file(s), 3 SLO(s): valid",
+        "3 file(s), 3 SLO(s): valid",
+        "1 file(s), 1 SLO(s): valid",
+    ]
+
+
+def test_validate_names_a_path_that_is_missing_or_holds_no_spec(tmp_path, capsys, monkeypatch):
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path)
+
+    assert cli.main(["validate", "nope.yaml", "empty"]) == cli.EXIT_SPEC
+
+    assert capsys.readouterr().err.splitlines() == [
+        "empty:1:1: no SLO files (*.yaml, *.yml) in this folder",
+        "nope.yaml:1:1: no such file or folder",
+        "2 errors; nothing was written",
+    ]
+
+
+def test_validate_errors_of_a_file_outside_the_project_name_it_as_given(tmp_path, capsys):
+    root = tmp_path / "project"
+    root.mkdir()
+    draft = write(tmp_path, "drafts/x.yaml", UNFIREABLE)
+
+    assert run(root, "validate", str(draft)) == cli.EXIT_SPEC
+
+    assert capsys.readouterr().err.splitlines()[0] == UNFIREABLE_ERROR.replace("slos/x.yaml", str(draft))
+
+
+def test_validate_help_says_promtool_and_amtool_run_in_build_only(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["validate", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "Only `build` runs promtool check rules and amtool check-config on the written output" in help_text
+
+
+def test_generate_prints_the_rules_of_one_spec_with_a_header_naming_itself(tmp_path, capsys, monkeypatch):
+    write(tmp_path, "slos/x.yaml", SPEC % "checkout")
+    monkeypatch.chdir(tmp_path)
+
+    assert cli.main(["generate", "-i", "slos/x.yaml"]) == 0
+
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == (
+        "# Generated by modelmon from slos/x.yaml. Do not edit: change the spec and run "
+        "`modelmon generate -i slos/x.yaml`."
+    )
+    groups = {group["name"] for group in yaml.safe_load(out)["groups"]}
+    assert {"checkout-sli", "checkout-availability-alerts"} <= groups
+    assert files_in(tmp_path) == {"slos/x.yaml"}
+
+
+def test_generate_writes_one_file_or_one_rule_file_per_service_into_a_folder(tmp_path, capsys, monkeypatch):
+    write(tmp_path, "slos/x.yaml", SPEC % "checkout")
+    write(tmp_path, "slos/y.yaml", SPEC % "search")
+    monkeypatch.chdir(tmp_path)
+
+    assert cli.main(["generate", "-i", "slos/x.yaml", "-o", "out/checkout-rules.yml"]) == 0
+    assert cli.main(["generate", "-i", "slos", "-o", "rules"]) == 0
+
+    assert capsys.readouterr().out.splitlines() == [
+        "wrote out/checkout-rules.yml",
+        "wrote rules/checkout.yml",
+        "wrote rules/search.yml",
+    ]
+    single = (tmp_path / "out" / "checkout-rules.yml").read_text()
+    assert "run `modelmon generate -i slos/x.yaml -o out/checkout-rules.yml`" in single.splitlines()[0]
+    assert single.split("\n", 1)[1] == (tmp_path / "rules" / "checkout.yml").read_text().split("\n", 1)[1]
+    written = {"out/checkout-rules.yml", "rules/checkout.yml", "rules/search.yml"}
+    assert files_in(tmp_path) == {"slos/x.yaml", "slos/y.yaml", *written}
+
+
+def test_generate_refuses_what_validate_refuses_and_several_specs_on_standard_output(tmp_path, capsys, monkeypatch):
+    write(tmp_path, "slos/x.yaml", UNFIREABLE)
+    write(tmp_path, "ok/a.yaml", SPEC % "a")
+    write(tmp_path, "ok/b.yaml", SPEC % "b")
+    monkeypatch.chdir(tmp_path)
+
+    assert cli.main(["generate", "-i", "slos/x.yaml", "-o", "x.yml"]) == cli.EXIT_SPEC
+    assert capsys.readouterr().err.splitlines()[0] == UNFIREABLE_ERROR
+    assert cli.main(["generate", "-i", "ok"]) == cli.EXIT_USAGE
+    assert "need -o FOLDER" in capsys.readouterr().err
+    assert not (tmp_path / "x.yml").exists()
