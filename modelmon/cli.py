@@ -30,7 +30,12 @@ DOCTOR_DASHBOARD = "models-monitoring.json"  # the guide's dashboard, whose pane
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="modelmon", description=__doc__)
-    parser.add_argument("--root", type=Path, default=Path.cwd(), help="project folder holding slos/ (default: .)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path.cwd(),
+        help="project folder: outputs and paths of the layout are relative to it (default: .)",
+    )
     parser.add_argument(
         "--config",
         type=Path,
