@@ -30,10 +30,14 @@ from modelmon.promtool_tests import TestGenerationError, test_files
 from modelmon.rules import RuleFile, rule_file
 from modelmon.spec import json_schema
 
-# The default layout's folders (a project's modelmon.toml may move them).
+# The default layout's places (a project's modelmon.toml may move them; this repository's keeps them).
 SLO_DIR = Layout.slos
 RULES_DIR = Layout.rules
 TESTS_DIR = Layout.promtool_tests
+DASHBOARDS_DIR = Layout.dashboards
+ALERTMANAGER_PATH = Layout.alertmanager
+SCHEMA_PATH = layouts.OUTPUTS["schema"][0]
+SPEC_DOC_PATH = layouts.OUTPUTS["spec_reference"][0]
 
 
 class _Dumper(yaml.SafeDumper):
