@@ -344,7 +344,7 @@ def check_panels(prom: Prometheus, board: dict, report: Report, warmup: Warmup) 
 
 def check_rules(groups: list[dict], report: Report) -> None:
     if not groups:
-        report.problem("no rule groups are loaded: check rule_files in prometheus.yml and run `make rules`")
+        report.problem("no rule groups are loaded: check rule_files in prometheus.yml and run `modelmon build`")
         return
     broken = [
         (group["name"], rule.get("name"), rule.get("lastError", ""))
