@@ -48,6 +48,7 @@ from modelmon import build, promtool  # noqa: E402
 from modelmon.durations import parse_duration  # noqa: E402
 from modelmon.formatting import number  # noqa: E402
 from modelmon.plan import DEFAULT_WINDOWS  # noqa: E402
+from modelmon.serialize import dump_yaml  # noqa: E402
 from stack.processes import PROMETHEUS, free_port, get_json, process, wait_until  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "rule_cost.json"
@@ -167,7 +168,7 @@ def sloth_rules(plans: list) -> str:
         assert Decimal(str(slo["objective"])) == plan.objective, f"{slo['name']}: objectives differ"
         assert slo["alerting"]["name"] == plan.burn_alerts[0].name, f"{slo['name']}: alert names differ"
         groups += sloth_groups(spec, slo)
-    return SLOTH_HEADER + build.dump_yaml({"groups": groups})
+    return SLOTH_HEADER + dump_yaml({"groups": groups})
 
 
 def sloth_groups(spec: dict, slo: dict) -> list[dict]:

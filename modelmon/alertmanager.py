@@ -11,7 +11,9 @@ Secrets stay out: receivers name the files Alertmanager reads them from at run t
 from __future__ import annotations
 
 from modelmon.conventions import ALERTNAME_LABEL, SERVICE_LABEL, SEVERITY, SEVERITY_LABEL, SLO_LABEL, escape
+from modelmon.layout import Layout
 from modelmon.plan import ProjectPlan, ServicePlan
+from modelmon.serialize import dump_yaml
 from modelmon.spec import Receiver
 from modelmon.textgen import render_file
 
@@ -128,6 +130,17 @@ def service_route(service: ServicePlan) -> dict:
         "group_interval": notifications.group_interval,
         "repeat_interval": notifications.repeat_interval,
         "routes": routes,
+    }
+
+
+def files(project: ProjectPlan, layout: Layout) -> dict[str, str]:
+    """alertmanager.yml and its templates, while some spec routes notifications."""
+    if not layout.alertmanager or all(service.notifications is None for service in project.services):
+        return {}
+    header = layout.header(project.sources)
+    return {
+        layout.alertmanager: header + dump_yaml(config(project)),
+        layout.alertmanager_templates_path(): templates(header.strip("# \n")),
     }
 
 

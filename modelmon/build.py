@@ -12,23 +12,19 @@ compile in memory and writes nothing.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from modelmon import alertmanager, amtool, dashboard, kubernetes, promtool, runbooks, specdoc
+from modelmon import alertmanager, amtool, dashboard, kubernetes, promtool, promtool_tests, rules, runbooks, specdoc
 from modelmon import layout as layouts
 from modelmon.checks import check_all
 from modelmon.layout import GENERATED_MARK, Layout
 from modelmon.loader import LoadedSpec, SpecError, SpecErrors, load_file
-from modelmon.plan import SloPlan, plan_project
-from modelmon.promtool_tests import TestGenerationError, test_files
+from modelmon.plan import ProjectPlan, SloPlan
+from modelmon.promtool_tests import TestGenerationError, TestGenerationErrors
 from modelmon.rules import RuleFile, rule_file
-from modelmon.spec import json_schema
 
 # The default layout's places (a project's modelmon.toml may move them; this repository's keeps them).
 SLO_DIR = Layout.slos
@@ -40,32 +36,28 @@ SCHEMA_PATH = layouts.OUTPUTS["schema"][0]
 SPEC_DOC_PATH = layouts.OUTPUTS["spec_reference"][0]
 
 
-class _Dumper(yaml.SafeDumper):
-    """Block style for multi-line strings (PromQL reads as written), no anchors."""
-
-    def ignore_aliases(self, data):
-        return True
-
-
-def _str(dumper: yaml.SafeDumper, value: str):
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _str)
-
-
-def dump_yaml(data: object) -> str:
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=100_000, allow_unicode=True)
+# Every output, in the order a build reports their errors. Each is one module with the same
+# shape, `files(project, layout) -> {path: content}`: the plan in, files out. A new output is
+# one more module here.
+OUTPUTS = (rules, kubernetes, promtool_tests, dashboard, runbooks, alertmanager, specdoc)
 
 
 @dataclass
 class Compiled:
-    loaded: list[LoadedSpec]
-    plans: dict[str, list[SloPlan]]  # per service
+    loaded: list[LoadedSpec]  # for error positions
+    project: ProjectPlan  # what every output was written from
     files: dict[str, str]  # repo-relative path -> content
-    rules: dict[str, RuleFile]  # per service
     layout: Layout
+
+    @property
+    def plans(self) -> dict[str, list[SloPlan]]:
+        """Each service's SLO plans."""
+        return {service.service: list(service.slos) for service in self.project.services}
+
+    @property
+    def rules(self) -> dict[str, RuleFile]:
+        """Each service's rule groups, with the SLO each rule was written for."""
+        return {service.service: rule_file(service.slos) for service in self.project.services}
 
 
 def spec_paths(root: Path, layout: Layout | None = None) -> list[Path]:
@@ -105,11 +97,19 @@ def _display(root: Path, path: Path) -> str:
 
 
 def load_all(root: Path, layout: Layout | None = None, specs: list[Path] | None = None) -> list[LoadedSpec]:
-    """Every spec under the slos folder (or `specs`), validated and cross-checked; SpecErrors with all problems.
+    """Every spec under the slos folder (or `specs`), validated and cross-checked; SpecErrors with all problems."""
+    return load_project(root, layout, specs)[0]
+
+
+def load_project(
+    root: Path, layout: Layout | None = None, specs: list[Path] | None = None
+) -> tuple[list[LoadedSpec], ProjectPlan]:
+    """Every spec validated and cross-checked, and the project's plan; SpecErrors with all problems.
 
     The checks judge every part that validated, of every file, so one run reports every
     independent problem; the checks include what test generation needs (test traffic the
-    selectors accept) without generating the tests."""
+    selectors accept) without generating the tests. They plan what is sound: without errors,
+    that is the whole project, planned once."""
     loaded, errors = [], []
     layout = layout or layouts.load(root)
     paths = spec_paths(root, layout) if specs is None else specs
@@ -120,10 +120,11 @@ def load_all(root: Path, layout: Layout | None = None, specs: list[Path] | None 
         errors += problems
         if item is not None:
             loaded.append(item)
-    errors += check_all(loaded)
+    problems, project = check_all(loaded)
+    errors += problems
     if errors:
         raise SpecErrors(errors)
-    return loaded
+    return loaded, project
 
 
 def compile_all(root: Path, layout: Layout | None = None, specs: list[Path] | None = None) -> Compiled:
@@ -131,56 +132,21 @@ def compile_all(root: Path, layout: Layout | None = None, specs: list[Path] | No
 
     `specs`: the spec files to compile (default: the layout's slos folder)."""
     layout = layout or layouts.load(root)
-    loaded = load_all(root, layout, specs)
+    loaded, project = load_project(root, layout, specs)
     files: dict[str, str] = {}
-    plans: dict[str, list[SloPlan]] = {}
-    rule_files: dict[str, RuleFile] = {}
-    errors: list[SpecError] = []
-    project = plan_project([(item.spec, item.display) for item in loaded])
-    for item, service_plan in zip(loaded, project.services, strict=True):
-        service = service_plan.service
-        header = layout.header([item.display])
-        plans[service] = list(service_plan.slos)
-        rules_path = layout.rules_path(service)
-        rule_files[service] = rule_file(plans[service])
-        groups = rule_files[service].groups
-        files[rules_path] = header + dump_yaml({"groups": groups})
-        if layout.kubernetes:
-            rule = kubernetes.prometheus_rule(service, groups, item.display, layout.note([item.display]))
-            files[layout.kubernetes_path(service)] = header + dump_yaml(rule)
-        # Generated whether or not the tests are written: a spec no test traffic can prove is an error.
-        tests_dir = layout.promtool_tests or layouts.OUTPUTS["promtool_tests"][0]
+    for output in OUTPUTS:
         try:
-            tests = test_files(plans[service], os.path.relpath(rules_path, tests_dir), rule_files[service].group_names)
-        except TestGenerationError as err:
-            index = next(i for i, p in enumerate(plans[service]) if p.name == err.slo)
-            errors.append(item.positions.error(("slos", index, *err.path), str(err)))
-            continue
-        if service_plan.dashboard is not None and layout.dashboards:
-            board = dashboard.build(service_plan, layout.note([item.display]))
-            files[layout.dashboard_path(item.spec.dashboard.uid)] = json.dumps(board, indent=2) + "\n"
-        if layout.promtool_tests:
-            for every, content in tests.items():
-                files[layout.tests_path(service, every)] = header + dump_yaml(content)
-    if errors:
-        raise SpecErrors(errors)
-    if layout.runbooks:
-        pages = runbooks.render_all(project, GENERATED_MARK, layout.command)
-        files.update({layout.runbook_path(path, runbooks.RUNBOOKS_DIR): text for path, text in pages.items()})
-    if layout.alertmanager and any(item.spec.notifications is not None for item in loaded):
-        header = layout.header([i.display for i in loaded])
-        files[layout.alertmanager] = header + dump_yaml(alertmanager.config(project))
-        files[layout.alertmanager_templates_path()] = alertmanager.templates(header.strip("# \n"))
-    if layout.schema:
-        files[layout.schema] = schema_text(layout.command)
-    if layout.spec_reference:
-        files[layout.spec_reference] = specdoc.render(layout.command)
-    return Compiled(loaded, plans, files, rule_files, layout)
+            files.update(output.files(project, layout))
+        except TestGenerationErrors as err:
+            raise SpecErrors([_test_error(loaded, problem) for problem in err.errors]) from None
+    return Compiled(loaded, project, files, layout)
 
 
-def schema_text(command: str) -> str:
-    schema = {"$comment": f"{GENERATED_MARK} from modelmon/spec.py. Do not edit: run `{command}`.", **json_schema()}
-    return json.dumps(schema, indent=2) + "\n"
+def _test_error(loaded: list[LoadedSpec], problem: TestGenerationError) -> SpecError:
+    """A spec no test traffic can prove, at the field that makes it so."""
+    item = next(i for i in loaded if i.spec.service == problem.service)
+    index = next(i for i, slo in enumerate(item.spec.slos) if slo.name == problem.slo)
+    return item.positions.error(("slos", index, *problem.path), str(problem))
 
 
 def stale_files(root: Path, files: dict[str, str], layout: Layout | None = None) -> list[str]:

@@ -8,13 +8,16 @@ from modelmon.conventions import RESERVED_ALERT_LABELS, RESERVED_LABELS, SHORT_W
 from modelmon.durations import format_duration, parse_duration
 from modelmon.formatting import number
 from modelmon.loader import FieldPath, LoadedSpec, SpecError, broken_parts
-from modelmon.plan import DEFAULT_WINDOWS, group_by, plan_file, sli_kind
+from modelmon.plan import DEFAULT_WINDOWS, ProjectPlan, ServicePlan, group_by, plan_service, sli_kind
 from modelmon.promtool_tests import TestGenerationError, series_labels
 from modelmon.spec import Slo
 
 
-def check_all(loaded: list[LoadedSpec]) -> list[SpecError]:
-    """Every check on whatever validated: a broken field or SLO skips only the checks that read it."""
+def check_all(loaded: list[LoadedSpec]) -> tuple[list[SpecError], ProjectPlan]:
+    """Every check on whatever validated: a broken field or SLO skips only the checks that read it.
+
+    Returns the errors and the plan of what is sound: without errors, the whole project's plan,
+    which every output then reads (planned once)."""
     errors: list[SpecError] = []
     services: dict[str, LoadedSpec] = {}
     boards: dict[str, LoadedSpec] = {}
@@ -60,20 +63,23 @@ def check_all(loaded: list[LoadedSpec]) -> list[SpecError]:
             boards.setdefault(uid, item)
         if names_known:
             planned.append((item, [(i, slo) for i, slo in item.slos() if i not in failed]))
+    services = []
     for item, slos in planned:
-        errors += _check_plans(item, slos, alert_owner)
-    return errors
+        problems, service = _check_plans(item, slos, alert_owner)
+        errors += problems
+        services.append(service)
+    return errors, ProjectPlan(tuple(services))
 
 
 def _check_plans(
     item: LoadedSpec, slos: list[tuple[int, Slo]], alert_owner: dict[str, tuple[LoadedSpec, int, str]]
-) -> list[SpecError]:
+) -> tuple[list[SpecError], ServicePlan]:
     """What only the planned alerts show: names unique across files, test traffic the selectors accept.
 
     Only SLOs that passed every other check are planned: planning assumes them sound."""
     errors = []
-    spec = item.spec.model_copy(update={"slos": [slo for _, slo in slos]})
-    for (index, _), plan in zip(slos, plan_file(spec), strict=True):
+    service = plan_service(item.spec.model_copy(update={"slos": [slo for _, slo in slos]}), item.display)
+    for (index, _), plan in zip(slos, service.slos, strict=True):
         burn = {a.name for a in plan.burn_alerts}
         if any(a.name in burn for a in plan.threshold_alerts):
             errors.append(
@@ -98,7 +104,7 @@ def _check_plans(
             series_labels(plan, 1)
         except TestGenerationError as err:
             errors.append(item.positions.error(("slos", index, *err.path), str(err)))
-    return errors
+    return errors, service
 
 
 def check_file(item: LoadedSpec) -> list[SpecError]:

@@ -13,11 +13,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from modelmon import amtool, backfill, build, cache, doctor, promtool
+from modelmon import amtool, backfill, build, cache, doctor, promtool, specdoc
 from modelmon import layout as layouts
 from modelmon.durations import parse_duration
 from modelmon.loader import SpecErrors
-from modelmon.plan import plan_file
+from modelmon.serialize import dump_yaml
 
 EXIT_SPEC = 2  # invalid specs (or a rule promtool refuses): nothing written
 EXIT_STALE = 1  # build --check found outputs that differ from the generator
@@ -227,8 +227,8 @@ def _test(root: Path, layout: layouts.Layout, args) -> int:
 
 
 def _backfill(root: Path, layout: layouts.Layout, args) -> int:
-    loaded = build.load_all(root, layout)
-    plans = {item.spec.service: plan_file(item.spec) for item in loaded}
+    _, project = build.load_project(root, layout)
+    plans = {service.service: list(service.slos) for service in project.services}
     groups = backfill.tile_groups(plans)
     if not groups:
         print("no SLO has a window of 6h or more: there are no tiles to backfill")
@@ -250,7 +250,7 @@ def _backfill(root: Path, layout: layouts.Layout, args) -> int:
     start = args.start if args.start is not None else end - longest
     with tempfile.TemporaryDirectory(prefix="modelmon-backfill-") as scratch:
         rules = Path(scratch) / "tiles.yml"
-        rules.write_text(build.dump_yaml({"groups": groups}), encoding="utf-8")
+        rules.write_text(dump_yaml({"groups": groups}), encoding="utf-8")
         command = ["tsdb", "create-blocks-from", "rules", "--quiet", f"--url={args.prometheus}"]
         # The file by a relative name: promtool evaluates a group at a phase hashed from its name and
         # file, and the scratch folder's name is random. Named alike, every backfill evaluates its tiles
@@ -280,7 +280,7 @@ def _backfill(root: Path, layout: layouts.Layout, args) -> int:
 
 
 def _schema(root: Path, layout: layouts.Layout, args) -> int:
-    print(build.schema_text(layout.command), end="")
+    print(specdoc.schema_text(layout.command), end="")
     return 0
 
 

@@ -102,6 +102,32 @@ def clock_record(tile: str) -> str:
     return f"{tile}_timestamp"
 
 
+# --- Rule groups ----------------------------------------------------------------------
+
+
+def sli_group(service: str) -> str:
+    """The shared rates and each SLO's short-window ratios (evaluated at the global interval)."""
+    return f"{service}-sli"
+
+
+def tiles_group(service: str) -> str:
+    """The 5-minute tiles and the period's coverage, every TILE_INTERVAL."""
+    return f"{service}-sli-tiles"
+
+
+def long_group(service: str) -> str:
+    """Windows of 6h and more, averaged from the tiles, every LONG_INTERVAL."""
+    return f"{service}-sli-long"
+
+
+def meta_group(service: str, slo: str) -> str:
+    return f"{service}-{slo}-meta"
+
+
+def alerts_group(service: str, slo: str) -> str:
+    return f"{service}-{slo}-alerts"
+
+
 # --- Selectors ------------------------------------------------------------------------
 
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")

@@ -41,6 +41,7 @@ from modelmon.conventions import (
     slo_selector,
 )
 from modelmon.formatting import number
+from modelmon.layout import Layout
 from modelmon.plan import (
     AVAILABILITY_PANEL,
     ERROR_RATE_PANEL,
@@ -49,6 +50,7 @@ from modelmon.plan import (
     THROUGHPUT_PANEL,
     TOKENS_PANEL,
     Band,
+    ProjectPlan,
     ServicePlan,
     SloPanels,
     SloPlan,
@@ -146,6 +148,18 @@ def _series(
 
 
 # --- The dashboard ----------------------------------------------------------------------
+
+
+def files(project: ProjectPlan, layout: Layout) -> dict[str, str]:
+    """The dashboard of each service whose spec asks for one."""
+    if not layout.dashboards:
+        return {}
+    found = {}
+    for service in project.services:
+        if service.dashboard is not None:
+            board = build(service, layout.note([service.source]))
+            found[layout.dashboard_path(service.dashboard.uid)] = json.dumps(board, indent=2) + "\n"
+    return found
 
 
 def build(service: ServicePlan, note: str) -> dict:

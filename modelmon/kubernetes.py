@@ -17,6 +17,11 @@ from __future__ import annotations
 import hashlib
 import re
 
+from modelmon import rules
+from modelmon.layout import Layout
+from modelmon.plan import ProjectPlan
+from modelmon.serialize import dump_yaml
+
 KUBERNETES_DIR = "kubernetes"
 API_VERSION = "monitoring.coreos.com/v1"
 KIND = "PrometheusRule"
@@ -29,6 +34,18 @@ SOURCE_ANNOTATION = "modelmon/source"
 
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DNS_SUBDOMAIN_MAX = 253
+
+
+def files(project: ProjectPlan, layout: Layout) -> dict[str, str]:
+    """A PrometheusRule per service holding its rule file's groups, when the layout asks for them."""
+    if not layout.kubernetes:
+        return {}
+    found = {}
+    for service in project.services:
+        groups = rules.rule_file(service.slos).groups
+        resource = prometheus_rule(service.service, groups, service.source, layout.note([service.source]))
+        found[layout.kubernetes_path(service.service)] = layout.header([service.source]) + dump_yaml(resource)
+    return found
 
 
 def path(service: str) -> str:

@@ -24,14 +24,19 @@ from modelmon.conventions import (
     TILE_WINDOW,
     WINDOW,
     WINDOW_PLACEHOLDER,
+    alerts_group,
     clock_record,
     events_record,
+    long_group,
     matchers,
+    meta_group,
     rate_record,
     record_level,
     sli_error_record,
+    sli_group,
     slo_selector,
     tile_record,
+    tiles_group,
 )
 from modelmon.durations import format_duration, parse_duration
 from modelmon.formatting import camel, number
@@ -704,6 +709,18 @@ class ServicePlan:
     @property
     def slo_names(self) -> list[str]:
         return [s.name for s in self.slos]
+
+    @property
+    def rule_groups(self) -> tuple[str, ...]:
+        """The rule file's groups in evaluation order: rates and ratios before the tiles that keep them,
+        the long windows, then each SLO's metadata and alerts (a group with no rule is not written)."""
+        derived = any(slo.derived_windows for slo in self.slos)
+        found = [sli_group(self.service)]
+        found += [tiles_group(self.service), long_group(self.service)] if derived else []
+        for slo in self.slos:
+            found.append(meta_group(self.service, slo.name))
+            found += [alerts_group(self.service, slo.name)] if slo.alerts() else []
+        return tuple(found)
 
 
 @dataclass(frozen=True)

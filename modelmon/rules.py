@@ -18,6 +18,7 @@ evaluation, and the errors guard the requests recorded just before.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -34,10 +35,17 @@ from modelmon.conventions import (
     SHORT_WINDOW,
     TILE_INTERVAL,
     TILE_WINDOW,
+    alerts_group,
+    long_group,
+    meta_group,
+    sli_group,
+    tiles_group,
 )
 from modelmon.durations import parse_duration
 from modelmon.formatting import number
-from modelmon.plan import AlertPlan, BurnAlertPlan, Signal, SloPlan, ThresholdAlertPlan, is_derived
+from modelmon.layout import Layout
+from modelmon.plan import AlertPlan, BurnAlertPlan, ProjectPlan, Signal, SloPlan, ThresholdAlertPlan, is_derived
+from modelmon.serialize import dump_yaml
 
 
 @dataclass
@@ -64,7 +72,19 @@ class RuleFile:
         return [g["name"] for g in self.groups]
 
 
-def rule_file(plans: list[SloPlan]) -> RuleFile:
+def files(project: ProjectPlan, layout: Layout) -> dict[str, str]:
+    """One rule file per service."""
+    found = {}
+    for service in project.services:
+        built = rule_file(service.slos)
+        if built.group_names != list(service.rule_groups):  # promtool tests order the groups by the plan's names
+            raise RuntimeError(f"rules write groups {built.group_names}, the plan names {service.rule_groups}")
+        text = dump_yaml({"groups": built.groups})
+        found[layout.rules_path(service.service)] = layout.header([service.source]) + text
+    return found
+
+
+def rule_file(plans: Sequence[SloPlan]) -> RuleFile:
     if not plans:
         return RuleFile()
     service = plans[0].service
@@ -79,7 +99,7 @@ def rule_file(plans: list[SloPlan]) -> RuleFile:
         if w in used.windows
     ]
     short += [(_ratio_record(p, w), p.name) for p in plans for w in p.raw_windows]
-    out.add(f"{service}-sli", short)
+    out.add(sli_group(service), short)
 
     tiled, ratio_tiled = tile_sources(plans, signals)
     # A tile is the 5m rate the SLI group has just recorded (guard included), kept every 5 minutes.
@@ -89,7 +109,7 @@ def rule_file(plans: list[SloPlan]) -> RuleFile:
         for p in ratio_tiled
     ]
     tiles += coverage_rules(plans, signals)
-    out.add(f"{service}-sli-tiles", tiles, TILE_INTERVAL)
+    out.add(tiles_group(service), tiles, TILE_INTERVAL)
     long = [
         (recording_rule(s.rate(w), f"avg_over_time({s.read(s.tile)}[{w}])", s.labels), used.owner)
         for w in windows
@@ -98,11 +118,11 @@ def rule_file(plans: list[SloPlan]) -> RuleFile:
         if w in used.windows and s.shared
     ]
     long += [(_ratio_record(p, w), p.name) for p in plans for w in p.derived_windows]
-    out.add(f"{service}-sli-long", long, LONG_INTERVAL)
+    out.add(long_group(service), long, LONG_INTERVAL)
 
     for plan in plans:
-        out.add(f"{plan.service}-{plan.name}-meta", [(r, plan.name) for r in meta_rules(plan)])
-        out.add(f"{plan.service}-{plan.name}-alerts", [(r, plan.name) for r in alert_rules(plan)])
+        out.add(meta_group(plan.service, plan.name), [(r, plan.name) for r in meta_rules(plan)])
+        out.add(alerts_group(plan.service, plan.name), [(r, plan.name) for r in alert_rules(plan)])
     return out
 
 

@@ -29,6 +29,7 @@ from modelmon.conventions import (
     SLI_ERROR_PREFIX,
 )
 from modelmon.formatting import exhaustion_text, number, percent
+from modelmon.layout import GENERATED_MARK, Layout
 from modelmon.plan import (
     AVAILABILITY_PANEL,
     ERROR_RATE_PANEL,
@@ -317,6 +318,14 @@ def render_page(page: Page, board: DashboardPlan | None, header: str) -> str:
 
 def render_index(found: list[Page], header: str, command: str) -> str:
     return _environment().get_template("runbook_index.md.j2").render(pages=found, header=header, command=command)
+
+
+def files(project: ProjectPlan, layout: Layout) -> dict[str, str]:
+    """Every runbook page and the index, in the layout's runbooks folder."""
+    if not layout.runbooks:
+        return {}
+    pages = render_all(project, GENERATED_MARK, layout.command)
+    return {layout.runbook_path(path, RUNBOOKS_DIR): text for path, text in pages.items()}
 
 
 def render_all(project: ProjectPlan, mark: str, command: str) -> dict[str, str]:

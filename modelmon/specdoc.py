@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+from modelmon.layout import GENERATED_MARK, Layout
+from modelmon.plan import ProjectPlan
 from modelmon.spec import json_schema
 
 ORDER = [
@@ -88,6 +90,21 @@ def _default(prop: dict, required: bool) -> str:
         return "all defaults"  # a nested block whose own fields have defaults
     value = prop["default"]
     return "none" if value is None else f"`{json.dumps(value)}`"
+
+
+def files(project: ProjectPlan, layout: Layout) -> dict[str, str]:
+    """The JSON Schema of spec files and the field reference, where the layout asks for them."""
+    found = {}
+    if layout.schema:
+        found[layout.schema] = schema_text(layout.command)
+    if layout.spec_reference:
+        found[layout.spec_reference] = render(layout.command)
+    return found
+
+
+def schema_text(command: str) -> str:
+    schema = {"$comment": f"{GENERATED_MARK} from modelmon/spec.py. Do not edit: run `{command}`.", **json_schema()}
+    return json.dumps(schema, indent=2) + "\n"
 
 
 def render(command: str) -> str:

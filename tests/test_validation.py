@@ -1380,7 +1380,7 @@ def test_sloth_getting_started_example_validates_unchanged(tmp_path, capsys):
 
     loaded, errors = load_file(root / "slos" / "myservice.yaml", "slos/myservice.yaml")
     assert errors == []
-    assert check_all([loaded]) == []
+    assert check_all([loaded])[0] == []
     slo = loaded.spec.slos[0]
     assert (loaded.spec.service, slo.name, str(slo.objective)) == ("myservice", "requests-availability", "99.9")
     assert slo.alerting.ticket_alert.labels == {"severity": "slack", "slack_channel": "#alerts-myteam"}

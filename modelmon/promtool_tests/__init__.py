@@ -21,11 +21,12 @@ from modelmon.promtool_tests.traffic import (
     TOTAL_PER_S,
     Phase,
     TestGenerationError,
+    TestGenerationErrors,
     Traffic,
     group_key,
     series_labels,
 )
-from modelmon.promtool_tests.writer import test_files
+from modelmon.promtool_tests.writer import files, test_files
 
 __all__ = [
     "ERROR_GRAIN",
@@ -34,7 +35,9 @@ __all__ = [
     "Scenario",
     "Simulation",
     "TestGenerationError",
+    "TestGenerationErrors",
     "Traffic",
+    "files",
     "group_key",
     "scenarios",
     "series_labels",

@@ -28,7 +28,16 @@ class TestGenerationError(ValueError):
     def __init__(self, path: tuple, message: str):
         super().__init__(message)
         self.path = path
-        self.slo = ""
+        self.slo = ""  # filled in by the writer, which knows the SLO and service it failed for
+        self.service = ""
+
+
+class TestGenerationErrors(ValueError):
+    """Every service's TestGenerationError of one build."""
+
+    def __init__(self, errors: list[TestGenerationError]):
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = errors
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ values. One file per evaluation interval: promtool evaluates every group of a fi
 
 from __future__ import annotations
 
+import posixpath
 from decimal import Decimal
 
 from modelmon import contract
@@ -25,10 +26,12 @@ from modelmon.conventions import (
 )
 from modelmon.durations import format_duration, parse_duration
 from modelmon.formatting import number
-from modelmon.plan import SloPlan
+from modelmon.layout import OUTPUTS, Layout
+from modelmon.plan import ProjectPlan, SloPlan
 from modelmon.promtool_tests.scenarios import PERIOD, Scenario, scenarios
 from modelmon.promtool_tests.simulation import Simulation
-from modelmon.promtool_tests.traffic import RECORDED_INPUT_KINDS, TestGenerationError
+from modelmon.promtool_tests.traffic import RECORDED_INPUT_KINDS, TestGenerationError, TestGenerationErrors
+from modelmon.serialize import dump_yaml
 
 
 def series_text(name: str, labels: dict[str, str]) -> str:
@@ -201,6 +204,30 @@ def test_group(plan: SloPlan, scenario: Scenario) -> dict:
     if scenario.expr_minute is not None:
         group["promql_expr_test"] = expr_tests(plan, sim, scenario.expr_minute, scenario.expr_records)
     return group
+
+
+def files(project: ProjectPlan, layout: Layout) -> dict[str, str]:
+    """Each service's promtool test files, one per evaluation interval.
+
+    Generated whether or not the layout writes them: a spec no test traffic can prove is an
+    error either way. Raises TestGenerationErrors naming each service's SLO that has none."""
+    found: dict[str, str] = {}
+    problems: list[TestGenerationError] = []
+    tests_dir = layout.promtool_tests or OUTPUTS["promtool_tests"][0]
+    for service in project.services:
+        rules_path = posixpath.relpath(layout.rules_path(service.service), tests_dir)
+        try:
+            tests = test_files(list(service.slos), rules_path, list(service.rule_groups))
+        except TestGenerationError as err:
+            err.service = service.service
+            problems.append(err)
+            continue
+        if layout.promtool_tests:
+            for every, content in tests.items():
+                found[layout.tests_path(service.service, every)] = layout.header([service.source]) + dump_yaml(content)
+    if problems:
+        raise TestGenerationErrors(problems)
+    return found
 
 
 def test_files(plans: list[SloPlan], rules_path: str, group_order: list[str]) -> dict[int, dict]:
