@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from modelmon import build, promtool  # noqa: E402
-from modelmon.rules import rule_file  # noqa: E402
+from modelmon.outputs.rules import rule_file  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "compile.json"
 SLOS_PER_FILE = 50

@@ -5,7 +5,7 @@ Run: .venv/bin/python bench/detection.py [--write]
 Each burn starts on a Prometheus in service: three days of calls without errors (every
 window full), then from minute 0 the given share of calls fails (or is slow, for a latency
 SLO). The minutes come from the model of Prometheus that computes the generated promtool
-tests' expectations (modelmon/promtool_tests/simulation.py), one evaluation a
+tests' expectations (modelmon/outputs/promtool_tests/simulation.py), one evaluation a
 minute, so they are what promtool would find. `--write` puts the tables into
 docs/alerting.md between its markers; tests/test_detection.py fails when they drift.
 """
@@ -24,8 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from modelmon import build  # noqa: E402
 from modelmon.formatting import hours_text, number  # noqa: E402
-from modelmon.plan import BudgetAlertPlan, BurnAlertPlan, SloPlan, plan_file  # noqa: E402
-from modelmon.promtool_tests import (  # noqa: E402
+from modelmon.outputs.promtool_tests import (  # noqa: E402
     ERROR_GRAIN,
     TOTAL_PER_S,
     Phase,
@@ -34,6 +33,7 @@ from modelmon.promtool_tests import (  # noqa: E402
     group_key,
     series_labels,
 )
+from modelmon.plan import BudgetAlertPlan, BurnAlertPlan, SloPlan, plan_file  # noqa: E402
 
 DOC = REPO / "docs" / "alerting.md"
 BEGIN, END = "<!-- detection times: begin (bench/detection.py --write) -->", "<!-- detection times: end -->"

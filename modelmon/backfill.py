@@ -1,6 +1,6 @@
 """Tiles for the time before the rules ran: what `modelmon backfill` hands to promtool.
 
-Windows of 6h and more average the 5-minute tiles (modelmon/rules.py). Right after
+Windows of 6h and more average the 5-minute tiles (modelmon/outputs/rules.py). Right after
 the rules are first loaded there are no tiles yet, so a 3d window holds only the
 minutes since: for its first three days it reads like a shorter window. Prometheus
 can compute recording rules for the past (`promtool tsdb create-blocks-from rules`)
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from modelmon.conventions import TILE_INTERVAL, TILE_WINDOW
 from modelmon.durations import parse_duration
+from modelmon.outputs.rules import clock_rule, coverage_clocks, file_signals, recording_rule, tile_sources
 from modelmon.plan import SloPlan
-from modelmon.rules import clock_rule, coverage_clocks, file_signals, recording_rule, tile_sources
 
 
 def tile_groups(plans_by_service: dict[str, list[SloPlan]]) -> list[dict]:

@@ -17,14 +17,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelmon import alertmanager, amtool, dashboard, kubernetes, promtool, promtool_tests, rules, runbooks, specdoc
+from modelmon import amtool, promtool
 from modelmon import layout as layouts
 from modelmon.checks import check_all
 from modelmon.layout import GENERATED_MARK, Layout
 from modelmon.loader import LoadedSpec, SpecError, SpecErrors, load_file
+from modelmon.outputs import alertmanager, dashboard, kubernetes, promtool_tests, reference, rules, runbooks
+from modelmon.outputs.promtool_tests import TestGenerationError, TestGenerationErrors
+from modelmon.outputs.rules import RuleFile, rule_file
 from modelmon.plan import ProjectPlan, SloPlan
-from modelmon.promtool_tests import TestGenerationError, TestGenerationErrors
-from modelmon.rules import RuleFile, rule_file
 
 # The default layout's places (a project's modelmon.toml may move them; this repository's keeps them).
 SLO_DIR = Layout.slos
@@ -39,7 +40,7 @@ SPEC_DOC_PATH = layouts.OUTPUTS["spec_reference"][0]
 # Every output, in the order a build reports their errors. Each is one module with the same
 # shape, `files(project, layout) -> {path: content}`: the plan in, files out. A new output is
 # one more module here.
-OUTPUTS = (rules, kubernetes, promtool_tests, dashboard, runbooks, alertmanager, specdoc)
+OUTPUTS = (rules, kubernetes, promtool_tests, dashboard, runbooks, alertmanager, reference)
 
 
 @dataclass

@@ -8,8 +8,8 @@ from modelmon.conventions import RESERVED_ALERT_LABELS, RESERVED_LABELS, SHORT_W
 from modelmon.durations import format_duration, parse_duration
 from modelmon.formatting import number
 from modelmon.loader import FieldPath, LoadedSpec, SpecError, broken_parts
+from modelmon.outputs.promtool_tests import TestGenerationError, series_labels
 from modelmon.plan import DEFAULT_WINDOWS, ProjectPlan, ServicePlan, group_by, plan_service, sli_kind
-from modelmon.promtool_tests import TestGenerationError, series_labels
 from modelmon.spec import Slo
 
 

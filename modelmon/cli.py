@@ -13,10 +13,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from modelmon import amtool, backfill, build, cache, doctor, promtool, specdoc
+from modelmon import amtool, backfill, build, cache, doctor, promtool
 from modelmon import layout as layouts
 from modelmon.durations import parse_duration
 from modelmon.loader import SpecErrors
+from modelmon.outputs import reference
 from modelmon.serialize import dump_yaml
 
 EXIT_SPEC = 2  # invalid specs (or a rule promtool refuses): nothing written
@@ -280,7 +281,7 @@ def _backfill(root: Path, layout: layouts.Layout, args) -> int:
 
 
 def _schema(root: Path, layout: layouts.Layout, args) -> int:
-    print(specdoc.schema_text(layout.command), end="")
+    print(reference.schema_text(layout.command), end="")
     return 0
 
 

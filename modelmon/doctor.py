@@ -32,9 +32,10 @@ from pathlib import Path
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelmon import backfill, contract, dashboard
+from modelmon import backfill, contract
 from modelmon.conventions import PERIOD_DAYS_RECORD
 from modelmon.durations import format_duration, parse_duration
+from modelmon.outputs import dashboard
 
 METRICS = (
     contract.REQUESTS_TOTAL,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modelmon import conventions
-from modelmon.promtool_tests import traffic
+from modelmon.outputs.promtool_tests import traffic
 
 
 @pytest.mark.parametrize("value", ["café-modèle", 'say "hi"', "back\\slash", "two\nlines", "tab\there", "é\\\\n"])

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelmon import build, contract, dashboard, promtool
+from modelmon import build, contract, promtool
 from modelmon.durations import parse_duration
+from modelmon.outputs import dashboard
 
 REPO = Path(__file__).resolve().parent.parent
 BOARD_PATH = REPO / "grafana" / "dashboards" / "models-monitoring.json"

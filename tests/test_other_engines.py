@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelmon import build, kubernetes
+from modelmon import build
+from modelmon.outputs import kubernetes
 from stack import processes
 from stack.webhook import WebhookReceiver
 from tests.short_windows import short_window_stack

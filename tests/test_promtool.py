@@ -10,9 +10,10 @@ from pathlib import Path
 
 import yaml
 
-from modelmon import build, cli, promtool, rules
+from modelmon import build, cli, promtool
 from modelmon.durations import parse_duration
-from modelmon.promtool_tests.simulation import AlertState
+from modelmon.outputs import rules
+from modelmon.outputs.promtool_tests.simulation import AlertState
 from tests.promtool_suites import expected_alert, run_promtool_tests, series_text
 
 REPO = Path(__file__).resolve().parent.parent
@@ -255,18 +256,18 @@ def imported_modules(path: Path) -> set[str]:
 def test_the_test_generator_never_reads_the_rules_it_tests():
     """Expectations taken from the rule builder would agree with any rule it builds."""
     for path in sorted(PACKAGE.glob("*.py")):
-        assert "modelmon.rules" not in imported_modules(path), path.name
+        assert "modelmon.outputs.rules" not in imported_modules(path), path.name
     # Nor through what it imports, nor while it generates the shipped tests.
     code = (
         "import sys\n"
         "from pathlib import Path\n"
         "from modelmon.loader import load_file\n"
         "from modelmon.plan import plan_project\n"
-        "from modelmon.promtool_tests import test_files\n"
+        "from modelmon.outputs.promtool_tests import test_files\n"
         "item, _ = load_file(Path('slos/models.yaml'), 'slos/models.yaml')\n"
         "[service] = plan_project([(item.spec, item.display)]).services\n"
         "assert len(test_files(list(service.slos), 'rules.yml', [])) == 3\n"
-        "print('modelmon.rules' in sys.modules)\n"
+        "print('modelmon.outputs.rules' in sys.modules)\n"
     )
     run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert run.stdout == "False\n"

@@ -18,8 +18,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
-from modelmon import build, cli, promtool, runbooks
+from modelmon import build, cli, promtool
 from modelmon.formatting import number
+from modelmon.outputs import runbooks
 from modelmon.spec import SloFile
 
 REPO = Path(__file__).resolve().parent.parent
@@ -252,7 +253,7 @@ def test_the_base_url_in_the_spec_moves_every_runbook_link(project):
             "llm.yaml": """
             version: modelmon/v1
             service: llm
-            runbook_base_url: https://sre.example.com/modelmon/runbooks/
+            runbook_base_url: https://sre.example.com/modelmon/outputs/runbooks/
             slos:
               - name: availability
                 objective: 99.5
@@ -265,7 +266,7 @@ def test_the_base_url_in_the_spec_moves_every_runbook_link(project):
     rules = yaml.safe_load(compiled.files["rules/llm.yml"])
     urls = {r["annotations"]["runbook_url"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
     assert urls == {
-        f"https://sre.example.com/modelmon/runbooks/{a}/?model={{{{ $labels.model | urlquery }}}}"
+        f"https://sre.example.com/modelmon/outputs/runbooks/{a}/?model={{{{ $labels.model | urlquery }}}}"
         for a in compiled.plans["llm"][0].alert_names()
     }
     assert {f"runbooks/{a}.md" for a in compiled.plans["llm"][0].alert_names()} <= set(compiled.files)

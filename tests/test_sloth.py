@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from modelmon import build, cli
-from modelmon.promtool_tests import simulation
+from modelmon.outputs.promtool_tests import simulation
 from tests.promtool_suites import expected_alert, run_promtool_tests, series_text
 
 SLOTH_EXAMPLE = """

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from modelmon import cli, contract
-from modelmon.dashboard import all_queries, as_sent
+from modelmon.outputs.dashboard import all_queries, as_sent
 from stack import processes
 from stack.config import local_prometheus_config, rules_at_one_interval
 

@@ -27,10 +27,10 @@ from modelmon.conventions import (
 from modelmon.durations import format_duration, parse_duration
 from modelmon.formatting import number
 from modelmon.layout import OUTPUTS, Layout
+from modelmon.outputs.promtool_tests.scenarios import PERIOD, Scenario, scenarios
+from modelmon.outputs.promtool_tests.simulation import Simulation
+from modelmon.outputs.promtool_tests.traffic import RECORDED_INPUT_KINDS, TestGenerationError, TestGenerationErrors
 from modelmon.plan import ProjectPlan, SloPlan
-from modelmon.promtool_tests.scenarios import PERIOD, Scenario, scenarios
-from modelmon.promtool_tests.simulation import Simulation
-from modelmon.promtool_tests.traffic import RECORDED_INPUT_KINDS, TestGenerationError, TestGenerationErrors
 from modelmon.serialize import dump_yaml
 
 

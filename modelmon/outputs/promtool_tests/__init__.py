@@ -9,14 +9,14 @@ promtool then proves the rules against it: an alert one evaluation before it may
 
 The expectations come from the plan alone: the alerts' thresholds, windows, `for`,
 labels and annotations as planned, never the rules built from them (nothing here
-imports `modelmon.rules`), so a rule that says something else fails its tests.
+imports `modelmon.outputs.rules`), so a rule that says something else fails its tests.
 """
 
 from __future__ import annotations
 
-from modelmon.promtool_tests.scenarios import Scenario, scenarios
-from modelmon.promtool_tests.simulation import Simulation
-from modelmon.promtool_tests.traffic import (
+from modelmon.outputs.promtool_tests.scenarios import Scenario, scenarios
+from modelmon.outputs.promtool_tests.simulation import Simulation
+from modelmon.outputs.promtool_tests.traffic import (
     ERROR_GRAIN,
     TOTAL_PER_S,
     Phase,
@@ -26,7 +26,7 @@ from modelmon.promtool_tests.traffic import (
     group_key,
     series_labels,
 )
-from modelmon.promtool_tests.writer import files, test_files
+from modelmon.outputs.promtool_tests.writer import files, test_files
 
 __all__ = [
     "ERROR_GRAIN",

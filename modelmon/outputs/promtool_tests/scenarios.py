@@ -23,9 +23,8 @@ from decimal import Decimal
 from modelmon.conventions import SHORT_WINDOW
 from modelmon.durations import format_duration, parse_duration
 from modelmon.formatting import hours_text, number
-from modelmon.plan import SloPlan
-from modelmon.promtool_tests.simulation import Simulation
-from modelmon.promtool_tests.traffic import (
+from modelmon.outputs.promtool_tests.simulation import Simulation
+from modelmon.outputs.promtool_tests.traffic import (
     REQUEST_KINDS,
     TOTAL_PER_S,
     Phase,
@@ -35,6 +34,7 @@ from modelmon.promtool_tests.traffic import (
     group_key,
     series_labels,
 )
+from modelmon.plan import SloPlan
 
 
 def minutes(seconds: int) -> int:

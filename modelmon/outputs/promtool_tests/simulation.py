@@ -20,8 +20,8 @@ from modelmon.conventions import COVERAGE_LOOKBACK, SHORT_WINDOW, TILE_WINDOW
 from modelmon.durations import parse_duration
 from modelmon.formatting import number
 from modelmon.gotemplate import render
+from modelmon.outputs.promtool_tests.traffic import REQUEST_KINDS, Traffic, group_key
 from modelmon.plan import AlertPlan, BudgetAlertPlan, BurnAlertPlan, SloPlan, is_derived
-from modelmon.promtool_tests.traffic import REQUEST_KINDS, Traffic, group_key
 
 # --- PromQL functions, as the engine computes them ----------------------------------
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import hashlib
 import re
 
-from modelmon import rules
 from modelmon.layout import Layout
+from modelmon.outputs import rules
 from modelmon.plan import ProjectPlan
 from modelmon.serialize import dump_yaml
 

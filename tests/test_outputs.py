@@ -1,0 +1,82 @@
+"""The shape every output shares: the project's plan in, files out (modelmon/outputs/)."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import types
+from pathlib import Path
+
+from modelmon import build
+from modelmon.layout import Layout
+from modelmon.plan import ProjectPlan
+
+REPO = Path(__file__).resolve().parent.parent
+OUTPUTS_DIR = REPO / "modelmon" / "outputs"
+
+
+def test_every_output_module_is_in_the_build_loop_with_the_same_signature():
+    modules = {p.stem for p in OUTPUTS_DIR.glob("*.py") if p.stem != "__init__"}
+    modules |= {p.name for p in OUTPUTS_DIR.iterdir() if (p / "__init__.py").is_file()}
+    assert {m.__name__.rsplit(".", 1)[1] for m in build.OUTPUTS} == modules
+    for module in build.OUTPUTS:
+        assert list(inspect.signature(module.files).parameters) == ["project", "layout"], module.__name__
+
+
+def _imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return found
+
+
+def test_outputs_read_the_plan_never_the_spec_files_behind_it():
+    """Loaded specs and the checks stay behind the plan; only the field reference documents spec.py,
+    and the Alertmanager config types the receivers the plan carries as stated."""
+    for path in sorted(OUTPUTS_DIR.rglob("*.py")):
+        imports = _imports(path)
+        assert not {"modelmon.loader", "modelmon.checks", "modelmon.build"} & imports, path
+        if path.stem not in ("reference", "alertmanager"):
+            assert not any(i == "modelmon.spec" or i.startswith("modelmon.spec.") for i in imports), path
+
+
+def test_a_new_output_is_one_module_in_the_loop(project, monkeypatch):
+    """A module with files(project, layout) added to OUTPUTS is compiled and written like the others."""
+    seen: list[ProjectPlan] = []
+
+    def files(project: ProjectPlan, layout: Layout) -> dict[str, str]:
+        seen.append(project)
+        return {f"extra/{s.service}.txt": f"{len(s.slos)} SLOs\n" for s in project.services}
+
+    extra = types.ModuleType("modelmon.outputs.extra")
+    extra.files = files
+    monkeypatch.setattr(build, "OUTPUTS", (*build.OUTPUTS, extra))
+    root = project({"models.yaml": (REPO / "slos" / "models.yaml").read_text()})
+
+    compiled = build.compile_all(root)
+    build.write_all(root, compiled)
+
+    assert (root / "extra" / "models-monitoring.txt").read_text() == "3 SLOs\n"
+    assert [s.service for s in seen[0].services] == ["models-monitoring"]
+    assert seen[0] is compiled.project  # planned once: the outputs share one plan
+
+
+def test_the_plan_is_computed_once_per_build(project, monkeypatch):
+    from modelmon import checks, plan
+
+    calls = []
+    original = plan.plan_service
+
+    def counted(*args, **kwargs):
+        calls.append(args[1])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(plan, "plan_service", counted)
+    monkeypatch.setattr(checks, "plan_service", counted)
+    root = project({"models.yaml": (REPO / "slos" / "models.yaml").read_text()})
+    build.compile_all(root)
+    assert calls == ["slos/models.yaml"]
