@@ -220,29 +220,7 @@ def running_alertmanager(project, tmp_path: Path, spec: str):
             yield hook, am
 
 
-def test_real_alertmanager_pages_critical_and_inhibits_its_warning(project, tmp_path):
-    with running_alertmanager(project, tmp_path, SPEC) as (hook, am):
-        # The critical first: an inhibition applies once its source is known.
-        post_alerts(am, [alert("critical", model="gpt-4o-mini")])
-        processes.wait_until("the page", lambda: hook.notifications, 20)
-        post_alerts(am, [alert("warning", model="gpt-4o-mini"), alert("warning", model="gemini-1.5-pro")])
-        processes.wait_until(
-            "the other model's ticket", lambda: any(n["receiver"] == "tickets" for n in hook.notifications), 20
-        )
-        state = processes.get_json(f"{am}/api/v2/alerts")
-    received = [(a["receiver"], a["labels"]["model"], a["labels"]["severity"]) for a in hook.alerts()]
-    assert ("pages", "gpt-4o-mini", "critical") in received
-    assert ("tickets", "gemini-1.5-pro", "warning") in received
-    assert ("tickets", "gpt-4o-mini", "warning") not in received
-    inhibited = {
-        a["labels"]["model"]: a["status"]["inhibitedBy"] for a in state if a["labels"]["severity"] == "warning"
-    }
-    assert inhibited["gpt-4o-mini"] and not inhibited["gemini-1.5-pro"]
-    assert "Bearer s3cret" in hook.authorizations
-
-
-# Beside the SLO per model, one per region: its alerts carry no model label at all, so an `equal`
-# on model holds between any two of them.
+# Beside the SLO per model, one per region.
 REGIONAL_SPEC = SPEC.replace(
     "notifications:",
     """  - name: regional
@@ -256,25 +234,35 @@ notifications:""",
 )
 
 
-def test_real_alertmanager_inhibits_a_regional_warning_only_in_the_region_of_its_critical(project, tmp_path):
-    with running_alertmanager(project, tmp_path, REGIONAL_SPEC) as (hook, am):
-        post_alerts(am, [alert("critical", "regional", region="a")])
+@pytest.mark.parametrize(
+    ("spec", "slo", "label", "broken", "healthy"),
+    [
+        pytest.param(SPEC, "availability", "model", "gpt-4o-mini", "gemini-1.5-pro", id="per model"),
+        # Its alerts carry no model label at all: an `equal` on model would hold between any two.
+        pytest.param(REGIONAL_SPEC, "regional", "region", "a", "b", id="per region"),
+    ],
+)
+def test_real_alertmanager_pages_a_critical_and_inhibits_only_its_own_groups_warning(
+    project, tmp_path, spec, slo, label, broken, healthy
+):
+    with running_alertmanager(project, tmp_path, spec) as (hook, am):
+        # The critical first: an inhibition applies once its source is known.
+        post_alerts(am, [alert("critical", slo, **{label: broken})])
         processes.wait_until("the page", lambda: hook.notifications, 20)
-        post_alerts(am, [alert("warning", "regional", region="a"), alert("warning", "regional", region="b")])
+        post_alerts(am, [alert("warning", slo, **{label: broken}), alert("warning", slo, **{label: healthy})])
         processes.wait_until(
-            "region b's ticket", lambda: any(n["receiver"] == "tickets" for n in hook.notifications), 20
+            f"{healthy}'s ticket", lambda: any(n["receiver"] == "tickets" for n in hook.notifications), 20
         )
         state = processes.get_json(f"{am}/api/v2/alerts")
-    received = [(a["receiver"], a["labels"]["region"], a["labels"]["severity"]) for a in hook.alerts()]
-    assert ("pages", "a", "critical") in received
-    assert ("tickets", "b", "warning") in received
-    assert ("tickets", "a", "warning") not in received
+    received = [(a["receiver"], a["labels"][label], a["labels"]["severity"]) for a in hook.alerts()]
+    assert ("pages", broken, "critical") in received
+    assert ("tickets", healthy, "warning") in received
+    assert ("tickets", broken, "warning") not in received
     inhibited = {
-        a["labels"]["region"]: bool(a["status"]["inhibitedBy"]) for a in state if a["labels"]["severity"] == "warning"
+        a["labels"][label]: bool(a["status"]["inhibitedBy"]) for a in state if a["labels"]["severity"] == "warning"
     }
-    assert inhibited == {"a": True, "b": False}
-    # Each region is its own notification group.
-    assert [n["groupLabels"]["region"] for n in hook.notifications] == ["a", "b"]
+    assert inhibited == {broken: True, healthy: False}
+    assert "Bearer s3cret" in hook.authorizations
 
 
 def test_railway_image_writes_receiver_secrets_from_variables_and_forgets_them(tmp_path):

@@ -6,13 +6,13 @@ validate refuses with the same file:line:col, and it writes nothing.
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
 
 from modelmon import cli
+from tests.project_files import files_in, write
 
 SPEC = """\
     version: modelmon/v1
@@ -39,17 +39,6 @@ UNFIREABLE = """\
             - {severity: ticket, long: 3d, short: 6h, budget_percent: 10}
 """
 UNFIREABLE_ERROR = "slos/x.yaml:9:7: slos[0].alerting: a full outage never fires a page alert; check the windows"
-
-
-def write(root: Path, relative: str, text: str) -> Path:
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def files_in(root: Path) -> set[str]:
-    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
 
 
 def run(root: Path, *args: str) -> int:

@@ -9,7 +9,6 @@ like a spec error, with file, line and key.
 from __future__ import annotations
 
 import json
-import textwrap
 import tomllib
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 import yaml
 
 from modelmon import build, cli, layout
+from tests.project_files import files_in, write
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -37,22 +37,6 @@ NOTIFICATIONS = """\
       page: oncall
       ticket: oncall
 """
-
-
-def write(root: Path, relative: str, text: str) -> Path:
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def files_in(root: Path) -> set[str]:
-    """Every file but the build cache and the layout file itself."""
-    return {
-        p.relative_to(root).as_posix()
-        for p in root.rglob("*")
-        if p.is_file() and p.relative_to(root).parts[0] != ".modelmon" and p.name != "modelmon.toml"
-    }
 
 
 def alerts_of(rules_text: str) -> set[str]:
