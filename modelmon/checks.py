@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from modelmon.conventions import RESERVED_ALERT_LABELS, RESERVED_LABELS, SHORT_WINDOW
 from modelmon.durations import format_duration, parse_duration
-from modelmon.formatting import number
+from modelmon.formatting import number, percent
 from modelmon.loader import FieldPath, LoadedSpec, SpecError, broken_parts
 from modelmon.outputs.promtool_tests import TestGenerationError, series_labels
 from modelmon.plan import DEFAULT_WINDOWS, ProjectPlan, ServicePlan, group_by, plan_service, sli_kind
@@ -79,6 +79,7 @@ def _check_plans(
     Only SLOs that passed every other check are planned: planning assumes them sound."""
     errors = []
     service = plan_service(item.spec.model_copy(update={"slos": [slo for _, slo in slos]}), item.display)
+    slo_of = dict(slos)
     for (index, _), plan in zip(slos, service.slos, strict=True):
         burn = {a.name for a in plan.burn_alerts}
         if any(a.name in burn for a in plan.threshold_alerts):
@@ -88,6 +89,7 @@ def _check_plans(
                     "must differ from the burn-rate alert name",
                 )
             )
+        errors += _unreachable_burns(item, index, slo_of[index], plan)
         for name in plan.alert_names():
             if name in alert_owner and alert_owner[name][:2] != (item, index):
                 other, other_index, other_slo = alert_owner[name]
@@ -105,6 +107,35 @@ def _check_plans(
         except TestGenerationError as err:
             errors.append(item.positions.error(("slos", index, *err.path), str(err)))
     return errors, service
+
+
+def _unreachable_burns(item: LoadedSpec, index: int, slo: Slo, plan) -> list[SpecError]:
+    """A burn-rate alert whose error-ratio threshold is 100 % or more can never fire: not even a
+    full outage reaches it. Said at the window's budget_percent, or at the objective for the defaults."""
+    errors = []
+    windows = list(slo.alerting.windows or ())
+    for alert in plan.burn_alerts:
+        if alert.threshold < 1:
+            continue
+        reason = (
+            f"the {alert.long}/{alert.short} {alert.kind} alert fires above an error ratio of "
+            f"{number(alert.factor)} x {percent(plan.budget)} = {percent(alert.threshold)}, which not even a full "
+            "outage reaches"
+        )
+        at = next(
+            (
+                w
+                for w, window in enumerate(windows)
+                if (parse_duration(window.long), parse_duration(window.short)) == (alert.long_s, alert.short_s)
+            ),
+            None,
+        )
+        if at is None:
+            errors.append(item.positions.error(("slos", index, "objective"), f"{reason}; set alerting.windows"))
+        else:
+            path = ("slos", index, "alerting", "windows", at, "budget_percent")
+            errors.append(item.positions.error(path, f"{reason}; lower budget_percent or lengthen the long window"))
+    return errors
 
 
 def check_file(item: LoadedSpec) -> list[SpecError]:

@@ -23,8 +23,8 @@ SPEC = """\
         sli:
           availability: {}
 """
-# Loads and passes every check, but a full outage never burns 100 % of the budget in
-# one hour at 99 %: test generation, and so build, refuses it.
+# Loads, but a full outage never burns 100 % of the budget in one hour at 99 %: the page
+# could never fire, and validate says so exactly as build does.
 UNFIREABLE = """\
     version: modelmon/v1
     service: checkout
@@ -38,7 +38,10 @@ UNFIREABLE = """\
             - {severity: page, long: 1h, short: 5m, budget_percent: 100}
             - {severity: ticket, long: 3d, short: 6h, budget_percent: 10}
 """
-UNFIREABLE_ERROR = "slos/x.yaml:9:7: slos[0].alerting: a full outage never fires a page alert; check the windows"
+UNFIREABLE_ERROR = (
+    "slos/x.yaml:10:65: slos[0].alerting.windows[0].budget_percent: the 1h/5m page alert fires above an error "
+    "ratio of 720 x 1% = 720%, which not even a full outage reaches; lower budget_percent or lengthen the long window"
+)
 
 
 def run(root: Path, *args: str) -> int:

@@ -1401,6 +1401,8 @@ def test_an_outage_alert_at_or_under_what_the_slo_allows_is_refused(tmp_path):
             sli: {error_rate: {warning_above: 40, critical_above: 50}}
             alerting:
               outage_alert: {above: 25}
+              # The default fast page would need 14.4 x 30% = 432% errors: windows any outage can fire.
+              windows: [{severity: page, long: 1h, short: 5m, budget_percent: 0.5}]
           - name: strict
             objective: 99
             sli: {availability: {}}
@@ -1425,3 +1427,13 @@ def test_group_by_refuses_labels_modelmon_writes_on_series_or_alerts(tmp_path, l
     )
     errors = errors_in(tmp_path, text)
     assert any("slos[0].sli.availability.group_by" in e and repr(label) in e for e in errors), errors
+
+
+def test_default_windows_that_no_outage_can_fire_are_refused_at_the_objective(tmp_path):
+    """At 90 % the fast page's threshold is 14.4 x 10 % = 144 %: that page could never fire."""
+    text = "version: modelmon/v1\nservice: svc\nslos:\n  - name: a\n    objective: 90\n    sli: {availability: {}}\n"
+    errors = errors_in(tmp_path, text)
+    assert (
+        "x.yaml:5:16: slos[0].objective: the 1h/5m page alert fires above an error ratio of 14.4 x 10% = 144%"
+        in (errors[0])
+    ), errors
