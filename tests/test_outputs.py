@@ -80,3 +80,13 @@ def test_the_plan_is_computed_once_per_build(project, monkeypatch):
     root = project({"models.yaml": (REPO / "slos" / "models.yaml").read_text()})
     build.compile_all(root)
     assert calls == ["slos/models.yaml"]
+
+
+def test_plan_classes_do_not_share_names_with_spec_classes():
+    from modelmon import plan, spec
+
+    def classes(module) -> set[str]:
+        return {n for n, v in vars(module).items() if inspect.isclass(v) and v.__module__ == module.__name__}
+
+    assert classes(plan) and classes(spec)
+    assert classes(plan) & classes(spec) == set()
