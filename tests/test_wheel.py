@@ -119,7 +119,9 @@ def test_the_installed_wheel_validates_by_path_and_builds_only_what_the_reposito
     draft.write_text(textwrap.dedent(UNFIREABLE))
     refused = modelmon(installed, repo, "validate", str(draft))
     assert refused.returncode == 2
-    assert refused.stderr.startswith(f"{draft}:10:7: slos[0].alerting: a full outage never fires a page alert")
+    assert refused.stderr.startswith(
+        f"{draft}:11:65: slos[0].alerting.windows[0].budget_percent: the 1h/5m page alert fires above"
+    )
 
     built = modelmon(installed, repo, "build")
     assert built.returncode == 0, built.stderr
