@@ -143,9 +143,27 @@ def escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+# The escapes of a PromQL double-quoted string (Go's): single characters, \xHH and \ooo bytes,
+# \uHHHH and \UHHHHHHHH code points.
+_ESCAPE = re.compile(r'\\(?:([abfnrtv\\"\'])|x([0-9a-fA-F]{2})|([0-7]{3})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8}))')
+_SIMPLE = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+
 def unescape(value: str) -> str:
-    """A label value as written inside PromQL's double quotes, back to the value (\\n, \\t, \\", \\\\)."""
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), value)
+    """A label value as written inside PromQL's double quotes, back to the value PromQL reads."""
+    out, pos = bytearray(), 0
+    for m in _ESCAPE.finditer(value):
+        out += value[pos : m.start()].encode()
+        simple, byte, octal, short, long = m.groups()
+        if simple:
+            out += _SIMPLE.get(simple, simple).encode()
+        elif byte or octal:
+            out.append(int(byte, 16) if byte else int(octal, 8))
+        else:
+            out += chr(int(short or long, 16)).encode()
+        pos = m.end()
+    out += value[pos:].encode()
+    return out.decode("utf-8", errors="replace")
 
 
 def matchers(labels: dict[str, str], *extra: str) -> str:

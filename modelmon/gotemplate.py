@@ -20,11 +20,17 @@ _PERCENT = re.compile(r"^(?:\$value\s*\|\s*humanizePercentage|humanizePercentage
 SUPPORTED = "{{ $labels.NAME }}, {{ $labels.NAME | urlquery }}, {{ $value }} and {{ $value | humanizePercentage }}"
 
 
-def unsupported_template(text: str) -> str | None:
-    """Why `text` cannot be rendered by modelmon, or None when it can."""
+def unsupported_template(text: str, where: str = "annotations", value: bool = True) -> str | None:
+    """Why `text` cannot be rendered by modelmon (as Prometheus would) in `where`, or None when it can;
+    `value`: whether $value may be used there."""
     for action in _ACTION.findall(text):
+        if not value and "$value" in action:
+            return f"template action {{{{ {action} }}}} is not allowed in {where}: $value changes every evaluation"
         if not (_LABEL.match(action) or _QUERY_LABEL.match(action) or action == "$value" or _PERCENT.match(action)):
-            return f"template action {{{{ {action} }}}} is not supported in annotations; use {SUPPORTED}"
+            supported = SUPPORTED if value else "{{ $labels.NAME }} and {{ $labels.NAME | urlquery }}"
+            return f"template action {{{{ {action} }}}} is not supported in {where}; use {supported}"
+    if "{{" in _ACTION.sub("", text):
+        return f"unclosed template action in {text!r}: '{{{{' starts an action Prometheus expands; it needs '}}}}'"
     return None
 
 

@@ -132,6 +132,14 @@ def _renderable(value: str) -> str:
     return value
 
 
+def _alert_label_template(value: str) -> str:
+    # Prometheus expands templates in an alert rule's labels too: only what modelmon can render.
+    problem = unsupported_template(value, "alert labels", value=False)
+    if problem:
+        raise _fail("template", "{problem}", problem=problem)
+    return value
+
+
 def _slo_name(value: str) -> str:
     if not SLO_NAME.match(value):
         raise _fail(
@@ -172,6 +180,8 @@ Duration = Annotated[
 LabelName = Annotated[str, AfterValidator(_label_name)]
 LabelValue = Annotated[str, AfterValidator(_label_value)]
 Labels = dict[LabelName, LabelValue]
+# Labels a rule puts on its alerts: Prometheus expands Go templates in them.
+AlertLabels = dict[LabelName, Annotated[LabelValue, AfterValidator(_alert_label_template)]]
 Query = Annotated[str, AfterValidator(_non_empty)]
 WindowedQuery = Annotated[Query, AfterValidator(_windowed)]
 Annotations = dict[LabelName, Annotated[str, AfterValidator(_renderable)]]
@@ -297,7 +307,7 @@ class AlertOverrides(Spec):
     """Sloth's page_alert / ticket_alert block."""
 
     disable: bool = Field(default=False, description="Generate no alert of this severity.")
-    labels: Labels = Field(
+    labels: AlertLabels = Field(
         default={},
         description="Labels added to this severity's alerts (they win over every other label, "
         "so severity can be renamed for an existing Alertmanager).",
@@ -321,7 +331,7 @@ class ThresholdAlert(Spec):
         description="How long the threshold must be crossed before the alert fires; the default 10m lets "
         "a blip of up to 5 minutes pass (the outage alert pages on real outages within minutes).",
     )
-    labels: Labels = Field(default={}, description="Extra labels on the threshold alerts.")
+    labels: AlertLabels = Field(default={}, description="Extra labels on the threshold alerts.")
     annotations: Annotations = Field(default={}, description="Extra annotations.")
 
 
@@ -344,7 +354,7 @@ class OutageAlert(Spec):
     for_: Duration = Field(
         default="0m", alias="for", description="How long the share must stay above before the alert fires."
     )
-    labels: Labels = Field(default={}, description="Extra labels on the alert.")
+    labels: AlertLabels = Field(default={}, description="Extra labels on the alert.")
     annotations: Annotations = Field(default={}, description="Extra annotations.")
 
 
@@ -358,7 +368,7 @@ class BudgetAlert(Spec):
     for_: Duration = Field(
         default="0m", alias="for", description="How long the budget must stay spent before the alert fires."
     )
-    labels: Labels = Field(default={}, description="Extra labels on the alert.")
+    labels: AlertLabels = Field(default={}, description="Extra labels on the alert.")
     annotations: Annotations = Field(default={}, description="Extra annotations.")
 
 
@@ -387,7 +397,7 @@ class Alerting(Spec):
         default=None,
         description="Burn-rate alert name; defaults to <alert_prefix><SloName>BudgetBurn.",
     )
-    labels: Labels = Field(default={}, description="Labels on every alert of this SLO.")
+    labels: AlertLabels = Field(default={}, description="Labels on every alert of this SLO.")
     annotations: Annotations = Field(
         default={},
         description="Annotations on every alert of this SLO. Go templates may use $labels.NAME, $value "

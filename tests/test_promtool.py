@@ -8,10 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from modelmon import build, cli, promtool
 from modelmon.durations import parse_duration
+from modelmon.loader import SpecErrors
 from modelmon.outputs import rules
 from modelmon.outputs.promtool_tests.simulation import AlertState
 from tests.promtool_suites import expected_alert, run_promtool_tests, series_text
@@ -387,3 +389,54 @@ def test_a_budget_spent_over_a_covered_period_fires_and_reads_as_the_plain_ratio
     ok, output = run_promtool_tests(root, "covered.test.yml", tests)
 
     assert ok, output
+
+
+HOSTILE = """\
+version: modelmon/v1
+service: hostile
+slos:
+  - name: latency
+    objective: 99
+    sli:
+      latency:
+        threshold_ms: 5000
+        selector: '{selector}'
+    alerting:
+      page_alert:
+        labels: {{pager: '{label}'}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("selector", "label"),
+    [
+        pytest.param('model="caf\\u00e9"', "team-{{ $labels.model }}", id="unicode escape, label template"),
+        pytest.param('model="a\\rb\\303\\251"', "x\\y", id="CR and octal bytes"),
+    ],
+)
+def test_generated_tests_of_hostile_selectors_and_alert_label_templates_pass(project, selector, label):
+    """Selector values are read with every PromQL escape, and alert labels are expanded as Prometheus
+    expands them: the generated tests then agree with the engine."""
+    root = project({"hostile.yaml": HOSTILE.format(selector=selector, label=label)})
+    compiled = build.compile_all(root)
+    build.write_all(root, compiled)
+    tests = sorted((root / "prometheus" / "tests").glob("hostile*.test.yml"))
+    assert tests
+    ok, _, output = promtool.test_rules([p.relative_to(root) for p in tests], cwd=root)
+    assert ok, output
+
+
+@pytest.mark.parametrize(
+    ("label", "problem"),
+    [
+        ("a {{", "unclosed template action"),
+        ("{{ .x }}", "template action {{ .x }} is not supported in alert labels"),
+        ("{{ $value }}", "is not allowed in alert labels: $value changes every evaluation"),
+    ],
+)
+def test_alert_label_templates_promql_cannot_render_are_refused_by_validate(project, label, problem):
+    root = project({"hostile.yaml": HOSTILE.format(selector='model="x"', label=label)})
+    with pytest.raises(SpecErrors) as err:
+        build.compile_all(root)
+    [error] = err.value.errors
+    assert "slos[0].alerting.page_alert.labels.pager" in str(error) and problem in str(error), str(error)

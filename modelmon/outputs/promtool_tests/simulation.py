@@ -342,8 +342,10 @@ class Simulation:
                     continue
                 sample = self.sample_labels(key)
                 value = self.condition(alert, at, key, exact=True)[1]
+                # Prometheus expands the rule's labels and annotations with the series' own labels.
+                labels = {k: render(v, sample, value) for k, v in alert.labels.items()}
                 annotations = {k: render(v, sample, value) for k, v in alert.annotations.items()}
-                found.append(FiringAlert({**sample, **alert.labels}, annotations))
+                found.append(FiringAlert({**sample, **labels}, annotations))
         return sorted(found, key=lambda a: sorted(a.labels.items()))
 
 
