@@ -33,7 +33,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelmon import backfill, contract
-from modelmon.conventions import PERIOD_DAYS_RECORD
+from modelmon.conventions import PERIOD_DAYS_RECORD, SERVICE_LABEL, SLO_LABEL
 from modelmon.durations import format_duration, parse_duration
 from modelmon.outputs import dashboard
 
@@ -478,7 +478,7 @@ def slo_periods(prom: Prometheus, groups: list[dict]) -> dict[int, list[str]]:
             if len(result) != 1 or not math.isfinite(days := float(result[0]["value"][1])):
                 continue
             labels = rule.get("labels") or {}
-            name = "/".join(filter(None, (labels.get("service"), labels.get("slo")))) or group["name"]
+            name = "/".join(filter(None, (labels.get(SERVICE_LABEL), labels.get(SLO_LABEL)))) or group["name"]
             periods.setdefault(round(days * 86400), []).append(name)
     return periods
 

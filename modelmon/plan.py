@@ -371,7 +371,7 @@ def _signals(spec: SloFile, slo: Slo, labels: dict[str, str], selected: set[str]
     kind = sli_kind(slo)
     block = getattr(slo.sli, kind)
     if kind == "events":
-        own = (("service", spec.service), ("slo", slo.name))
+        own = ((SERVICE_LABEL, spec.service), (SLO_LABEL, slo.name))
         total, bad = (
             Signal(
                 record=events_record(role),
@@ -388,7 +388,7 @@ def _signals(spec: SloFile, slo: Slo, labels: dict[str, str], selected: set[str]
         return {}
     by = tuple(block.group_by)
     selector = (block.selector or "").strip().rstrip(",")
-    shared = {"service": spec.service, **spec.labels}
+    shared = {SERVICE_LABEL: spec.service, **spec.labels}
     # Marked whenever the file also reads these metrics with another selector, so each read is exact.
     marked = bool(selector) or record_level(by, SHORTCUT_METRICS[kind]["total"]) in selected
     if marked:
@@ -397,7 +397,7 @@ def _signals(spec: SloFile, slo: Slo, labels: dict[str, str], selected: set[str]
     found: dict[str, Signal] = {}
     for role, metric in SHORTCUT_METRICS[kind].items():
         extra = {"le": le} if role == "good" else {}
-        read = {"service": spec.service, **({SELECTOR_LABEL: selector} if marked else {}), **extra}
+        read = {SERVICE_LABEL: spec.service, **({SELECTOR_LABEL: selector} if marked else {}), **extra}
         matched = ",".join(m for m in (selector, f'le="{le}"' if extra else "") if m)
         in_by = f" by ({', '.join(by)})" if by else ""
         found[role] = Signal(

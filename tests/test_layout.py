@@ -262,3 +262,14 @@ def test_every_config_key_is_documented_in_the_readme_and_the_commands_page():
             assert f"`{key}`" in text or f"\n{key} =" in text or f"[{key}]" in text, key
     config = tomllib.loads((REPO / "modelmon.toml").read_text())
     assert set(config["outputs"]) == set(layout.OUTPUTS)
+
+
+def test_runbooks_link_no_dashboard_when_the_layout_writes_none(tmp_path):
+    spec = SPEC.replace("    slos:\n", "    dashboard: {uid: checkout}\n    slos:\n")
+    write(tmp_path, "slos/checkout.yaml", spec)
+    with_board = build.compile_all(tmp_path).files
+    write(tmp_path, "modelmon.toml", "[outputs]\ndashboards = false\n")
+    without = build.compile_all(tmp_path).files
+    page = "runbooks/CheckoutAvailabilityBudgetBurn.md"
+    assert "/d/checkout" in with_board[page]
+    assert "/d/checkout" not in without[page] and not any(p.startswith("grafana/") for p in without)

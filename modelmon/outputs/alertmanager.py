@@ -18,7 +18,6 @@ from modelmon.spec import Receiver
 from modelmon.textgen import render_file
 
 UNROUTED = "modelmon-unrouted"  # alerts of services without notifications: kept in Alertmanager's UI only
-TEMPLATE_PATH = "alertmanager/templates/modelmon.tmpl"
 # Relative to alertmanager.yml: the same line works in the container (/etc/alertmanager)
 # and in local runs from the repository.
 TEMPLATES = ["templates/*.tmpl"]

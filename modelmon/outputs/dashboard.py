@@ -394,9 +394,11 @@ def slo_row(plan: SloPlan) -> dash.Row:
         .with_panel(
             timeseries.Panel()
             .title(titles.burn)
-            .description("Budget burn over 5m and over the whole period; 1 spends the budget exactly in the period.")
+            .description(
+                f"Budget burn over {RATE_WINDOW} and over the whole period; 1 spends the budget exactly in the period."
+            )
             .datasource(DATASOURCE)
-            .with_target(_target(q["burn"], legend=f"{legend} 5m"))
+            .with_target(_target(q["burn"], legend=f"{legend} {RATE_WINDOW}"))
             .with_target(_target(q["period burn"], legend=f"{legend} {plan.period}", ref="B"))
             .unit("x")
             .thresholds(_steps(*burn_steps))

@@ -15,7 +15,7 @@ site's small script (docs/js/fill-labels.js) fills them in from the page address
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 import jinja2
@@ -324,6 +324,8 @@ def files(project: ProjectPlan, layout: Layout) -> dict[str, str]:
     """Every runbook page and the index, in the layout's runbooks folder."""
     if not layout.runbooks:
         return {}
+    if not layout.dashboards:  # no dashboard written: the pages link to none
+        project = replace(project, services=tuple(replace(s, dashboard=None) for s in project.services))
     pages = render_all(project, GENERATED_MARK, layout.command)
     return {layout.runbook_path(path, RUNBOOKS_DIR): text for path, text in pages.items()}
 
