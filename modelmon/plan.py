@@ -387,7 +387,7 @@ def _signals(spec: SloFile, slo: Slo, labels: dict[str, str], selected: set[str]
     if kind not in SHORTCUT_METRICS:
         return {}
     by = tuple(block.group_by)
-    selector = (block.selector or "").strip().rstrip(",")
+    selector = traffic_selector(slo)
     shared = {SERVICE_LABEL: spec.service, **spec.labels}
     # Marked whenever the file also reads these metrics with another selector, so each read is exact.
     marked = bool(selector) or record_level(by, SHORTCUT_METRICS[kind]["total"]) in selected
@@ -411,6 +411,11 @@ def _signals(spec: SloFile, slo: Slo, labels: dict[str, str], selected: set[str]
     return found
 
 
+def traffic_selector(slo: Slo) -> str:
+    """A shortcut SLI's selector as PromQL takes it inside braces ("" for none, or another SLI)."""
+    return (getattr(getattr(slo.sli, sli_kind(slo)), "selector", None) or "").strip().rstrip(",")
+
+
 def sli_kind(slo: Slo) -> str:
     return slo.sli.kinds()[0]
 
@@ -429,10 +434,9 @@ def plan_slo(spec: SloFile, slo: Slo, selected: set[str]) -> SloPlan:
     burn_name = alerting.name or f"{prefix}{camel(slo.name)}BudgetBurn"
     budget = (100 - slo.objective) / 100
 
-    def burn_rate(error_ratio: Decimal) -> tuple[Decimal, Decimal]:
-        """The burn rate at an error ratio, and the seconds a whole period's budget lasts at it."""
-        factor = Decimal(number(error_ratio / budget))
-        return factor, Decimal(period_s) / factor
+    def lasts(factor: Decimal) -> Decimal:
+        """Seconds a whole period's budget lasts when burning at `factor`."""
+        return Decimal(period_s) / factor
 
     burn_alerts = []
     for window in burn_windows(slo):
@@ -453,15 +457,15 @@ def plan_slo(spec: SloFile, slo: Slo, selected: set[str]) -> SloPlan:
                 budget_percent=window.budget_percent,
                 factor=factor,
                 threshold=Decimal(number(factor * budget)),
-                exhaustion_s=Decimal(period_s) / factor,
+                exhaustion_s=lasts(factor),
             )
         )
 
     def threshold_alert(name: str, severity: str, measure: str, percent: Decimal, for_: str, outage: bool):
         below = measure == "availability"
-        factor, lasts = burn_rate(1 - percent / 100 if below else percent / 100)
+        factor = Decimal(number((1 - percent / 100 if below else percent / 100) / budget))
         return ThresholdAlertPlan(
-            name, severity, measure, percent, parse_duration(for_), below, factor, lasts, outage=outage
+            name, severity, measure, percent, parse_duration(for_), below, factor, lasts(factor), outage=outage
         )
 
     threshold_alerts, levels = [], ()
@@ -513,8 +517,7 @@ def plan_slo(spec: SloFile, slo: Slo, selected: set[str]) -> SloPlan:
     for alert in burn_alerts:
         windows.update((alert.long_s, alert.short_s))
     labels = {SERVICE_LABEL: spec.service, SLO_LABEL: slo.name, **spec.labels, **slo.labels}
-    block = getattr(slo.sli, kind)
-    threshold_ms = block.threshold_ms if kind == "latency" else None
+    threshold_ms = slo.sli.latency.threshold_ms if kind == "latency" else None
     plan = SloPlan(
         service=spec.service,
         name=slo.name,
@@ -534,7 +537,7 @@ def plan_slo(spec: SloFile, slo: Slo, selected: set[str]) -> SloPlan:
         scrape_s=parse_duration(spec.scrape_interval),
         dashboard_url=f"{spec.grafana_url.rstrip('/')}/d/{spec.dashboard.uid}" if spec.dashboard else None,
         threshold_ms=threshold_ms,
-        traffic_selector=(getattr(block, "selector", None) or "").strip().rstrip(","),
+        traffic_selector=traffic_selector(slo),
         user_queries=_user_queries(slo),
         source_query=_source_query(slo, kind, group_by(slo), threshold_ms),
         runbook_text=slo.runbook.model_dump(),
@@ -594,11 +597,10 @@ def _source_query(slo: Slo, kind: str, by: tuple[str, ...], threshold_ms: Decima
         return f"(\n  {error}\n)\n/\n(\n  ({total}) > 0\n)"
     if kind == "raw":
         return f"(\n  {WINDOW_PLACEHOLDER.sub(WINDOW, sli.raw.error_ratio_query.strip())}\n)"
-    traffic = getattr(sli, kind)
 
     def sum_rate(metric: str, extra: str = "") -> str:
-        found = [m for m in (traffic.selector, extra) if m]
-        selector = "{" + ",".join(m.strip().rstrip(",") for m in found) + "}" if found else ""
+        found = [m for m in (traffic_selector(slo), extra) if m]
+        selector = "{" + ",".join(found) + "}" if found else ""
         in_by = f" by ({', '.join(by)})" if by else ""
         return f"sum{in_by} (rate({metric}{selector}[{WINDOW}]))"
 
@@ -676,7 +678,6 @@ class Band:
 class DashboardPlan:
     uid: str
     title: str
-    url: str
     families: tuple[tuple[str, str], ...]  # (name, model regex) of each share gauge
     family_yellow_from: Decimal
     family_green_from: Decimal
@@ -791,7 +792,6 @@ def _dashboard_plan(spec: SloFile, slos: tuple[SloPlan, ...], families) -> Dashb
     return DashboardPlan(
         uid=board.uid,
         title=board.title,
-        url=f"{spec.grafana_url.rstrip('/')}/d/{board.uid}",
         families=families,
         family_yellow_from=board.family_thresholds.yellow_from,
         family_green_from=board.family_thresholds.green_from,
