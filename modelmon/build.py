@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from modelmon import amtool, promtool
@@ -55,9 +56,10 @@ class Compiled:
         """Each service's SLO plans."""
         return {service.service: list(service.slos) for service in self.project.services}
 
-    @property
+    @cached_property
     def rules(self) -> dict[str, RuleFile]:
-        """Each service's rule groups, with the SLO each rule was written for."""
+        """Each service's rule groups, with the SLO each rule was written for (built when asked:
+        only a refused rule, traced back to its SLO, needs them beside the files)."""
         return {service.service: rule_file(service.slos) for service in self.project.services}
 
 
@@ -194,7 +196,7 @@ def write_all(root: Path, compiled: Compiled) -> Written:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(content, encoding="utf-8")
         layout = compiled.layout
-        rules = [scratch_root / layout.rules_path(service) for service in sorted(compiled.rules)]
+        rules = [scratch_root / layout.rules_path(service) for service in sorted(compiled.plans)]
         ok, problems, output = promtool.check_rules(rules)
         if not ok:
             raise SpecErrors(_promtool_errors(compiled, problems, output.replace(f"{scratch}/", "")))

@@ -147,7 +147,7 @@ def _generate(root: Path, layout: layouts.Layout, args) -> int:
         command += ["-o", args.out]
     # The rules' headers name this very command: it is what regenerates them.
     compiled = build.compile_all(root, dataclasses.replace(layout, command=shlex.join(command)), specs)
-    rules = {service: compiled.files[compiled.layout.rules_path(service)] for service in sorted(compiled.rules)}
+    rules = {service: compiled.files[compiled.layout.rules_path(service)] for service in sorted(compiled.plans)}
     out = Path(args.out)
     to_folder = len(specs) > 1 or any(path.is_dir() for path in args.input) or args.out.endswith("/") or out.is_dir()
     if not to_folder:
