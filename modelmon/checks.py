@@ -9,7 +9,7 @@ from modelmon.durations import format_duration, parse_duration
 from modelmon.formatting import number, percent
 from modelmon.loader import FieldPath, LoadedSpec, SpecError, broken_parts
 from modelmon.outputs.promtool_tests import TestGenerationError, series_labels
-from modelmon.plan import DEFAULT_WINDOWS, ProjectPlan, ServicePlan, group_by, plan_service, sli_kind
+from modelmon.plan import DEFAULT_WINDOWS, ProjectPlan, ServicePlan, SloPlan, group_by, plan_service, sli_kind
 from modelmon.spec import Slo
 
 
@@ -79,8 +79,7 @@ def _check_plans(
     Only SLOs that passed every other check are planned: planning assumes them sound."""
     errors = []
     service = plan_service(item.spec.model_copy(update={"slos": [slo for _, slo in slos]}), item.display)
-    slo_of = dict(slos)
-    for (index, _), plan in zip(slos, service.slos, strict=True):
+    for (index, slo), plan in zip(slos, service.slos, strict=True):
         burn = {a.name for a in plan.burn_alerts}
         if any(a.name in burn for a in plan.threshold_alerts):
             errors.append(
@@ -89,7 +88,7 @@ def _check_plans(
                     "must differ from the burn-rate alert name",
                 )
             )
-        errors += _unreachable_burns(item, index, slo_of[index], plan)
+        errors += _unreachable_burns(item, index, slo, plan)
         for name in plan.alert_names():
             if name in alert_owner and alert_owner[name][:2] != (item, index):
                 other, other_index, other_slo = alert_owner[name]
@@ -109,7 +108,7 @@ def _check_plans(
     return errors, service
 
 
-def _unreachable_burns(item: LoadedSpec, index: int, slo: Slo, plan) -> list[SpecError]:
+def _unreachable_burns(item: LoadedSpec, index: int, slo: Slo, plan: SloPlan) -> list[SpecError]:
     """A burn-rate alert whose error-ratio threshold is 100 % or more can never fire: not even a
     full outage reaches it. Said at the window's budget_percent, or at the objective for the defaults."""
     errors = []

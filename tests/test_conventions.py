@@ -15,7 +15,7 @@ def test_unescape_reads_back_what_escape_writes(value):
 
 def test_test_traffic_reads_selector_values_as_promql_does_non_ascii_included():
     # unicode_escape, used before, read 'café' as 'cafÃ©': test traffic would miss the selector.
-    assert traffic._matchers_of('model=~"café.*",region!="eu\\"west"') == [
+    assert traffic._matchers('model=~"café.*",region!="eu\\"west"') == [
         ("model", "=~", "café.*"),
         ("region", "!=", 'eu"west'),
     ]

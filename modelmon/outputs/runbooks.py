@@ -20,13 +20,14 @@ from functools import cache
 
 import jinja2
 
-from modelmon import contract, conventions
+from modelmon import contract
 from modelmon.conventions import (
     BUDGET_REMAINING_RECORD,
     COVERAGE_RECORD,
     CURRENT_BURN_RECORD,
     SHORT_WINDOW,
     SLI_ERROR_PREFIX,
+    slo_selector,
 )
 from modelmon.formatting import exhaustion_text, number, percent
 from modelmon.layout import GENERATED_MARK, Layout
@@ -169,12 +170,9 @@ def dashboard_links(plan: SloPlan, board: DashboardPlan | None) -> list[Link]:
 
 def selector(plan: SloPlan, *extra: str) -> str:
     """The SLO's recorded series of the alert's group: {service=..,slo=..,model="$MODEL"}."""
-    return slo_selector(plan, *(f'{label}="{placeholder(label)}"' for label in plan.group_by), *extra)
-
-
-def slo_selector(plan: SloPlan, *extra: str) -> str:
-    """Every group of the SLO (all models)."""
-    return conventions.slo_selector(plan.service, plan.name, *extra)
+    return slo_selector(
+        plan.service, plan.name, *(f'{label}="{placeholder(label)}"' for label in plan.group_by), *extra
+    )
 
 
 def diagnosis_queries(page: Page) -> list[Query]:
@@ -197,7 +195,7 @@ def diagnosis_queries(page: Page) -> list[Query]:
                 f"Every {groups} of the SLO, worst first: the error ratio over the last {SHORT_WINDOW} (0.01 = 1%). "
                 "If all of them fail, the cause is on our side (gateway, credentials, quota, network, "
                 "a release), not one provider.",
-                f"sort_desc({plan.sli_record(SHORT_WINDOW)}{slo_selector(plan)})",
+                f"sort_desc({plan.sli_record(SHORT_WINDOW)}{plan.selector})",
             )
         )
     queries += [
@@ -220,7 +218,7 @@ def diagnosis_queries(page: Page) -> list[Query]:
                 f"Models meeting the {number(plan.objective)}% objective over the last {plan.failover_window}, "
                 "best first: "
                 f"pick one of the same family as `{placeholder(contract.MODEL_LABEL)}` ({names}).",
-                f"sort({plan.sli_record(plan.failover_window)}{slo_selector(plan)} <= {number(plan.budget)})",
+                f"sort({plan.sli_record(plan.failover_window)}{plan.selector} <= {number(plan.budget)})",
             )
         )
     if plan.kind in ("availability", "error_rate", "latency") and contract.MODEL_LABEL in plan.group_by:

@@ -78,11 +78,7 @@ def errors_per_s(ratio: Decimal | float) -> float:
 # --- Label sets the selector accepts ------------------------------------------------
 
 
-def _matchers(plan: SloPlan) -> list[tuple[str, str, str]]:
-    return _matchers_of(plan.traffic_selector)
-
-
-def _matchers_of(selector: str) -> list[tuple[str, str, str]]:
+def _matchers(selector: str) -> list[tuple[str, str, str]]:
     """(label, operator, value) of each matcher, values read as PromQL reads them."""
     return [(m.group(1), m.group(2), unescape(m.group(3))) for m in MATCHER.finditer(selector)]
 
@@ -117,7 +113,7 @@ def _candidates(label: str, matchers: list[tuple[str, str, str]]) -> list[str]:
 
 def series_labels(plan: SloPlan, count: int) -> list[dict[str, str]]:
     """Up to `count` label sets of distinct SLO groups that the SLI's selector accepts."""
-    matchers = _matchers(plan)
+    matchers = _matchers(plan.traffic_selector)
     names = list(plan.group_by)
     if plan.kind not in RECORDED_INPUT_KINDS and contract.MODEL_LABEL not in names:
         names.append(contract.MODEL_LABEL)
