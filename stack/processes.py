@@ -21,9 +21,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from stack.config import PROMETHEUS_RETENTION
+from tools import build as tools
 
-PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
-ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
+
+def binary(name: str, debian: str | None = None) -> str:
+    """The pinned build of tools/versions.toml when it is there (`make tools`), else the one on
+    PATH, else Debian's (whose package names Alertmanager prometheus-alertmanager)."""
+    return tools.installed(name) or shutil.which(name) or shutil.which(debian or name) or f"/usr/bin/{debian or name}"
+
+
+PROMETHEUS = binary("prometheus")
+ALERTMANAGER = binary("alertmanager", "prometheus-alertmanager")
 
 
 def free_port() -> int:
@@ -97,7 +105,8 @@ def process(args: list[str], log: Path, env: dict[str, str] | None = None, cwd: 
 def prometheus(
     config: dict, workdir: Path, port: int | None = None, retention: str | None = PROMETHEUS_RETENTION
 ) -> Iterator[str]:
-    """A real Prometheus (Debian's binary) with `config`, on loopback; yields its URL.
+    """A real Prometheus (PROMETHEUS: the pinned build, else Debian's) with `config`, on loopback;
+    yields its URL.
 
     It keeps data for `retention`, docker compose's by default; None leaves Prometheus' own default (15d).
     """

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from tools import build as tools
+
 REPO = Path(__file__).resolve().parent.parent
+# As under `make test`: the pinned tools first (promtool, amtool, Prometheus, Alertmanager of
+# tools/versions.toml), so a bare `pytest` runs on the same binaries.
+os.environ["PATH"] = f"{tools.BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 # What `make rules` writes, copied into throwaway projects so `build --check` starts clean.
 OUTPUTS = ("rules", "prometheus", "schema", "docs", "grafana/dashboards", "runbooks", "alertmanager", "kubernetes")
 # The repository's layout (every output, headers naming `make rules`), which throwaway projects share.

@@ -28,18 +28,23 @@ from modelmon.plan import AlertPlan, BudgetAlertPlan, BurnAlertPlan, SloPlan, is
 Counter = Sequence[float]  # a counter's value at every unit of time (a minute, or the scrape interval) from 0
 
 
-def rate(samples: Counter, at: int, window: int, step: int = 1, unit: int = 60) -> float | None:
-    """rate(counter[window]) at time `at` (times and window in units of `unit` seconds, a minute
-    unless given), or None when it has no value.
+def rate(
+    samples: Counter, at: int, window: int, step: int = 1, unit: int | float = 60, first: int = 0, version: int = 2
+) -> float | None:
+    """rate(counter[window]) at time `at` as Prometheus `version` computes it, or None when it has
+    no value. Times, the window and the step count positions of `samples`, each `unit` seconds
+    apart; the counter is scraped every `step` positions from position `first`.
 
-    The counter is scraped every `step` units from 0. Prometheus 2.x
-    selects the samples in the closed range [at - window, at] and extrapolates the
-    increase towards both ends (promql/functions.go, extrapolatedRate). Samples are
-    evenly spaced, so the first and last are known without scanning the window.
+    Prometheus 2 selects the samples in the closed range [at - window, at], Prometheus 3 in the
+    left-open (at - window, at]; both extrapolate the increase towards the range's ends
+    (promql/functions.go, extrapolatedRate), 3 capping the start at the counter's zero point
+    after the half-interval rule where 2 does it before. Samples are evenly spaced, so the first
+    and last are known without scanning the window.
     """
     start = at - window
-    first_t = -(-max(start, 0) // step) * step
-    last_t = min(at, len(samples) - 1) // step * step
+    lowest = max(start + 1 if version >= 3 else start, first)
+    first_t = first + -(-(lowest - first) // step) * step
+    last_t = first + (min(at, len(samples) - 1) - first) // step * step
     count = (last_t - first_t) // step + 1
     if count < 2:
         return None
@@ -49,28 +54,40 @@ def rate(samples: Counter, at: int, window: int, step: int = 1, unit: int = 60) 
     duration_to_end = float((at - last_t) * unit)
     sampled = float((last_t - first_t) * unit)
     average = sampled / float(count - 1)
-    if result > 0 and first_v >= 0:
-        duration_to_zero = sampled * (first_v / result)
-        if duration_to_zero < duration_to_start:
-            duration_to_start = duration_to_zero
     threshold = average * 1.1
-    extrapolate_to = sampled
-    extrapolate_to += duration_to_start if duration_to_start < threshold else average / 2
-    extrapolate_to += duration_to_end if duration_to_end < threshold else average / 2
-    factor = extrapolate_to / sampled
+    to_zero = sampled * (first_v / result) if result > 0 and first_v >= 0 else None
+    if version >= 3:
+        if duration_to_start >= threshold:
+            duration_to_start = average / 2
+        if to_zero is not None and to_zero < duration_to_start:
+            duration_to_start = to_zero
+        if duration_to_end >= threshold:
+            duration_to_end = average / 2
+        factor = (sampled + duration_to_start + duration_to_end) / sampled
+    else:
+        if to_zero is not None and to_zero < duration_to_start:
+            duration_to_start = to_zero
+        extrapolate_to = sampled
+        extrapolate_to += duration_to_start if duration_to_start < threshold else average / 2
+        extrapolate_to += duration_to_end if duration_to_end < threshold else average / 2
+        factor = extrapolate_to / sampled
     factor /= float(window * unit)
     return result * factor
 
 
-def summed(values: Sequence[float | None]) -> float | None:
-    """sum() over the series of one group, in the engine's order; None when none exist."""
+def summed(values: Sequence[float | None], version: int = 2) -> float | None:
+    """sum() over the series of one group, in the engine's order (Prometheus 3 compensates the
+    sum as sum_over_time does, 2 adds plainly); None when none exist."""
     present = [v for v in values if v is not None]
     if not present:
         return None
-    total = present[0]
+    total, c = present[0], 0.0
     for value in present[1:]:
-        total += value
-    return total
+        if version >= 3:
+            total, c = _kahan_inc(value, total, c)
+        else:
+            total += value
+    return total + c
 
 
 def _kahan_inc(inc: float, total: float, c: float) -> tuple[float, float]:
@@ -93,11 +110,18 @@ def sum_over_time(values: Sequence[float]) -> float | None:
     return total + c
 
 
-def avg_over_time(values: Sequence[float]) -> float | None:
-    """avg_over_time() of the samples in a range, in the engine's order and rounding (2.x:
-    an incremental mean, compensated); None when the range holds no sample."""
+def avg_over_time(values: Sequence[float], version: int = 2) -> float | None:
+    """avg_over_time() of the samples in a range, in the engine's order and rounding, None when the
+    range holds no sample. Prometheus 2 takes an incremental mean, compensated; 3 divides the
+    compensated sum by the count (it falls back to the incremental mean only on overflow, which
+    error ratios and call rates never reach)."""
     if not values:
         return None
+    if version >= 3:
+        total, c = values[0], 0.0
+        for value in values[1:]:
+            total, c = _kahan_inc(value, total, c)
+        return total / len(values) + c / len(values)
     mean, count, c = 0.0, 0.0, 0.0
     for value in values:
         count += 1
@@ -116,18 +140,36 @@ class Simulation:
     test's interval). Long-window averages are first taken from running sums, which
     is fast, and computed exactly as the engine does wherever the exact bits matter:
     near a threshold, and for every value a test states.
+
+    `version` is the Prometheus major version whose engine is modelled (2 or 3: closed or
+    left-open ranges, and their sums and means). With `offset` the counters are scraped half
+    a unit after each step instead of on it: every window edge falls between two samples, so
+    both versions select the same samples of them (a test whose traffic changes needs that
+    to state one expectation for both).
     """
 
     def __init__(
-        self, plan: SloPlan, traffic: list[Traffic], length: int, step: int = 1, every: int = 1, unit: int = 60
+        self,
+        plan: SloPlan,
+        traffic: list[Traffic],
+        length: int,
+        step: int = 1,
+        every: int = 1,
+        unit: int = 60,
+        version: int = 2,
+        offset: bool = False,
     ):
         self.plan = plan
         self.length = length
         self.unit = unit  # seconds in one unit of time: every time below counts them (a minute, or 15s)
         self.step = step  # units between two samples of the input series
         self.every = every  # units between two rule evaluations
+        self.version = version
+        self.offset = offset
+        # The counters at every position of the input series: units, or half units when offset.
+        self.per_unit = 2 if offset else 1
         self.traffic = traffic
-        self.counters = [t.counters(length, unit) for t in traffic]
+        self.counters = [t.counters(length, unit, self.per_unit) for t in traffic]
         self.fast = [_fast(c) for c in self.counters] if plan.kind == "latency" else []
         groups: dict[tuple, list[int]] = {}
         order = sorted(range(len(traffic)), key=lambda i: sorted(traffic[i].labels.items()))
@@ -144,6 +186,19 @@ class Simulation:
     def units(self, seconds: int) -> int:
         return seconds // self.unit
 
+    @property
+    def input_interval(self) -> float:
+        """Seconds between two values of the input series (promtool's `interval`)."""
+        return self.unit / 2 if self.offset else self.unit * self.step
+
+    def input_values(self, counter: Counter) -> list[float | None]:
+        """A counter as the input series gives it: its scraped samples; when offset, a value at
+        every half unit, None where no scrape is."""
+        if not self.offset:
+            return list(counter[:: self.step])
+        step = 2 * self.step
+        return [v if i % step == 1 else None for i, v in enumerate(counter)]
+
     def sample_labels(self, key: tuple) -> dict[str, str]:
         return {**dict(zip(self.plan.group_by, key, strict=True)), **self.plan.labels}
 
@@ -158,7 +213,9 @@ class Simulation:
             series = [self.fast[i] for i in members]
         else:
             series = [self.counters[i][1] for i in members if self.traffic[i].error_series]
-        value = summed([rate(c, minute, window, self.step, self.unit) for c in series])
+        n = self.per_unit
+        first, step, unit = n // 2, self.step * n, self.unit / n
+        value = summed([rate(c, minute * n, window * n, step, unit, first, self.version) for c in series], self.version)
         if role == "bad" and value is None and self.plan.kind in REQUEST_KINDS:
             total = self.rate("total", window, minute, key)
             value = None if total is None else 0.0 * total  # `or on (...) 0 * requests`
@@ -187,8 +244,10 @@ class Simulation:
         return self._tiles[role, key]
 
     def _span(self, window: int, minute: int) -> tuple[int, int]:
-        """Evaluations in the closed range [minute - window, minute] (Prometheus 2.x), as indices."""
-        first = -(-max(0, minute - window) // self.every)
+        """Evaluations in the range [minute - window, minute] (Prometheus 2; 3 leaves out its start),
+        as indices."""
+        start = minute - window
+        first = start // self.every + 1 if self.version >= 3 and start >= 0 else -(-max(0, start) // self.every)
         return first, minute // self.every + 1
 
     def over_time(self, role: str, window: int, minute: int, key: tuple, exact: bool, total: bool = False):
@@ -196,7 +255,7 @@ class Simulation:
         lo, hi = self._span(window, minute)
         if exact:
             present = [v for v in self.tiles(role, key)[lo:hi] if v is not None]
-            return sum_over_time(present) if total else avg_over_time(present)
+            return sum_over_time(present) if total else avg_over_time(present, self.version)
         if (role, key) not in self._running:
             sums, counts = [0.0], [0]
             for value in self.tiles(role, key):
@@ -265,7 +324,8 @@ class Simulation:
         """last_over_time(slo:period_coverage:ratio[15m]): the newest coverage recorded in the lookback."""
         oldest = at - self.units(parse_duration(COVERAGE_LOOKBACK))
         for t in range(at // self.every * self.every, max(oldest, 0) - 1, -self.every):
-            if t >= oldest and (value := self.coverage(t, key)) is not None:
+            inside = t > oldest if self.version >= 3 else t >= oldest  # 3: left-open, as every range
+            if inside and (value := self.coverage(t, key)) is not None:
                 return value
         return None
 

@@ -55,13 +55,15 @@ class Traffic:
     phases: list[Phase]
     error_series: bool = True  # False: the backend never created model_errors_total for it
 
-    def counters(self, length: int, unit: int = 60) -> tuple[list[float], list[float]]:
-        """Both counters at every unit (of `unit` seconds) from 0 to `length`."""
+    def counters(self, length: int, unit: int = 60, per_unit: int = 1) -> tuple[list[float], list[float]]:
+        """Both counters at every unit (of `unit` seconds) from 0 to `length`, or at every
+        1/per_unit of a unit."""
         total, errors = [0.0], [0.0]
-        for at in range(length):
-            phase = [p for p in self.phases if p.start <= at][-1]
-            total.append(total[-1] + phase.total * unit)
-            errors.append(errors[-1] + phase.errors * unit)
+        seconds = unit / per_unit  # exact: the rates are on a binary grid, units are whole or half seconds
+        for at in range(length * per_unit):
+            phase = [p for p in self.phases if p.start * per_unit <= at][-1]
+            total.append(total[-1] + phase.total * seconds)
+            errors.append(errors[-1] + phase.errors * seconds)
         return total, errors
 
 

@@ -1,0 +1,114 @@
+"""The field's own checkers on every generated rules file, at the versions of tools/versions.toml:
+Mimir's ruler (`mimirtool rules check --strict`, `mimirtool rules lint`), Thanos' ruler
+(`thanos tools rules-check`), and both amtools on the Alertmanager config.
+
+Two projects: the shipped specs (the three shortcut SLIs), and one with every other SLI form
+(Sloth events, a raw ratio, a custom selector and group_by, custom windows), so a rule shape
+only one of them has is judged too. pint (cloudflare/pint) and Grafana's dashboard-linter are
+not on the Go module proxy these machines reach: docs/other-engines.md says so and what checks
+their ground instead.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from modelmon import build
+from tests import binaries
+
+REPO = Path(__file__).resolve().parent.parent
+
+EVERY_FORM = """
+version: modelmon/v1
+service: checkout
+labels:
+  team: payments
+slos:
+  - name: requests
+    objective: 99.5
+    sli:
+      events:
+        error_query: sum by (route) (rate(http_requests_total{job="checkout",code=~"5.."}[{{.window}}]))
+        total_query: sum by (route) (rate(http_requests_total{job="checkout"}[{{.window}}]))
+        group_by: [route]
+    alerting:
+      name: CheckoutErrors
+  - name: ratio
+    objective: 99
+    period: 28d
+    sli:
+      raw:
+        error_ratio_query: job:errors:ratio_rate{{.window}}
+    alerting:
+      name: CheckoutRatio
+  - name: eu-availability
+    objective: 99.9
+    sli:
+      availability:
+        selector: 'model=~"claude.*", region="eu"'
+        group_by: [model, region]
+    alerting:
+      name: CheckoutEuAvailability
+      windows:
+        - {long: 1h, short: 5m, factor: 14.4, severity: critical}
+        - {long: 3d, short: 6h, factor: 1, severity: warning}
+"""
+
+
+@pytest.fixture(scope="module")
+def rule_files(tmp_path_factory) -> list[Path]:
+    """The rules of both projects, as `make rules` writes them."""
+    every_form = tmp_path_factory.mktemp("every-form")
+    (every_form / "slos").mkdir()
+    (every_form / "slos" / "checkout.yaml").write_text(EVERY_FORM.lstrip())
+    build.write_all(every_form, build.compile_all(every_form))
+    shipped = sorted((REPO / "rules").glob("*.yml"))
+    built = sorted((every_form / "rules").glob("*.yml"))
+    assert shipped and built
+    return shipped + built
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_mimir_ruler_accepts_every_rule_name_and_finds_no_duplicate_series(rule_files):
+    """--strict: every record is level:metric:operation and no two rules emit the same series."""
+    mimirtool = binaries.pinned("mimirtool")
+    for path in rule_files:
+        result = run(mimirtool, "rules", "check", "--strict", str(path))
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, f"{path}:\n{output}"
+        assert "level=error" not in output and "level=warn" not in output, f"{path}:\n{output}"
+
+
+def test_mimir_parses_every_expression(rule_files, tmp_path):
+    """`rules lint` rewrites a file with Mimir's PromQL parser: it must read every expression.
+    (It reformats: sorted keys, one-line expressions; the dry run shows that and changes nothing.)"""
+    mimirtool = binaries.pinned("mimirtool")
+    for path in rule_files:
+        copy = tmp_path / path.name
+        shutil.copy(path, copy)
+        result = run(mimirtool, "rules", "lint", "--dry-run", str(copy))
+        assert result.returncode == 0, f"{path}:\n{result.stdout}{result.stderr}"
+        assert copy.read_text() == path.read_text()
+
+
+def test_thanos_ruler_accepts_every_rules_file(rule_files):
+    thanos = binaries.pinned("thanos")
+    for path in rule_files:
+        result = run(thanos, "tools", "rules-check", f"--rules={path}")
+        assert result.returncode == 0, f"{path}:\n{result.stdout}{result.stderr}"
+        assert "SUCCESS" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("amtool", binaries.both("amtool"))
+def test_both_amtools_accept_the_alertmanager_config(amtool):
+    """Debian's 0.25 and the pinned 0.34 (what compose deploys) read the same generated file."""
+    result = run(amtool(), "check-config", str(REPO / "alertmanager" / "alertmanager.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout

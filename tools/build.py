@@ -1,0 +1,183 @@
+"""Build the pinned tools of tools/versions.toml into .tools/bin/, or reuse them.
+
+    python3 tools/build.py            every tool (what `make tools` runs)
+    python3 tools/build.py promtool   the tools holding these binaries
+    python3 tools/build.py --list     each binary, where it comes from, and whether it is there
+
+Each tool is built from its own Go module at the pinned version (`go mod download`,
+then `go build` inside the module, so its own go.mod, go.sum and replace directives
+apply, which `go install` refuses for Prometheus). A binary is rebuilt only when its
+stamp (module@version) differs from the pin. A binary given by its environment
+variable (MODELMON_BIN_PROMTOOL=/opt/prometheus-3.13.2/promtool, ...) is used as it
+is and never built, so a machine without Go can run everything from release binaries.
+
+Runs on the system's Python 3.11 (tomllib), before any virtual environment exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PINS = ROOT / "tools" / "versions.toml"
+# MODELMON_TOOLS moves the folder (a cache shared by several checkouts, or a test's own).
+BIN = Path(os.environ.get("MODELMON_TOOLS") or ROOT / ".tools" / "bin")
+# The oldest Go the pinned modules' go.mod files accept (Prometheus 3.13 needs 1.24).
+GO_MINIMUM = (1, 24)
+# Where each tool keeps its version string, so `tool --version` reports the pin.
+VERSION_VARIABLE = {
+    "prometheus": "github.com/prometheus/common/version.Version",
+    "alertmanager": "github.com/prometheus/common/version.Version",
+    "thanos": "github.com/prometheus/common/version.Version",
+    "sloth": "github.com/slok/sloth/internal/info.Version",
+}
+
+
+# Web UIs these modules embed but do not ship: each is built with npm from the tool's own
+# repository, which the module proxy does not serve. The binary then serves a one-line page
+# there; its API, which is all the tests and the stack use, is unaffected.
+UNSHIPPED_ASSETS = {"alertmanager": ["ui/app/dist/index.html"]}
+PLACEHOLDER_PAGE = "<!doctype html><title>UI not built</title>Built from the Go module without its web UI.\n"
+
+
+def pins() -> dict[str, dict]:
+    with PINS.open("rb") as f:
+        return tomllib.load(f)
+
+
+def binaries() -> dict[str, str]:
+    """Every binary the pins build, with the tool (table of versions.toml) that builds it."""
+    return {Path(c).name: tool for tool, pin in pins().items() for c in pin.get("commands", [])}
+
+
+def env_variable(binary: str) -> str:
+    return f"MODELMON_BIN_{binary.upper()}"
+
+
+def path(binary: str) -> Path:
+    """Where the binary is: its environment variable, else .tools/bin/. It may not exist."""
+    configured = os.environ.get(env_variable(binary))
+    return Path(configured) if configured else BIN / binary
+
+
+def installed(binary: str) -> str | None:
+    """The pinned binary if it is there (given by its variable, or built and stamped), else None."""
+    every = binaries()
+    return str(path(binary)) if binary in every and _present(binary, every[binary]) else None
+
+
+def version(binary: str) -> str:
+    """The version the pins give the tool holding `binary`."""
+    return pins()[binaries()[binary]]["version"]
+
+
+def stamp(tool: str) -> str:
+    pin = pins()[tool]
+    return f"{pin['module']}@{pin['module_version']}\n"
+
+
+def _present(binary: str, tool: str) -> bool:
+    if os.environ.get(env_variable(binary)):
+        return os.access(path(binary), os.X_OK)
+    stamp_file = BIN / f"{binary}.stamp"
+    return os.access(BIN / binary, os.X_OK) and stamp_file.is_file() and stamp_file.read_text() == stamp(tool)
+
+
+def _go() -> str | None:
+    go = shutil.which("go")
+    if not go:
+        return None
+    out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, check=False).stdout.strip()
+    try:
+        major, minor = (int(part) for part in out.removeprefix("go").split(".")[:2])
+    except ValueError:
+        return None
+    return go if (major, minor) >= GO_MINIMUM else None
+
+
+def _build(go: str, tool: str, wanted: list[str]) -> None:
+    pin = pins()[tool]
+    module = f"{pin['module']}@{pin['module_version']}"
+    started = time.monotonic()
+    print(f"tools: building {', '.join(wanted)} from {module} (minutes on a cold Go cache)", flush=True)
+    env = {**os.environ, "GOWORK": "off", "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
+    download = subprocess.run(
+        [go, "mod", "download", "-json", module], capture_output=True, text=True, env=env, check=False
+    )
+    if download.returncode:
+        sys.exit(f"tools: go mod download {module} failed:\n{download.stdout}{download.stderr}")
+    source = Path(json.loads(download.stdout)["Dir"])
+    ldflags = "-s -w"
+    if tool in VERSION_VARIABLE:
+        ldflags += f" -X {VERSION_VARIABLE[tool]}={pin['version']}"
+    scratch = BIN / f".build-{tool}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    if tool in UNSHIPPED_ASSETS:
+        # The module cache is read-only: build a copy that holds the placeholders.
+        copy = scratch / "source"
+        shutil.copytree(source, copy)
+        for asset in UNSHIPPED_ASSETS[tool]:
+            (copy / asset).parent.mkdir(parents=True, exist_ok=True)
+            (copy / asset).write_text(PLACEHOLDER_PAGE)
+        source = copy
+    commands = [f"./{c}" for c in pin["commands"] if Path(c).name in wanted]
+    tags = ["-tags", ",".join(pin["tags"])] if pin.get("tags") else []
+    build = subprocess.run(
+        [go, "build", "-trimpath", *tags, "-ldflags", ldflags, "-o", str(scratch), *commands], cwd=source, env=env
+    )
+    if build.returncode:
+        sys.exit(f"tools: building {module} failed (go build exit {build.returncode})")
+    for binary in wanted:
+        # Move into place, then stamp: a killed build leaves no stamp, so it is rebuilt.
+        os.replace(scratch / binary, BIN / binary)
+        (BIN / f"{binary}.stamp").write_text(stamp(tool))
+    shutil.rmtree(scratch)
+    print(f"tools: built {', '.join(wanted)} in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def ensure(names: list[str]) -> None:
+    every = binaries()
+    unknown = [n for n in names if n not in every and n not in pins()]
+    if unknown:
+        sys.exit(f"tools: unknown {', '.join(unknown)}; the pinned binaries are {', '.join(every)}")
+    wanted = [b for b, tool in every.items() if not names or b in names or tool in names]
+    missing = [b for b in wanted if not _present(b, every[b])]
+    given = [b for b in missing if os.environ.get(env_variable(b))]
+    if given:
+        sys.exit("tools: " + "; ".join(f"{env_variable(b)}={path(b)} is not an executable file" for b in given))
+    if not missing:
+        return
+    go = _go()
+    if go is None:
+        sys.exit(
+            f"tools: missing {', '.join(missing)}, and building them needs Go {'.'.join(map(str, GO_MINIMUM))}"
+            " or newer on PATH (with the Go module proxy reachable). Install Go, or download the release"
+            " binaries of the versions in tools/versions.toml and point "
+            + ", ".join(f"{env_variable(b)}" for b in missing)
+            + " at them."
+        )
+    BIN.mkdir(parents=True, exist_ok=True)
+    for tool in dict.fromkeys(every[b] for b in missing):
+        _build(go, tool, [b for b in missing if every[b] == tool])
+
+
+def main(argv: list[str]) -> None:
+    if argv == ["--list"]:
+        for binary, tool in binaries().items():
+            pin = pins()[tool]
+            state = "present" if _present(binary, tool) else "missing"
+            print(f"{binary:13} {pin['version']:22} {state:8} {path(binary)}")
+        return
+    ensure(argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
