@@ -45,12 +45,12 @@ format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# Prometheus, promtool, Alertmanager, amtool, Sloth, mimirtool and Thanos at the versions of
+# Prometheus, promtool, Alertmanager, amtool and mimirtool at the versions of
 # tools/versions.toml, built from their Go modules into .tools/bin/ (reused once built; about
-# 12 minutes on 2 cores with a cold Go cache). Without Go it says what to install or to point
-# MODELMON_BIN_<TOOL> at.
+# 14 minutes on 2 cores with a cold Go cache, under a minute with a warm one). Without Go it
+# says what to install or to point MODELMON_BIN_<TOOL> at.
 tools:
-	@python3 tools/build.py
+	@python3 tools/build.py --for test
 
 # The tests run on both engines: the pinned builds (what docker compose deploys) and Debian's
 # Prometheus 2.42 / Alertmanager 0.25, so both are needed by path.
@@ -85,6 +85,7 @@ docs: $(VENV)/.installed
 docs-serve: $(VENV)/.installed
 	$(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8001
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed tools
+	@python3 tools/build.py --for bench
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[bench]'
 	$(BIN)/python bench/compile_bench.py

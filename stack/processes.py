@@ -103,10 +103,14 @@ def process(args: list[str], log: Path, env: dict[str, str] | None = None, cwd: 
 
 @contextlib.contextmanager
 def prometheus(
-    config: dict, workdir: Path, port: int | None = None, retention: str | None = PROMETHEUS_RETENTION
+    config: dict,
+    workdir: Path,
+    port: int | None = None,
+    retention: str | None = PROMETHEUS_RETENTION,
+    binary: str | None = None,
 ) -> Iterator[str]:
-    """A real Prometheus (PROMETHEUS: the pinned build, else Debian's) with `config`, on loopback;
-    yields its URL.
+    """A real Prometheus (`binary`, PROMETHEUS unless given: the pinned build, else Debian's) with
+    `config`, on loopback; yields its URL.
 
     It keeps data for `retention`, docker compose's by default; None leaves Prometheus' own default (15d).
     """
@@ -115,7 +119,7 @@ def prometheus(
     config_path = workdir / "prometheus.yml"
     config_path.write_text(json.dumps(config, indent=2))  # JSON is YAML
     args = [
-        PROMETHEUS,
+        binary or PROMETHEUS,
         f"--config.file={config_path}",
         f"--storage.tsdb.path={workdir / 'data'}",
         f"--web.listen-address=127.0.0.1:{port}",
@@ -138,10 +142,10 @@ def query(url: str, expr: str, at: float | None = None) -> list[dict]:
     return body["data"]["result"]
 
 
-def alertmanager_command(config: Path, storage: Path, port: int) -> list[str]:
+def alertmanager_command(config: Path, storage: Path, port: int, binary: str | None = None) -> list[str]:
     """A single Alertmanager on loopback: no gossip port, no waiting for peers."""
     return [
-        ALERTMANAGER,
+        binary or ALERTMANAGER,
         f"--config.file={config}",
         f"--storage.path={storage}",
         f"--web.listen-address=127.0.0.1:{port}",

@@ -49,3 +49,16 @@ def both(binary: str) -> list:
         pytest.param(lambda: pinned(binary), id=f"pinned-{tools.version(binary)}"),
         pytest.param(lambda: debian(binary), id=f"debian-{DEBIAN_VERSIONS[binary]}"),
     ]
+
+
+def engines() -> list:
+    """pytest parameters for the two stacks: {"prometheus": path, "alertmanager": path} of the pinned
+    builds (Prometheus 3.x / Alertmanager 0.3x) and of Debian's (2.42 / 0.25)."""
+    pair = ("prometheus", "alertmanager")
+    return [
+        pytest.param(
+            lambda: {b: pinned(b) for b in pair},
+            id=f"pinned-{tools.version('prometheus')}-{tools.version('alertmanager')}",
+        ),
+        pytest.param(lambda: {b: debian(b) for b in pair}, id="debian-2.42-0.25"),
+    ]

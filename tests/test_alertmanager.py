@@ -16,6 +16,7 @@ import yaml
 from modelmon import amtool, build
 from stack import processes
 from stack.webhook import WebhookReceiver
+from tests import binaries
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "alertmanager" / "alertmanager.yml"
@@ -205,8 +206,9 @@ def alert(severity: str, slo: str = "availability", **group: str) -> dict:
 
 
 @contextmanager
-def running_alertmanager(project, tmp_path: Path, spec: str):
-    """A real Alertmanager on the config compiled from `spec`, its webhook receiver, and its URL."""
+def running_alertmanager(project, tmp_path: Path, spec: str, binary: str | None = None):
+    """A real Alertmanager (`binary`, the stack's unless given) on the config compiled from `spec`,
+    its webhook receiver, and its URL."""
     token = tmp_path / "hook-token"
     token.write_text("s3cret\n")
     with WebhookReceiver() as hook:
@@ -214,7 +216,9 @@ def running_alertmanager(project, tmp_path: Path, spec: str):
         build.write_all(root, build.compile_all(root))
         port = processes.free_port()
         am = f"http://127.0.0.1:{port}"
-        args = processes.alertmanager_command(root / "alertmanager" / "alertmanager.yml", tmp_path / "data", port)
+        args = processes.alertmanager_command(
+            root / "alertmanager" / "alertmanager.yml", tmp_path / "data", port, binary
+        )
         with processes.process(args, tmp_path / "alertmanager.log"):
             processes.wait_until("Alertmanager", lambda: urllib.request.urlopen(f"{am}/-/ready", timeout=2), 30)
             yield hook, am
@@ -242,10 +246,11 @@ notifications:""",
         pytest.param(REGIONAL_SPEC, "regional", "region", "a", "b", id="per region"),
     ],
 )
+@pytest.mark.parametrize("alertmanager", binaries.both("alertmanager"))
 def test_real_alertmanager_pages_a_critical_and_inhibits_only_its_own_groups_warning(
-    project, tmp_path, spec, slo, label, broken, healthy
+    project, tmp_path, spec, slo, label, broken, healthy, alertmanager
 ):
-    with running_alertmanager(project, tmp_path, spec) as (hook, am):
+    with running_alertmanager(project, tmp_path, spec, alertmanager()) as (hook, am):
         # The critical first: an inhibition applies once its source is known.
         post_alerts(am, [alert("critical", slo, **{label: broken})])
         processes.wait_until("the page", lambda: hook.notifications, 20)

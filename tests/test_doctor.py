@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from modelmon import cli
-from modelmon.doctor import parse_time, when
+from modelmon.doctor import alertmanager_counters, parse_time, when
 from modelmon.durations import format_duration, parse_duration
 from stack import processes
 from stack.config import PROMETHEUS_RETENTION, local_alertmanager_config
@@ -240,7 +240,8 @@ def slack_failing(work: Path, scrape_alertmanager: bool):
         processes.send_json(f"{am}/api/v2/alerts", "POST", [{"labels": labels | {"model": "gpt-4o-mini"}}])
 
         def slack_failed() -> bool:
-            return 'alertmanager_notifications_failed_total{integration="slack"} 1' in alertmanager_metrics(am)
+            # Summed over `reason`, by which Alertmanager 0.27 and later split failures.
+            return alertmanager_counters(am).counts.get("slack", (0.0, 0.0))[1] == 1
 
         processes.wait_until("the Slack notification to fail", slack_failed, 60)
         yield stack, prom

@@ -1,12 +1,12 @@
 """The field's own checkers on every generated rules file, at the versions of tools/versions.toml:
-Mimir's ruler (`mimirtool rules check --strict`, `mimirtool rules lint`), Thanos' ruler
-(`thanos tools rules-check`), and both amtools on the Alertmanager config.
+Mimir's ruler (`mimirtool rules check --strict`, `mimirtool rules lint`), and both amtools on
+the Alertmanager config (promtool's `check rules` runs in every build).
 
 Two projects: the shipped specs (the three shortcut SLIs), and one with every other SLI form
 (Sloth events, a raw ratio, a custom selector and group_by, custom windows), so a rule shape
 only one of them has is judged too. pint (cloudflare/pint) and Grafana's dashboard-linter are
-not on the Go module proxy these machines reach: docs/other-engines.md says so and what checks
-their ground instead.
+not on the Go module proxy these machines reach, and Thanos needs a newer Go than they have:
+docs/other-engines.md says so and what checks their ground instead.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ slos:
     alerting:
       name: CheckoutEuAvailability
       windows:
-        - {long: 1h, short: 5m, factor: 14.4, severity: critical}
-        - {long: 3d, short: 6h, factor: 1, severity: warning}
+        - {severity: page, long: 1h, short: 5m, budget_percent: 2}
+        - {severity: ticket, long: 3d, short: 6h, budget_percent: 10}
 """
 
 
@@ -95,15 +95,8 @@ def test_mimir_parses_every_expression(rule_files, tmp_path):
         shutil.copy(path, copy)
         result = run(mimirtool, "rules", "lint", "--dry-run", str(copy))
         assert result.returncode == 0, f"{path}:\n{result.stdout}{result.stderr}"
+        assert "msg=SUCCESS" in result.stdout + result.stderr
         assert copy.read_text() == path.read_text()
-
-
-def test_thanos_ruler_accepts_every_rules_file(rule_files):
-    thanos = binaries.pinned("thanos")
-    for path in rule_files:
-        result = run(thanos, "tools", "rules-check", f"--rules={path}")
-        assert result.returncode == 0, f"{path}:\n{result.stdout}{result.stderr}"
-        assert "SUCCESS" in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("amtool", binaries.both("amtool"))

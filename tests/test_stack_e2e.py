@@ -25,6 +25,7 @@ from modelmon import cli, contract
 from modelmon.outputs.dashboard import all_queries, as_sent
 from stack import processes
 from stack.config import local_prometheus_config, rules_at_one_interval
+from tests import binaries
 
 REPO = Path(__file__).resolve().parent.parent
 BOARD = json.loads((REPO / "grafana" / "dashboards" / "models-monitoring.json").read_text())
@@ -52,8 +53,10 @@ def post_calls(url: str, calls: list[dict]) -> None:
         assert response.status in (200, 202, 204), response.status
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+@pytest.fixture(scope="module", params=binaries.engines())
+def stack(request, tmp_path_factory):
+    """The stack on each engine: the pinned builds (as docker compose deploys) and Debian's."""
+    engine = request.param()
     work = tmp_path_factory.mktemp("stack")
     token_file = work / "metrics-token"
     token_file.write_text(TOKEN + "\n")
@@ -62,7 +65,7 @@ def stack(tmp_path_factory):
     multiproc.mkdir()
     gunicorn, backend_env = processes.backend_command(backend_port, token_file, multiproc)
     alertmanager = processes.alertmanager_command(
-        REPO / "alertmanager" / "alertmanager.yml", work / "alertmanager", alertmanager_port
+        REPO / "alertmanager" / "alertmanager.yml", work / "alertmanager", alertmanager_port, engine["alertmanager"]
     )
     backend_url = f"http://127.0.0.1:{backend_port}"
     with (
@@ -79,7 +82,9 @@ def stack(tmp_path_factory):
             interval="1s",
             rules_dir=rules_at_one_interval(REPO / "rules", work / "rules"),
         )
-        with processes.prometheus(config, work / "prometheus", port=prometheus_port) as prom:
+        with processes.prometheus(
+            config, work / "prometheus", port=prometheus_port, binary=engine["prometheus"]
+        ) as prom:
             at = send_traffic(backend_url, prom)
             yield {"prometheus": prom, "backend": backend_url, "token_file": token_file, "work": work, "at": at}
 

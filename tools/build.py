@@ -1,6 +1,7 @@
 """Build the pinned tools of tools/versions.toml into .tools/bin/, or reuse them.
 
-    python3 tools/build.py            every tool (what `make tools` runs)
+    python3 tools/build.py            every tool
+    python3 tools/build.py --for test the tools `make test` needs (what `make tools` runs)
     python3 tools/build.py promtool   the tools holding these binaries
     python3 tools/build.py --list     each binary, where it comes from, and whether it is there
 
@@ -169,7 +170,18 @@ def ensure(names: list[str]) -> None:
         _build(go, tool, [b for b in missing if every[b] == tool])
 
 
+def needed_for(purpose: str) -> list[str]:
+    """The tools (tables of versions.toml) that `purpose` ("test", "bench") builds."""
+    return [tool for tool, pin in pins().items() if purpose in pin.get("for", []) and pin.get("commands")]
+
+
 def main(argv: list[str]) -> None:
+    if len(argv) == 2 and argv[0] == "--for":
+        tools = needed_for(argv[1])
+        if not tools:
+            sys.exit(f"tools: nothing in tools/versions.toml is for {argv[1]!r}")
+        ensure(tools)
+        return
     if argv == ["--list"]:
         for binary, tool in binaries().items():
             pin = pins()[tool]

@@ -180,15 +180,25 @@ def budget_spent(plan: SloPlan) -> Scenario | None:
     )
 
 
+def window_unit(shortest_s: int) -> int:
+    """The scenario unit for windows down to `shortest_s`: a minute, or the longest part of one
+    that leaves two samples in the shortest window (scraped half a unit off the evaluations,
+    a window of one unit would hold one)."""
+    return next(u for u in (60, 30, 20, 15, 10, 5, 2, 1) if shortest_s >= 2 * u)
+
+
 def full_outage(plan: SloPlan) -> Scenario | None:
     pages = [a for a in plan.burn_alerts if a.kind == "page"]
     if not pages:
         return None
     ok = errors_per_s(healthy_ratio(plan))
+    unit = window_unit(min(a.short_s for a in pages))
+    per_minute = 60 // unit
     # The outage starts once the raw-rate pages' long windows are full of healthy traffic, so
     # their firing minutes are a Prometheus in service's. Windows averaged from tiles are not
     # yet full then: a full one would hold one tile more on Prometheus 2 than on 3.
-    start = max((minutes(a.long_s) for a in pages if not is_derived(a.long_s)), default=SHORT_MINUTES)
+    raw = [a.long_s for a in pages if not is_derived(a.long_s)]
+    start = max(raw, default=parse_duration(SHORT_WINDOW)) // unit
     labels = series_labels(plan, 4)
     broken = labels[0]
     traffic = [Traffic(broken, [Phase(0, TOTAL_PER_S, ok), Phase(start, TOTAL_PER_S, TOTAL_PER_S)])]
@@ -202,8 +212,8 @@ def full_outage(plan: SloPlan) -> Scenario | None:
             traffic.append(Traffic(extra, [Phase(0, TOTAL_PER_S, 0.0)], error_series=False))
         else:
             traffic.append(Traffic(extra, [Phase(0, TOTAL_PER_S, ok)]))
-    horizon = start + max(minutes(a.long_s + a.for_s) for a in pages) + 2
-    sim = simulation(plan, traffic, horizon)
+    horizon = start + max(a.long_s + a.for_s for a in pages) // unit + 2 * per_minute
+    sim = simulation(plan, traffic, horizon, unit=unit)
     key = group_key(plan, broken)
     fired = [sim.first_firing(a, key) for a in pages]
     fired = [m for m in fired if m is not None]
@@ -212,14 +222,20 @@ def full_outage(plan: SloPlan) -> Scenario | None:
     checks = sorted({m for first in fired for m in (first - 1, first)} | {start})
     who = _who(plan, broken)
     return Scenario(
-        title=f"{_outage(plan)}{who} from minute {start} fires the burn-rate page at minute {min(fired)}, "
-        "not before, and leaves other models silent",
+        title=f"{_outage(plan)}{who} from {_moment(start, unit)} fires the burn-rate page at "
+        f"{_moment(min(fired), unit)}, not before, and leaves other models silent",
         traffic=traffic,
-        length=max(*checks, start + 30),
+        length=max(*checks, start + 30 * per_minute),
         alert_minutes={a.name: checks for a in pages[:1]},
-        expr_minute=start + 30,
+        expr_minute=start + 30 * per_minute,
         expr_records=tuple(plan.sli_windows[:1]),
+        unit=unit,
     )
+
+
+def _moment(at: int, unit: int) -> str:
+    """A time of a scenario in words: minute 66, or 2m30s in units finer than a minute."""
+    return f"minute {at * unit // 60}" if unit == 60 else format_duration(at * unit)
 
 
 def fast_page(plan: SloPlan) -> Scenario | None:
