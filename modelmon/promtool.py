@@ -81,27 +81,43 @@ def test_rules(paths: list[Path], cwd: Path | None = None) -> tuple[bool, list[T
     result = run("test", "rules", *map(str, paths), cwd=cwd)
     output = result.stdout + result.stderr
     failures = parse_test_output(output)
-    resolve_groups(failures, cwd or Path.cwd())
+    resolve_groups(failures, cwd or Path.cwd(), [str(p) for p in paths])
     return result.returncode == 0, failures, output
 
 
-def resolve_groups(failures: list[TestFailure], cwd: Path) -> None:
-    """Name the test group of each failed query from the test file it came from."""
+def resolve_groups(failures: list[TestFailure], cwd: Path, paths: list[str] | None = None) -> None:
+    """Name the test group of each failed query from the test file it came from. promtool 2
+    prints each file's name before its failures; 3 does not, so its failures are looked up
+    in every file tested (`paths`)."""
+    groups_in: dict[str, list[str]] = {}
+    for file in paths or []:
+        try:
+            groups_in[file] = [g.get("name", "") for g in _tests_of(cwd / file)]
+        except (OSError, KeyError, TypeError, yaml.YAMLError):
+            groups_in[file] = []
     for failure in failures:
+        if failure.group and not failure.file:
+            failure.file = " or ".join(f for f, names in groups_in.items() if failure.group in names)
         if failure.group or failure.query is None:
             continue
         expr, time = failure.query
-        try:
-            tests = yaml.safe_load((cwd / failure.file).read_text(encoding="utf-8"))["tests"]
-        except (OSError, KeyError, TypeError, yaml.YAMLError):
-            tests = []
-        names = [
-            group.get("name", "")
-            for group in tests
-            for check in group.get("promql_expr_test", [])
-            if check["expr"] == expr and _same_time(check["eval_time"], time)
-        ]
-        failure.group = " or ".join(dict.fromkeys(names)) or "(test group not found)"
+        found: dict[str, str] = {}
+        for file in [failure.file] if failure.file else paths or []:
+            try:
+                tests = _tests_of(cwd / file)
+            except (OSError, KeyError, TypeError, yaml.YAMLError):
+                tests = []
+            for group in tests:
+                for check in group.get("promql_expr_test", []):
+                    if check["expr"] == expr and _same_time(check["eval_time"], time):
+                        found.setdefault(group.get("name", ""), file)
+        failure.group = " or ".join(found) or "(test group not found)"
+        if found and not failure.file:
+            failure.file = " or ".join(dict.fromkeys(found.values()))
+
+
+def _tests_of(path: Path) -> list[dict]:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))["tests"]
 
 
 def _same_time(written: str, printed: str) -> bool:

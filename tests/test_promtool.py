@@ -195,7 +195,10 @@ def failures_with(tmp_path: Path, old: str, new: str, count: int = 1, only: tupl
     return failures_in(mutated_project(tmp_path, old, new, count, only))
 
 
-def test_a_slower_page_alert_fails_and_is_reported_in_plain_words(tmp_path, capsys):
+@pytest.mark.parametrize("promtool_binary", binaries.both("promtool"))
+def test_a_slower_page_alert_fails_and_is_reported_in_plain_words(tmp_path, capsys, monkeypatch, promtool_binary):
+    """Both promtools' output read back: 2 names each file before its failures, 3 does not."""
+    monkeypatch.setenv("MODELMON_PROMTOOL", promtool_binary())
     outage = "models-monitoring/availability: a full outage"
     root = mutated_project(tmp_path, FAST_PAGE, "    for: 2m\n" + FAST_PAGE, only=(outage, THRESHOLDS))
 
@@ -203,6 +206,7 @@ def test_a_slower_page_alert_fails_and_is_reported_in_plain_words(tmp_path, caps
 
     err = capsys.readouterr().err
     assert "FAILED models-monitoring/availability: a full outage of claude-3-5-sonnet-20241022" in err
+    assert "not before, and leaves other models silent  (prometheus/tests/models-monitoring.test.yml)" in err
     assert "alert ModelAvailabilityBudgetBurn at 1h9m: expected" in err
     ran = [g for g in groups_of(MAIN_TESTS) if g["name"].startswith((outage, THRESHOLDS))]
     assert f"promtool: 1 of {len(ran)} test groups failed" in err
@@ -228,7 +232,10 @@ def test_a_budget_stated_against_the_covered_hours_alone_fails_the_fresh_prometh
     assert "ModelAvailabilityBudgetExhausted" in details, details
 
 
-def test_dropping_the_missing_error_series_guard_fails(tmp_path):
+@pytest.mark.parametrize("promtool_binary", binaries.both("promtool"))
+def test_dropping_the_missing_error_series_guard_fails(tmp_path, monkeypatch, promtool_binary):
+    """A failed query is traced back to its test group, on both promtools."""
+    monkeypatch.setenv("MODELMON_PROMTOOL", promtool_binary())
     guard = '\n      or on (model)\n      0 * model:model_requests:rate5m{service="models-monitoring"}'
     failures = failures_with(tmp_path, guard, "", only=("models-monitoring/availability: a full outage",))
 

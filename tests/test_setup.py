@@ -44,12 +44,16 @@ def test_a_tool_given_by_its_variable_is_not_installed():
 
 
 def test_make_test_installs_every_binary_the_tests_start():
+    # Debian's by path: the pinned builds come first on PATH, and the tests run on both.
     assert {
-        "promtool:prometheus",
-        "amtool:prometheus-alertmanager",
-        "prometheus-alertmanager:prometheus-alertmanager",
+        "/usr/bin/promtool:prometheus",
+        "/usr/bin/prometheus-alertmanager:prometheus-alertmanager",
         "vmalert:victoria-metrics",
     } <= installed_by("test")
+    # The pinned ones (tools/versions.toml) are built before pytest runs.
+    commands = dry_run("test")
+    built = next(i for i, line in enumerate(commands) if "tools/build.py --for test" in line)
+    assert built < next(i for i, line in enumerate(commands) if "pytest" in line)
 
 
 def test_ci_runs_the_readme_commands_and_installs_nothing_itself():
