@@ -904,7 +904,8 @@ def table(sizes: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def plot(sizes: list[dict]) -> None:
+def plot(sizes: list[dict], prometheus: str) -> None:
+    """The two panels of docs/scale.md; `prometheus` is the version line the run recorded."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -947,7 +948,8 @@ def plot(sizes: list[dict]) -> None:
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(loc="upper left", fontsize=8)
     fig.suptitle(
-        "Rule cost in Prometheus 2.42, 30 days backfilled, groups on the global interval counted at 15s; "
+        f"Rule cost in Prometheus {prometheus.split()[2]}, 30 days backfilled, groups on the global interval "
+        "counted at 15s; "
         "annotated: ours / Sloth",
         fontsize=10,
     )
@@ -1037,7 +1039,7 @@ def finish(report: dict) -> int:
         )
     print(f"wall time: {report['wall_s']['total']:.0f}s (rule cost {report['wall_s']['rule_cost']:.0f}s)")
     if sizes:
-        plot(sizes)
+        plot(sizes, report["machine"]["prometheus"])
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {RESULTS.relative_to(REPO)} and {', '.join(str(p.relative_to(REPO)) for p in PLOTS)}")
