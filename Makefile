@@ -5,8 +5,10 @@
 
 VENV := .venv
 BIN := $(VENV)/bin
-# The pinned tools (tools/versions.toml, built by `make tools`) come first wherever they are built.
-export PATH := $(CURDIR)/.tools/bin:$(PATH)
+# The pinned tools (tools/versions.toml, built by `make tools`) come first wherever they are built
+# (MODELMON_TOOLS moves their folder, as for tools/build.py).
+MODELMON_TOOLS ?= $(CURDIR)/.tools/bin
+export PATH := $(MODELMON_TOOLS):$(PATH)
 # A tool given by its environment variable is not installed from Debian.
 DEBIAN := $(if $(MODELMON_PROMTOOL),,promtool:prometheus) $(if $(MODELMON_AMTOOL),,amtool:prometheus-alertmanager)
 

@@ -54,6 +54,14 @@ from tools import build as tools  # noqa: E402
 os.environ["PATH"] = f"{tools.BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 SLOTH = tools.installed("sloth") or "sloth"
 
+
+def pinned_or_exit() -> None:
+    """The figures are for the pinned versions: without them built, say so instead of measuring others."""
+    missing = [b for b in ("prometheus", "promtool", "sloth") if tools.installed(b) is None]
+    if missing:
+        sys.exit(f"bench: {', '.join(missing)} not built: run `make bench` (or python3 tools/build.py --for bench)")
+
+
 RESULTS = REPO / "bench" / "results" / "rule_cost.json"
 PLOTS = (REPO / "bench" / "results" / "rule_cost.png", REPO / "docs" / "img" / "rule_cost.png")
 SPEC = REPO / "slos" / "models.yaml"
@@ -986,6 +994,7 @@ def main() -> int:
             size["ratio_ours_to_sloth"] = ratios(size["shapes"])
         return finish(report)
 
+    pinned_or_exit()
     info = machine("prometheus", PROMETHEUS)
     print(f"nproc: {info['nproc']}  cpu: {info['cpu']}  memory: {info['memory_gb']} GB", flush=True)
     print(f"{info['prometheus']}  commit {info['commit']}", flush=True)

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 from importlib import metadata
 from pathlib import Path
 
@@ -44,11 +45,25 @@ def inputs_key(root: Path, specs: list[Path], layout: str) -> str:
         except metadata.PackageNotFoundError:
             version = "missing"
         h.update(f"{library}=={version}\0".encode())
-    # The build proves the rules with these tools: another binary must prove them again.
+    # The build proves the rules with these tools: another binary (a new build under the same
+    # path too: `make tools` after a pin changes) must prove them again.
     tools = (os.environ.get("MODELMON_PROMTOOL", ""), os.environ.get("MODELMON_AMTOOL", ""), os.environ.get("PATH", ""))
-    for item in (f"python {platform.python_version()}", *tools):
+    for item in (f"python {platform.python_version()}", *tools, *map(_binary_identity, ("promtool", "amtool"))):
         h.update(f"{item}\0".encode())
     return h.hexdigest()
+
+
+def _binary_identity(name: str) -> str:
+    """Where the build's `name` resolves to, with its size and modification time."""
+    variable = os.environ.get(f"MODELMON_{name.upper()}")
+    found = variable or shutil.which(name)
+    if not found:
+        return f"{name} missing"
+    try:
+        stat = Path(found).resolve().stat()
+    except OSError:
+        return f"{name} {found} unreadable"
+    return f"{name} {Path(found).resolve()} {stat.st_size} {stat.st_mtime_ns}"
 
 
 def outputs_current(root: Path, key: str) -> dict[str, str] | None:

@@ -21,7 +21,7 @@ DEBIAN = {
     "alertmanager": "/usr/bin/prometheus-alertmanager",
     "amtool": "/usr/bin/amtool",
 }
-# The versions Debian 12/13 ship (the tests state which engine they ran on).
+# The versions Debian 12 (bookworm) ships: the machines' Debian (the tests name which engine ran).
 DEBIAN_VERSIONS = {"prometheus": "2.42", "promtool": "2.42", "alertmanager": "0.25", "amtool": "0.25"}
 
 

@@ -11,7 +11,6 @@ docs/other-engines.md says so and what checks their ground instead.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -86,17 +85,14 @@ def test_mimir_ruler_accepts_every_rule_name_and_finds_no_duplicate_series(rule_
         assert "level=error" not in output and "level=warn" not in output, f"{path}:\n{output}"
 
 
-def test_mimir_parses_every_expression(rule_files, tmp_path):
+def test_mimir_parses_every_expression(rule_files):
     """`rules lint` rewrites a file with Mimir's PromQL parser: it must read every expression.
-    (It reformats: sorted keys, one-line expressions; the dry run shows that and changes nothing.)"""
+    (It reformats: sorted keys, one-line expressions; the dry run parses and writes nothing.)"""
     mimirtool = binaries.pinned("mimirtool")
     for path in rule_files:
-        copy = tmp_path / path.name
-        shutil.copy(path, copy)
-        result = run(mimirtool, "rules", "lint", "--dry-run", str(copy))
+        result = run(mimirtool, "rules", "lint", "--dry-run", str(path))
         assert result.returncode == 0, f"{path}:\n{result.stdout}{result.stderr}"
         assert "msg=SUCCESS" in result.stdout + result.stderr
-        assert copy.read_text() == path.read_text()
 
 
 @pytest.mark.parametrize("amtool", binaries.both("amtool"))

@@ -15,6 +15,7 @@ import yaml
 from modelmon import cli
 from stack import processes
 from tests.test_up import Output
+from tools import build as tools
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -64,8 +65,10 @@ def test_make_reload_brings_a_changed_spec_into_the_running_stack(models_project
         loaded = yaml.safe_load((run / "alertmanager.yml").read_text())
         assert [r["name"] for r in config["receivers"]] == [r["name"] for r in loaded["receivers"]]
         assert all(r["webhook_configs"][0]["url"].startswith(receiver) for r in loaded["receivers"])
-        # Alertmanager 0.34 shows a webhook URL as a secret; 0.25 shows it.
-        assert all(r["webhook_configs"][0]["url"] in ("<secret>", loaded_url(loaded, r)) for r in config["receivers"])
+        # The pinned Alertmanager (0.34) shows a webhook URL as a secret; Debian's 0.25 shows it.
+        pinned = tools.installed("alertmanager") == processes.ALERTMANAGER
+        for r in config["receivers"]:
+            assert r["webhook_configs"][0]["url"] == ("<secret>" if pinned else loaded_url(loaded, r))
 
         cli.main(doctor)  # a stack this young may still lack its first scrapes: only the rules are judged here
         out = capsys.readouterr().out

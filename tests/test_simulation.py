@@ -95,6 +95,7 @@ def test_a_check_the_engines_answer_differently_is_left_out_and_noted(plans):
     group = writer.test_group(plan, scenario)
     assert "alert_rule_test" not in group
     assert scenario.left_out == [("ModelAvailabilityBudgetBurn", "6h22m")]
+    assert group["name"].endswith("(left out, Prometheus 2 and 3 differ there: ModelAvailabilityBudgetBurn at 6h22m)")
     sims = [scenario.simulation(plan, v) for v in (2, 3)]
     six_hours = [s.alerts("ModelAvailabilityBudgetBurn", 382) for s in sims]
     assert six_hours[0] != six_hours[1]

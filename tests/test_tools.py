@@ -76,6 +76,7 @@ def test_the_docs_name_the_pinned_versions():
 
 @pytest.mark.parametrize("binary", ["prometheus", "promtool", "alertmanager", "amtool"])
 def test_the_pinned_binaries_report_the_pinned_version(binary):
+    """They run, and say the pin's version (set when built): a binary left from an older pin fails."""
     out = subprocess.run([binaries.pinned(binary), "--version"], capture_output=True, text=True, check=True)
     assert f"version {tools.version(binary)}" in out.stdout + out.stderr
 
@@ -96,10 +97,12 @@ def test_built_tools_are_reused():
 
 
 def test_without_go_the_bootstrap_names_what_is_missing_and_the_variables(tmp_path):
-    env = {**os.environ, "MODELMON_TOOLS": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELMON_BIN_")}
+    env |= {"MODELMON_TOOLS": str(tmp_path), "PATH": "/usr/bin:/bin"}
     result = subprocess.run([*BUILD, "promtool"], capture_output=True, text=True, timeout=60, env=env, check=False)
     assert result.returncode == 1
-    assert "missing promtool, and building them needs Go 1.24 or newer" in result.stderr
+    minimum = ".".join(map(str, tools.GO_MINIMUM))
+    assert f"missing promtool, and building them needs Go {minimum} or newer" in result.stderr
     assert "MODELMON_BIN_PROMTOOL" in result.stderr
     assert not list(tmp_path.iterdir())  # nothing half-built
 
@@ -113,3 +116,7 @@ def test_a_binary_given_by_its_variable_is_used_and_never_built(tmp_path):
     listed = subprocess.run([*BUILD, "--list"], capture_output=True, text=True, timeout=60, env=env, check=True)
     [line] = [line for line in listed.stdout.splitlines() if line.startswith("promtool ")]
     assert "present" in line and env["MODELMON_BIN_PROMTOOL"] in line
+    # Linked into the tools folder, so whatever finds promtool on PATH runs the given one.
+    used = subprocess.run([*BUILD, "promtool"], capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert used.returncode == 0 and "building" not in used.stdout, used.stdout + used.stderr
+    assert (tmp_path / "promtool").resolve() == Path(env["MODELMON_BIN_PROMTOOL"]).resolve()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,8 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PINS = ROOT / "tools" / "versions.toml"
 # MODELMON_TOOLS moves the folder (a cache shared by several checkouts, or a test's own).
 BIN = Path(os.environ.get("MODELMON_TOOLS") or ROOT / ".tools" / "bin")
-# The oldest Go the pinned modules' go.mod files accept (Prometheus 3.13 needs 1.24).
-GO_MINIMUM = (1, 24)
+# The oldest Go that the pinned modules' go.mod files accept (Sloth 0.16 asks for 1.26.0,
+# mimirtool 1.25.9, Prometheus and Alertmanager 1.25.0); each build also checks its own.
+GO_MINIMUM = (1, 26)
 # Where each tool keeps its version string, so `tool --version` reports the pin.
 VERSION_VARIABLE = {
     "prometheus": "github.com/prometheus/common/version.Version",
@@ -91,6 +93,17 @@ def _present(binary: str, tool: str) -> bool:
     return os.access(BIN / binary, os.X_OK) and stamp_file.is_file() and stamp_file.read_text() == stamp(tool)
 
 
+def _version_of(go: str) -> tuple[int, ...]:
+    out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, check=False).stdout.strip()
+    return tuple(int(part) for part in re.findall(r"\d+", out.removeprefix("go"))[:3])
+
+
+def _go_directive(go_mod: Path) -> tuple[int, ...]:
+    """The Go version a module's go.mod requires (its `go` line)."""
+    found = re.search(r"^go (\d+(?:\.\d+){0,2})\s*$", go_mod.read_text(), re.M)
+    return tuple(int(part) for part in found.group(1).split(".")) if found else (0,)
+
+
 def _go() -> str | None:
     go = shutil.which("go")
     if not go:
@@ -114,7 +127,16 @@ def _build(go: str, tool: str, wanted: list[str]) -> None:
     )
     if download.returncode:
         sys.exit(f"tools: go mod download {module} failed:\n{download.stdout}{download.stderr}")
-    source = Path(json.loads(download.stdout)["Dir"])
+    downloaded = json.loads(download.stdout)
+    source = Path(downloaded["Dir"])
+    needs = _go_directive(Path(downloaded["GoMod"]))
+    if needs > _version_of(go):
+        sys.exit(
+            f"tools: {module} needs Go {'.'.join(map(str, needs))} or newer, this Go is "
+            f"{'.'.join(map(str, _version_of(go)))}: install a newer Go, or point "
+            + ", ".join(env_variable(b) for b in wanted)
+            + " at release binaries"
+        )
     ldflags = "-s -w"
     if tool in VERSION_VARIABLE:
         ldflags += f" -X {VERSION_VARIABLE[tool]}={pin['version']}"
@@ -154,6 +176,7 @@ def ensure(names: list[str]) -> None:
     given = [b for b in missing if os.environ.get(env_variable(b))]
     if given:
         sys.exit("tools: " + "; ".join(f"{env_variable(b)}={path(b)} is not an executable file" for b in given))
+    _link_given([b for b in wanted if os.environ.get(env_variable(b))])
     if not missing:
         return
     go = _go()
@@ -168,6 +191,19 @@ def ensure(names: list[str]) -> None:
     BIN.mkdir(parents=True, exist_ok=True)
     for tool in dict.fromkeys(every[b] for b in missing):
         _build(go, tool, [b for b in missing if every[b] == tool])
+
+
+def _link_given(given: list[str]) -> None:
+    """A binary given by its variable goes into the tools folder as a link, so that everything
+    finding tools on PATH (promtool and amtool for modelmon, the stack, the tests) runs it."""
+    if not given:
+        return
+    BIN.mkdir(parents=True, exist_ok=True)
+    for binary in given:
+        link = BIN / binary
+        link.unlink(missing_ok=True)
+        (BIN / f"{binary}.stamp").unlink(missing_ok=True)  # not our build: rebuilt once the variable goes
+        link.symlink_to(path(binary).resolve())
 
 
 def needed_for(purpose: str) -> list[str]:

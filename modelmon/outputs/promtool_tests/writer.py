@@ -263,6 +263,10 @@ def test_group(plan: SloPlan, scenario: Scenario) -> dict:
     if scenario.expr_minute is not None:
         each = [expr_tests(plan, s, scenario.expr_minute, scenario.expr_records) for s in sims]
         group["promql_expr_test"] = _agreed(each, scenario)
+    if scenario.left_out:
+        # Said where a reader of the test (and of promtool's output) sees it.
+        at = ", ".join(f"{what.split('{')[0]} at {when}" for what, when in scenario.left_out)
+        group["name"] += f" (left out, Prometheus 2 and 3 differ there: {at})"
     return group
 
 
