@@ -14,9 +14,10 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 from importlib import metadata
 from pathlib import Path
+
+from modelmon import amtool, promtool
 
 CACHE_PATH = ".modelmon/build-cache.json"
 GENERATOR = Path(__file__).resolve().parent
@@ -48,22 +49,20 @@ def inputs_key(root: Path, specs: list[Path], layout: str) -> str:
     # The build proves the rules with these tools: another binary (a new build under the same
     # path too: `make tools` after a pin changes) must prove them again.
     tools = (os.environ.get("MODELMON_PROMTOOL", ""), os.environ.get("MODELMON_AMTOOL", ""), os.environ.get("PATH", ""))
-    for item in (f"python {platform.python_version()}", *tools, *map(_binary_identity, ("promtool", "amtool"))):
+    binaries = [_binary_identity(find) for find in (promtool.find_promtool, amtool.find_amtool)]
+    for item in (f"python {platform.python_version()}", *tools, *binaries):
         h.update(f"{item}\0".encode())
     return h.hexdigest()
 
 
-def _binary_identity(name: str) -> str:
-    """Where the build's `name` resolves to, with its size and modification time."""
-    variable = os.environ.get(f"MODELMON_{name.upper()}")
-    found = variable or shutil.which(name)
-    if not found:
-        return f"{name} missing"
+def _binary_identity(find) -> str:
+    """The binary a tool finder (promtool's, amtool's) resolves to, with its size and modification time."""
     try:
-        stat = Path(found).resolve().stat()
-    except OSError:
-        return f"{name} {found} unreadable"
-    return f"{name} {Path(found).resolve()} {stat.st_size} {stat.st_mtime_ns}"
+        found = Path(find()).resolve()
+        stat = found.stat()
+    except (RuntimeError, OSError) as err:  # missing: the build itself says so
+        return f"{find.__module__} {type(err).__name__}"
+    return f"{found} {stat.st_size} {stat.st_mtime_ns}"
 
 
 def outputs_current(root: Path, key: str) -> dict[str, str] | None:
