@@ -38,7 +38,6 @@ GO_MINIMUM = (1, 26)
 VERSION_VARIABLE = {
     "prometheus": "github.com/prometheus/common/version.Version",
     "alertmanager": "github.com/prometheus/common/version.Version",
-    "thanos": "github.com/prometheus/common/version.Version",
     "sloth": "github.com/slok/sloth/internal/info.Version",
 }
 
