@@ -17,6 +17,7 @@ Runs on the system's Python 3.11 (tomllib), before any virtual environment exist
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -49,6 +50,7 @@ UNSHIPPED_ASSETS = {"alertmanager": ["ui/app/dist/index.html"]}
 PLACEHOLDER_PAGE = "<!doctype html><title>UI not built</title>Built from the Go module without its web UI.\n"
 
 
+@functools.cache
 def pins() -> dict[str, dict]:
     with PINS.open("rb") as f:
         return tomllib.load(f)
@@ -107,12 +109,7 @@ def _go() -> str | None:
     go = shutil.which("go")
     if not go:
         return None
-    out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, check=False).stdout.strip()
-    try:
-        major, minor = (int(part) for part in out.removeprefix("go").split(".")[:2])
-    except ValueError:
-        return None
-    return go if (major, minor) >= GO_MINIMUM else None
+    return go if _version_of(go) >= GO_MINIMUM else None
 
 
 def _build(go: str, tool: str, wanted: list[str]) -> None:
