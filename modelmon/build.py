@@ -125,9 +125,28 @@ def load_project(
             loaded.append(item)
     problems, project = check_all(loaded)
     errors += problems
+    errors += refused_rules(loaded, project, layout)
     if errors:
         raise SpecErrors(errors)
     return loaded, project
+
+
+def refused_rules(loaded: list[LoadedSpec], project: ProjectPlan, layout: Layout) -> list[SpecError]:
+    """`promtool check rules` on the rules of every SLO that planned, traced back to the spec: a
+    query promtool refuses (a Sloth query's syntax, a raw ratio's) is found by `validate` too,
+    beside every other error of the run, not only when `build` proves its outputs."""
+    project = ProjectPlan(tuple(service for service in project.services if service.slos))
+    if not project.services:
+        return []
+    with tempfile.TemporaryDirectory(prefix="modelmon-rules-") as scratch:
+        paths = []
+        for index, (_, content) in enumerate(sorted(rules.files(project, layout).items())):
+            paths.append(Path(scratch) / f"{index}.yml")  # the service names its file: no name of ours here
+            paths[-1].write_text(content, encoding="utf-8")
+        ok, problems, output = promtool.check_rules(paths)
+        if ok:
+            return []
+        return _promtool_errors(loaded, project, problems, output.replace(f"{scratch}/", ""), layout)
 
 
 def compile_all(root: Path, layout: Layout | None = None, specs: list[Path] | None = None) -> Compiled:
@@ -199,7 +218,8 @@ def write_all(root: Path, compiled: Compiled) -> Written:
         rules = [scratch_root / layout.rules_path(service) for service in sorted(compiled.plans)]
         ok, problems, output = promtool.check_rules(rules)
         if not ok:
-            raise SpecErrors(_promtool_errors(compiled, problems, output.replace(f"{scratch}/", "")))
+            output = output.replace(f"{scratch}/", "")
+            raise SpecErrors(_promtool_errors(compiled.loaded, compiled.project, problems, output, layout))
         checks.append("promtool check rules")
         if layout.alertmanager in compiled.files:
             ok, output = amtool.check_config(scratch_root / layout.alertmanager)
@@ -217,21 +237,28 @@ def write_all(root: Path, compiled: Compiled) -> Written:
     return Written(written, removed, checks)
 
 
-def _promtool_errors(compiled: Compiled, problems: list[promtool.RuleProblem], output: str) -> list[SpecError]:
+def _promtool_errors(
+    loaded: list[LoadedSpec], project: ProjectPlan, problems: list[promtool.RuleProblem], output: str, layout: Layout
+) -> list[SpecError]:
     """promtool's complaints, traced back to the SLO whose rule it refused."""
     errors: dict[tuple, SpecError] = {}
-    for item in compiled.loaded:
+    plans = {service.service: service.slos for service in project.services}
+    for item in loaded:
         service = item.spec.service
-        names = [plan.name for plan in compiled.plans[service]]
+        if service not in plans:
+            continue
+        owners = rule_file(plans[service]).owners
+        planned = {plan.name for plan in plans[service]}
+        indexes = {slo.name: index for index, slo in item.slos() if slo.name in planned}
         for problem in problems:
-            owner = compiled.rules[service].owners.get((problem.group, problem.index))
+            owner = owners.get((problem.group, problem.index))
             # One error per SLO and complaint: a broken query fails in every window.
             key = (item.display, owner, problem.message)
-            if owner in names and key not in errors:
+            if owner in indexes and key not in errors:
                 errors[key] = item.positions.error(
-                    ("slos", names.index(owner), "sli"),
+                    ("slos", indexes[owner], "sli"),
                     f"promtool rejects the generated rule {problem.rule}: {problem.message}",
                 )
     if not errors:
-        return [SpecError(compiled.layout.rules, 1, 1, "", f"promtool check rules failed:\n{output.strip()}")]
+        return [SpecError(layout.rules, 1, 1, "", f"promtool check rules failed:\n{output.strip()}")]
     return list(errors.values())

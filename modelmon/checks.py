@@ -250,6 +250,14 @@ def _check_sli(item: LoadedSpec, i: int, slo: Slo) -> list[SpecError]:
         and (block.warning_below <= block.critical_below)
     ):
         errors.append(at.error((*base, kind, "warning_below"), "must be above critical_below"))
+    if kind == "events" and block.error_query.split() == block.total_query.split():
+        errors.append(
+            at.error(
+                (*base, kind, "total_query"),
+                "is the same query as error_query: every event would count as an error (an error ratio of 1); "
+                "error_query counts the failed events only",
+            )
+        )
     return errors
 
 
@@ -282,6 +290,8 @@ def _check_notifications(item: LoadedSpec) -> list[SpecError]:
 def _check_scrape_interval(item: LoadedSpec) -> list[SpecError]:
     """Once per file: the fixed 5m window and the default windows against the scrape interval."""
     spec, at = item.spec, item.positions
+    if parse_duration(spec.scrape_interval) == 0:
+        return [at.error(("scrape_interval",), "must be longer than 0s: Prometheus' interval between two scrapes")]
     minimum = 2 * parse_duration(spec.scrape_interval)
     shortest = [parse_duration(SHORT_WINDOW)]
     if any(slo.alerting.windows is None for slo in spec.slos):

@@ -132,7 +132,8 @@ def alerts_group(service: str, slo: str) -> str:
 
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 # One PromQL label matcher: name, operator, double-quoted value with its escapes.
-_MATCHER = r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*'
+# A raw line break ends a PromQL string: it is written \n.
+_MATCHER = r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\\n]|\\.)*)"\s*'
 MATCHER = re.compile(rf"{_MATCHER},?")
 # A comma-separated list of them, e.g. model=~"claude.*",model!="gpt-4o".
 SELECTOR = re.compile(rf"^{_MATCHER}(?:,{_MATCHER})*,?\s*$")
@@ -147,6 +148,13 @@ def escape(value: str) -> str:
 # \uHHHH and \UHHHHHHHH code points.
 _ESCAPE = re.compile(r'\\(?:([abfnrtv\\"\'])|x([0-9a-fA-F]{2})|([0-7]{3})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8}))')
 _SIMPLE = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+
+def bad_escape(value: str) -> str | None:
+    """The first backslash sequence of a PromQL double-quoted string that PromQL refuses (e.g. \\q)."""
+    rest = _ESCAPE.sub("", value.replace("\\\\", ""))
+    at = rest.find("\\")
+    return rest[at : at + 2] if at >= 0 else None
 
 
 def unescape(value: str) -> str:

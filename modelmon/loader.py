@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from modelmon.limits import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES
 from modelmon.spec import Slo, SloFile
 
 PathPart = str | int
@@ -113,10 +114,18 @@ def load_file(path: Path, display: str | None = None) -> tuple[LoadedSpec | None
     display = display or str(path)
     positions = Positions(display)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         return None, [SpecError(display, 1, 1, "", f"cannot read file: {err}")]
+    if len(raw) > MAX_FILE_BYTES:
+        message = f"the file is larger than {MAX_FILE_BYTES // 1024} KiB; split its SLOs over several files"
+        return None, [SpecError(display, 1, 1, "", message)]
     try:
+        # The parser recurses once per level: too deep a file is refused before it is parsed.
+        if deep := _too_deep(text, display):
+            return None, [deep]
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as err:
         return None, [_syntax_error(err, text, display)]
@@ -129,6 +138,10 @@ def load_file(path: Path, display: str | None = None) -> tuple[LoadedSpec | None
         return None, [
             SpecError(display, 1, 1, "", "the file is empty; expected a mapping with version, service and slos")
         ]
+    try:
+        _measure(node, display)
+    except _Exhausted as err:
+        return None, [err.error]
     errors: list[SpecError] = []
     data = _to_data(node, (), positions, errors)
     if not isinstance(data, dict):
@@ -147,6 +160,8 @@ def load_file(path: Path, display: str | None = None) -> tuple[LoadedSpec | None
         slos |= more_slos
     if not fields:
         return LoadedSpec(path, display, spec, positions, frozenset(), tuple(range(len(spec.slos)))), errors
+    if any(e.loc == ("slos",) for e in errors) and isinstance(data.get("slos"), list):
+        slos |= set(range(len(data["slos"])))  # the list itself is refused (too long): judge none of it
     spec, indexes = _valid_parts(data, fields, slos)
     return LoadedSpec(path, display, spec, positions, frozenset(fields), indexes), errors
 
@@ -224,6 +239,76 @@ def _valid_parts(data: dict, broken: set[str], broken_slos: set[int]) -> tuple[S
 _MERGE = "tag:yaml.org,2002:merge"
 # Stands in for a value YAML could not build (an unknown tag): pydantic refuses it, and that refusal is dropped.
 _REFUSED = object()
+
+
+_OPENING = (
+    yaml.BlockMappingStartToken,
+    yaml.BlockSequenceStartToken,
+    yaml.FlowMappingStartToken,
+    yaml.FlowSequenceStartToken,
+)
+_CLOSING = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
+
+
+def _too_deep(text: str, display: str) -> SpecError | None:
+    """The first mapping or list nested deeper than MAX_DEPTH, found by the scanner (which,
+    unlike the parser, does not recurse)."""
+    depth = 0
+    for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        if isinstance(token, _OPENING):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = token.start_mark
+                message = f"nested more than {MAX_DEPTH} levels deep; a spec needs a handful"
+                return SpecError(display, mark.line + 1, mark.column + 1, "", message)
+        elif isinstance(token, _CLOSING):
+            depth -= 1
+    return None
+
+
+class _Exhausted(Exception):
+    """The file costs more than a spec may: reading it stops at once."""
+
+    def __init__(self, error: SpecError):
+        self.error = error
+
+
+def _measure(node: yaml.Node, display: str) -> None:
+    """Refuse, before anything is built, a node graph whose expansion is too big, too deep or
+    endless. An alias is the very node it names, so aliases of aliases repeat a value
+    exponentially and an alias inside its own anchor makes a value that contains itself; each
+    node is measured once, so this takes time in proportion to the file."""
+    measured: dict[int, tuple[int, int]] = {}  # node -> (values once expanded, levels below it)
+    open_: set[int] = set()  # the collections being measured, around the current node
+
+    def refuse(at: yaml.Node, message: str) -> _Exhausted:
+        return _Exhausted(SpecError(display, at.start_mark.line + 1, at.start_mark.column + 1, "", message))
+
+    def measure(at: yaml.Node, depth: int) -> tuple[int, int]:
+        if not isinstance(at, yaml.CollectionNode):
+            return 1, 0
+        if id(at) in open_:
+            raise refuse(at, "this value contains itself: an alias (*name) inside it refers to its own anchor (&name)")
+        if id(at) not in measured:
+            if depth >= MAX_DEPTH:
+                raise refuse(at, f"nested more than {MAX_DEPTH} levels deep once YAML aliases are expanded")
+            open_.add(id(at))
+            children = [c for pair in at.value for c in pair] if isinstance(at, yaml.MappingNode) else at.value
+            sizes = [measure(child, depth + 1) for child in children]
+            open_.discard(id(at))
+            measured[id(at)] = (1 + sum(s for s, _ in sizes), 1 + max((h for _, h in sizes), default=0))
+        size, height = measured[id(at)]
+        if size > MAX_VALUES:
+            raise refuse(
+                at,
+                f"this value expands to more than {MAX_VALUES:,} values: YAML aliases (*name) repeat what they "
+                "point at, so aliases of aliases multiply",
+            )
+        if depth + height > MAX_DEPTH:
+            raise refuse(at, f"nested more than {MAX_DEPTH} levels deep once YAML aliases are expanded")
+        return size, height
+
+    measure(node, 0)
 
 
 def _to_data(node: yaml.Node, path: FieldPath, positions: Positions, errors: list[SpecError]) -> object:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -27,10 +28,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from modelmon import contract
-from modelmon.conventions import LABEL_NAME, SELECTOR, WINDOW_PLACEHOLDER
+from modelmon import contract, markup, promregex
+from modelmon.conventions import LABEL_NAME, MATCHER, SELECTOR, WINDOW_PLACEHOLDER, bad_escape, unescape
 from modelmon.durations import parse_duration
 from modelmon.gotemplate import unsupported_template
+from modelmon.limits import MAX_FAMILIES, MAX_LABELS, MAX_NAME_CHARS, MAX_SLOS_PER_FILE, MAX_WINDOWS
 
 SLO_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 ALERT_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -91,13 +93,46 @@ def _label_value(value: str) -> str:
     return value
 
 
-def _selector(value: str) -> str:
-    if not SELECTOR.match(value):
+def _plain_label_value(value: str) -> str:
+    # These labels reach alert rules too, whose label values Prometheus expands as Go templates
+    # at every evaluation: spec text there must stay text.
+    if "{{" in value or "}}" in value:
         raise _fail(
-            "selector",
-            'must be PromQL label matchers such as model=~"claude.*" (got {got})',
+            "template",
+            "must not hold {open} or {close}: Prometheus would run it as a Go template on every alert "
+            "(alerting.labels accept {example}) (got {got})",
+            open="'{{'",
+            close="'}}'",
+            example="{{ $labels.NAME }}",
             got=repr(value),
         )
+    return value
+
+
+def _selector(value: str) -> str:
+    if not SELECTOR.match(value):
+        hint = " (a line break inside quotes is written \\n)" if "\n" in value else ""
+        raise _fail(
+            "selector",
+            'must be PromQL label matchers such as model=~"claude.*"{hint} (got {got})',
+            got=repr(value),
+            hint=hint,
+        )
+    for match in MATCHER.finditer(value):
+        label, op, quoted = match.groups()
+        if escape := bad_escape(quoted):
+            raise _fail(
+                "selector", "{label}{op}: {escape} is not an escape PromQL knows", label=label, op=op, escape=escape
+            )
+        if op in ("=~", "!~") and (problem := promregex.problem(unescape(quoted))):
+            raise _fail(
+                "regex",
+                "{label}{op}{quoted}: not a regular expression Prometheus accepts (RE2 syntax): {problem}",
+                label=label,
+                op=op,
+                quoted=f'"{quoted}"',
+                problem=problem,
+            )
     return value
 
 
@@ -140,7 +175,39 @@ def _alert_label_template(value: str) -> str:
     return value
 
 
+def _short(value: str) -> str:
+    # Names become file names and parts of them (rules/<service>.yml, a runbook page per alert).
+    if len(value) > MAX_NAME_CHARS:
+        raise _fail("length", "must be at most {most} characters (got {got})", most=MAX_NAME_CHARS, got=len(value))
+    return value
+
+
+def _http_url(value: str) -> str:
+    # Every alert links here: only a web address, never a script (javascript:) or a template.
+    try:
+        parts = urlsplit(value)
+    except ValueError as err:
+        raise _fail("url", "is not a URL: {reason} (got {got})", reason=str(err), got=repr(value)) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _fail("url", "must be an http:// or https:// address with a host (got {got})", got=repr(value))
+    if any(c.isspace() or ord(c) < 32 or c in '{}<>"\\' for c in value):
+        raise _fail(
+            "url",
+            "must not hold spaces, control characters or any of {chars} (URL-encode them) (got {got})",
+            chars='{ } < > " \\',
+            got=repr(value),
+        )
+    if parts.query or parts.fragment:
+        raise _fail(
+            "url",
+            "must not have a query or fragment: modelmon appends the paths and parameters (got {got})",
+            got=repr(value),
+        )
+    return value
+
+
 def _slo_name(value: str) -> str:
+    _short(value)
     if not SLO_NAME.match(value):
         raise _fail(
             "slo_name",
@@ -151,6 +218,7 @@ def _slo_name(value: str) -> str:
 
 
 def _alert_name(value: str) -> str:
+    _short(value)
     if not ALERT_NAME.match(value):
         raise _fail("alert_name", "must be an alert name like ModelAvailabilityBudgetBurn (got {got})", got=repr(value))
     return value
@@ -179,9 +247,14 @@ Duration = Annotated[
 ]
 LabelName = Annotated[str, AfterValidator(_label_name)]
 LabelValue = Annotated[str, AfterValidator(_label_value)]
-Labels = dict[LabelName, LabelValue]
+Labels = Annotated[
+    dict[LabelName, Annotated[LabelValue, AfterValidator(_plain_label_value)]], Field(max_length=MAX_LABELS)
+]
 # Labels a rule puts on its alerts: Prometheus expands Go templates in them.
-AlertLabels = dict[LabelName, Annotated[LabelValue, AfterValidator(_alert_label_template)]]
+AlertLabels = Annotated[
+    dict[LabelName, Annotated[LabelValue, AfterValidator(_alert_label_template)]], Field(max_length=MAX_LABELS)
+]
+WebUrl = Annotated[str, AfterValidator(_http_url)]
 Query = Annotated[str, AfterValidator(_non_empty)]
 WindowedQuery = Annotated[Query, AfterValidator(_windowed)]
 Annotations = dict[LabelName, Annotated[str, AfterValidator(_renderable)]]
@@ -424,6 +497,7 @@ class Alerting(Spec):
     windows: list[BurnWindow] | None = Field(
         default=None,
         min_length=1,
+        max_length=MAX_WINDOWS,
         description="Burn-rate windows. Default: the SRE workbook's 1h/5m (2% of budget) and 6h/30m (5%) "
         "pages, 1d/2h (10%) and 3d/6h (10%) tickets.",
     )
@@ -433,10 +507,8 @@ class Alerting(Spec):
 
 
 def _regex(value: str) -> str:
-    try:
-        re.compile(value)
-    except re.error as err:
-        raise _fail("regex", "is not a valid regular expression: {reason}", reason=str(err)) from None
+    if problem := promregex.problem(value):
+        raise _fail("regex", "is not a regular expression Prometheus accepts (RE2 syntax): {reason}", reason=problem)
     return value
 
 
@@ -487,6 +559,7 @@ class Dashboard(Spec):
         default=[dict(f) for f in DEFAULT_FAMILIES],
         validate_default=True,
         min_length=1,
+        max_length=MAX_FAMILIES,
         description="Model families shown as share-of-requests gauges; defaults to the guide's five.",
     )
     family_thresholds: FamilyThresholds = Field(
@@ -585,22 +658,31 @@ class Notifications(Spec):
 # --- Runbooks ----------------------------------------------------------------------
 
 
+def _team_markdown(value: str) -> str:
+    if problem := markup.link_problem(value):
+        raise _fail("link", "{problem}", problem=problem)
+    return value
+
+
+TeamMarkdown = Annotated[str, AfterValidator(_team_markdown)]
+
+
 class Runbook(Spec):
     """The team's own words for the runbook pages of this SLO's alerts (markdown).
 
     Each text is appended to the generated section of the same name on every page.
     """
 
-    meaning: str | None = Field(
+    meaning: TeamMarkdown | None = Field(
         default=None, description="What the SLO stands for, in the team's words: which product features it covers."
     )
-    impact: str | None = Field(
+    impact: TeamMarkdown | None = Field(
         default=None, description="Who notices when the SLO burns: users, features, customers, contracts."
     )
-    diagnosis: str | None = Field(
+    diagnosis: TeamMarkdown | None = Field(
         default=None, description="Team-specific checks: logs, gateway consoles, deploy history, queries."
     )
-    mitigation: str | None = Field(
+    mitigation: TeamMarkdown | None = Field(
         default=None, description="Team-specific steps: where failover is configured, who to call, escalation."
     )
 
@@ -637,11 +719,11 @@ class SloFile(Spec):
     alert_prefix: Annotated[str, AfterValidator(_alert_name)] | None = Field(
         default=None, description="Prefix of default alert names; defaults to the service in CamelCase."
     )
-    runbook_base_url: str = Field(
+    runbook_base_url: WebUrl = Field(
         default="http://localhost:8001/runbooks",
         description="Where the runbook site is served; each alert links to <base>/<AlertName>/.",
     )
-    grafana_url: str = Field(
+    grafana_url: WebUrl = Field(
         default="http://localhost:3000",
         description="Where Grafana is served; alerts, notifications and runbooks link to the dashboard there.",
     )
@@ -649,7 +731,7 @@ class SloFile(Spec):
         default="1m",
         description="Scrape interval of the SLI's series; every window must be at least twice as long.",
     )
-    slos: list[Slo] = Field(min_length=1, description="The SLOs of this service.")
+    slos: list[Slo] = Field(min_length=1, max_length=MAX_SLOS_PER_FILE, description="The SLOs of this service.")
     notifications: Notifications | None = Field(
         default=None,
         description="Alertmanager routes and receivers of this service (alertmanager/alertmanager.yml).",

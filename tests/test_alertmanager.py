@@ -102,11 +102,11 @@ def test_critical_inhibits_the_warning_of_its_slo_and_model():
 
 
 def events(name: str, by: str) -> str:
-    query = f"sum by ({by}) (rate(x_total[{{{{.window}}}}]))"
+    errors, total = (f"sum by ({by}) (rate({metric}[{{{{.window}}}}]))" for metric in ("x_errors_total", "x_total"))
     return f"""
   - name: {name}
     objective: 99
-    sli: {{events: {{error_query: "{query}", total_query: "{query}", group_by: [{by}]}}}}"""
+    sli: {{events: {{error_query: "{errors}", total_query: "{total}", group_by: [{by}]}}}}"""
 
 
 MIXED = {

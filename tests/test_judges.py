@@ -1,12 +1,13 @@
 """The field's own checkers on every generated rules file, at the versions of tools/versions.toml:
-Mimir's ruler (`mimirtool rules check --strict`, `mimirtool rules lint`), and both amtools on
-the Alertmanager config (promtool's `check rules` runs in every build).
+Mimir's ruler (`mimirtool rules check --strict`, `mimirtool rules lint`), the Thanos Ruler
+(`thanos tools rules-check`), and both amtools on the Alertmanager config (promtool's
+`check rules` runs in every build).
 
 Two projects: the shipped specs (the three shortcut SLIs), and one with every other SLI form
 (Sloth events, a raw ratio, a custom selector and group_by, custom windows), so a rule shape
 only one of them has is judged too. pint (cloudflare/pint) and Grafana's dashboard-linter are
-not on the Go module proxy these machines reach, and Thanos needs a newer Go than they have:
-docs/other-engines.md says so and what checks their ground instead.
+not on the Go module proxy these machines reach: docs/other-engines.md says so and what checks
+their ground instead.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from modelmon import build
 from tests import binaries
@@ -93,6 +95,27 @@ def test_mimir_parses_every_expression(rule_files):
         result = run(mimirtool, "rules", "lint", "--dry-run", str(path))
         assert result.returncode == 0, f"{path}:\n{result.stdout}{result.stderr}"
         assert "msg=SUCCESS" in result.stdout + result.stderr
+
+
+def test_thanos_ruler_loads_every_rule(rule_files):
+    """The Thanos Ruler's own check (its rule file format, Prometheus' parser at the version
+    Thanos builds with) finds every rule of each file."""
+    thanos = binaries.pinned("thanos")
+    for path in rule_files:
+        result = run(thanos, "tools", "rules-check", f"--rules={path}")
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, f"{path}:\n{output}"
+        rules = sum(len(g["rules"]) for g in yaml.safe_load(path.read_text())["groups"])
+        assert f"result=SUCCESS rulesfound={rules}" in output, output
+
+
+def test_thanos_ruler_check_fails_on_a_broken_expression(tmp_path):
+    """So a pass above means the rules were read, not skipped."""
+    broken = tmp_path / "broken.yml"
+    broken.write_text("groups:\n- name: g\n  rules:\n  - record: job:x:rate5m\n    expr: sum(rate(x[5m])\n")
+    result = run(binaries.pinned("thanos"), "tools", "rules-check", f"--rules={broken}")
+    assert result.returncode == 1
+    assert "unclosed left parenthesis" in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("amtool", binaries.both("amtool"))

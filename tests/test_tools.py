@@ -38,7 +38,7 @@ def test_every_module_version_is_the_version_it_builds():
     pins = tools.pins()
     major, minor, patch = pins["prometheus"]["version"].split(".")
     assert pins["prometheus"]["module_version"] == f"v0.{major}{int(minor):02d}.{patch}"
-    for tool in ("alertmanager", "sloth"):
+    for tool in ("alertmanager", "sloth", "thanos"):
         assert pins[tool]["module_version"] == f"v{pins[tool]['version']}", tool
     assert pins["mimirtool"]["module_version"].endswith(pins["mimirtool"]["version"].split("@")[1])
 
@@ -49,6 +49,7 @@ MENTIONS = {
     "alertmanager": re.compile(r"Alertmanager:?\s+v?(0\.(?!25)\d+(?:\.\d+)?)|prom/alertmanager:v([\d.]+)"),
     "grafana": re.compile(r"Grafana:?\s+v?(1\d\.\d+(?:\.\d+)?)|grafana/grafana:([\d.]+)"),
     "sloth": re.compile(r"Sloth:?\s+v?(0\.\d+(?:\.\d+)?)"),
+    "thanos": re.compile(r"Thanos[^|\n]{0,40}?\(?(0\.\d+\.\d+)"),
 }
 
 
@@ -74,7 +75,7 @@ def test_the_docs_name_the_pinned_versions():
     assert all(seen.values()), seen  # each pinned tool is named somewhere, so the check checks something
 
 
-@pytest.mark.parametrize("binary", ["prometheus", "promtool", "alertmanager", "amtool"])
+@pytest.mark.parametrize("binary", ["prometheus", "promtool", "alertmanager", "amtool", "thanos"])
 def test_the_pinned_binaries_report_the_pinned_version(binary):
     """They run, and say the pin's version (set when built): a binary left from an older pin fails."""
     out = subprocess.run([binaries.pinned(binary), "--version"], capture_output=True, text=True, check=True)
@@ -88,7 +89,7 @@ def test_the_stack_runs_the_pinned_builds():
 
 def test_built_tools_are_reused():
     needed = [b for b, tool in tools.binaries().items() if tool in tools.needed_for("test")]
-    assert set(needed) == {"prometheus", "promtool", "alertmanager", "amtool", "mimirtool"}
+    assert set(needed) == {"prometheus", "promtool", "alertmanager", "amtool", "mimirtool", "thanos"}
     for binary in needed:
         binaries.pinned(binary)
     result = subprocess.run([*BUILD, "--for", "test"], capture_output=True, text=True, timeout=60, check=False)

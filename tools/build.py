@@ -39,6 +39,7 @@ GO_MINIMUM = (1, 26)
 VERSION_VARIABLE = {
     "prometheus": "github.com/prometheus/common/version.Version",
     "alertmanager": "github.com/prometheus/common/version.Version",
+    "thanos": "github.com/prometheus/common/version.Version",
     "sloth": "github.com/slok/sloth/internal/info.Version",
 }
 
@@ -83,8 +84,20 @@ def version(binary: str) -> str:
 
 
 def stamp(tool: str) -> str:
+    """What a build of `tool` is made of: a binary whose stamp differs (another pin, other tags or
+    flags) is rebuilt."""
     pin = pins()[tool]
-    return f"{pin['module']}@{pin['module_version']}\n"
+    return (
+        f"{pin['module']}@{pin['module_version']}\ntags: {','.join(pin.get('tags', []))}\nldflags: {_ldflags(tool)}\n"
+    )
+
+
+def _ldflags(tool: str) -> str:
+    # Stripped (-s -w: no symbol table or DWARF, a faster link), and the version --version reports.
+    ldflags = "-s -w"
+    if tool in VERSION_VARIABLE:
+        ldflags += f" -X {VERSION_VARIABLE[tool]}={pins()[tool]['version']}"
+    return ldflags
 
 
 def _present(binary: str, tool: str) -> bool:
@@ -133,9 +146,7 @@ def _build(go: str, tool: str, wanted: list[str]) -> None:
             + ", ".join(env_variable(b) for b in wanted)
             + " at release binaries"
         )
-    ldflags = "-s -w"
-    if tool in VERSION_VARIABLE:
-        ldflags += f" -X {VERSION_VARIABLE[tool]}={pin['version']}"
+    ldflags = _ldflags(tool)
     scratch = BIN / f".build-{tool}"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)

@@ -20,7 +20,7 @@ from functools import cache
 
 import jinja2
 
-from modelmon import contract
+from modelmon import contract, markup
 from modelmon.conventions import (
     BUDGET_REMAINING_RECORD,
     COVERAGE_RECORD,
@@ -211,7 +211,7 @@ def diagnosis_queries(page: Page) -> list[Query]:
         ),
     ]
     if contract.MODEL_LABEL in plan.group_by:
-        names = ", ".join(f"{f.family} `{f.pattern}`" for f in page.families)
+        names = ", ".join(f"{markup.text(f.family)} {markup.code(f.pattern)}" for f in page.families)
         queries.append(
             Query(
                 "Which models are healthy to fail over to?",
@@ -296,6 +296,11 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["placeholder"] = placeholder
     env.filters["number"] = number
+    # Spec text, escaped for the page (modelmon.markup): never HTML, never closing its code span.
+    env.filters["text"] = markup.text
+    env.filters["code"] = markup.code
+    env.filters["fenced"] = markup.fenced
+    env.filters["team"] = markup.team
     return env
 
 
@@ -344,7 +349,9 @@ def render_all(project: ProjectPlan, mark: str, command: str) -> dict[str, str]:
 
 
 def html_header(mark: str, sources: list[str], command: str) -> str:
+    # "--" would end the comment early: a spec file's name is shown, never closes it.
+    names = ", ".join(sources).replace("--", "-&#45;")
     return (
-        f"<!-- {mark} from {', '.join(sources)}. "
+        f"<!-- {mark} from {names}. "
         f"Do not edit: change the spec (its `runbook` block for your own text) and run `{command}`. -->"
     )

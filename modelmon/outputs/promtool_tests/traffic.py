@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-from modelmon import contract
+from modelmon import contract, promregex
 from modelmon.conventions import MATCHER, unescape
 from modelmon.plan import SloPlan
 
@@ -89,7 +89,7 @@ def _accepts(matchers: list[tuple[str, str, str]], label: str, value: str) -> bo
     for name, op, pattern in matchers:
         if name != label:
             continue
-        matched = re.fullmatch(pattern, value) is not None if op in ("=~", "!~") else value == pattern
+        matched = promregex.full_match(pattern, value) if op in ("=~", "!~") else value == pattern
         if matched != (op in ("=", "=~")):
             return False
     return True

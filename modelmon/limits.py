@@ -1,0 +1,30 @@
+"""What one spec file may cost to read and compile: every bound in one place.
+
+Spec files are edited by anyone in a team and compiled in CI, so a single line must not be able
+to hang the compiler or take its memory: YAML aliases can repeat a value exponentially
+(7 levels of 9 aliases are 430 bytes and 4.8 million values), nesting can exhaust the
+parser's stack, and a regular expression can backtrack forever. Each bound is far above what a
+real spec needs and each is reported as a positioned error naming it.
+"""
+
+from __future__ import annotations
+
+# 1 MiB: the shipped models.yaml is 4 KiB, a thousand SLOs in one file about 400 KiB.
+MAX_FILE_BYTES = 1 << 20
+# Mappings and lists inside one another, aliases expanded: a spec needs 7 levels.
+MAX_DEPTH = 32
+# Keys, values and list items of one file once its aliases are expanded: a thousand
+# shortcut SLOs with runbooks are about 20,000.
+MAX_VALUES = 200_000
+# SLOs in one file: each compiles to about 40 rules and 4 promtool scenarios.
+MAX_SLOS_PER_FILE = 2_000
+# Burn-rate windows of one SLO (the default is 4), labels of one block, model families.
+MAX_WINDOWS = 16
+MAX_LABELS = 64
+MAX_FAMILIES = 64
+# A regular expression in a selector or family pattern: RE2 matches in linear time, and this
+# bounds the size of what it compiles (RE2 refuses programs above its own memory limit too).
+MAX_REGEX_CHARS = 1_000
+# Service, SLO and alert names become file names (rules/<service>.yml, one runbook page per
+# alert): well inside the 255 bytes a file name may have, with room for suffixes.
+MAX_NAME_CHARS = 120

@@ -1,0 +1,386 @@
+"""Hostile and broken specs: each is refused with a positioned error in bounded time, never a
+traceback, a hang or an unbounded allocation (the bounds live in modelmon/limits.py).
+
+The cases that once hung or exhausted memory run `modelmon validate` as a subprocess with a
+timeout and an address-space limit, so a regression fails here instead of stalling the suite.
+"""
+
+from __future__ import annotations
+
+import html.parser
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import markdown
+import pytest
+import yaml
+
+from modelmon import build, limits
+from tests.test_validation import after, at, errors_in, spec
+
+REPO = Path(__file__).resolve().parent.parent
+
+MINIMAL = spec(
+    """
+    version: modelmon/v1
+    service: svc
+    slos:
+      - name: availability
+        objective: 99
+        sli:
+          availability: {}
+    """
+)
+
+
+def with_selector(selector: str) -> str:
+    return MINIMAL.replace("availability: {}", f"availability:\n        selector: {selector}")
+
+
+def validate(root: Path, *, seconds: int = 60) -> subprocess.CompletedProcess:
+    """`modelmon validate` in its own process, with 1 GiB of address space at most."""
+
+    def bounded() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    return subprocess.run(
+        [sys.executable, "-m", "modelmon.cli", "validate"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=seconds,
+        preexec_fn=bounded,
+        check=False,
+    )
+
+
+def refused(root: Path, text: str) -> str:
+    """The output of validate on one spec holding `text`, which must refuse it (exit 2) without a traceback."""
+    (root / "slos").mkdir(exist_ok=True)
+    (root / "slos" / "x.yaml").write_text(text, encoding="utf-8")
+    result = validate(root)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 2, result.stdout + result.stderr
+    return result.stderr
+
+
+# --- What a spec may cost ---------------------------------------------------------------
+
+
+def alias_bomb(levels: int, width: int) -> str:
+    """`levels` anchors, each a list of `width` aliases of the one before: width**levels values."""
+    anchors = "a0: &a0 [x]\n" + "".join(
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]\n" for i in range(1, levels + 1)
+    )
+    return MINIMAL + anchors
+
+
+def test_an_alias_bomb_is_refused_before_it_expands(tmp_path):
+    """7 levels of 9 aliases are about 430 bytes and 4.8 million values once expanded."""
+    text = alias_bomb(7, 9)
+    assert len(text.encode()) < 600
+    out = refused(tmp_path, text)
+    # At the first anchor whose expansion is too big: 9**6 = 531,441 > 200,000 > 9**5.
+    assert 9**5 < limits.MAX_VALUES < 9**6
+    assert f"slos/x.yaml:{at(text, '&a6')}: this value expands to more than {limits.MAX_VALUES:,} values" in out
+
+
+def test_an_alias_inside_its_own_anchor_is_refused(tmp_path):
+    text = MINIMAL.replace("service: svc", "service: svc\nloop: &r [*r]")
+    out = refused(tmp_path, text)
+    assert f"slos/x.yaml:{at(text, '&r')}: this value contains itself" in out
+
+
+def test_deep_nesting_is_refused_where_it_gets_too_deep(tmp_path):
+    """900 brackets once overflowed the parser's stack (RecursionError)."""
+    text = MINIMAL + "deep: " + "[" * 900 + "]" * 900 + "\n"
+    out = refused(tmp_path, text)
+    column = len("deep: ") + limits.MAX_DEPTH  # bracket k is level k + 1 (the file's mapping is level 1)
+    line = text.count("\n", 0, text.index("deep:")) + 1
+    assert f"slos/x.yaml:{line}:{column}: nested more than {limits.MAX_DEPTH} levels deep" in out
+
+
+def test_nesting_made_deep_by_aliases_is_refused(tmp_path):
+    """Each anchor nests the one before: the text is shallow, the data it means is not."""
+    levels = "a0: &a0 [[[[x]]]]\n" + "".join(f"a{i}: &a{i} [[[[*a{i - 1}]]]]\n" for i in range(1, 12))
+    out = refused(tmp_path, MINIMAL + levels)
+    assert f"nested more than {limits.MAX_DEPTH} levels deep once YAML aliases are expanded" in out
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(tmp_path):
+    text = MINIMAL + "# " + "x" * limits.MAX_FILE_BYTES + "\n"
+    out = refused(tmp_path, text)
+    assert f"slos/x.yaml:1:1: the file is larger than {limits.MAX_FILE_BYTES // 1024} KiB" in out
+
+
+def test_more_slos_than_a_file_may_hold_are_refused(tmp_path):
+    many = "".join(
+        f"  - {{name: s{i}, objective: 99, sli: {{availability: {{}}}}}}\n" for i in range(limits.MAX_SLOS_PER_FILE + 1)
+    )
+    text = MINIMAL.split("slos:")[0] + "slos:\n" + many
+    out = refused(tmp_path, text)
+    assert f"slos: List should have at most {limits.MAX_SLOS_PER_FILE} items" in out
+
+
+# --- Regular expressions are RE2's, in linear time ---------------------------------------
+
+
+def test_a_regex_that_backtracks_exponentially_validates_in_bounded_time(tmp_path):
+    """`(.*)*X` hung validate when the test-value check ran it through Python's `re`."""
+    text = with_selector("'model=~\"(.*)*X\"'")
+    (tmp_path / "slos").mkdir()
+    (tmp_path / "slos" / "x.yaml").write_text(text)
+    result = validate(tmp_path, seconds=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 file(s), 1 SLO(s): valid" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [("(", "missing ): ("), ("\\\\x", "invalid escape sequence: \\x"), ("a**", "bad repetition operator: **")],
+)
+def test_a_regex_prometheus_refuses_is_a_positioned_error(tmp_path, pattern, reason):
+    text = with_selector(f"'model=~\"{pattern}\"'")
+    [error] = errors_in(tmp_path, text)
+    assert error.startswith(f"slos/x.yaml:{after(text, 'selector: ')}: slos[0].sli.availability.selector: model=~")
+    assert f"not a regular expression Prometheus accepts (RE2 syntax): {reason}" in error
+
+
+def test_regex_syntax_only_re2_has_is_accepted(tmp_path):
+    r"""\pL (a Unicode letter) is RE2 syntax that Python's `re` refused with a traceback."""
+    assert errors_in(tmp_path, with_selector("'model=~\"\\\\pL[\\\\pL\\\\d.-]*\"'")) == []
+
+
+def test_a_family_pattern_is_judged_by_re2(tmp_path):
+    base = MINIMAL + "dashboard:\n  families:\n    - {name: Letters, pattern: 'PATTERN'}\n"
+    assert errors_in(tmp_path, base.replace("PATTERN", "\\pL+")) == []
+    text = base.replace("PATTERN", "(")
+    [error] = errors_in(tmp_path, text)
+    assert error == (
+        f"slos/x.yaml:{after(text, 'pattern: ')}: dashboard.families[0].pattern: "
+        "is not a regular expression Prometheus accepts (RE2 syntax): missing ): ("
+    )
+
+
+def test_a_regex_longer_than_the_limit_is_refused(tmp_path):
+    text = with_selector(f"'model=~\"{'a' * (limits.MAX_REGEX_CHARS + 1)}\"'")
+    [error] = errors_in(tmp_path, text)
+    assert f"is longer than {limits.MAX_REGEX_CHARS} characters" in error
+
+
+# --- Selectors are PromQL strings --------------------------------------------------------
+
+
+def test_a_raw_line_break_in_a_selector_is_refused_with_its_escape(tmp_path):
+    text = with_selector('"model=\\"a\\nb\\""')
+    [error] = errors_in(tmp_path, text)
+    assert "must be PromQL label matchers" in error and "(a line break inside quotes is written \\n)" in error
+
+
+def test_an_escape_promql_does_not_know_is_refused(tmp_path):
+    text = with_selector("'model=\"a\\qb\"'")
+    [error] = errors_in(tmp_path, text)
+    assert error.endswith("model=: \\q is not an escape PromQL knows")
+
+
+# --- Names and addresses ------------------------------------------------------------------
+
+
+def test_names_longer_than_a_file_name_allows_are_refused(tmp_path):
+    text = MINIMAL.replace("service: svc", "service: " + "s" * 300)
+    [error] = errors_in(tmp_path, text)
+    assert (
+        error == f"slos/x.yaml:{at(text, 'sss')}: service: must be at most {limits.MAX_NAME_CHARS} characters (got 300)"
+    )
+    text = MINIMAL.replace("availability: {}", "availability: {}\n    alerting:\n      name: A" + "a" * 200)
+    [error] = errors_in(tmp_path, text)
+    assert f"slos[0].alerting.name: must be at most {limits.MAX_NAME_CHARS} characters (got 201)" in error
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("runbook_base_url", "javascript:alert(1)", "must be an http:// or https:// address with a host"),
+        ("grafana_url", "'http://grafana/{{ .Foo }}'", "must not hold spaces, control characters or any of"),
+        ("runbook_base_url", "'https://docs/<script>'", "must not hold spaces, control characters or any of"),
+        ("grafana_url", "https://grafana/?orgId=1", "must not have a query or fragment"),
+        ("runbook_base_url", "file:///etc/passwd", "must be an http:// or https:// address with a host"),
+    ],
+)
+def test_links_must_be_web_addresses(tmp_path, field, value, problem):
+    """Every alert links to these: javascript: once reached every alert's runbook_url."""
+    text = MINIMAL.replace("service: svc", f"service: svc\n{field}: {value}")
+    [error] = errors_in(tmp_path, text)
+    assert error.startswith(f"slos/x.yaml:{after(text, f'{field}: ')}: {field}: {problem}")
+
+
+# --- Spec text is data --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["labels", "slos[0].labels"])
+def test_a_go_template_in_a_label_value_is_refused(tmp_path, where):
+    """These labels reach alert rules, whose labels Prometheus expands: this would run PromQL on every alert."""
+    value = "'{{ with query \"count(up)\" }}{{ . }}{{ end }}'"
+    if where == "labels":
+        text = MINIMAL.replace("service: svc", f"service: svc\nlabels:\n  team: {value}")
+    else:
+        text = MINIMAL.replace("objective: 99", f"objective: 99\n    labels:\n      team: {value}")
+    [error] = errors_in(tmp_path, text)
+    assert error.startswith(f"slos/x.yaml:{at(text, value)}: {where}.team: must not hold '{{{{' or '}}}}'")
+
+
+# --- validate refuses what build would, all at once ---------------------------------------
+
+
+def test_validate_names_a_query_promtool_refuses_beside_the_other_errors(tmp_path):
+    """A Sloth query's syntax is promtool's to judge: validate runs it too, on every SLO that planned."""
+    text = spec(
+        """
+        version: prometheus/v1
+        service: checkout
+        slos:
+          - name: requests
+            objective: 99.5
+            sli:
+              events:
+                error_query: sum(rate(http_requests_total{code=~"5.."}[{{.window}}])
+                total_query: sum(rate(http_requests_total[{{.window}}]))
+          - name: broken
+            objective: 100.5
+            sli:
+              events:
+                error_query: sum(rate(errors_total[{{.window}}]))
+                total_query: sum(rate(requests_total[{{.window}}]))
+        """
+    )
+    errors = errors_in(tmp_path, text)
+    assert errors == [
+        f"slos/x.yaml:{at(text, 'events:')}: slos[0].sli: promtool rejects the generated rule "
+        "slo:sli_error_events:rate5m: could not parse expression: 2:1: parse error: unclosed left parenthesis",
+        f"slos/x.yaml:{after(text, 'objective: ', 2)}: slos[1].objective: must be between 0 and 100 exclusive "
+        "(got 100.5)",
+    ]
+
+
+def test_the_same_query_for_errors_and_total_is_refused(tmp_path):
+    query = "sum(rate(http_requests_total[{{.window}}]))"
+    text = MINIMAL.replace("availability: {}", f"events:\n        error_query: {query}\n        total_query: {query}")
+    [error] = errors_in(tmp_path, text)
+    assert error.startswith(f"slos/x.yaml:{after(text, 'total_query: ')}: slos[0].sli.events.total_query: is the same")
+
+
+def test_a_zero_scrape_interval_is_refused(tmp_path):
+    text = MINIMAL.replace("service: svc", "service: svc\nscrape_interval: 0s")
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{after(text, 'scrape_interval: ')}: scrape_interval: must be longer than 0s: "
+        "Prometheus' interval between two scrapes"
+    ]
+
+
+@pytest.mark.parametrize("character", ["\x00", "\x07", "\x1b"])
+def test_a_control_character_is_a_positioned_error(tmp_path, character):
+    text = MINIMAL.replace("objective: 99", f"objective: 99\n    description: a{character}b")
+    out = refused(tmp_path, text)
+    assert f"slos/x.yaml:{at(text, character)}: YAML syntax error: unacceptable character #x{ord(character):04x}" in out
+
+
+# --- Runbook pages show spec text, never run it -----------------------------------------
+
+HOSTILE_PAGES = spec(
+    """
+    version: modelmon/v1
+    service: svc
+    slos:
+      - name: availability
+        description: '<img src=x onerror=alert(1)> *not bold* [not a link](https://x) {x}'
+        objective: 99
+        sli:
+          availability:
+            selector: 'model=~"claude`.*"'
+        runbook:
+          impact: |
+            <script>alert(1)</script> stays **bold**, `<b>code</b>` stays code.
+          mitigation: |
+            ```
+            <i>in a fence</i>
+            ```
+    dashboard:
+      families:
+        - {name: '<b>Claude</b>', pattern: '(?i)claude`?.*'}
+    """
+)
+
+
+class _Tags(html.parser.HTMLParser):
+    """Every tag of an HTML page with its attributes, and every text node."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.texts: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.texts.append(data)
+
+
+def rendered(page: str) -> _Tags:
+    """The page as the runbook site renders it: Python-Markdown with the extensions of mkdocs.yml."""
+    site = yaml.safe_load((REPO / "mkdocs.yml").read_text())
+    extensions = [next(iter(e)) if isinstance(e, dict) else e for e in site["markdown_extensions"]]
+    parser = _Tags()
+    parser.feed(markdown.markdown(page, extensions=extensions))
+    return parser
+
+
+def test_runbook_pages_show_spec_text_as_text(tmp_path):
+    (tmp_path / "slos").mkdir()
+    (tmp_path / "slos" / "svc.yaml").write_text(HOSTILE_PAGES)
+    compiled = build.compile_all(tmp_path)
+    page = compiled.files["runbooks/SvcAvailabilityBudgetBurn.md"]
+    found = rendered(page)
+    tags = {tag for tag, _ in found.tags}
+    assert not tags & {"img", "script", "i", "b"}, tags
+    assert all(not name.startswith("on") for _, attrs in found.tags for name in attrs)
+    hrefs = [attrs.get("href", "") for _, attrs in found.tags]
+    assert "https://x" not in hrefs
+    text = "".join(found.texts)
+    # Shown letter for letter.
+    assert "<img src=x onerror=alert(1)> *not bold* [not a link](https://x) {x}" in text
+    assert "<script>alert(1)</script> stays" in text and "<b>code</b>" in text and "<i>in a fence</i>" in text
+    assert 'model=~"claude`.*"' in text  # the backtick did not close the selector's code span
+    assert "(?i)claude`?.*" in text and "<b>Claude</b>" in text
+    # The team's Markdown keeps its formatting.
+    assert ("strong", {}) in found.tags and ("code", {}) in found.tags
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "[x](javascript:alert(1))",
+        "[x]( JaVa&#115;cript:alert(1))",
+        "[x](data:text/html,<script>alert(1)</script>)",
+        "[x][r]\n\n[r]: vbscript:msgbox",
+    ],
+)
+def test_runbook_text_links_that_run_code_are_refused(tmp_path, link):
+    text = MINIMAL + "    runbook:\n      diagnosis: |\n" + "".join(f"        {line}\n" for line in link.splitlines())
+    [error] = errors_in(tmp_path, text)
+    assert "slos[0].runbook.diagnosis: the link to" in error and "is not allowed on a runbook page" in error
+
+
+def test_runbook_text_links_to_web_mail_and_pages_are_kept(tmp_path):
+    links = "[a](https://x.example/runbook) [b](mailto:oncall@example.com) [c](../index.md) `[d](javascript:x)`"
+    assert errors_in(tmp_path, MINIMAL + f"    runbook:\n      diagnosis: '{links}'\n") == []
+
+
+def test_a_spec_file_name_cannot_end_the_runbook_header_comment(tmp_path):
+    (tmp_path / "slos").mkdir()
+    (tmp_path / "slos" / "a-->b.yaml").write_text(MINIMAL)
+    compiled = build.compile_all(tmp_path)
+    first = compiled.files["runbooks/SvcAvailabilityBudgetBurn.md"].splitlines()[0]
+    assert first.startswith("<!--") and first.endswith("-->") and first.count("-->") == 1
