@@ -7,6 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from modelmon.conventions import escape
+
 INSTALL_HINT = (
     "amtool not found: install Debian's prometheus-alertmanager package "
     "(apt-get install -y prometheus-alertmanager), or point MODELMON_AMTOOL at an amtool binary"
@@ -35,7 +37,9 @@ def check_config(path: Path) -> tuple[bool, str]:
 
 def routes_test(config: Path, labels: dict[str, str]) -> list[str]:
     """The receivers Alertmanager's routing tree picks for an alert with these labels."""
-    result = run("config", "routes", "test", f"--config.file={config}", *(f"{k}={v}" for k, v in labels.items()))
+    # Quoted, so a value with quotes or commas is one label value (both amtools read this form).
+    matchers = (f'{name}="{escape(value)}"' for name, value in labels.items())
+    result = run("config", "routes", "test", f"--config.file={config}", *matchers)
     if result.returncode != 0:
         raise RuntimeError(result.stdout + result.stderr)
     return result.stdout.strip().split(",")

@@ -12,13 +12,12 @@ compile in memory and writes nothing.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from modelmon import amtool, promtool
+from modelmon import amtool, promtool, transaction
 from modelmon import layout as layouts
 from modelmon.checks import check_all
 from modelmon.layout import GENERATED_MARK, Layout
@@ -125,28 +124,46 @@ def load_project(
             loaded.append(item)
     problems, project = check_all(loaded)
     errors += problems
-    errors += refused_rules(loaded, project, layout)
+    errors += refused_outputs(loaded, project, layout)
     if errors:
         raise SpecErrors(errors)
     return loaded, project
 
 
-def refused_rules(loaded: list[LoadedSpec], project: ProjectPlan, layout: Layout) -> list[SpecError]:
-    """`promtool check rules` on the rules of every SLO that planned, traced back to the spec: a
-    query promtool refuses (a Sloth query's syntax, a raw ratio's) is found by `validate` too,
-    beside every other error of the run, not only when `build` proves its outputs."""
+def refused_outputs(loaded: list[LoadedSpec], project: ProjectPlan, layout: Layout) -> list[SpecError]:
+    """promtool (`check rules`) and amtool (`check-config`) on what every SLO that planned makes,
+    traced back to the spec: a query promtool refuses (a Sloth query's syntax, a raw ratio's) or a
+    route amtool refuses is found by `validate` too, beside every other error of the run, not only
+    when `build` proves its outputs."""
     project = ProjectPlan(tuple(service for service in project.services if service.slos))
     if not project.services:
         return []
-    with tempfile.TemporaryDirectory(prefix="modelmon-rules-") as scratch:
+    errors = []
+    with tempfile.TemporaryDirectory(prefix="modelmon-check-") as scratch:
         paths = []
         for index, (_, content) in enumerate(sorted(rules.files(project, layout).items())):
             paths.append(Path(scratch) / f"{index}.yml")  # the service names its file: no name of ours here
             paths[-1].write_text(content, encoding="utf-8")
         ok, problems, output = promtool.check_rules(paths)
-        if ok:
-            return []
-        return _promtool_errors(loaded, project, problems, output.replace(f"{scratch}/", ""), layout)
+        if not ok:
+            errors += _promtool_errors(loaded, project, problems, output.replace(f"{scratch}/", ""), layout)
+        config = alertmanager.files(project, layout).get(layout.alertmanager)
+        if config is not None:
+            path = Path(scratch) / "alertmanager.yml"
+            path.write_text(config, encoding="utf-8")
+            ok, output = amtool.check_config(path)
+            if not ok:
+                errors += _amtool_errors(loaded, output.replace(f"{scratch}/", ""), layout)
+    return errors
+
+
+def _amtool_errors(loaded: list[LoadedSpec], output: str, layout: Layout) -> list[SpecError]:
+    """amtool names no spec: its complaint goes to the notifications of every file that has them."""
+    message = f"amtool check-config refuses the Alertmanager config these notifications make:\n{output.strip()}"
+    found = [
+        item.positions.error(("notifications",), message, at_key=True) for item in loaded if item.spec.notifications
+    ]
+    return found or [SpecError(layout.alertmanager, 1, 1, "", message)]
 
 
 def compile_all(root: Path, layout: Layout | None = None, specs: list[Path] | None = None) -> Compiled:
@@ -202,39 +219,37 @@ class Written:
     written: list[str]  # outputs whose content changed
     removed: list[str]  # generated files no spec makes any more
     checks: list[str]  # the checkers that passed the outputs before anything was written
+    recovered: list[str]  # what was finished of an interrupted build first, in words
 
 
 def write_all(root: Path, compiled: Compiled) -> Written:
     """Prove the rules with promtool and the Alertmanager config with amtool in a scratch folder,
-    then move every changed file into place and remove the orphans."""
+    then replace every changed file and remove the orphans as one change (modelmon.transaction)."""
     checks = []
-    with tempfile.TemporaryDirectory(prefix=".modelmon-build-", dir=root) as scratch:
-        scratch_root = Path(scratch)
-        for path, content in compiled.files.items():
-            target = scratch_root / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content, encoding="utf-8")
-        layout = compiled.layout
-        rules = [scratch_root / layout.rules_path(service) for service in sorted(compiled.plans)]
-        ok, problems, output = promtool.check_rules(rules)
-        if not ok:
-            output = output.replace(f"{scratch}/", "")
-            raise SpecErrors(_promtool_errors(compiled.loaded, compiled.project, problems, output, layout))
-        checks.append("promtool check rules")
-        if layout.alertmanager in compiled.files:
-            ok, output = amtool.check_config(scratch_root / layout.alertmanager)
+    with transaction.locked(root):
+        recovered = transaction.finish(root)
+        with tempfile.TemporaryDirectory(prefix=transaction.SCRATCH_PREFIX, dir=root) as scratch:
+            scratch_root = Path(scratch)
+            for path, content in compiled.files.items():
+                target = scratch_root / path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(content, encoding="utf-8")
+            layout = compiled.layout
+            rules = [scratch_root / layout.rules_path(service) for service in sorted(compiled.plans)]
+            ok, problems, output = promtool.check_rules(rules)
             if not ok:
-                message = f"amtool check-config refuses the generated Alertmanager config:\n{output.strip()}"
-                raise SpecErrors([SpecError(layout.alertmanager, 1, 1, "", message.replace(f"{scratch}/", ""))])
-            checks.append("amtool check-config")
-        written = [path for path in stale_files(root, compiled.files, layout) if path in compiled.files]
-        for path in written:
-            (root / path).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(scratch_root / path, root / path)
-    removed = orphans(root, compiled.files, compiled.layout)
-    for path in removed:
-        (root / path).unlink()
-    return Written(written, removed, checks)
+                output = output.replace(f"{scratch}/", "")
+                raise SpecErrors(_promtool_errors(compiled.loaded, compiled.project, problems, output, layout))
+            checks.append("promtool check rules")
+            if layout.alertmanager in compiled.files:
+                ok, output = amtool.check_config(scratch_root / layout.alertmanager)
+                if not ok:
+                    raise SpecErrors(_amtool_errors(compiled.loaded, output.replace(f"{scratch}/", ""), layout))
+                checks.append("amtool check-config")
+            written = [path for path in stale_files(root, compiled.files, layout) if path in compiled.files]
+            removed = orphans(root, compiled.files, layout)
+            transaction.commit(root, scratch_root, written, removed)
+    return Written(written, removed, checks, recovered)
 
 
 def _promtool_errors(

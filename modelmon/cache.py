@@ -17,9 +17,9 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
-from modelmon import amtool, promtool
+from modelmon import amtool, promtool, transaction
 
-CACHE_PATH = ".modelmon/build-cache.json"
+CACHE_PATH = f"{transaction.STATE_DIR}/build-cache.json"
 GENERATOR = Path(__file__).resolve().parent
 TEMPLATES = GENERATOR / "templates"
 # Libraries whose output lands in generated files (YAML dumping, templates, Grafana's schema types).
@@ -86,10 +86,7 @@ def remember(root: Path, key: str, files: dict[str, str]) -> None:
     """Record a build whose outputs on disk equal `files`."""
     record = {"key": key, "outputs": {path: _digest(text.encode("utf-8")) for path, text in sorted(files.items())}}
     target = root / CACHE_PATH
-    target.parent.mkdir(parents=True, exist_ok=True)
-    ignore = target.parent / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("# The build cache of modelmon: nothing here is committed.\n*\n", encoding="utf-8")
+    transaction.state_dir(root)
     scratch = target.with_suffix(".tmp")
     scratch.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     os.replace(scratch, target)

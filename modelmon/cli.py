@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from modelmon import amtool, backfill, build, cache, doctor, promtool
+from modelmon import amtool, backfill, build, cache, doctor, promtool, transaction
 from modelmon import layout as layouts
 from modelmon.durations import parse_duration
 from modelmon.loader import SpecErrors
@@ -26,6 +26,8 @@ EXIT_TESTS = 1
 EXIT_DOCTOR = 1
 EXIT_BACKFILL = 1
 EXIT_USAGE = 2
+# The commands that read the outputs of a build (or write them).
+RECOVERING = ("validate", "build", "test", "doctor", "backfill")
 DOCTOR_DASHBOARD = "models-monitoring.json"  # the guide's dashboard, whose panels doctor knows
 
 
@@ -48,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         "validate",
         help="run build's whole compile in memory and report every problem; writes nothing",
         description="Compiles the specs exactly as `build` does (rules, promtool tests, dashboards, runbooks, "
-        "Alertmanager config, all in memory) and reports every error `build` would, as file:line:col; "
-        "writes nothing. Only `build` runs promtool check rules and amtool check-config on the written output.",
+        "Alertmanager config, all in memory), runs promtool check rules and amtool check-config on them, and "
+        "reports every error `build` would, as file:line:col; writes nothing.",
     )
     v.add_argument(
         "paths", nargs="*", type=Path, metavar="PATH", help="spec files or folders (a folder: its *.yaml, *.yml)"
@@ -62,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         help="write the Prometheus rules of the given specs, as Sloth's generate",
         description="Compiles the specs as `validate` does (every error `build` would report) and writes only "
         "their Prometheus rule files: with one spec file, -o is that file (default: standard output); with a "
-        "folder or several inputs, -o is a folder that gets <service>.yml per spec. The rules are not checked "
-        "with promtool: `build` does that, or run `promtool check rules` on them.",
+        "folder or several inputs, -o is a folder that gets <service>.yml per spec. Like validate, it runs "
+        "promtool check rules on them first.",
     )
     g.add_argument(
         "-i", "--input", action="append", type=Path, required=True, metavar="PATH", help="spec file or folder"
@@ -118,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--max-age", type=float, default=120.0, help="seconds after which data counts as stale")
     args = parser.parse_args(argv)
     root = args.root.resolve()
+    # A build killed while replacing its outputs is finished before anything reads them.
+    for line in transaction.recover(root) if args.command in RECOVERING else []:
+        print(line, file=sys.stderr)
     try:
         layout = layouts.load(root, args.config)
         return COMMANDS[args.command](root, layout, args)
@@ -187,6 +192,8 @@ def _build(root: Path, layout: layouts.Layout, args) -> int:
         print(f"{len(compiled.files)} generated files are up to date")
         return 0
     done = build.write_all(root, compiled)
+    for line in done.recovered:
+        print(line, file=sys.stderr)
     cache.remember(root, key, compiled.files)
     for path in done.written:
         print(f"wrote {path}")

@@ -112,6 +112,10 @@ def load_file(path: Path, display: str | None = None) -> tuple[LoadedSpec | None
     None instead of a spec when nothing in the file can be judged (unreadable, not YAML, not a mapping).
     """
     display = display or str(path)
+    if any(ord(c) < 32 or ord(c) == 127 for c in display):
+        # Generated files name their specs in header comments: a line break there would end the comment.
+        shown = display.encode("unicode_escape").decode("ascii")
+        return None, [SpecError(shown, 1, 1, "", "the file name holds a control character; rename the file")]
     positions = Positions(display)
     try:
         with path.open("rb") as stream:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -575,9 +575,59 @@ class Dashboard(Spec):
 
 
 def _absolute_path(value: str) -> str:
-    if not value.startswith("/"):
-        raise _fail("path", "must be an absolute path where the secret is mounted (got {got})", got=repr(value))
+    # Not echoed: what was pasted here instead of a path may be the secret itself.
+    if not value.startswith("/") or any(ord(c) < 32 for c in value):
+        raise _fail(
+            "path",
+            "must be the absolute path of the file Alertmanager reads the secret from, e.g. /etc/alertmanager/"
+            "secrets/key (the value given is not shown: it may be the secret itself)",
+        )
     return value
+
+
+def _no_template(value: str) -> str:
+    # Alertmanager expands Go templates in these fields for every notification.
+    if "{{" in value or "}}" in value:
+        raise _fail(
+            "template",
+            "must not hold {open} or {close}: Alertmanager would run it as a Go template for every notification",
+            open="'{{'",
+            close="'}}'",
+        )
+    return value
+
+
+# Query parameters that carry secrets in webhook URLs (Slack, Teams, Azure Functions, signed URLs).
+_SECRET_PARAMETER = re.compile(r"(?i)token|key|secret|passw|auth|sig|code|credential")
+
+
+def _webhook_url(value: str) -> str:
+    # Never echoed whole: the URL may carry a secret; the errors name only the part at fault.
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - reading it validates it
+    except ValueError as err:
+        raise _fail("url", "is not a URL: {reason}", reason=str(err)) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _fail("url", "must be an http:// or https:// address with a host")
+    if parts.username or parts.password:
+        raise _fail(
+            "secret",
+            "holds credentials (user:password@): they would be written into alertmanager.yml; put a bearer "
+            "token in a file and name it in credentials_file",
+        )
+    secret = [name for name, _ in parse_qsl(parts.query, keep_blank_values=True) if _SECRET_PARAMETER.search(name)]
+    if secret:
+        raise _fail(
+            "secret",
+            "has a query parameter that looks like a secret ({names}): it would be written into alertmanager.yml; "
+            "send it as a bearer token from credentials_file, or give the receiver a URL without it",
+            names=", ".join(sorted(set(secret))),
+        )
+    return _no_template(value)
+
+
+NotificationText = Annotated[str, AfterValidator(_non_empty), AfterValidator(_no_template)]
 
 
 SecretFile = Annotated[str, AfterValidator(_absolute_path)]
@@ -586,7 +636,9 @@ SecretFile = Annotated[str, AfterValidator(_absolute_path)]
 class WebhookReceiver(Spec):
     """A generic webhook (Alertmanager's JSON payload)."""
 
-    url: Annotated[str, AfterValidator(_non_empty)] = Field(description="Where notifications are POSTed.")
+    url: Annotated[str, AfterValidator(_webhook_url)] = Field(
+        description="Where notifications are POSTed (no credentials or tokens in it: they belong in credentials_file)."
+    )
     credentials_file: SecretFile | None = Field(
         default=None, description="File holding a bearer token sent with each notification."
     )
@@ -596,16 +648,16 @@ class SlackReceiver(Spec):
     """A Slack incoming webhook."""
 
     api_url_file: SecretFile = Field(description="File holding the Slack webhook URL (a secret).")
-    channel: Annotated[str, AfterValidator(_non_empty)] = Field(description="Channel, e.g. #ml-alerts.")
+    channel: NotificationText = Field(description="Channel, e.g. #ml-alerts.")
 
 
 class EmailReceiver(Spec):
     """Email through an SMTP server."""
 
-    to: Annotated[str, AfterValidator(_non_empty)] = Field(description="Recipient address(es), comma-separated.")
-    from_: Annotated[str, AfterValidator(_non_empty)] = Field(alias="from", description="Sender address.")
-    smarthost: Annotated[str, AfterValidator(_non_empty)] = Field(description="SMTP server as host:port.")
-    auth_username: str | None = Field(default=None, description="SMTP user name.")
+    to: NotificationText = Field(description="Recipient address(es), comma-separated.")
+    from_: NotificationText = Field(alias="from", description="Sender address.")
+    smarthost: NotificationText = Field(description="SMTP server as host:port.")
+    auth_username: NotificationText | None = Field(default=None, description="SMTP user name.")
     auth_password_file: SecretFile | None = Field(default=None, description="File holding the SMTP password.")
 
 
@@ -631,7 +683,7 @@ class Receiver(Spec):
 class RouteOverride(Spec):
     """Different receivers for some alerts of this service (first match wins)."""
 
-    match: dict[LabelName, str] = Field(
+    match: dict[LabelName, Annotated[str, AfterValidator(_no_template)]] = Field(
         min_length=1, description="Label values the alert must have, e.g. {team: search} or {slo: latency}."
     )
     page: str | None = Field(default=None, description="Receiver of matching critical alerts.")

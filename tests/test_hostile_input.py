@@ -18,7 +18,9 @@ import pytest
 import yaml
 
 from modelmon import build, limits
-from tests.test_validation import after, at, errors_in, spec
+from modelmon.conventions import escape
+from tests import binaries
+from tests.test_validation import after, at, errors_in, errors_of, spec
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -384,3 +386,109 @@ def test_a_spec_file_name_cannot_end_the_runbook_header_comment(tmp_path):
     compiled = build.compile_all(tmp_path)
     first = compiled.files["runbooks/SvcAvailabilityBudgetBurn.md"].splitlines()[0]
     assert first.startswith("<!--") and first.endswith("-->") and first.count("-->") == 1
+
+
+# --- Alertmanager: spec values are label values and text, never matchers or templates ---------
+
+NOTIFIED = MINIMAL + spec(
+    """
+    notifications:
+      receivers:
+        - name: oncall
+          webhook: {url: "http://127.0.0.1:9/oncall"}
+        - name: other
+          webhook: {url: "http://127.0.0.1:9/other"}
+      page: oncall
+      ticket: oncall
+      routes:
+        - match: {team: 'x",severity=~".+'}
+          page: other
+          ticket: other
+        - match: {team: 'ml"platform'}
+          page: other
+    """
+)
+
+
+@pytest.mark.parametrize("amtool", binaries.both("amtool"))
+def test_route_matchers_match_the_spec_value_exactly_on_both_amtools(tmp_path, amtool):
+    """A quote in a match value once ended the matcher's string and added a matcher of its own."""
+    (tmp_path / "slos").mkdir()
+    (tmp_path / "slos" / "x.yaml").write_text(NOTIFIED)
+    build.write_all(tmp_path, build.compile_all(tmp_path))
+    config = tmp_path / "alertmanager" / "alertmanager.yml"
+
+    def receivers(**labels: str) -> str:
+        matchers = [f'{name}="{escape(value)}"' for name, value in labels.items()]
+        command = [amtool(), "config", "routes", "test", f"--config.file={config}", *matchers]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
+        return result.stdout.strip()
+
+    assert receivers(service="svc", severity="warning", team="y") == "oncall"
+    assert receivers(service="svc", severity="warning", team='x",severity=~".+') == "other"
+    assert receivers(service="svc", severity="critical", team='ml"platform') == "other"
+    assert receivers(service="svc", severity="warning", team='ml"platform') == "oncall"
+
+
+@pytest.mark.parametrize(
+    ("receiver", "path"),
+    [
+        ("slack: {api_url_file: /s/url, channel: '#a{{ .Status }}'}", "slack.channel"),
+        ("email: {to: '{{ .CommonLabels.team }}@x.org', from: a@x.org, smarthost: 'm:25'}", "email.to"),
+        ("webhook: {url: 'http://hook/{{ .Status }}'}", "webhook.url"),
+    ],
+)
+def test_a_go_template_in_an_alertmanager_field_is_refused(tmp_path, receiver, path):
+    text = MINIMAL + f"notifications:\n  receivers:\n    - name: r\n      {receiver}\n  page: r\n  ticket: r\n"
+    [error] = errors_in(tmp_path, text)
+    assert f"notifications.receivers[0].{path}: must not hold '{{{{' or '}}}}': Alertmanager would run it" in error
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://bot:Sup3rS3cret@hooks.example.com/x", "holds credentials (user:password@)"),
+        ("https://hooks.example.com/x?token=Sup3rS3cret", "looks like a secret (token)"),
+        ("https://fn.example.net/api/hook?code=Sup3rS3cret&name=x", "looks like a secret (code)"),
+    ],
+)
+def test_a_webhook_url_holding_a_secret_is_refused_without_showing_it(tmp_path, url, problem):
+    """docs/notifications.md promises secrets never reach generated files: nor do they reach errors."""
+    text = (
+        MINIMAL
+        + f"notifications:\n  receivers:\n    - name: r\n      webhook: {{url: '{url}'}}\n  page: r\n  ticket: r\n"
+    )
+    [error] = errors_in(tmp_path, text)
+    assert problem in error and "credentials_file" in error
+    assert "Sup3rS3cret" not in error
+
+
+def test_a_secret_pasted_where_its_file_belongs_is_not_echoed(tmp_path):
+    text = MINIMAL + (
+        "notifications:\n  receivers:\n    - name: r\n      pagerduty: {routing_key_file: R0UTINGKEYabc123}\n"
+        "  page: r\n  ticket: r\n"
+    )
+    [error] = errors_in(tmp_path, text)
+    assert "routing_key_file: must be the absolute path of the file Alertmanager reads the secret from" in error
+    assert "R0UTINGKEY" not in error
+
+
+def test_a_config_amtool_refuses_points_at_the_specs_notifications(tmp_path):
+    """validate runs amtool too, and its complaint names the spec, not the generated file."""
+    text = MINIMAL + (
+        "notifications:\n  receivers:\n    - name: mail\n"
+        "      email: {to: a@example.com, from: b@example.com, smarthost: mail.example.com}\n"
+        "  page: mail\n  ticket: mail\n"
+    )
+    [error] = errors_in(tmp_path, text)
+    assert error.startswith(f"slos/x.yaml:{at(text, 'notifications:')}: notifications: amtool check-config refuses")
+    assert "missing port in address" in error
+
+
+def test_a_spec_file_name_with_a_line_break_is_refused(tmp_path):
+    """Every generated file names its specs in a header comment, which a line break would end."""
+    (tmp_path / "slos").mkdir()
+    (tmp_path / "slos" / "a\ngroups: []\n#.yaml").write_text(MINIMAL)
+    assert errors_of(tmp_path) == [
+        "slos/a\\ngroups: []\\n#.yaml:1:1: the file name holds a control character; rename the file"
+    ]

@@ -1,0 +1,118 @@
+"""The outputs of a build change together, or the next command finishes the change.
+
+A build writes every new output into a scratch folder inside the project (so each move is
+a rename on one file system), proves them, then commits:
+
+1. the journal, listing every move and removal, appears at once (written in the scratch folder,
+   flushed, renamed into .modelmon/);
+2. each file is moved into place, then each orphan removed;
+3. the journal is deleted, then the scratch folder.
+
+Killed before (1), nothing changed and the scratch folder is left: the next build removes it.
+Killed after (1), every new file is still in the scratch folder or already in place: the next
+command rolls the journal forward (moving what is left, removing what is listed), says so, and
+goes on. One build at a time: the lock is held from the first scratch write to the last move.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+STATE_DIR = ".modelmon"
+JOURNAL = f"{STATE_DIR}/build-journal.json"
+LOCK = f"{STATE_DIR}/build.lock"
+SCRATCH_PREFIX = ".modelmon-build-"
+
+
+def state_dir(root: Path) -> Path:
+    """.modelmon/ of the project, which ignores itself (nothing in it is committed)."""
+    folder = root / STATE_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# The build state of modelmon (cache, journal, lock): nothing here is committed.\n*\n")
+    return folder
+
+
+@contextlib.contextmanager
+def locked(root: Path) -> Iterator[None]:
+    """Hold the project's build lock: a second build waits for the first."""
+    state_dir(root)
+    with open(root / LOCK, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def commit(root: Path, scratch: Path, moves: list[str], removals: list[str]) -> None:
+    """Move `moves` (paths relative to both folders) from scratch into root and remove `removals`,
+    as one change: a kill at any point is finished by `recover`. Call with the lock held."""
+    journal = scratch / "journal.json"
+    journal.write_text(json.dumps({"scratch": scratch.name, "moves": moves, "removals": removals}))
+    _flush(journal)
+    os.replace(journal, root / JOURNAL)
+    _flush_folder(root / STATE_DIR)
+    _roll_forward(root, scratch, moves, removals)
+    (root / JOURNAL).unlink()
+
+
+def recover(root: Path) -> list[str]:
+    """Finish a build that was killed while committing, and remove scratch folders of killed builds.
+    Returns what it did, in words (nothing when there was nothing to do)."""
+    if not (root / JOURNAL).exists() and not _scratch_folders(root):
+        return []
+    with locked(root):
+        return finish(root)
+
+
+def finish(root: Path) -> list[str]:
+    """`recover`, for a caller that holds the lock already (no build runs, so every scratch folder
+    is a killed build's)."""
+    said = []
+    if (root / JOURNAL).exists():
+        record = json.loads((root / JOURNAL).read_text())
+        scratch = root / record["scratch"]
+        left = [path for path in record["moves"] if (scratch / path).exists()]
+        _roll_forward(root, scratch, left, record["removals"])
+        (root / JOURNAL).unlink()
+        said.append(
+            "modelmon: finished a build that was interrupted while replacing its outputs "
+            f"({len(left)} of {len(record['moves'])} files were still to move into place)"
+        )
+    for folder in _scratch_folders(root):
+        shutil.rmtree(folder, ignore_errors=True)
+        said.append(f"modelmon: removed {folder.name}/, the scratch folder of an interrupted build")
+    return said
+
+
+def _roll_forward(root: Path, scratch: Path, moves: list[str], removals: list[str]) -> None:
+    for path in moves:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(scratch / path, root / path)
+    for path in removals:
+        (root / path).unlink(missing_ok=True)
+
+
+def _scratch_folders(root: Path) -> list[Path]:
+    return sorted(p for p in root.glob(f"{SCRATCH_PREFIX}*") if p.is_dir())
+
+
+def _flush(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _flush_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
