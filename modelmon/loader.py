@@ -254,19 +254,27 @@ _OPENING = (
 _CLOSING = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
 
 
+# libyaml's scanner when PyYAML has it (ten times faster); syntax errors are left to the parser
+# below, whose messages the errors quote.
+_SCANNER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _too_deep(text: str, display: str) -> SpecError | None:
     """The first mapping or list nested deeper than MAX_DEPTH, found by the scanner (which,
     unlike the parser, does not recurse)."""
     depth = 0
-    for token in yaml.scan(text, Loader=yaml.SafeLoader):
-        if isinstance(token, _OPENING):
-            depth += 1
-            if depth > MAX_DEPTH:
-                mark = token.start_mark
-                message = f"nested more than {MAX_DEPTH} levels deep; a spec needs a handful"
-                return SpecError(display, mark.line + 1, mark.column + 1, "", message)
-        elif isinstance(token, _CLOSING):
-            depth -= 1
+    try:
+        for token in yaml.scan(text, Loader=_SCANNER):
+            if isinstance(token, _OPENING):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = token.start_mark
+                    message = f"nested more than {MAX_DEPTH} levels deep; a spec needs a handful"
+                    return SpecError(display, mark.line + 1, mark.column + 1, "", message)
+            elif isinstance(token, _CLOSING):
+                depth -= 1
+    except yaml.YAMLError:
+        return None  # the parser reports it, at the same place, in its own words
     return None
 
 

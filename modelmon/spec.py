@@ -722,7 +722,9 @@ TeamMarkdown = Annotated[str, AfterValidator(_team_markdown)]
 class Runbook(Spec):
     """The team's own words for the runbook pages of this SLO's alerts (markdown).
 
-    Each text is appended to the generated section of the same name on every page.
+    Each text is appended to the generated section of the same name on every page. Markdown
+    formatting stays; raw HTML is shown as text, and links must be http:, https:, mailto: or
+    relative (the pages are a web site: nothing in a spec runs in its readers' browsers).
     """
 
     meaning: TeamMarkdown | None = Field(

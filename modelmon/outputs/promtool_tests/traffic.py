@@ -52,7 +52,7 @@ class Traffic:
     """The calls one series of labels (one model) receives over the scenario."""
 
     labels: dict[str, str]
-    phases: list[Phase]
+    phases: list[Phase]  # in start order, the first starting at 0
     error_series: bool = True  # False: the backend never created model_errors_total for it
 
     def counters(self, length: int, unit: int = 60, per_unit: int = 1) -> tuple[list[float], list[float]]:
@@ -60,10 +60,14 @@ class Traffic:
         1/per_unit of a unit."""
         total, errors = [0.0], [0.0]
         seconds = unit / per_unit  # exact: the rates are on a binary grid, units are whole or half seconds
+        # Each step adds the rates of the latest phase started by then (phases are in start order).
+        current, following = self.phases[0], 0
         for at in range(length * per_unit):
-            phase = [p for p in self.phases if p.start * per_unit <= at][-1]
-            total.append(total[-1] + phase.total * seconds)
-            errors.append(errors[-1] + phase.errors * seconds)
+            while following < len(self.phases) and self.phases[following].start * per_unit <= at:
+                current = self.phases[following]
+                following += 1
+            total.append(total[-1] + current.total * seconds)
+            errors.append(errors[-1] + current.errors * seconds)
         return total, errors
 
 
