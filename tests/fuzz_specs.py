@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
 import signal
 import sys
@@ -208,11 +209,19 @@ def mutate(text: str, data: st.DataObject) -> str:
     return _mutate_data(text, data)
 
 
+# A YAML anchor (&name) or alias (*name) where a value starts.
+_ANCHOR = re.compile(r"(?:^|[\s\[{,])[&*][^\s,\]}]")
+
+
 def _mutate_data(text: str, data: st.DataObject) -> str:
-    """A value of the parsed spec replaced, a list repeated or a key renamed; dumped back to YAML."""
+    """A value of the parsed spec replaced, a list repeated or a key renamed; dumped back to YAML.
+    Text PyYAML cannot turn into plain data (a syntax error, an alias bomb, a value inside itself)
+    is left as it is: the other mutations reach it."""
+    if _ANCHOR.search(text):
+        return text  # anchors and aliases: plain loading would expand them (the loader under test refuses bombs)
     try:
         parsed = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return text
     if not isinstance(parsed, dict):
         return text
@@ -229,7 +238,7 @@ def _mutate_data(text: str, data: st.DataObject) -> str:
         container[data.draw(st.sampled_from(HOSTILE))] = container.pop(key)
     try:
         return yaml.safe_dump(parsed, allow_unicode=True, sort_keys=False)
-    except (yaml.YAMLError, ValueError):
+    except (yaml.YAMLError, ValueError, RecursionError):
         return text
 
 
