@@ -60,14 +60,28 @@ def _method_not_allowed(allowed: str) -> HttpError:
     return HttpError("405 Method Not Allowed", f"use {allowed}", [("Allow", allowed)])
 
 
-def _read_json(environ: dict) -> object:
+def _read_json(environ: dict, timeout_s: float) -> object:
     raw_length = environ.get("CONTENT_LENGTH") or ""
-    if not raw_length.isdigit():
+    # ASCII digits only: str.isdigit() also takes '²', which int() then refuses.
+    if not (raw_length.isascii() and raw_length.isdigit()):
         raise HttpError("411 Length Required", "a JSON body with a Content-Length header is required")
     length = int(raw_length)
     if length > MAX_BODY_BYTES:
         raise HttpError("413 Content Too Large", f"the body must be at most {MAX_BODY_BYTES} bytes (got {length})")
-    raw = environ["wsgi.input"].read(length)
+    # A client that stalls mid-body gives up its thread after timeout_s. gunicorn hands the
+    # socket over; python -m backend sets the same timeout on its connections.
+    sock = environ.get("gunicorn.socket")
+    if sock is not None:
+        sock.settimeout(timeout_s)
+    try:
+        raw = environ["wsgi.input"].read(length)
+    except (TimeoutError, OSError):
+        raise HttpError("408 Request Timeout", f"the body did not arrive within {timeout_s:g}s") from None
+    finally:
+        if sock is not None:
+            sock.settimeout(None)
+    if len(raw) < length:
+        raise HttpError("400 Bad Request", f"the body ended after {len(raw)} of {length} bytes")
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
@@ -86,6 +100,7 @@ class BackendApp:
         faults: FaultBoard | None = None,
         simulated_models: Iterable[str] = (),
         runner: SimulatorRunner | None = None,
+        read_timeout_s: float = config.DEFAULT_READ_TIMEOUT_S,
     ):
         self.metrics = metrics
         self._exposition = make_wsgi_app(exposition)
@@ -94,6 +109,7 @@ class BackendApp:
         self.faults = faults
         self._simulated_models = frozenset(simulated_models)
         self.runner = runner
+        self.read_timeout_s = read_timeout_s
 
     def close(self) -> None:
         """Stops the simulator thread, if any."""
@@ -135,7 +151,7 @@ class BackendApp:
 
     def _record_calls(self, environ: dict) -> Response:
         try:
-            calls = parse_calls(_read_json(environ))
+            calls = parse_calls(_read_json(environ, self.read_timeout_s))
         except InvalidCalls as exc:
             raise HttpError("400 Bad Request", "invalid call; nothing was recorded", details=exc.problems) from None
         # Every call is valid before the first is recorded: a batch lands whole or not at all.
@@ -153,7 +169,9 @@ class BackendApp:
             return json_response("200 OK", {"faults": [f.as_json(now) for f in self.faults.active().values()]})
         if method == "POST":
             try:
-                kind, fault_model, duration_s = parse_fault(_read_json(environ), self._simulated_models)
+                kind, fault_model, duration_s = parse_fault(
+                    _read_json(environ, self.read_timeout_s), self._simulated_models
+                )
             except InvalidFault as exc:
                 raise HttpError("400 Bad Request", str(exc)) from None
             fault = self.faults.set(kind, fault_model, duration_s)
@@ -198,6 +216,7 @@ def build(settings: config.Settings) -> BackendApp:
         faults=faults,
         simulated_models=simulator.models if simulator else (),
         runner=runner,
+        read_timeout_s=settings.read_timeout_s,
     )
 
 

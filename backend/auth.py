@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import hmac
 import logging
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger("modelmon.backend")
+# At most one log line about refused requests per interval (per realm and worker).
+REFUSAL_LOG_INTERVAL_S = 10.0
 
 
 class ConfigError(ValueError):
@@ -59,6 +63,9 @@ class BearerAuth:
     def __init__(self, token: str | None, realm: str):
         self._token = token.encode("ascii") if token is not None else None
         self.realm = realm
+        self._log_lock = threading.Lock()
+        self._log_after = 0.0  # monotonic time before which refusals are counted, not logged
+        self._unlogged = 0
 
     @property
     def required(self) -> bool:
@@ -73,16 +80,35 @@ class BearerAuth:
             return None
         header = environ.get("HTTP_AUTHORIZATION")
         base = f'Bearer realm="{self.realm}"'
-        where = f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')} from {environ.get('REMOTE_ADDR', '?')}"
+        # The path is the client's: shown escaped, so a %0a in it cannot start a forged log line.
+        path = printable(str(environ.get("PATH_INFO", "")))
+        where = f"{environ.get('REQUEST_METHOD')} {path} from {environ.get('REMOTE_ADDR', '?')}"
         if not isinstance(header, str) or not header.strip():
-            log.info("refused %s: no bearer token", where)
+            self._refused("refused %s: no bearer token", where)
             return Denied("a bearer token is required: send 'Authorization: Bearer <token>'", base)
         scheme, _, presented = header.strip().partition(" ")
         # The scheme is case-insensitive (RFC 7235); the token itself is not.
         if scheme.lower() != "bearer" or not presented.strip():
-            log.info("refused %s: Authorization is not a bearer token", where)
+            self._refused("refused %s: Authorization is not a bearer token", where)
             return Denied("the Authorization header must be 'Bearer <token>'", f'{base}, error="invalid_request"')
         if not hmac.compare_digest(presented.strip().encode("utf-8"), self._token):
-            log.warning("refused %s: wrong bearer token", where)
+            self._refused("refused %s: wrong bearer token", where, level=logging.WARNING)
             return Denied("the bearer token is not valid", f'{base}, error="invalid_token"')
         return None
+
+    def _refused(self, message: str, where: str, level: int = logging.INFO) -> None:
+        """One line per refusal, but at most one per REFUSAL_LOG_INTERVAL_S: a client guessing tokens
+        cannot flood the log. The next line says how many were not logged."""
+        now = time.monotonic()
+        with self._log_lock:
+            if now < self._log_after:
+                self._unlogged += 1
+                return
+            unlogged, self._unlogged, self._log_after = self._unlogged, 0, now + REFUSAL_LOG_INTERVAL_S
+        more = f" ({unlogged} more refusals not logged in the last {REFUSAL_LOG_INTERVAL_S:g}s)" if unlogged else ""
+        log.log(level, message + more, where)
+
+
+def printable(text: str) -> str:
+    """`text` with control characters and backslashes escaped (\\n, \\x1b): one log line, as sent."""
+    return "".join(c if c.isprintable() and c != "\\" else c.encode("unicode_escape").decode("ascii") for c in text)

@@ -10,6 +10,8 @@ from pathlib import Path
 from backend.auth import ConfigError, load_token
 
 DEFAULT_MODEL_CAP = 50
+# Seconds a client may take to send a request body: a stalled client frees its thread after this.
+DEFAULT_READ_TIMEOUT_S = 10
 # Files the workers share in PROMETHEUS_MULTIPROC_DIR besides client_python's *.db
 # files, all named STATE_PREFIX*. They are wiped with the metrics at start-up
 # (gunicorn_conf.on_starting), so a restart resets the admitted model names and the
@@ -53,6 +55,7 @@ class Settings:
     seed: int | None = None
     # Set: several worker processes share metrics and state through files here.
     multiproc_dir: Path | None = None
+    read_timeout_s: int = DEFAULT_READ_TIMEOUT_S
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -66,4 +69,5 @@ class Settings:
             simulate=_flag(environ, "MODELMON_SIMULATE"),
             seed=_integer(environ, "MODELMON_SIMULATE_SEED", None, 0, 2**63 - 1),
             multiproc_dir=Path(multiproc) if multiproc else None,
+            read_timeout_s=_integer(environ, "MODELMON_READ_TIMEOUT_S", DEFAULT_READ_TIMEOUT_S, 1, 300),
         )

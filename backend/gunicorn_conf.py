@@ -26,12 +26,19 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 bind = [f"{os.environ.get('MODELMON_HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"]
 workers = int(os.environ.get("MODELMON_WORKERS", "2"))
+# Threads, not one request per process: a client that stalls mid-request holds one thread
+# (for at most MODELMON_READ_TIMEOUT_S, see backend/app.py), while the others answer scrapes
+# and calls. gunicorn waits for a request's first bytes outside the threads altogether.
+worker_class = "gthread"
+threads = int(os.environ.get("MODELMON_THREADS", "16"))
 # Load the app in each worker after the fork, never in the master: the simulator
 # thread and client_python's open files do not survive a fork.
 preload_app = False
 # Access lines hold the method, path and status, not headers, so a bearer token
-# never reaches the log.
+# never reaches the log; nor the query string or referrer, where a token sent as
+# ?token=... would be.
 accesslog = "-"
+access_log_format = '%(h)s - %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"'
 errorlog = "-"
 # gunicorn's control socket defaults to one path per user ($HOME/.gunicorn), which
 # two instances on a machine (tests, a local stack) would fight over; nothing here uses it.

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -70,9 +71,14 @@ def new_app(
 
 
 def call_app(
-    app: BackendApp, method: str, path: str, body: object = None, headers: dict[str, str] | None = None
+    app: BackendApp,
+    method: str,
+    path: str,
+    body: object = None,
+    headers: dict[str, str] | None = None,
+    environ_extra: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
-    """One request through the WSGI interface, as a server would make it."""
+    """One request through the WSGI interface, as a server would make it (`environ_extra` last)."""
     environ: dict = {}
     setup_testing_defaults(environ)
     raw = body if isinstance(body, bytes) else b"" if body is None else json.dumps(body).encode()
@@ -84,6 +90,7 @@ def call_app(
     )
     for name, header in (headers or {}).items():
         environ["HTTP_" + name.upper().replace("-", "_")] = header
+    environ.update(environ_extra or {})
     answer: dict = {}
 
     def start_response(status: str, response_headers: list[tuple[str, str]]) -> None:
@@ -762,3 +769,102 @@ def test_python_m_backend_serves_simulated_traffic_behind_a_token_and_takes_faul
     finally:
         stop(process)
     assert TOKEN not in log.read_text()
+
+
+# --- Hostile requests: no 500, no forged log lines, no log flood ------------------------------
+
+
+@pytest.mark.parametrize("length", ["²", "1e3", "-1", " 12", "\uff11\uff12"])
+def test_a_content_length_that_is_not_ascii_digits_is_refused_not_a_server_error(length):
+    """'²'.isdigit() is True in Python and int('²') raises: that was a 500."""
+    app, _ = new_app()
+    code, _, payload = call_app(app, "POST", "/v1/calls", b"[]", environ_extra={"CONTENT_LENGTH": length})
+    assert code == 411, payload
+    assert "Content-Length" in json.loads(payload)["error"]
+
+
+def test_a_refused_path_is_logged_escaped_on_one_line(caplog):
+    """PATH_INFO arrives decoded: %0a in a URL is a line break that would forge a log line."""
+    app, _ = new_app(api_token="s3cret")
+    with caplog.at_level(logging.INFO, logger="modelmon.backend"):
+        code, _, _ = call_app(app, "DELETE", "/v1/faults/x\n2026-12-01 INFO modelmon.backend: forged\x1b[2J")
+    assert code == 401
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith("refused DELETE /v1/faults/x\\n2026-12-01 INFO modelmon.backend: forged\\x1b[2J from ")
+
+
+def test_refusals_are_logged_at_most_once_per_interval_with_a_count_of_the_rest(caplog, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(auth.time, "monotonic", lambda: clock[0])
+    app, _ = new_app(metrics_token="s3cret")
+    with caplog.at_level(logging.INFO, logger="modelmon.backend"):
+        for _ in range(500):
+            assert call_app(app, "GET", "/metrics", headers={"Authorization": "Bearer guess"})[0] == 401
+        clock[0] += auth.REFUSAL_LOG_INTERVAL_S
+        assert call_app(app, "GET", "/metrics", headers={"Authorization": "Bearer guess"})[0] == 401
+    lines = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(lines) == 2, lines
+    assert "wrong bearer token" in lines[0] and "more refusals" not in lines[0]
+    assert f"(499 more refusals not logged in the last {auth.REFUSAL_LOG_INTERVAL_S:g}s)" in lines[1]
+    assert all("guess" not in line and "s3cret" not in line for line in lines)
+
+
+STALLED = 10  # clients that send half a request and stop: once enough to block every sync worker
+
+
+@pytest.mark.parametrize("server", ["gunicorn", "python -m backend"])
+def test_stalled_clients_cannot_stop_scrapes_or_calls_and_totals_stay_exact(tmp_path: Path, server: str):
+    """Two such clients once blocked both gunicorn sync workers: /healthz timed out and /metrics
+    answered after 25 s. Now each holds one thread until MODELMON_READ_TIMEOUT_S, then gets 408."""
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    env = {"MODELMON_METRICS_TOKEN_FILE": str(token_file), "MODELMON_READ_TIMEOUT_S": "4"}
+    log = tmp_path / "server.log"
+    if server == "gunicorn":
+        metrics_dir = tmp_path / "metrics"
+        metrics_dir.mkdir()
+        command = [sys.executable, "-m", "gunicorn", "-c", "backend/gunicorn_conf.py", "backend.app:from_env()"]
+        env |= {"PORT": "0", "MODELMON_HOST": "127.0.0.1", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+        listening = r"Listening at: (http://127\.0\.0\.1:\d+)"
+    else:
+        command = [sys.executable, "-m", "backend", "--port", "0"]
+        listening = r"serving on (http://127\.0\.0\.1:\d+)"
+    process = start(command, env, log)
+    stalled: list[socket.socket] = []
+    try:
+        base = wait_for(listening, log, process).group(1)
+        host, port = base.removeprefix("http://").split(":")
+        for _ in range(STALLED):
+            client = socket.create_connection((host, int(port)), timeout=30)
+            client.sendall(
+                b"POST /v1/calls HTTP/1.1\r\nHost: backend\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 200\r\n\r\n[{"model": "gpt-4o-mini", '
+            )
+            stalled.append(client)
+        time.sleep(0.5)  # the server has read their headers and waits for the rest
+
+        # While they stall, everything else is answered (each request's own timeout is 10 s).
+        assert http("GET", f"{base}/healthz?token=Sup3rS3cret")[0] == 200
+        calls = [
+            {"model": contract.EXAMPLE_MODELS[i % 3], "latency_ms": 10 + i, "error": i % 4 == 0} for i in range(60)
+        ]
+        with ThreadPoolExecutor(6) as pool:
+            assert set(pool.map(lambda call: http("POST", f"{base}/v1/calls", call)[0], calls)) == {200}
+        code, exposition = http("GET", f"{base}/metrics", token=TOKEN)
+        assert code == 200
+        assert totals(exposition, contract.REQUESTS_TOTAL) == {m: 20 for m in contract.EXAMPLE_MODELS[:3]}
+        assert sum(totals(exposition, contract.ERRORS_TOTAL).values()) == 15
+
+        # Each stalled client is answered once its time is up, and its half call is not recorded.
+        for client in stalled:
+            answer = client.recv(4096)
+            assert answer.split(b"\r\n")[0].endswith(b" 408 Request Timeout"), answer[:200]
+        code, exposition = http("GET", f"{base}/metrics", token=TOKEN)
+        assert sum(totals(exposition, contract.REQUESTS_TOTAL).values()) == len(calls)
+        # The access log has the path, never the query string that held a token.
+        text = log.read_text()
+        assert '"GET /healthz HTTP/1.1" 200' in text and "Sup3rS3cret" not in text
+    finally:
+        for client in stalled:
+            client.close()
+        stop(process)
