@@ -27,7 +27,9 @@ def find_amtool() -> str:
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([find_amtool(), *args], capture_output=True, text=True, check=False, timeout=120)
+    return subprocess.run(
+        [find_amtool(), *args], capture_output=True, text=True, errors="replace", check=False, timeout=120
+    )
 
 
 def check_config(path: Path) -> tuple[bool, str]:

@@ -226,29 +226,27 @@ def write_all(root: Path, compiled: Compiled) -> Written:
     """Prove the rules with promtool and the Alertmanager config with amtool in a scratch folder,
     then replace every changed file and remove the orphans as one change (modelmon.transaction)."""
     checks = []
-    with transaction.locked(root):
-        recovered = transaction.finish(root)
-        with tempfile.TemporaryDirectory(prefix=transaction.SCRATCH_PREFIX, dir=root) as scratch:
-            scratch_root = Path(scratch)
-            for path, content in compiled.files.items():
-                target = scratch_root / path
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(content, encoding="utf-8")
-            layout = compiled.layout
-            rules = [scratch_root / layout.rules_path(service) for service in sorted(compiled.plans)]
-            ok, problems, output = promtool.check_rules(rules)
+    layout = compiled.layout
+    with transaction.locked(root), transaction.scratch_folder(root) as scratch:
+        recovered = transaction.finish(root, keep=scratch)
+        for path, content in compiled.files.items():
+            target = scratch / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content, encoding="utf-8")
+        rules = [scratch / layout.rules_path(service) for service in sorted(compiled.plans)]
+        ok, problems, output = promtool.check_rules(rules)
+        if not ok:
+            output = output.replace(f"{scratch}/", "")
+            raise SpecErrors(_promtool_errors(compiled.loaded, compiled.project, problems, output, layout))
+        checks.append("promtool check rules")
+        if layout.alertmanager in compiled.files:
+            ok, output = amtool.check_config(scratch / layout.alertmanager)
             if not ok:
-                output = output.replace(f"{scratch}/", "")
-                raise SpecErrors(_promtool_errors(compiled.loaded, compiled.project, problems, output, layout))
-            checks.append("promtool check rules")
-            if layout.alertmanager in compiled.files:
-                ok, output = amtool.check_config(scratch_root / layout.alertmanager)
-                if not ok:
-                    raise SpecErrors(_amtool_errors(compiled.loaded, output.replace(f"{scratch}/", ""), layout))
-                checks.append("amtool check-config")
-            written = [path for path in stale_files(root, compiled.files, layout) if path in compiled.files]
-            removed = orphans(root, compiled.files, layout)
-            transaction.commit(root, scratch_root, written, removed)
+                raise SpecErrors(_amtool_errors(compiled.loaded, output.replace(f"{scratch}/", ""), layout))
+            checks.append("amtool check-config")
+        written = [path for path in stale_files(root, compiled.files, layout) if path in compiled.files]
+        removed = orphans(root, compiled.files, layout)
+        transaction.commit(root, scratch, written, removed)
     return Written(written, removed, checks, recovered)
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from modelmon.conventions import RESERVED_ALERT_LABELS, RESERVED_LABELS, SHORT_WINDOW
 from modelmon.durations import format_duration, parse_duration
 from modelmon.formatting import number, percent
+from modelmon.limits import MAX_NAME_CHARS
 from modelmon.loader import FieldPath, LoadedSpec, SpecError, broken_parts
 from modelmon.outputs.promtool_tests import TestGenerationError, series_labels
 from modelmon.plan import DEFAULT_WINDOWS, ProjectPlan, ServicePlan, SloPlan, group_by, plan_service, sli_kind
@@ -90,6 +91,14 @@ def _check_plans(
             )
         errors += _unreachable_burns(item, index, slo, plan)
         for name in plan.alert_names():
+            if len(name) > MAX_NAME_CHARS:  # prefix + SLO name + suffix: each part may be within the limit
+                errors.append(
+                    item.positions.error(
+                        ("slos", index, "alerting"),
+                        f"alert name {name[:40]}... is {len(name)} characters, more than {MAX_NAME_CHARS} (it names "
+                        "its runbook page's file): shorten alert_prefix or the SLO name, or set alerting.name",
+                    )
+                )
             if name in alert_owner and alert_owner[name][:2] != (item, index):
                 other, other_index, other_slo = alert_owner[name]
                 errors.append(

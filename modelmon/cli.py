@@ -120,10 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--max-age", type=float, default=120.0, help="seconds after which data counts as stale")
     args = parser.parse_args(argv)
     root = args.root.resolve()
-    # A build killed while replacing its outputs is finished before anything reads them.
-    for line in transaction.recover(root) if args.command in RECOVERING else []:
-        print(line, file=sys.stderr)
     try:
+        # A build killed while replacing its outputs is finished before anything reads them.
+        for line in transaction.recover(root) if args.command in RECOVERING else []:
+            print(line, file=sys.stderr)
         layout = layouts.load(root, args.config)
         return COMMANDS[args.command](root, layout, args)
     except SpecErrors as err:
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         count = len(err.errors)
         print(f"{count} error{'s' if count != 1 else ''}; nothing was written", file=sys.stderr)
         return EXIT_SPEC
-    except (promtool.PromtoolMissing, amtool.AmtoolMissing) as err:
+    except (promtool.PromtoolMissing, amtool.AmtoolMissing, transaction.InterruptedBuild) as err:
         print(f"modelmon: {err}", file=sys.stderr)
         return EXIT_SPEC
 

@@ -151,7 +151,12 @@ _SIMPLE = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v"
 
 
 def bad_escape(value: str) -> str | None:
-    """The first backslash sequence of a PromQL double-quoted string that PromQL refuses (e.g. \\q)."""
+    """The first backslash sequence of a PromQL double-quoted string that PromQL refuses: one it
+    does not know (\\q), or a code point that is no character (\\uD800, \\U00110000)."""
+    for match in _ESCAPE.finditer(value.replace("\\\\", "")):
+        point = match.group(4) or match.group(5)
+        if point and (0xD800 <= int(point, 16) <= 0xDFFF or int(point, 16) > 0x10FFFF):
+            return match.group(0)
     rest = _ESCAPE.sub("", value.replace("\\\\", ""))
     at = rest.find("\\")
     return rest[at : at + 2] if at >= 0 else None

@@ -112,10 +112,12 @@ def load_file(path: Path, display: str | None = None) -> tuple[LoadedSpec | None
     None instead of a spec when nothing in the file can be judged (unreadable, not YAML, not a mapping).
     """
     display = display or str(path)
-    if any(ord(c) < 32 or ord(c) == 127 for c in display):
+    if not display.isprintable():  # control characters, and the line separators YAML reads too
         # Generated files name their specs in header comments: a line break there would end the comment.
         shown = display.encode("unicode_escape").decode("ascii")
-        return None, [SpecError(shown, 1, 1, "", "the file name holds a control character; rename the file")]
+        return None, [
+            SpecError(shown, 1, 1, "", "the file name holds a control character or line break; rename the file")
+        ]
     positions = Positions(display)
     try:
         with path.open("rb") as stream:
@@ -262,19 +264,23 @@ _SCANNER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def _too_deep(text: str, display: str) -> SpecError | None:
     """The first mapping or list nested deeper than MAX_DEPTH, found by the scanner (which,
     unlike the parser, does not recurse)."""
-    depth = 0
-    try:
-        for token in yaml.scan(text, Loader=_SCANNER):
-            if isinstance(token, _OPENING):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    mark = token.start_mark
-                    message = f"nested more than {MAX_DEPTH} levels deep; a spec needs a handful"
-                    return SpecError(display, mark.line + 1, mark.column + 1, "", message)
-            elif isinstance(token, _CLOSING):
-                depth -= 1
-    except yaml.YAMLError:
-        return None  # the parser reports it, at the same place, in its own words
+    for scanner in dict.fromkeys((_SCANNER, yaml.SafeLoader)):
+        depth = 0
+        try:
+            for token in yaml.scan(text, Loader=scanner):
+                if isinstance(token, _OPENING):
+                    depth += 1
+                    if depth > MAX_DEPTH:
+                        mark = token.start_mark
+                        message = f"nested more than {MAX_DEPTH} levels deep; a spec needs a handful"
+                        return SpecError(display, mark.line + 1, mark.column + 1, "", message)
+                elif isinstance(token, _CLOSING):
+                    depth -= 1
+            return None
+        except yaml.YAMLError:
+            # libyaml refuses some text PyYAML reads (directives, escapes): scan again with PyYAML's
+            # scanner; if that refuses it too, the parser reports it, at the same place.
+            continue
     return None
 
 
@@ -358,7 +364,13 @@ def _to_data(node: yaml.Node, path: FieldPath, positions: Positions, errors: lis
 
 def _scalar(node: yaml.Node, path: FieldPath, positions: Positions, errors: list[SpecError]) -> object:
     try:
-        return yaml.SafeLoader(" ").construct_object(node)
+        value = yaml.SafeLoader(" ").construct_object(node)
+        if isinstance(value, str):
+            value.encode("utf-8")  # "\uD800" in double quotes is a lone surrogate: no file can hold it
+        return value
+    except UnicodeEncodeError:
+        errors.append(positions.error(path, "holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which is not text"))
+        return _REFUSED
     except yaml.constructor.ConstructorError as err:
         errors.append(positions.error(path, f"YAML: {err.problem} {node.tag!r}".replace(" for the tag", "")))
         return _REFUSED

@@ -10,8 +10,8 @@ its escape here:
 - `code` and `fenced`: text shown as code (selectors, patterns, queries), in a code span or
   block whose backtick run is longer than any inside it (Markdown escapes HTML in code);
 - `team`: the spec's `runbook` texts, which are Markdown by design: its formatting stays, raw
-  HTML tags are shown as text; `link_problem` refuses their links that are not web or mail
-  addresses (the spec's validation calls it, so the page never holds one).
+  HTML tags are shown as text (in code too); `link_problem` refuses their links that are not
+  web or mail addresses (the spec's validation calls it, so the page never holds one).
 """
 
 from __future__ import annotations
@@ -25,11 +25,8 @@ _PUNCTUATION = re.compile(r"([\\`*_\[\]{}])")
 _BACKTICKS = re.compile(r"`+")
 # `<` opening a tag, a comment, a declaration or an autolink: only then is it HTML.
 _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
-# Code in team text: fenced blocks (``` or ~~~ lines) and inline code spans (equal backtick runs).
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*\n.*?(?:^ {0,3}\1[`~]*[ \t]*$|\Z)", re.M | re.S)
-_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)", re.S)
 # Link destinations: [text](destination ...) and reference definitions `[name]: destination`.
-_INLINE_LINK = re.compile(r"\]\(\s*<?([^)\s>]*)")
+_INLINE_LINK = re.compile(r"\]\(\s*<?([^)>]*)")
 _REFERENCE = re.compile(r"^ {0,3}\[[^\]]+\]:\s*<?(\S*?)>?(?:\s|$)", re.M)
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 SAFE_SCHEMES = ("http", "https", "mailto")
@@ -57,48 +54,23 @@ def fenced(value: str, info: str = "") -> str:
 
 
 def team(value: str) -> str:
-    """The team's Markdown with every raw HTML tag shown as text; code blocks and spans kept as they are
-    (Markdown escapes HTML inside them already)."""
-    out, at = [], 0
-    for match in _code_parts(value):
-        out.append(_TAG_START.sub("&lt;", value[at : match.start()]))
-        out.append(match.group(0))
-        at = match.end()
-    out.append(_TAG_START.sub("&lt;", value[at:]))
-    return "".join(out)
+    """The team's Markdown with every `<` that could open HTML written as `&lt;`, code included:
+    Markdown's own idea of where code starts (unclosed or indented fences, backslashes before
+    backticks) is too subtle to guess safely, so a `<tag>` inside code shows as `&lt;tag>`."""
+    return _TAG_START.sub("&lt;", value)
 
 
 def link_problem(value: str) -> str | None:
-    """Why a link in the team's Markdown may not be on a runbook page (a script, a file), or None."""
-    prose = _without_code(value)
-    for destination in [*_INLINE_LINK.findall(prose), *_REFERENCE.findall(prose)]:
+    """Why a link in the team's Markdown may not be on a runbook page (a script, a file), or None.
+    Code is judged too: where Markdown sees code is guessed no better than for `team`."""
+    for destination in [*_INLINE_LINK.findall(value), *_REFERENCE.findall(value)]:
         # Browsers decode entities and drop control characters and spaces before reading a scheme.
         plain = re.sub(r"[\x00-\x20]", "", html.unescape(destination))
         scheme = _SCHEME.match(plain)
         if scheme and scheme.group(1).lower() not in SAFE_SCHEMES:
+            shown = " ".join(destination.split())
             return (
-                f"the link to {destination!r} is not allowed on a runbook page: links must be "
+                f"the link to {shown!r} is not allowed on a runbook page: links must be "
                 f"{', '.join(s + ':' for s in SAFE_SCHEMES)} or relative"
             )
     return None
-
-
-def _code_parts(value: str) -> list[re.Match]:
-    """Fenced blocks, then the inline spans outside them, in order."""
-    fences = list(_FENCE.finditer(value))
-    spans = []
-    at = 0
-    for block in [*fences, None]:
-        end = block.start() if block else len(value)
-        spans += [m for m in _SPAN.finditer(value, at, end)]
-        at = block.end() if block else at
-    return sorted([*fences, *spans], key=lambda m: m.start())
-
-
-def _without_code(value: str) -> str:
-    out, at = [], 0
-    for match in _code_parts(value):
-        out.append(value[at : match.start()])
-        at = match.end()
-    out.append(value[at:])
-    return " ".join(out)

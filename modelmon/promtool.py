@@ -37,7 +37,10 @@ def find_promtool() -> str:
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([find_promtool(), *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=900)
+    # errors="replace": promtool quotes the rules it refuses, whose label values may hold any bytes.
+    return subprocess.run(
+        [find_promtool(), *args], cwd=cwd, capture_output=True, text=True, errors="replace", check=False, timeout=900
+    )
 
 
 @dataclass(frozen=True)

@@ -606,10 +606,13 @@ def _webhook_url(value: str) -> str:
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - reading it validates it
-    except ValueError as err:
-        raise _fail("url", "is not a URL: {reason}", reason=str(err)) from None
+    except ValueError:
+        # Not the reason: urllib quotes the part it could not read, which may be the secret.
+        raise _fail("url", "is not a URL (host, port or brackets are malformed; the value is not shown)") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise _fail("url", "must be an http:// or https:// address with a host")
+    if parts.fragment:
+        raise _fail("secret", "has a #fragment, which webhooks do not use and tokens hide in; remove it")
     if parts.username or parts.password:
         raise _fail(
             "secret",
@@ -630,7 +633,18 @@ def _webhook_url(value: str) -> str:
 NotificationText = Annotated[str, AfterValidator(_non_empty), AfterValidator(_no_template)]
 
 
-SecretFile = Annotated[str, AfterValidator(_absolute_path)]
+def _secret_path_text(value: object) -> object:
+    # A number or list pasted here would be echoed by the type error: refused without it.
+    if not isinstance(value, str):
+        raise _fail(
+            "path",
+            "must be the absolute path of the file Alertmanager reads the secret from (the value "
+            "given is not shown: it may be the secret itself)",
+        )
+    return value
+
+
+SecretFile = Annotated[str, BeforeValidator(_secret_path_text), AfterValidator(_absolute_path)]
 
 
 class WebhookReceiver(Spec):

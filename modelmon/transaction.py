@@ -21,8 +21,14 @@ import fcntl
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+
+class InterruptedBuild(RuntimeError):
+    """An interrupted build that cannot be finished (its moves fail): said, never a traceback."""
+
 
 STATE_DIR = ".modelmon"
 JOURNAL = f"{STATE_DIR}/build-journal.json"
@@ -52,6 +58,25 @@ def locked(root: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def scratch_folder(root: Path) -> Iterator[Path]:
+    """A new scratch folder in the project, removed when the block ends, unless a journal names
+    it then: an exception (Ctrl-C, a full disk) during the moves leaves it for `recover`."""
+    folder = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=root))
+    try:
+        yield folder
+    finally:
+        if not _journal_names(root, folder):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _journal_names(root: Path, folder: Path) -> bool:
+    try:
+        return json.loads((root / JOURNAL).read_text())["scratch"] == folder.name
+    except (FileNotFoundError, ValueError, KeyError):
+        return False
+
+
 def commit(root: Path, scratch: Path, moves: list[str], removals: list[str]) -> None:
     """Move `moves` (paths relative to both folders) from scratch into root and remove `removals`,
     as one change: a kill at any point is finished by `recover`. Call with the lock held."""
@@ -73,21 +98,29 @@ def recover(root: Path) -> list[str]:
         return finish(root)
 
 
-def finish(root: Path) -> list[str]:
+def finish(root: Path, keep: Path | None = None) -> list[str]:
     """`recover`, for a caller that holds the lock already (no build runs, so every scratch folder
-    is a killed build's)."""
+    but `keep`, the caller's own, is a killed build's)."""
     said = []
     if (root / JOURNAL).exists():
         record = json.loads((root / JOURNAL).read_text())
         scratch = root / record["scratch"]
         left = [path for path in record["moves"] if (scratch / path).exists()]
-        _roll_forward(root, scratch, left, record["removals"])
+        try:
+            _roll_forward(root, scratch, left, record["removals"])
+        except OSError as err:
+            raise InterruptedBuild(
+                f"a build was interrupted while replacing its outputs, and finishing it failed: {err}; "
+                f"fix that, then run the command again (the new files wait in {scratch.name}/)"
+            ) from None
         (root / JOURNAL).unlink()
         said.append(
             "modelmon: finished a build that was interrupted while replacing its outputs "
             f"({len(left)} of {len(record['moves'])} files were still to move into place)"
         )
     for folder in _scratch_folders(root):
+        if folder == keep:
+            continue
         shutil.rmtree(folder, ignore_errors=True)
         said.append(f"modelmon: removed {folder.name}/, the scratch folder of an interrupted build")
     return said

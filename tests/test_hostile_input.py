@@ -42,7 +42,7 @@ def with_selector(selector: str) -> str:
 
 
 def validate(root: Path, *, seconds: int = 60) -> subprocess.CompletedProcess:
-    """`modelmon validate` in its own process, with 1 GiB of address space at most."""
+    """`modelmon validate` in its own process, with 2 GiB of address space at most."""
 
     def bounded() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
@@ -353,7 +353,9 @@ def test_runbook_pages_show_spec_text_as_text(tmp_path):
     text = "".join(found.texts)
     # Shown letter for letter.
     assert "<img src=x onerror=alert(1)> *not bold* [not a link](https://x) {x}" in text
-    assert "<script>alert(1)</script> stays" in text and "<b>code</b>" in text and "<i>in a fence</i>" in text
+    assert "<script>alert(1)</script> stays" in text
+    # In code, a tag shows as its escape: where Markdown sees code is not guessed.
+    assert "&lt;b>code&lt;/b>" in text and "&lt;i>in a fence&lt;/i>" in text
     assert 'model=~"claude`.*"' in text  # the backtick did not close the selector's code span
     assert "(?i)claude`?.*" in text and "<b>Claude</b>" in text
     # The team's Markdown keeps its formatting.
@@ -367,6 +369,8 @@ def test_runbook_pages_show_spec_text_as_text(tmp_path):
         "[x]( JaVa&#115;cript:alert(1))",
         "[x](data:text/html,<script>alert(1)</script>)",
         "[x][r]\n\n[r]: vbscript:msgbox",
+        "[x](java\nscript:alert(6))",
+        "`[x](javascript:alert(1))`",
     ],
 )
 def test_runbook_text_links_that_run_code_are_refused(tmp_path, link):
@@ -376,7 +380,7 @@ def test_runbook_text_links_that_run_code_are_refused(tmp_path, link):
 
 
 def test_runbook_text_links_to_web_mail_and_pages_are_kept(tmp_path):
-    links = "[a](https://x.example/runbook) [b](mailto:oncall@example.com) [c](../index.md) `[d](javascript:x)`"
+    links = '[a](https://x.example/runbook) [b](mailto:oncall@example.com) [c](../index.md "title")'
     assert errors_in(tmp_path, MINIMAL + f"    runbook:\n      diagnosis: '{links}'\n") == []
 
 
@@ -490,5 +494,84 @@ def test_a_spec_file_name_with_a_line_break_is_refused(tmp_path):
     (tmp_path / "slos").mkdir()
     (tmp_path / "slos" / "a\ngroups: []\n#.yaml").write_text(MINIMAL)
     assert errors_of(tmp_path) == [
-        "slos/a\\ngroups: []\\n#.yaml:1:1: the file name holds a control character; rename the file"
+        "slos/a\\ngroups: []\\n#.yaml:1:1: the file name holds a control character or line break; rename the file"
     ]
+
+
+@pytest.mark.parametrize(
+    "impact",
+    [
+        "See \\`<img src=x onerror=alert(1)>` here",  # an escaped backtick opens no code span
+        "`a\n\n<img src=y onerror=alert(4)>\n\nb`",  # a code span cannot cross paragraphs
+        "```\n<img src=z onerror=alert(5)>",  # an unclosed fence
+        "  ```\n  <img src=w onerror=alert(7)>\n  ```",  # an indented fence
+    ],
+)
+def test_runbook_text_gets_no_raw_html_past_markdowns_idea_of_code(tmp_path, impact):
+    """Each of these once passed raw HTML: modelmon guessed code spans where Markdown sees none."""
+    text = MINIMAL + "    runbook:\n      impact: |\n" + "".join(f"        {line}\n" for line in impact.splitlines())
+    (tmp_path / "slos").mkdir()
+    (tmp_path / "slos" / "x.yaml").write_text(text)
+    page = build.compile_all(tmp_path).files["runbooks/SvcAvailabilityBudgetBurn.md"]
+    found = rendered(page)
+    assert "img" not in {tag for tag, _ in found.tags}
+    assert all(not name.startswith("on") for _, attrs in found.tags for name in attrs)
+
+
+# --- Found by review: more ways in, each now a positioned error ------------------------------
+
+
+@pytest.mark.parametrize(
+    "before",
+    ["%FOO bar\n---\n", 'x: "\\uD800"\n'],  # text libyaml's scanner refuses but PyYAML reads
+)
+def test_deep_nesting_is_refused_whichever_scanner_reads_the_file(tmp_path, before):
+    out = refused(tmp_path, before + "y: " + "[" * 900 + "]" * 900 + "\n")
+    assert f"nested more than {limits.MAX_DEPTH} levels deep" in out
+
+
+@pytest.mark.parametrize(
+    ("selector", "escape"),
+    [("'model=\"\\uD800\"'", "\\uD800"), ("'model=\"\\U00110000\"'", "\\U00110000")],
+)
+def test_an_escape_that_is_no_character_is_refused(tmp_path, selector, escape):
+    [error] = errors_in(tmp_path, with_selector(selector))
+    assert error.endswith(f"model=: {escape} is not an escape PromQL knows")
+
+
+def test_a_lone_surrogate_in_a_value_is_refused(tmp_path):
+    text = MINIMAL.replace("objective: 99", 'objective: 99\n    description: "a\\uD800b"')
+    [error] = errors_in(tmp_path, text)
+    assert error == f"slos/x.yaml:{after(text, 'description: ')}: slos[0].description: holds an unpaired UTF-16 " + (
+        "surrogate (\\uD800-\\uDFFF), which is not text"
+    )
+
+
+def test_an_alert_name_too_long_for_a_file_is_refused_though_each_part_is_short(tmp_path):
+    text = MINIMAL.replace("service: svc", "service: svc\nalert_prefix: A" + "p" * 119).replace(
+        "name: availability", "name: a" + "v" * 119
+    )
+    errors = errors_in(tmp_path, text)
+    assert errors and all(f"more than {limits.MAX_NAME_CHARS} (it names its runbook page's file)" in e for e in errors)
+
+
+def test_a_file_name_with_a_unicode_line_separator_is_refused(tmp_path):
+    (tmp_path / "slos").mkdir()
+    (tmp_path / "slos" / "m\u2028extra_key: injected\u2028#.yaml").write_text(MINIMAL)
+    [error] = errors_of(tmp_path)
+    assert error.endswith(":1:1: the file name holds a control character or line break; rename the file")
+
+
+@pytest.mark.parametrize(
+    ("receiver", "secret"),
+    [
+        ("webhook: {url: 'https://token:S3CRETVALUE99@hooks.example.com/x'}", "S3CRETVALUE99"),
+        ("webhook: {url: 'https://hooks.example.com/x#access_token=S3CRETVALUE99'}", "S3CRETVALUE99"),
+        ("pagerduty: {routing_key_file: 12345678901234567890}", "12345678901234567890"),
+        ("slack: {api_url_file: [https://hooks.slack.com/services/SECRETX], channel: '#a'}", "SECRETX"),
+    ],
+)
+def test_a_secret_in_the_wrong_shape_is_refused_without_showing_it(tmp_path, receiver, secret):
+    text = MINIMAL + f"notifications:\n  receivers:\n    - name: r\n      {receiver}\n  page: r\n  ticket: r\n"
+    errors = errors_in(tmp_path, text)
+    assert errors and all(secret not in error for error in errors), errors

@@ -60,6 +60,9 @@ pathlib.Path.unlink = counted(unlink)
 sys.exit(cli.main(["build", "--no-cache"]))
 """
 
+# Ctrl-C (KeyboardInterrupt, which runs every cleanup) right after step argv[1] of the commit.
+INTERRUPTED_AFTER = KILLED_AFTER.replace("os.kill(os.getpid(), signal.SIGKILL)", "raise KeyboardInterrupt")
+
 # Killed while promtool proves the files in the scratch folder: before the commit begins.
 KILLED_BEFORE_COMMIT = """
 import os, signal, sys
@@ -145,3 +148,20 @@ def test_a_build_killed_before_its_commit_leaves_every_output_as_it_was(built, t
     assert outputs(project) == old
     rebuilt = modelmon(project, "build")
     assert rebuilt.returncode == 0, rebuilt.stderr
+
+
+def test_a_build_interrupted_by_ctrl_c_mid_commit_keeps_its_scratch_folder_for_the_next_command(built, tmp_path):
+    """An exception unwinds the build (its scratch folder's cleanup included): the journal must keep
+    the new files there, or the next command could not finish the change."""
+    root, old, new = built
+    project = tmp_path / "interrupted"
+    shutil.copytree(root, project)
+    interrupted = modelmon(project, "4", script=INTERRUPTED_AFTER)  # the journal and 3 moves
+    assert interrupted.returncode != 0 and "KeyboardInterrupt" in interrupted.stderr
+    assert outputs(project) not in (old, new)
+    assert len(list(project.glob(f"{transaction.SCRATCH_PREFIX}*"))) == 1
+    checked = modelmon(project, "build", "--check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "finished a build that was interrupted while replacing its outputs" in checked.stderr
+    assert outputs(project) == new
+    assert not list(project.glob(f"{transaction.SCRATCH_PREFIX}*"))
