@@ -34,6 +34,10 @@ log = logging.getLogger("modelmon.backend")
 # 1,000 calls of ~150 bytes with room to spare; a larger body is a mistake or an attack.
 MAX_BODY_BYTES = 1 << 20
 FAULTS_PATH = "/v1/faults"
+FAULT_API_NEEDS_TOKEN = (
+    "the fault API is off without an API token: set MODELMON_API_TOKEN or MODELMON_API_TOKEN_FILE"
+    " and send it as 'Authorization: Bearer <token>'"
+)
 
 StartResponse = Callable[[str, list[tuple[str, str]]], object]
 
@@ -161,7 +165,14 @@ class BackendApp:
 
     def _faults_route(self, method: str, path: str, environ: dict) -> Response:
         model = path.removeprefix(FAULTS_PATH + "/") if path != FAULTS_PATH else None
-        self._authorise(self._api_auth, environ, method, "DELETE" if model else "GET, POST, DELETE")
+        allowed = "DELETE" if model else "GET, POST, DELETE"
+        if method not in allowed.split(", "):
+            raise _method_not_allowed(allowed)
+        if not self._api_auth.required:
+            # Unlike /v1/calls, which only adds samples, the fault API takes models down:
+            # it never runs open, whoever can reach the backend.
+            raise HttpError("403 Forbidden", FAULT_API_NEEDS_TOKEN)
+        self._authorise(self._api_auth, environ, method, allowed)
         if self.faults is None:
             raise HttpError("404 Not Found", "fault injection needs the simulator: start with MODELMON_SIMULATE=1")
         now = self.faults.now()
@@ -208,11 +219,14 @@ def build(settings: config.Settings) -> BackendApp:
     metrics_auth = BearerAuth(settings.metrics_token, realm="metrics")
     if not metrics_auth.required:
         log.warning("GET /metrics is open to anyone: set MODELMON_METRICS_TOKEN or MODELMON_METRICS_TOKEN_FILE")
+    api_auth = BearerAuth(settings.api_token, realm="api")
+    if settings.simulate and not api_auth.required:
+        log.warning("%s", FAULT_API_NEEDS_TOKEN)
     return BackendApp(
         metrics,
         exposition,
         metrics_auth=metrics_auth,
-        api_auth=BearerAuth(settings.api_token, realm="api"),
+        api_auth=api_auth,
         faults=faults,
         simulated_models=simulator.models if simulator else (),
         runner=runner,

@@ -16,6 +16,10 @@ MAX_DEPTH = 32
 # Keys, values and list items of one file once its aliases are expanded: a thousand
 # shortcut SLOs with runbooks are about 20,000.
 MAX_VALUES = 200_000
+# Characters of all of one file's keys and values once its aliases are expanded: without
+# aliases a file holds at most MAX_FILE_BYTES of them, and an alias of a long string must not
+# multiply it past that.
+MAX_EXPANDED_CHARS = 2 * MAX_FILE_BYTES
 # SLOs in one file: each compiles to about 40 rules and 4 promtool scenarios.
 MAX_SLOS_PER_FILE = 2_000
 # Burn-rate windows of one SLO (the default is 4), labels of one block, model families.
@@ -25,6 +29,15 @@ MAX_FAMILIES = 64
 # A regular expression in a selector or family pattern: RE2 matches in linear time, and this
 # bounds the size of what it compiles (RE2 refuses programs above its own memory limit too).
 MAX_REGEX_CHARS = 1_000
+# A label value, copied into every rule and alert of its SLO (and every promtool test of
+# them): Prometheus needs no more, and 64 labels of this make 64 KiB a rule.
+MAX_LABEL_VALUE_CHARS = 1_024
+# Any other single value of a spec (descriptions, runbook text): a runbook section of
+# several paragraphs is about 2,000.
+MAX_TEXT_CHARS = 16_384
+# Durations: Prometheus refuses those past about 292 years (int64 nanoseconds); an SLO period
+# or a `for:` is days, so ten years is far above any real one and well inside that.
+MAX_DURATION_S = 10 * 365 * 86400
 # Service, SLO and alert names become file names (rules/<service>.yml, one runbook page per
 # alert): well inside the 255 bytes a file name may have, with room for suffixes.
 MAX_NAME_CHARS = 120

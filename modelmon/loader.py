@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from modelmon.limits import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES
+from modelmon.limits import MAX_DEPTH, MAX_EXPANDED_CHARS, MAX_FILE_BYTES, MAX_TEXT_CHARS, MAX_VALUES
 from modelmon.spec import Slo, SloFile
 
 PathPart = str | int
@@ -296,15 +296,16 @@ def _measure(node: yaml.Node, display: str) -> None:
     endless. An alias is the very node it names, so aliases of aliases repeat a value
     exponentially and an alias inside its own anchor makes a value that contains itself; each
     node is measured once, so this takes time in proportion to the file."""
-    measured: dict[int, tuple[int, int]] = {}  # node -> (values once expanded, levels below it)
+    # node -> (values once expanded, their characters, levels below it)
+    measured: dict[int, tuple[int, int, int]] = {}
     open_: set[int] = set()  # the collections being measured, around the current node
 
     def refuse(at: yaml.Node, message: str) -> _Exhausted:
         return _Exhausted(SpecError(display, at.start_mark.line + 1, at.start_mark.column + 1, "", message))
 
-    def measure(at: yaml.Node, depth: int) -> tuple[int, int]:
+    def measure(at: yaml.Node, depth: int) -> tuple[int, int, int]:
         if not isinstance(at, yaml.CollectionNode):
-            return 1, 0
+            return 1, len(at.value), 0
         if id(at) in open_:
             raise refuse(at, "this value contains itself: an alias (*name) inside it refers to its own anchor (&name)")
         if id(at) not in measured:
@@ -314,17 +315,27 @@ def _measure(node: yaml.Node, display: str) -> None:
             children = [c for pair in at.value for c in pair] if isinstance(at, yaml.MappingNode) else at.value
             sizes = [measure(child, depth + 1) for child in children]
             open_.discard(id(at))
-            measured[id(at)] = (1 + sum(s for s, _ in sizes), 1 + max((h for _, h in sizes), default=0))
-        size, height = measured[id(at)]
+            measured[id(at)] = (
+                1 + sum(s for s, _, _ in sizes),
+                sum(c for _, c, _ in sizes),
+                1 + max((h for _, _, h in sizes), default=0),
+            )
+        size, chars, height = measured[id(at)]
         if size > MAX_VALUES:
             raise refuse(
                 at,
                 f"this value expands to more than {MAX_VALUES:,} values: YAML aliases (*name) repeat what they "
                 "point at, so aliases of aliases multiply",
             )
+        if chars > MAX_EXPANDED_CHARS:
+            raise refuse(
+                at,
+                f"this value expands to more than {MAX_EXPANDED_CHARS:,} characters: YAML aliases (*name) repeat "
+                "what they point at",
+            )
         if depth + height > MAX_DEPTH:
             raise refuse(at, f"nested more than {MAX_DEPTH} levels deep once YAML aliases are expanded")
-        return size, height
+        return size, chars, height
 
     measure(node, 0)
 
@@ -367,6 +378,9 @@ def _scalar(node: yaml.Node, path: FieldPath, positions: Positions, errors: list
         value = yaml.SafeLoader(" ").construct_object(node)
         if isinstance(value, str):
             value.encode("utf-8")  # "\uD800" in double quotes is a lone surrogate: no file can hold it
+            if len(value) > MAX_TEXT_CHARS:
+                errors.append(positions.error(path, f"is {len(value):,} characters long; at most {MAX_TEXT_CHARS:,}"))
+                return _REFUSED
         return value
     except UnicodeEncodeError:
         errors.append(positions.error(path, "holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which is not text"))

@@ -30,9 +30,17 @@ from pydantic_core import PydanticCustomError
 
 from modelmon import contract, markup, promregex
 from modelmon.conventions import LABEL_NAME, MATCHER, SELECTOR, WINDOW_PLACEHOLDER, bad_escape, unescape
-from modelmon.durations import parse_duration
+from modelmon.durations import format_duration, parse_duration
 from modelmon.gotemplate import unsupported_template
-from modelmon.limits import MAX_FAMILIES, MAX_LABELS, MAX_NAME_CHARS, MAX_SLOS_PER_FILE, MAX_WINDOWS
+from modelmon.limits import (
+    MAX_DURATION_S,
+    MAX_FAMILIES,
+    MAX_LABEL_VALUE_CHARS,
+    MAX_LABELS,
+    MAX_NAME_CHARS,
+    MAX_SLOS_PER_FILE,
+    MAX_WINDOWS,
+)
 
 SLO_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 ALERT_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -47,11 +55,21 @@ def _fail(kind: str, message: str, **context: object) -> PydanticCustomError:
 def _duration(value: object) -> str:
     if not isinstance(value, str):
         raise _fail("duration", "must be a duration like 5m, 1h or 30d (got {got})", got=repr(value))
+    if len(value) > _LONGEST_DURATION_TEXT:
+        raise _fail("duration", "must be at most {most} (got {length} characters)", most=_LONGEST, length=len(value))
     try:
-        parse_duration(value)
+        seconds = parse_duration(value)
     except ValueError as err:
         raise _fail("duration", "{reason}", reason=str(err)) from None
+    if seconds > MAX_DURATION_S:
+        # Prometheus refuses durations past int64 nanoseconds (about 292y) in a rule file.
+        raise _fail("duration", "must be at most {most} (got {got})", most=_LONGEST, got=value)
     return value
+
+
+_LONGEST = format_duration(MAX_DURATION_S)
+# Every unit with a count of up to twelve digits: anything longer is over the bound anyway.
+_LONGEST_DURATION_TEXT = 6 * 13
 
 
 def _percent_open(value: Decimal) -> Decimal:
@@ -89,6 +107,14 @@ def _label_value(value: str) -> str:
         raise _fail(
             "label_value",
             "an empty label value is the same as no label in Prometheus; remove the label instead",
+        )
+    if len(value) > MAX_LABEL_VALUE_CHARS:
+        # Copied into every rule, alert and test of the SLO: a long one multiplies the compile.
+        raise _fail(
+            "length",
+            "must be at most {most} characters (got {got})",
+            most=f"{MAX_LABEL_VALUE_CHARS:,}",
+            got=f"{len(value):,}",
         )
     return value
 

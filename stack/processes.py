@@ -154,15 +154,23 @@ def alertmanager_command(config: Path, storage: Path, port: int, binary: str | N
 
 
 def backend_command(
-    port: int, token_file: Path, multiproc_dir: Path, simulate: bool = False, seed: int | None = None
+    port: int,
+    token_file: Path,
+    multiproc_dir: Path,
+    simulate: bool = False,
+    seed: int | None = None,
+    api_token_file: Path | None = None,
 ) -> tuple[list[str], dict[str, str]]:
-    """The backend under gunicorn (two workers, metrics shared through `multiproc_dir`): args and env."""
+    """The backend under gunicorn (two workers, metrics shared through `multiproc_dir`): args and env.
+    `api_token_file` guards /v1/* (the fault API is off without it)."""
     env = {
         "PORT": str(port),
         "MODELMON_HOST": "127.0.0.1",
         "MODELMON_METRICS_TOKEN_FILE": str(token_file),
         "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir),
     }
+    if api_token_file is not None:
+        env["MODELMON_API_TOKEN_FILE"] = str(api_token_file)
     if simulate:
         env["MODELMON_SIMULATE"] = "1"
     if seed is not None:
@@ -171,9 +179,13 @@ def backend_command(
     return args, env
 
 
-def send_json(url: str, method: str, body: object | None = None) -> None:
-    """One JSON request (to the backend's fault API, say); fails on any answer but 2xx."""
+def send_json(url: str, method: str, body: object | None = None, token_file: Path | None = None) -> None:
+    """One JSON request (to the backend's fault API, say), with the bearer token `token_file` holds;
+    fails on any answer but 2xx."""
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if token_file is not None:
+        headers["Authorization"] = f"Bearer {token_file.read_text().strip()}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status < 300, response.status

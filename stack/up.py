@@ -107,9 +107,10 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     for stale in (run_dir / "backend-metrics").glob("*"):
         stale.unlink()  # counters of a previous run would otherwise be summed in
     token = secret_file(run_dir, "metrics-token")
+    api_token = secret_file(run_dir, "api-token")
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items() if name != "grafana"}
     backend, backend_env = processes.backend_command(
-        args.backend_port, token, run_dir / "backend-metrics", simulate=True
+        args.backend_port, token, run_dir / "backend-metrics", simulate=True, api_token_file=api_token
     )
     config = local_prometheus_config(
         prometheus_port=args.prometheus_port,
@@ -148,6 +149,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
             url = start_grafana(running, run_dir, root, args, urls["prometheus"], password)
             print(f"{'grafana':13} {url} (user admin, password in {password})")
         print(f"{'metrics token':13} {token} (read by the backend and Prometheus; keep it private)")
+        print(f"{'api token':13} {api_token} (for /v1/calls and the fault API: Authorization: Bearer <token>)")
         print(f"notifications of every receiver are printed here and appended to {notifications}")
         print(
             f"data and logs under {run_dir}; `make reload` applies a changed spec; Ctrl-C stops everything", flush=True

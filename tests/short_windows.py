@@ -65,6 +65,7 @@ class LocalStack:
     work: Path
     ports: dict[str, int]
     token: Path
+    api_token: Path
     backend: list[str]
     backend_env: dict[str, str]
     alertmanager: list[str]
@@ -72,6 +73,14 @@ class LocalStack:
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    def fault(self, method: str, model: str | None = None, kind: str | None = None) -> None:
+        """POST a fault of `kind` on `model`, or DELETE the fault of `model`, through the fault API."""
+        url = f"{self.url('backend')}/v1/faults"
+        if kind is not None:
+            processes.send_json(url, method, {"kind": kind, "model": model}, token_file=self.api_token)
+        else:
+            processes.send_json(f"{url}/{model}" if model else url, method, token_file=self.api_token)
 
     @contextlib.contextmanager
     def backend_and_alertmanager(self) -> Iterator[None]:
@@ -98,10 +107,14 @@ def local_stack(
     traffic from `seed`; `more_ports` names further loopback ports to reserve."""
     token = work / "metrics-token"
     token.write_text(f"{name}-metrics-token\n")
+    api_token = work / "api-token"
+    api_token.write_text(f"{name}-api-token\n")
     multiproc = work / "multiproc"
     multiproc.mkdir()
     ports = {port: processes.free_port() for port in ("backend", "prometheus", "alertmanager", *more_ports)}
-    backend, backend_env = processes.backend_command(ports["backend"], token, multiproc, simulate=True, seed=seed)
+    backend, backend_env = processes.backend_command(
+        ports["backend"], token, multiproc, simulate=True, seed=seed, api_token_file=api_token
+    )
     alertmanager = processes.alertmanager_command(
         alertmanager_config or root / "alertmanager" / "alertmanager.yml", work / "alertmanager", ports["alertmanager"]
     )
@@ -113,7 +126,7 @@ def local_stack(
         interval="1s",
         rules_dir=root / "rules",
     )
-    return LocalStack(root, work, ports, token, backend, backend_env, alertmanager, config)
+    return LocalStack(root, work, ports, token, api_token, backend, backend_env, alertmanager, config)
 
 
 def short_window_stack(project, work: Path, service: str, alert: str, webhook_url: str, more_ports=()) -> LocalStack:

@@ -26,7 +26,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from backend import __main__ as backend_main
 from backend import auth
-from backend.app import BackendApp
+from backend.app import BackendApp, build
 from backend.auth import BearerAuth, ConfigError
 from backend.calls import Call, InvalidCalls, normalise_model, parse_calls
 from backend.cap import OTHER, ModelCap
@@ -39,6 +39,8 @@ from modelmon import contract
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "tok-3f9c2a7e5b1d4c8a"
+API_TOKEN = "api-7c1e9b2d4f6a8e0c"
+API = {"Authorization": f"Bearer {API_TOKEN}"}
 GUIDE_METRICS = {
     contract.REQUESTS_TOTAL: "counter",
     contract.ERRORS_TOTAL: "counter",
@@ -485,17 +487,47 @@ def test_a_fault_with_a_duration_clears_itself_and_the_traffic_recovers():
 
 def test_faults_are_switched_on_and_off_over_http():
     clock = FakeClock()
-    app, _ = new_app(faults=FaultBoard(clock=clock))
+    app, _ = new_app(api_token=API_TOKEN, faults=FaultBoard(clock=clock))
     fault = {"kind": "latency_spike", "model": "openai/gpt-4.1", "duration_s": 90}
-    code, _, payload = call_app(app, "POST", "/v1/faults", fault)
+    code, _, payload = call_app(app, "POST", "/v1/faults", fault, API)
     expected = {"kind": "latency_spike", "model": "openai/gpt-4.1", "remaining_s": 90.0}
     assert (code, json.loads(payload)) == (201, {"fault": expected})
     clock.now += 30
-    listed = json.loads(call_app(app, "GET", "/v1/faults")[2])
+    listed = json.loads(call_app(app, "GET", "/v1/faults", headers=API)[2])
     assert listed == {"faults": [{"kind": "latency_spike", "model": "openai/gpt-4.1", "remaining_s": 60.0}]}
-    assert call_app(app, "DELETE", "/v1/faults/openai/gpt-4.1")[0] == 200
-    assert call_app(app, "DELETE", "/v1/faults/openai/gpt-4.1")[0] == 404
-    assert json.loads(call_app(app, "GET", "/v1/faults")[2]) == {"faults": []}
+    assert call_app(app, "DELETE", "/v1/faults/openai/gpt-4.1", headers=API)[0] == 200
+    assert call_app(app, "DELETE", "/v1/faults/openai/gpt-4.1", headers=API)[0] == 404
+    assert json.loads(call_app(app, "GET", "/v1/faults", headers=API)[2]) == {"faults": []}
+
+
+def test_the_fault_api_is_off_without_an_api_token_where_recording_stays_open():
+    """Anyone who reaches the backend could otherwise take a model down."""
+    board = FaultBoard()
+    app, _ = new_app(faults=board)
+    for method, path, body in [
+        ("POST", "/v1/faults", {"kind": "outage", "model": "gpt-4o-mini"}),
+        ("GET", "/v1/faults", None),
+        ("DELETE", "/v1/faults", None),
+        ("DELETE", "/v1/faults/gpt-4o-mini", None),
+    ]:
+        code, _, payload = call_app(app, method, path, body, {"Authorization": "Bearer anything"})
+        assert code == 403, (method, path)
+        assert "MODELMON_API_TOKEN" in json.loads(payload)["error"]
+    assert board.active() == {}
+    assert call_app(app, "PUT", "/v1/faults")[0] == 405
+    assert call_app(app, "POST", "/v1/calls", {"model": "llama3.2", "latency_ms": 5})[0] == 200
+
+
+def test_a_simulating_backend_without_an_api_token_says_at_start_that_the_fault_api_is_off(caplog):
+    with caplog.at_level(logging.WARNING, logger="modelmon.backend"):
+        app = build(Settings(metrics_token=TOKEN, simulate=True, seed=1))
+    app.close()
+    assert any("fault API is off" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="modelmon.backend"):
+        app = build(Settings(metrics_token=TOKEN, api_token=API_TOKEN, simulate=True, seed=1))
+    app.close()
+    assert not caplog.records
 
 
 @pytest.mark.parametrize(
@@ -509,15 +541,15 @@ def test_faults_are_switched_on_and_off_over_http():
     ],
 )
 def test_a_bad_fault_is_refused_with_a_clear_message(fault, message):
-    app, _ = new_app(faults=FaultBoard())
-    code, _, payload = call_app(app, "POST", "/v1/faults", fault)
+    app, _ = new_app(api_token=API_TOKEN, faults=FaultBoard())
+    code, _, payload = call_app(app, "POST", "/v1/faults", fault, API)
     assert code == 400 and message in json.loads(payload)["error"]
-    assert json.loads(call_app(app, "GET", "/v1/faults")[2]) == {"faults": []}
+    assert json.loads(call_app(app, "GET", "/v1/faults", headers=API)[2]) == {"faults": []}
 
 
 def test_fault_endpoints_say_they_need_the_simulator_when_it_is_off():
-    app, _ = new_app()
-    code, _, payload = call_app(app, "GET", "/v1/faults")
+    app, _ = new_app(api_token=API_TOKEN)
+    code, _, payload = call_app(app, "GET", "/v1/faults", headers=API)
     assert code == 404 and "MODELMON_SIMULATE=1" in json.loads(payload)["error"]
 
 
@@ -746,12 +778,19 @@ def test_several_gunicorn_workers_report_exact_totals_even_across_a_worker_resta
 
 def test_python_m_backend_serves_simulated_traffic_behind_a_token_and_takes_faults_at_run_time(tmp_path: Path):
     log = tmp_path / "backend.log"
-    env = {"MODELMON_SIMULATE": "1", "MODELMON_SIMULATE_SEED": "1", "MODELMON_METRICS_TOKEN": TOKEN}
+    env = {
+        "MODELMON_SIMULATE": "1",
+        "MODELMON_SIMULATE_SEED": "1",
+        "MODELMON_METRICS_TOKEN": TOKEN,
+        "MODELMON_API_TOKEN": API_TOKEN,
+    }
     process = start([sys.executable, "-m", "backend", "--port", "0"], env, log)
     try:
         base = wait_for(r"serving on (http://127\.0\.0\.1:\d+)", log, process).group(1)
         assert http("GET", f"{base}/metrics", token="wrong")[0] == 401
-        assert http("POST", f"{base}/v1/faults", {"kind": "outage", "model": "gpt-4o-mini"})[0] == 201
+        outage = {"kind": "outage", "model": "gpt-4o-mini"}
+        assert http("POST", f"{base}/v1/faults", outage)[0] == 401
+        assert http("POST", f"{base}/v1/faults", outage, token=API_TOKEN)[0] == 201
         # Healthy, gpt-4o-mini fails 1 call in 500 at 6 calls a second: 10 errors
         # within seconds can only come from the outage.
         deadline = time.monotonic() + 10
@@ -765,10 +804,10 @@ def test_python_m_backend_serves_simulated_traffic_behind_a_token_and_takes_faul
         assert errors["gpt-4o-mini"] >= 10
         # Calls from a tick that began before the fault may have succeeded; nearly all others failed.
         assert errors["gpt-4o-mini"] / requests["gpt-4o-mini"] > 0.6
-        assert http("DELETE", f"{base}/v1/faults/gpt-4o-mini")[0] == 200
+        assert http("DELETE", f"{base}/v1/faults/gpt-4o-mini", token=API_TOKEN)[0] == 200
     finally:
         stop(process)
-    assert TOKEN not in log.read_text()
+    assert TOKEN not in log.read_text() and API_TOKEN not in log.read_text()
 
 
 # --- Hostile requests: no 500, no forged log lines, no log flood ------------------------------

@@ -126,6 +126,64 @@ def test_more_slos_than_a_file_may_hold_are_refused(tmp_path):
     assert f"slos: List should have at most {limits.MAX_SLOS_PER_FILE} items" in out
 
 
+def test_an_alias_of_a_long_string_is_refused_past_the_expanded_character_limit(tmp_path):
+    """Values stay few, but each alias repeats 16 KiB of text: 200 of them would be 3 MiB."""
+    text = MINIMAL + "long: &t " + "x" * limits.MAX_TEXT_CHARS + "\nmany: [" + ", ".join(["*t"] * 200) + "]\n"
+    assert len(text.encode()) < limits.MAX_FILE_BYTES
+    out = refused(tmp_path, text)
+    assert (
+        f"slos/x.yaml:{at(text, '[*t')}: this value expands to more than {limits.MAX_EXPANDED_CHARS:,} characters"
+        in out
+    )
+
+
+def test_a_value_longer_than_the_text_limit_is_refused_where_it_is(tmp_path):
+    text = MINIMAL.replace("objective: 99", "objective: 99\n    description: " + "x" * (limits.MAX_TEXT_CHARS + 1))
+    assert errors_in(tmp_path, text) == [
+        f"slos/x.yaml:{after(text, 'description: ')}: slos[0].description: is "
+        f"{limits.MAX_TEXT_CHARS + 1:,} characters long; at most {limits.MAX_TEXT_CHARS:,}"
+    ]
+
+
+@pytest.mark.parametrize("where", ["service", "slo", "alert"])
+def test_a_label_value_copied_into_every_rule_is_bounded_in_length(tmp_path, where):
+    """64 labels of 20,000 characters (one aliased string, 20 KB of file) once took validate 219 s."""
+    value = "x" * (limits.MAX_LABEL_VALUE_CHARS + 1)
+    block = f"labels: {{team: {value}}}"
+    if where == "service":
+        text = MINIMAL.replace("service: svc", f"service: svc\n{block}")
+    elif where == "slo":
+        text = MINIMAL.replace("objective: 99", f"objective: 99\n    {block}")
+    else:
+        text = MINIMAL.replace("objective: 99", f"objective: 99\n    alerting:\n      page_alert: {{{block}}}")
+    [error] = errors_in(tmp_path, text)
+    assert error.startswith(f"slos/x.yaml:{at(text, value)}: ")
+    assert error.endswith(
+        f"labels.team: must be at most {limits.MAX_LABEL_VALUE_CHARS:,} characters "
+        f"(got {limits.MAX_LABEL_VALUE_CHARS + 1:,})"
+    )
+
+
+def test_labels_at_their_limits_compile_in_bounded_time(tmp_path):
+    """The most a label block may hold: 64 values of 1,024 characters, in every rule and test."""
+    labels = "".join(f"  l{i}: {chr(97 + i % 26) * limits.MAX_LABEL_VALUE_CHARS}\n" for i in range(limits.MAX_LABELS))
+    text = MINIMAL.replace("service: svc", "service: svc\nlabels:\n" + labels)
+    (tmp_path / "slos").mkdir()
+    (tmp_path / "slos" / "x.yaml").write_text(text)
+    result = validate(tmp_path, seconds=120)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("duration", ["9999999999999y", "11y", "3651d", "1" * 100 + "s"])
+def test_a_duration_past_ten_years_is_refused_at_the_spec_not_by_promtool(tmp_path, duration):
+    """`for: 9999999999999y` passed validation and promtool refused the rule file at rules:1:1."""
+    text = MINIMAL.replace("objective: 99", f"objective: 99\n    alerting:\n      outage_alert: {{for: '{duration}'}}")
+    [error] = errors_in(tmp_path, text)
+    assert error.startswith(f"slos/x.yaml:{at(text, repr(duration))}: slos[0].alerting.outage_alert.for: ")
+    assert "must be at most 3650d" in error
+    assert len(error) < 200, "a long duration is not echoed"
+
+
 # --- Regular expressions are RE2's, in linear time ---------------------------------------
 
 

@@ -20,44 +20,9 @@ import yaml
 
 from modelmon import build
 from tests import binaries
+from tests.project_files import EVERY_FORM
 
 REPO = Path(__file__).resolve().parent.parent
-
-EVERY_FORM = """
-version: modelmon/v1
-service: checkout
-labels:
-  team: payments
-slos:
-  - name: requests
-    objective: 99.5
-    sli:
-      events:
-        error_query: sum by (route) (rate(http_requests_total{job="checkout",code=~"5.."}[{{.window}}]))
-        total_query: sum by (route) (rate(http_requests_total{job="checkout"}[{{.window}}]))
-        group_by: [route]
-    alerting:
-      name: CheckoutErrors
-  - name: ratio
-    objective: 99
-    period: 28d
-    sli:
-      raw:
-        error_ratio_query: job:errors:ratio_rate{{.window}}
-    alerting:
-      name: CheckoutRatio
-  - name: eu-availability
-    objective: 99.9
-    sli:
-      availability:
-        selector: 'model=~"claude.*", region="eu"'
-        group_by: [model, region]
-    alerting:
-      name: CheckoutEuAvailability
-      windows:
-        - {severity: page, long: 1h, short: 5m, budget_percent: 2}
-        - {severity: ticket, long: 3d, short: 6h, budget_percent: 10}
-"""
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ def for_broken(hook: WebhookReceiver, status: str) -> list[dict]:
 def test_outage_pages_with_links_and_recovery_resolves(project, tmp_path, timings):
     with WebhookReceiver() as hook:
         stack = short_window_stack(project, tmp_path, "e2e", "E2eAvailabilityBudgetBurn", hook.url)
-        root, backend_url = stack.root, stack.url("backend")
+        root = stack.root
         with stack.backend_and_alertmanager(), stack.prometheus() as prom:
             processes.wait_until(
                 "a 1m ratio for every simulated model",
@@ -34,12 +34,12 @@ def test_outage_pages_with_links_and_recovery_resolves(project, tmp_path, timing
                 90,
             )
             start = time.monotonic()
-            processes.send_json(f"{backend_url}/v1/faults", "POST", {"kind": "outage", "model": BROKEN})
+            stack.fault("POST", BROKEN, kind="outage")
             processes.wait_until("the page notification", lambda: for_broken(hook, "firing"), 240, every=1)
             timings["fault to page"] = time.monotonic() - start
 
             recovery = time.monotonic()
-            processes.send_json(f"{backend_url}/v1/faults/{BROKEN}", "DELETE")
+            stack.fault("DELETE", BROKEN)
             processes.wait_until("the resolved notification", lambda: for_broken(hook, "resolved"), 240, every=1)
             timings["recovery to resolved"] = time.monotonic() - recovery
 

@@ -300,7 +300,7 @@ def test_vmalert_fires_the_same_alert_as_prometheus_for_the_same_outage(project,
         scrape_config = tmp_path / "vm-scrape.yml"
         scrape_config.write_text(json.dumps({"global": {"scrape_interval": "1s"}, "scrape_configs": [backend_job]}))
 
-        backend_url, vm_url = stack.url("backend"), stack.url("vm")
+        vm_url = stack.url("vm")
         vmalert_url, alertmanager_url = stack.url("vmalert"), stack.url("alertmanager")
         with (
             stack.backend_and_alertmanager(),
@@ -323,7 +323,7 @@ def test_vmalert_fires_the_same_alert_as_prometheus_for_the_same_outage(project,
                 assert alerts(prom) == [] and alerts(vmalert_url) == [], "an alert before any fault"
 
                 start = time.monotonic()
-                processes.send_json(f"{backend_url}/v1/faults", "POST", {"kind": "outage", "model": BROKEN})
+                stack.fault("POST", BROKEN, kind="outage")
                 fired: dict[str, float] = {}
 
                 def both_fired() -> bool:

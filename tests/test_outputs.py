@@ -7,9 +7,13 @@ import inspect
 import types
 from pathlib import Path
 
-from modelmon import build
+import pytest
+import yaml
+
+from modelmon import build, serialize
 from modelmon.layout import Layout
 from modelmon.plan import ProjectPlan
+from tests.project_files import EVERY_FORM
 
 REPO = Path(__file__).resolve().parent.parent
 OUTPUTS_DIR = REPO / "modelmon" / "outputs"
@@ -90,3 +94,18 @@ def test_plan_classes_do_not_share_names_with_spec_classes():
 
     assert classes(plan) and classes(spec)
     assert classes(plan) & classes(spec) == set()
+
+
+@pytest.mark.parametrize("specs", ["shipped", "every SLI form"])
+def test_libyaml_and_pure_python_pyyaml_write_the_same_outputs(specs, tmp_path, monkeypatch):
+    """The outputs are dumped with libyaml's emitter (fast) when PyYAML has it; a PyYAML
+    without it must not make committed outputs look stale."""
+    assert serialize._Dumper.__mro__[1] is getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    root = REPO
+    if specs != "shipped":
+        root = tmp_path
+        (root / "slos").mkdir()
+        (root / "slos" / "checkout.yaml").write_text(EVERY_FORM.lstrip())
+    fast = build.compile_all(root).files
+    monkeypatch.setattr(serialize, "_Dumper", serialize.PURE_PYTHON_DUMPER)
+    assert build.compile_all(root).files == fast

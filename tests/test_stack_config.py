@@ -443,7 +443,7 @@ def test_data_lives_in_declared_named_volumes():
 
 
 def test_the_metrics_token_is_one_secret_file_read_by_the_backend_and_by_prometheus():
-    [(secret, definition)] = compose()["secrets"].items()
+    secret, definition = "metrics_token", compose()["secrets"]["metrics_token"]
     assert set(definition) == {"file"}
     backend = service("backend")
     assert backend["build"]["dockerfile"] == "backend/Dockerfile"
@@ -455,6 +455,22 @@ def test_the_metrics_token_is_one_secret_file_read_by_the_backend_and_by_prometh
     # The token file is the user's own; git must not carry it.
     tracked = run(["git", "ls-files", "--", definition["file"]], cwd=REPO)
     assert tracked.returncode == 0 and tracked.stdout == "", tracked
+
+
+def test_the_api_token_is_a_secret_file_only_the_backend_reads_so_the_fault_api_is_never_open():
+    """Without a token the fault API answers 403 (tests/test_backend.py): compose must give it one."""
+    definition = compose()["secrets"]["api_token"]
+    assert set(definition) == {"file"}
+    backend = service("backend")
+    assert "MODELMON_API_TOKEN" not in backend["environment"], "the token only travels as a secret file"
+    assert backend["environment"]["MODELMON_API_TOKEN_FILE"] == compose_secret_targets("backend")["api_token"]
+    readers = [name for name in compose()["services"] if "api_token" in compose_secret_targets(name)]
+    assert readers == ["backend"]
+    assert set(compose()["secrets"]) == {"metrics_token", "api_token"}
+    tracked = run(["git", "ls-files", "--", definition["file"]], cwd=REPO)
+    assert tracked.returncode == 0 and tracked.stdout == "", tracked
+    railway = (REPO / "railway" / "backend.toml").read_text() + (REPO / "docs" / "railway.md").read_text()
+    assert "MODELMON_API_TOKEN" in railway, "Railway's backend must be told to set the API token"
 
 
 def test_grafana_admin_password_is_required_from_the_environment_and_anonymous_access_is_off():

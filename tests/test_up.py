@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 from pathlib import Path
 
 import pytest
@@ -104,15 +105,28 @@ def test_up_runs_the_stack_with_simulated_traffic(up):
 def test_up_says_where_the_token_and_the_grafana_password_are_and_never_prints_them(up):
     run, text = up["run"], up["output"].text
     token = run / "secrets" / "metrics-token"
+    api_token = run / "secrets" / "api-token"
     password = run / "secrets" / "grafana-admin-password"
     assert f"metrics token {token} " in text
+    assert f"api token     {api_token} " in text
     assert f"grafana       http://127.0.0.1:{up['ports']['grafana']} (user admin, password in {password})" in text
     given = processes.wait_until("Grafana to start", lambda: (run / "grafana" / "password-given").read_text(), 30)
     assert given == password.read_text().strip()
     assert token.read_text().strip() not in text
+    assert api_token.read_text().strip() not in text
     assert given not in text
-    for secret in (token, password):
+    for secret in (token, api_token, password):
         assert secret.stat().st_mode & 0o077 == 0, f"{secret} must be private"
+
+
+def test_up_guards_the_fault_api_with_the_token_it_made(up):
+    faults = f"http://127.0.0.1:{up['ports']['backend']}/v1/faults"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        processes.send_json(faults, "GET")
+    assert refused.value.code == 401
+    api_token = up["run"] / "secrets" / "api-token"
+    processes.send_json(faults, "POST", {"kind": "latency_spike", "model": "gpt-4o-mini"}, token_file=api_token)
+    processes.send_json(f"{faults}/gpt-4o-mini", "DELETE", token_file=api_token)
 
 
 def test_up_keeps_prometheus_data_as_long_as_docker_compose_and_railway_do(up):
