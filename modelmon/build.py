@@ -13,9 +13,10 @@ compile in memory and writes nothing.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from types import ModuleType
 
 from modelmon import amtool, promtool, transaction
 from modelmon import layout as layouts
@@ -49,6 +50,18 @@ class Compiled:
     project: ProjectPlan  # what every output was written from
     files: dict[str, str]  # repo-relative path -> content
     layout: Layout
+    # The files of an output (rules, alertmanager) its checker (promtool, amtool) accepted while
+    # validating: a build need not check them again while they are unchanged.
+    proven: dict[ModuleType, dict[str, str]] = field(default_factory=dict)
+
+    def is_proven(self, output: ModuleType, paths: list[str]) -> bool:
+        """Whether the checker of `output` already accepted these files, and all of that output's, as they are now."""
+        made = self.proven.get(output)
+        return (
+            made is not None
+            and set(paths) <= set(made)
+            and all(self.files.get(path) == content for path, content in made.items())
+        )
 
     @property
     def plans(self) -> dict[str, list[SloPlan]]:
@@ -112,8 +125,16 @@ def load_project(
     independent problem; the checks include what test generation needs (test traffic the
     selectors accept) without generating the tests. They plan what is sound: without errors,
     that is the whole project, planned once."""
+    loaded, project, _ = _checked_project(root, layout or layouts.load(root), specs)
+    return loaded, project
+
+
+def _checked_project(
+    root: Path, layout: Layout, specs: list[Path] | None
+) -> tuple[list[LoadedSpec], ProjectPlan, dict[ModuleType, dict[str, str]]]:
+    """load_project's work, and the outputs promtool and amtool accepted on the way (by output
+    module), which a build keeps rather than render and check them again."""
     loaded, errors = [], []
-    layout = layout or layouts.load(root)
     paths = spec_paths(root, layout) if specs is None else specs
     if not paths:
         raise SpecErrors([SpecError(layout.slos, 1, 1, "", "no SLO files (*.yaml, *.yml) found")])
@@ -124,37 +145,48 @@ def load_project(
             loaded.append(item)
     problems, project = check_all(loaded)
     errors += problems
-    errors += refused_outputs(loaded, project, layout)
+    refused, accepted = refused_outputs(loaded, project, layout)
+    errors += refused
     if errors:
         raise SpecErrors(errors)
-    return loaded, project
+    return loaded, project, accepted
 
 
-def refused_outputs(loaded: list[LoadedSpec], project: ProjectPlan, layout: Layout) -> list[SpecError]:
+def refused_outputs(
+    loaded: list[LoadedSpec], project: ProjectPlan, layout: Layout
+) -> tuple[list[SpecError], dict[ModuleType, dict[str, str]]]:
     """promtool (`check rules`) and amtool (`check-config`) on what every SLO that planned makes,
     traced back to the spec: a query promtool refuses (a Sloth query's syntax, a raw ratio's) or a
     route amtool refuses is found by `validate` too, beside every other error of the run, not only
-    when `build` proves its outputs."""
+    when `build` proves its outputs. Also the files each checker accepted, by output module."""
     project = ProjectPlan(tuple(service for service in project.services if service.slos))
     if not project.services:
-        return []
-    errors = []
+        return [], {}
+    errors: list[SpecError] = []
+    accepted: dict[ModuleType, dict[str, str]] = {}
     with tempfile.TemporaryDirectory(prefix="modelmon-check-") as scratch:
+        made = rules.files(project, layout)
         paths = []
-        for index, (_, content) in enumerate(sorted(rules.files(project, layout).items())):
+        for index, (_, content) in enumerate(sorted(made.items())):
             paths.append(Path(scratch) / f"{index}.yml")  # the service names its file: no name of ours here
             paths[-1].write_text(content, encoding="utf-8")
         ok, problems, output = promtool.check_rules(paths)
-        if not ok:
+        if ok:
+            accepted[rules] = made
+        else:
             errors += _promtool_errors(loaded, project, problems, output.replace(f"{scratch}/", ""), layout)
-        config = alertmanager.files(project, layout).get(layout.alertmanager)
-        if config is not None:
-            path = Path(scratch) / "alertmanager.yml"
-            path.write_text(config, encoding="utf-8")
-            ok, output = amtool.check_config(path)
-            if not ok:
-                errors += _amtool_errors(loaded, output.replace(f"{scratch}/", ""), layout)
-    return errors
+        made = alertmanager.files(project, layout)
+        if layout.alertmanager in made:
+            # The config and its templates where they will be: amtool checks the templates it names too.
+            for path, content in made.items():
+                (Path(scratch) / "am" / path).parent.mkdir(parents=True, exist_ok=True)
+                (Path(scratch) / "am" / path).write_text(content, encoding="utf-8")
+            ok, output = amtool.check_config(Path(scratch) / "am" / layout.alertmanager)
+            if ok:
+                accepted[alertmanager] = made
+            else:
+                errors += _amtool_errors(loaded, output.replace(f"{scratch}/am/", ""), layout)
+    return errors, accepted
 
 
 def _amtool_errors(loaded: list[LoadedSpec], output: str, layout: Layout) -> list[SpecError]:
@@ -171,14 +203,14 @@ def compile_all(root: Path, layout: Layout | None = None, specs: list[Path] | No
 
     `specs`: the spec files to compile (default: the layout's slos folder)."""
     layout = layout or layouts.load(root)
-    loaded, project = load_project(root, layout, specs)
+    loaded, project, accepted = _checked_project(root, layout, specs)
     files: dict[str, str] = {}
     for output in OUTPUTS:
         try:
-            files.update(output.files(project, layout))
+            files.update(accepted[output] if output in accepted else output.files(project, layout))
         except TestGenerationErrors as err:
             raise SpecErrors([_test_error(loaded, problem) for problem in err.errors]) from None
-    return Compiled(loaded, project, files, layout)
+    return Compiled(loaded, project, files, layout, accepted)
 
 
 def _test_error(loaded: list[LoadedSpec], problem: TestGenerationError) -> SpecError:
@@ -233,16 +265,18 @@ def write_all(root: Path, compiled: Compiled) -> Written:
             target = scratch / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(content, encoding="utf-8")
-        rules = [scratch / layout.rules_path(service) for service in sorted(compiled.plans)]
-        ok, problems, output = promtool.check_rules(rules)
-        if not ok:
-            output = output.replace(f"{scratch}/", "")
-            raise SpecErrors(_promtool_errors(compiled.loaded, compiled.project, problems, output, layout))
+        rule_paths = [layout.rules_path(service) for service in sorted(compiled.plans)]
+        if not compiled.is_proven(rules, rule_paths):
+            ok, problems, output = promtool.check_rules([scratch / path for path in rule_paths])
+            if not ok:
+                output = output.replace(f"{scratch}/", "")
+                raise SpecErrors(_promtool_errors(compiled.loaded, compiled.project, problems, output, layout))
         checks.append("promtool check rules")
         if layout.alertmanager in compiled.files:
-            ok, output = amtool.check_config(scratch / layout.alertmanager)
-            if not ok:
-                raise SpecErrors(_amtool_errors(compiled.loaded, output.replace(f"{scratch}/", ""), layout))
+            if not compiled.is_proven(alertmanager, [layout.alertmanager]):
+                ok, output = amtool.check_config(scratch / layout.alertmanager)
+                if not ok:
+                    raise SpecErrors(_amtool_errors(compiled.loaded, output.replace(f"{scratch}/", ""), layout))
             checks.append("amtool check-config")
         written = [path for path in stale_files(root, compiled.files, layout) if path in compiled.files]
         removed = orphans(root, compiled.files, layout)

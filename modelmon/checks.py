@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from modelmon.conventions import RESERVED_ALERT_LABELS, RESERVED_LABELS, SHORT_WINDOW
@@ -259,7 +260,7 @@ def _check_sli(item: LoadedSpec, i: int, slo: Slo) -> list[SpecError]:
         and (block.warning_below <= block.critical_below)
     ):
         errors.append(at.error((*base, kind, "warning_below"), "must be above critical_below"))
-    if kind == "events" and block.error_query.split() == block.total_query.split():
+    if kind == "events" and _spelling(block.error_query) == _spelling(block.total_query):
         errors.append(
             at.error(
                 (*base, kind, "total_query"),
@@ -268,6 +269,27 @@ def _check_sli(item: LoadedSpec, i: int, slo: Slo) -> list[SpecError]:
             )
         )
     return errors
+
+
+# A string literal, or a run of spaces and line breaks outside one.
+_LITERAL_OR_SPACE = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`|\s+')
+_WORD = re.compile(r"[\w.:]")
+
+
+def _spelling(query: str) -> str:
+    """The query with the spaces PromQL (and the {{.window}} placeholder) ignore taken out: spaces
+    between two words (`sum by`, `a or b`) stay one space, any others go; string literals stay as
+    they are. Two queries with one spelling are the same query."""
+    parts, last = [], 0
+    for match in _LITERAL_OR_SPACE.finditer(query):
+        parts.append(query[last : match.start()])
+        token, last = match.group(), match.end()
+        if not token.isspace():
+            parts.append(token)
+        elif parts and parts[-1] and _WORD.match(parts[-1][-1]) and _WORD.match(query[last : last + 1] or " "):
+            parts.append(" ")
+    parts.append(query[last:])
+    return "".join(parts)
 
 
 def _check_notifications(item: LoadedSpec) -> list[SpecError]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from typing import Annotated, Literal
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -119,20 +119,21 @@ def _label_value(value: str) -> str:
     return value
 
 
+def _refuse_go_template(value: str, where: str, *, shown: bool, **context: str) -> str:
+    """`value` unless it holds Go template delimiters, which `where` (Prometheus, Alertmanager) would
+    run rather than show; `shown`: the error may echo the value (never a possible secret)."""
+    if "{{" in value or "}}" in value:
+        if shown:
+            where, context = where + " (got {got})", {**context, "got": repr(value)}
+        raise _fail("template", "must not hold {open} or {close}: " + where, open="'{{'", close="'}}'", **context)
+    return value
+
+
 def _plain_label_value(value: str) -> str:
     # These labels reach alert rules too, whose label values Prometheus expands as Go templates
     # at every evaluation: spec text there must stay text.
-    if "{{" in value or "}}" in value:
-        raise _fail(
-            "template",
-            "must not hold {open} or {close}: Prometheus would run it as a Go template on every alert "
-            "(alerting.labels accept {example}) (got {got})",
-            open="'{{'",
-            close="'}}'",
-            example="{{ $labels.NAME }}",
-            got=repr(value),
-        )
-    return value
+    where = "Prometheus would run it as a Go template on every alert (alerting.labels accept {example})"
+    return _refuse_go_template(value, where, shown=True, example="{{ $labels.NAME }}")
 
 
 def _selector(value: str) -> str:
@@ -208,14 +209,24 @@ def _short(value: str) -> str:
     return value
 
 
-def _http_url(value: str) -> str:
-    # Every alert links here: only a web address, never a script (javascript:) or a template.
+def _web_address(value: str, *, shown: bool) -> SplitResult:
+    """The parts of an http:// or https:// address with a host (and a valid port, if any);
+    `shown`: the error may echo the value (never a possible secret)."""
+    got, context = (" (got {got})", {"got": repr(value)}) if shown else (" (the value is not shown)", {})
     try:
         parts = urlsplit(value)
-    except ValueError as err:
-        raise _fail("url", "is not a URL: {reason} (got {got})", reason=str(err), got=repr(value)) from None
+        parts.port  # noqa: B018 - reading it validates it
+    except ValueError:
+        # Not urllib's reason: it quotes the part it could not read, which may be a secret.
+        raise _fail("url", "is not a URL: its host, port or brackets are malformed" + got, **context) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _fail("url", "must be an http:// or https:// address with a host (got {got})", got=repr(value))
+        raise _fail("url", "must be an http:// or https:// address with a host" + got, **context)
+    return parts
+
+
+def _http_url(value: str) -> str:
+    # Every alert links here: only a web address, never a script (javascript:) or a template.
+    parts = _web_address(value, shown=True)
     if any(c.isspace() or ord(c) < 32 or c in '{}<>"\\' for c in value):
         raise _fail(
             "url",
@@ -612,15 +623,9 @@ def _absolute_path(value: str) -> str:
 
 
 def _no_template(value: str) -> str:
-    # Alertmanager expands Go templates in these fields for every notification.
-    if "{{" in value or "}}" in value:
-        raise _fail(
-            "template",
-            "must not hold {open} or {close}: Alertmanager would run it as a Go template for every notification",
-            open="'{{'",
-            close="'}}'",
-        )
-    return value
+    # Alertmanager expands Go templates in these fields for every notification. Not echoed:
+    # a webhook URL comes here too.
+    return _refuse_go_template(value, "Alertmanager would run it as a Go template for every notification", shown=False)
 
 
 # Query parameters that carry secrets in webhook URLs (Slack, Teams, Azure Functions, signed URLs).
@@ -629,14 +634,7 @@ _SECRET_PARAMETER = re.compile(r"(?i)token|key|secret|passw|auth|sig|code|creden
 
 def _webhook_url(value: str) -> str:
     # Never echoed whole: the URL may carry a secret; the errors name only the part at fault.
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - reading it validates it
-    except ValueError:
-        # Not the reason: urllib quotes the part it could not read, which may be the secret.
-        raise _fail("url", "is not a URL (host, port or brackets are malformed; the value is not shown)") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _fail("url", "must be an http:// or https:// address with a host")
+    parts = _web_address(value, shown=False)
     if parts.fragment:
         raise _fail("secret", "has a #fragment, which webhooks do not use and tokens hide in; remove it")
     if parts.username or parts.password:

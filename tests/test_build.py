@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from modelmon import build, cli
 
 REPO = Path(__file__).resolve().parent.parent
@@ -175,3 +177,34 @@ def test_every_spec_field_is_documented_in_the_schema():
         if not prop.get("description")
     ]
     assert undocumented == []
+
+
+def test_a_build_runs_promtool_and_amtool_once_each_and_checks_again_what_changed_after(models_project, monkeypatch):
+    """validate's checks already proved the rules and the Alertmanager config; the build keeps that
+    verdict for exactly those contents, and a file changed since is proven again before it lands."""
+    calls: list[str] = []
+    check_rules, check_config = build.promtool.check_rules, build.amtool.check_config
+
+    def counted_rules(paths):
+        calls.append("promtool")
+        return check_rules(paths)
+
+    def counted_config(path):
+        calls.append("amtool")
+        return check_config(path)
+
+    monkeypatch.setattr(build.promtool, "check_rules", counted_rules)
+    monkeypatch.setattr(build.amtool, "check_config", counted_config)
+    compiled = build.compile_all(models_project)
+    assert calls == ["promtool", "amtool"]
+    build.write_all(models_project, compiled)
+    assert calls == ["promtool", "amtool"]
+
+    compiled = build.compile_all(models_project)
+    [rules] = [path for path in compiled.files if path.startswith("rules/")]
+    compiled.files[rules] += "  - this is not a rule group\n"
+    calls.clear()
+    with pytest.raises(build.SpecErrors):
+        build.write_all(models_project, compiled)
+    assert calls == ["promtool"]
+    assert "this is not a rule group" not in (models_project / rules).read_text()

@@ -267,6 +267,8 @@ def test_names_longer_than_a_file_name_allows_are_refused(tmp_path):
         ("runbook_base_url", "'https://docs/<script>'", "must not hold spaces, control characters or any of"),
         ("grafana_url", "https://grafana/?orgId=1", "must not have a query or fragment"),
         ("runbook_base_url", "file:///etc/passwd", "must be an http:// or https:// address with a host"),
+        ("grafana_url", "http://grafana:99999", "is not a URL: its host, port or brackets are malformed (got"),
+        ("runbook_base_url", "'http://[docs/runbooks'", "is not a URL: its host, port or brackets are malformed"),
     ],
 )
 def test_links_must_be_web_addresses(tmp_path, field, value, problem):
@@ -324,11 +326,33 @@ def test_validate_names_a_query_promtool_refuses_beside_the_other_errors(tmp_pat
     ]
 
 
-def test_the_same_query_for_errors_and_total_is_refused(tmp_path):
+@pytest.mark.parametrize(
+    "total",
+    [
+        "sum(rate(http_requests_total[{{.window}}]))",
+        "sum( rate(http_requests_total[ {{ .window }} ]) )",
+        "'sum\n  (rate(http_requests_total[{{.window}}]))'",
+    ],
+)
+def test_the_same_query_for_errors_and_total_is_refused(tmp_path, total):
     query = "sum(rate(http_requests_total[{{.window}}]))"
-    text = MINIMAL.replace("availability: {}", f"events:\n        error_query: {query}\n        total_query: {query}")
+    text = MINIMAL.replace("availability: {}", f"events:\n        error_query: {query}\n        total_query: {total}")
     [error] = errors_in(tmp_path, text)
     assert error.startswith(f"slos/x.yaml:{after(text, 'total_query: ')}: slos[0].sli.events.total_query: is the same")
+
+
+@pytest.mark.parametrize(
+    ("errors", "total"),
+    [
+        ('sum(rate(x{code="5  xx"}[{{.window}}]))', 'sum(rate(x{code="5 xx"}[{{.window}}]))'),
+        ("sum(rate(a_b[{{.window}}])) or vector(0)", "sum(rate(a_b[{{.window}}])) orvector(0)"),
+    ],
+)
+def test_queries_that_differ_beyond_spacing_are_not_the_same(tmp_path, errors, total):
+    text = MINIMAL.replace(
+        "availability: {}", f"events:\n        error_query: '{errors}'\n        total_query: '{total}'"
+    )
+    assert not [e for e in errors_in(tmp_path, text) if "is the same query" in e]
 
 
 def test_a_zero_scrape_interval_is_refused(tmp_path):

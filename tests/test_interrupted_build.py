@@ -63,19 +63,16 @@ sys.exit(cli.main(["build", "--no-cache"]))
 # Ctrl-C (KeyboardInterrupt, which runs every cleanup) right after step argv[1] of the commit.
 INTERRUPTED_AFTER = KILLED_AFTER.replace("os.kill(os.getpid(), signal.SIGKILL)", "raise KeyboardInterrupt")
 
-# Killed while promtool proves the files in the scratch folder: before the commit begins.
+# Killed with every new file written in the scratch folder (and proven), before the commit begins.
 KILLED_BEFORE_COMMIT = """
 import os, signal, sys
-from modelmon import build, cli, transaction
+from modelmon import build, cli
 
-check_rules = build.promtool.check_rules
+def killed_before_the_commit(root, scratch, written, removed):
+    assert all((scratch / path).is_file() for path in written)
+    os.kill(os.getpid(), signal.SIGKILL)
 
-def killed_in_scratch(paths):
-    if any(transaction.SCRATCH_PREFIX in str(path) for path in paths):
-        os.kill(os.getpid(), signal.SIGKILL)
-    return check_rules(paths)
-
-build.promtool.check_rules = killed_in_scratch
+build.transaction.commit = killed_before_the_commit
 sys.exit(cli.main(["build", "--no-cache"]))
 """
 
