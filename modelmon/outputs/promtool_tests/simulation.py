@@ -13,8 +13,9 @@ the values agree to the last bit.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from modelmon.conventions import COVERAGE_LOOKBACK, SHORT_WINDOW, TILE_WINDOW
 from modelmon.durations import parse_duration
@@ -169,19 +170,14 @@ class Simulation:
         # The counters at every position of the input series: units, or half units when offset.
         self.per_unit = 2 if offset else 1
         self.traffic = traffic
-        self.counters = [t.counters(length, unit, self.per_unit) for t in traffic]
-        self.fast = [_fast(c) for c in self.counters] if plan.kind == "latency" else []
-        groups: dict[tuple, list[int]] = {}
-        order = sorted(range(len(traffic)), key=lambda i: sorted(traffic[i].labels.items()))
-        for i in order:
-            key = group_key(plan, traffic[i].labels)
-            groups.setdefault(key, []).append(i)
-        self.groups = groups
-        self._ratios: dict[tuple, float | None] = {}
-        self._tiles: dict[tuple, list[float | None]] = {}
-        self._running: dict[tuple, tuple[list[float], list[int]]] = {}
-        self._first: dict[tuple, int | None] = {}
-        self._clock: dict[tuple, list[int]] = {}
+        # Everything computed from the numbers alone is kept in a core that every simulation of
+        # the same shape shares (see _Core): SLOs that differ only in names and labels are
+        # computed once. What names and labels go into (sample_labels, alerts) is this SLO's own.
+        core = _core(plan, traffic, length, step, every, unit, version, offset)
+        self.counters, self.fast, self.groups = core.counters, core.fast, core.groups
+        self._ratios, self._tiles, self._running = core.ratios, core.tiles, core.running
+        self._first, self._clock = core.first, core.clock
+        self._conditions, self._firing, self._encoded = core.conditions, core.firing, core.encoded
 
     def units(self, seconds: int) -> int:
         return seconds // self.unit
@@ -198,6 +194,14 @@ class Simulation:
             return list(counter[:: self.step])
         step = 2 * self.step
         return [v if i % step == 1 else None for i, v in enumerate(counter)]
+
+    def encoded_input(self, traffic: int, counter: int, encode) -> object:
+        """`encode` (the writer's notation) of input_values of counter `counter` (0: total, 1: errors,
+        2: the latency bucket) of traffic `traffic`: once per shape."""
+        if (traffic, counter) not in self._encoded:
+            values = self.fast[traffic] if counter == 2 else self.counters[traffic][counter]
+            self._encoded[traffic, counter] = encode(self.input_values(values))
+        return self._encoded[traffic, counter]
 
     def sample_labels(self, key: tuple) -> dict[str, str]:
         return {**dict(zip(self.plan.group_by, key, strict=True)), **self.plan.labels}
@@ -338,6 +342,12 @@ class Simulation:
 
     def condition(self, alert: AlertPlan, minute: int, key: tuple, exact: bool = False) -> tuple[bool, float]:
         """Whether the alert's expression holds, and its value (exact when asked for)."""
+        cache_key = (alert_shape(alert), minute, key, exact)
+        if cache_key not in self._conditions:
+            self._conditions[cache_key] = self._condition(alert, minute, key, exact)
+        return self._conditions[cache_key]
+
+    def _condition(self, alert: AlertPlan, minute: int, key: tuple, exact: bool) -> tuple[bool, float]:
         if isinstance(alert, BudgetAlertPlan):
             period = self.units(self.plan.period_s)
             ratio = self.ratio(period, minute, key, exact=exact)
@@ -379,16 +389,19 @@ class Simulation:
         the state machine starts there (or at the first evaluation), inactive."""
         if at % self.every:
             raise ValueError(f"no evaluation at {at}: rules are evaluated every {self.every}")
-        hold = -(-self.units(alert.for_s) // self.every) * self.every
-        *_, (_, fired) = self._replay(alert, key, max(0, at - hold), at)
-        return fired
+        cache_key = (alert_shape(alert), at, key)
+        if cache_key not in self._firing:
+            hold = -(-self.units(alert.for_s) // self.every) * self.every
+            *_, (_, self._firing[cache_key]) = self._replay(alert, key, max(0, at - hold), at)
+        return self._firing[cache_key]
 
     def first_firing(self, alert: AlertPlan, key: tuple) -> int | None:
         """The first evaluation at which the alert fires for group `key`, None within the scenario."""
-        if (alert, key) not in self._first:
+        cache_key = (alert_shape(alert), key)
+        if cache_key not in self._first:
             replay = self._replay(alert, key, 0, self.length)
-            self._first[alert, key] = next((at for at, fired in replay if fired), None)
-        return self._first[alert, key]
+            self._first[cache_key] = next((at for at, fired in replay if fired), None)
+        return self._first[cache_key]
 
     def alerts(self, name: str, at: int) -> list[FiringAlert]:
         """The alerts named `name` firing at `at`, as Prometheus shows them: the series' labels
@@ -407,6 +420,84 @@ class Simulation:
                 annotations = {k: render(v, sample, value) for k, v in alert.annotations.items()}
                 found.append(FiringAlert({**sample, **labels}, annotations))
         return sorted(found, key=lambda a: sorted(a.labels.items()))
+
+
+# --- Shapes: what the numbers depend on --------------------------------------------------
+
+
+def plan_shape(plan: SloPlan) -> tuple:
+    """Every part of a plan the simulation's numbers read (the methods above read no other):
+    two plans of one shape give the same rates, ratios and firing times under the same traffic."""
+    shared = None if plan.total is None else plan.total.shared
+    return (
+        plan.kind,
+        plan.group_by,
+        plan.total is None,
+        shared,
+        plan.period_s,
+        plan.coverage_clock is None,
+        plan.budget,
+    )
+
+
+def alert_shape(alert: AlertPlan) -> tuple:
+    """Every part of an alert its condition and state machine read: not its name or labels."""
+    if isinstance(alert, BurnAlertPlan):
+        return ("burn", alert.for_s, alert.long_s, alert.short_s, alert.threshold)
+    if isinstance(alert, BudgetAlertPlan):
+        return ("budget", alert.for_s)
+    return ("threshold", alert.for_s, alert.ratio, alert.below)
+
+
+def traffic_shape(traffic: list[Traffic]) -> tuple:
+    return tuple((tuple(sorted(t.labels.items())), tuple(t.phases), t.error_series) for t in traffic)
+
+
+@dataclass
+class _Core:
+    """The counters, groups and caches of one shape of simulation (plan shape, traffic, times and
+    engine version), shared by every Simulation of that shape."""
+
+    counters: list[tuple[list[float], list[float]]]
+    fast: list[list[float]]
+    groups: dict[tuple, list[int]]
+    ratios: dict[tuple, float | None] = field(default_factory=dict)
+    tiles: dict[tuple, list[float | None]] = field(default_factory=dict)
+    running: dict[tuple, tuple[list[float], list[int]]] = field(default_factory=dict)
+    first: dict[tuple, int | None] = field(default_factory=dict)
+    clock: dict[tuple, list[int]] = field(default_factory=dict)
+    conditions: dict[tuple, tuple[bool, float]] = field(default_factory=dict)
+    firing: dict[tuple, bool] = field(default_factory=dict)
+    encoded: dict[tuple[int, int], object] = field(default_factory=dict)  # (traffic, counter) -> input text
+
+
+# The cores last used: the test writer takes the SLOs of one shape one after another, and one
+# SLO's scenarios need about 30. A period's counters are about 5 MB, so the bound bounds memory.
+CORES_KEPT = 64
+_CORES: OrderedDict[tuple, _Core] = OrderedDict()
+# Off: every simulation computes its own numbers (the straightforward path the shared one must
+# match byte for byte; tests/test_promtool_scale.py compares them).
+SHARING = True
+
+
+def _core(
+    plan: SloPlan, traffic: list[Traffic], length: int, step: int, every: int, unit: int, version: int, offset: bool
+) -> _Core:
+    key = (plan_shape(plan), traffic_shape(traffic), length, step, every, unit, version, offset)
+    if SHARING and key in _CORES:
+        _CORES.move_to_end(key)
+        return _CORES[key]
+    per_unit = 2 if offset else 1
+    counters = [t.counters(length, unit, per_unit) for t in traffic]
+    groups: dict[tuple, list[int]] = {}
+    for i in sorted(range(len(traffic)), key=lambda i: sorted(traffic[i].labels.items())):
+        groups.setdefault(group_key(plan, traffic[i].labels), []).append(i)
+    core = _Core(counters, [_fast(c) for c in counters] if plan.kind == "latency" else [], groups)
+    if SHARING:
+        _CORES[key] = core
+        while len(_CORES) > CORES_KEPT:
+            _CORES.popitem(last=False)
+    return core
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from modelmon.durations import format_duration, parse_duration
 from modelmon.formatting import number
 from modelmon.layout import OUTPUTS, Layout
 from modelmon.outputs.promtool_tests.scenarios import PERIOD, Scenario, scenarios
-from modelmon.outputs.promtool_tests.simulation import Simulation
+from modelmon.outputs.promtool_tests.simulation import Simulation, alert_shape, plan_shape
 from modelmon.outputs.promtool_tests.traffic import RECORDED_INPUT_KINDS, TestGenerationError, TestGenerationErrors
 from modelmon.plan import ProjectPlan, SloPlan
 from modelmon.serialize import dump_yaml
@@ -86,19 +86,20 @@ def input_series(plan: SloPlan, sim: Simulation) -> list[dict]:
             for record, values in _recorded_inputs(plan, sim, key):
                 series.append({"series": series_text(record, labels), "values": expanding(values)})
         return series
-    for traffic, (total, errors) in zip(sim.traffic, sim.counters, strict=True):
+    for i, traffic in enumerate(sim.traffic):
         if plan.kind == "latency":
             le = contract.le_label(float(plan.threshold_ms))
             named = (
-                (contract.LATENCY_MS_COUNT, traffic.labels, total),
-                (contract.LATENCY_MS_BUCKET, {**traffic.labels, "le": le}, sim.fast[sim.traffic.index(traffic)]),
+                (contract.LATENCY_MS_COUNT, traffic.labels, 0),
+                (contract.LATENCY_MS_BUCKET, {**traffic.labels, "le": le}, 2),
             )
         else:
-            named = [(contract.REQUESTS_TOTAL, traffic.labels, total)]
+            named = [(contract.REQUESTS_TOTAL, traffic.labels, 0)]
             if traffic.error_series:
-                named.append((contract.ERRORS_TOTAL, traffic.labels, errors))
+                named.append((contract.ERRORS_TOTAL, traffic.labels, 1))
         series += [
-            {"series": series_text(n, labels), "values": expanding(sim.input_values(v))} for n, labels, v in named
+            {"series": series_text(n, labels), "values": sim.encoded_input(i, counter, expanding)}
+            for n, labels, counter in named
         ]
     return series
 
@@ -294,16 +295,27 @@ def files(project: ProjectPlan, layout: Layout) -> dict[str, str]:
     return found
 
 
+def _generation_order(plan: SloPlan) -> tuple:
+    """What decides a plan's scenarios besides its shape, as text: an order that puts alike SLOs together."""
+    alerts = tuple(alert_shape(a) for a in plan.alerts())
+    return repr((plan_shape(plan), alerts, plan.traffic_selector, plan.threshold_ms, plan.scrape_s))
+
+
 def test_files(plans: list[SloPlan], rules_path: str, group_order: list[str]) -> dict[int, dict]:
     """promtool test files keyed by their evaluation interval (seconds)."""
-    groups: dict[int, list[dict]] = {}
-    for plan in plans:
+    made: dict[int, list[tuple[int, dict]]] = {}
+    # SLOs of one shape one after another, so the simulations they share are still kept
+    # (simulation.CORES_KEPT); the groups are written in the SLOs' own order all the same.
+    for index in sorted(range(len(plans)), key=lambda i: _generation_order(plans[i])):
+        plan = plans[index]
         try:
             for scenario in scenarios(plan):
-                groups.setdefault(scenario.every * scenario.unit, []).append(test_group(plan, scenario))
+                made.setdefault(scenario.every * scenario.unit, []).append((index, test_group(plan, scenario)))
         except TestGenerationError as err:
             err.slo = plan.name
             raise
+    # Stable: one SLO's groups keep their scenario order.
+    groups = {every: [group for _, group in sorted(found, key=lambda g: g[0])] for every, found in made.items()}
     return {
         every: {
             "rule_files": [rules_path],
