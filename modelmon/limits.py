@@ -37,9 +37,17 @@ MAX_LABEL_VALUE_CHARS = 1_024
 # Any other single value of a spec (descriptions, runbook text): a runbook section of
 # several paragraphs is about 2,000.
 MAX_TEXT_CHARS = 16_384
+# A value YAML reads as a number: no number a spec holds needs more (a Decimal's 28 digits
+# with sign, point and exponent), and Python refuses to read an integer of 4,300 digits.
+MAX_NUMBER_CHARS = 40
 # Durations: Prometheus refuses those past about 292 years (int64 nanoseconds); an SLO period
 # or a `for:` is days, so ten years is far above any real one and well inside that.
 MAX_DURATION_S = 10 * 365 * 86400
+# An alert's `for`: its tests replay it whole (a threshold alert held 1d took 40 s to compile;
+# 6h, 4 s), and no SLO alert waits that long: the ticket windows already take days.
+MAX_FOR_S = 6 * 3600
+# An SLO period: its tests replay the whole of it (a year: about 6 s and 300 MB to compile).
+MAX_PERIOD_S = 365 * 86400
 # Service, SLO and alert names become file names (rules/<service>.yml, one runbook page per
 # alert): well inside the 255 bytes a file name may have, with room for suffixes.
 MAX_NAME_CHARS = 120

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from modelmon.limits import MAX_DEPTH, MAX_EXPANDED_CHARS, MAX_FILE_BYTES, MAX_TEXT_CHARS, MAX_VALUES
+from modelmon.limits import MAX_DEPTH, MAX_EXPANDED_CHARS, MAX_FILE_BYTES, MAX_NUMBER_CHARS, MAX_TEXT_CHARS, MAX_VALUES
 from modelmon.spec import Slo, SloFile
 
 PathPart = str | int
@@ -373,14 +373,23 @@ def _to_data(node: yaml.Node, path: FieldPath, positions: Positions, errors: lis
     return _scalar(node, path, positions, errors)
 
 
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+
 def _scalar(node: yaml.Node, path: FieldPath, positions: Positions, errors: list[SpecError]) -> object:
+    # Measured as written, before anything is built from it.
+    if len(node.value) > MAX_TEXT_CHARS:
+        errors.append(positions.error(path, f"is {len(node.value):,} characters long; at most {MAX_TEXT_CHARS:,}"))
+        return _REFUSED
+    if node.tag in _NUMBER_TAGS and len(node.value) > MAX_NUMBER_CHARS:
+        errors.append(
+            positions.error(path, f"is a number {len(node.value):,} characters long; at most {MAX_NUMBER_CHARS}")
+        )
+        return _REFUSED
     try:
         value = yaml.SafeLoader(" ").construct_object(node)
         if isinstance(value, str):
             value.encode("utf-8")  # "\uD800" in double quotes is a lone surrogate: no file can hold it
-            if len(value) > MAX_TEXT_CHARS:
-                errors.append(positions.error(path, f"is {len(value):,} characters long; at most {MAX_TEXT_CHARS:,}"))
-                return _REFUSED
         return value
     except UnicodeEncodeError:
         errors.append(positions.error(path, "holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which is not text"))

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 import yaml
 
 # libyaml's emitter when PyYAML was built with it (its wheels are): the pure-Python one takes
 # about 1 µs a character, which a thousand SLOs' rules and tests make seconds. The two write
-# the same data and, for what modelmon generates, the same text (tests/test_outputs.py);
-# they may spell unusual text differently (libyaml escapes characters outside the Basic
-# Multilingual Plane, such as emoji, in label values).
+# the same text except for a few kinds of characters libyaml spells its own way (it escapes
+# characters outside the Basic Multilingual Plane, such as emoji, yaml/libyaml#279, and the
+# YAML 1.1 line breaks NEL, LS and PS) and a string of line breaks only at the end of a
+# document: a document holding any of them is dumped by the pure-Python emitter, so outputs
+# never depend on how PyYAML was built (tests/test_outputs.py compares the two).
+_LIBYAML_SPELLS_ITS_OWN_WAY = re.compile("[\U00010000-\U0010ffff\x85\u2028\u2029]|\n\n\\Z|\\A\n\\Z")
 _BASE = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
@@ -29,4 +34,18 @@ PURE_PYTHON_DUMPER = _dumper(yaml.SafeDumper)
 
 
 def dump_yaml(data: object) -> str:
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=100_000, allow_unicode=True)
+    dumper = PURE_PYTHON_DUMPER if any(map(_LIBYAML_SPELLS_ITS_OWN_WAY.search, _strings(data))) else _Dumper
+    return yaml.dump(data, Dumper=dumper, sort_keys=False, width=100_000, allow_unicode=True)
+
+
+def _strings(data: object):
+    """Every string in `data`, keys included."""
+    if isinstance(data, str):
+        yield data
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            yield from _strings(key)
+            yield from _strings(value)
+    elif isinstance(data, list | tuple):
+        for item in data:
+            yield from _strings(item)

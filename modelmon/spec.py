@@ -35,9 +35,11 @@ from modelmon.gotemplate import unsupported_template
 from modelmon.limits import (
     MAX_DURATION_S,
     MAX_FAMILIES,
+    MAX_FOR_S,
     MAX_LABEL_VALUE_CHARS,
     MAX_LABELS,
     MAX_NAME_CHARS,
+    MAX_PERIOD_S,
     MAX_SLOS_PER_FILE,
     MAX_WINDOWS,
 )
@@ -68,6 +70,29 @@ def _duration(value: object) -> str:
 
 
 _LONGEST = format_duration(MAX_DURATION_S)
+
+
+def _period(value: str) -> str:
+    # The generated tests replay a whole period of traffic: a year takes about 6 s and 300 MB.
+    if parse_duration(value) > MAX_PERIOD_S:
+        raise _fail("duration", "must be at most {most} (got {got})", most=format_duration(MAX_PERIOD_S), got=value)
+    return value
+
+
+def _alert_for(value: str) -> str:
+    # The generated tests replay an alert through its whole `for`, so a long one costs compile
+    # time (threshold alerts held 1d: 40 s an SLO); and an alert held back for hours after the
+    # problem began reports what the tickets already did.
+    if parse_duration(value) > MAX_FOR_S:
+        raise _fail(
+            "duration",
+            "must be at most {most}: a longer wait belongs in a longer window (got {got})",
+            most=format_duration(MAX_FOR_S),
+            got=value,
+        )
+    return value
+
+
 # Every unit with a count of up to twelve digits: anything longer is over the bound anyway.
 _LONGEST_DURATION_TEXT = 6 * 13
 
@@ -91,6 +116,9 @@ def _non_empty(value: str) -> str:
 
 
 def _label_name(value: str) -> str:
+    if len(value) > MAX_NAME_CHARS:
+        # Copied into every rule like a label value; not echoed, it is long.
+        raise _fail("length", "must be at most {most} characters (got {got})", most=MAX_NAME_CHARS, got=len(value))
     if not LABEL_NAME.match(value):
         raise _fail(
             "label_name",
@@ -209,12 +237,20 @@ def _short(value: str) -> str:
     return value
 
 
-def _web_address(value: str, *, shown: bool) -> SplitResult:
-    """The parts of an http:// or https:// address with a host (and a valid port, if any);
-    `shown`: the error may echo the value (never a possible secret)."""
+def _web_address(value: str, *, shown: bool, credentials: str) -> SplitResult:
+    """The parts of an http:// or https:// address with a host (and a valid port, if any), never
+    with credentials in it (`credentials` says where they belong instead); `shown`: the error
+    may echo the value (never a possible secret, nor a value holding credentials)."""
     got, context = (" (got {got})", {"got": repr(value)}) if shown else (" (the value is not shown)", {})
     try:
         parts = urlsplit(value)
+    except ValueError:
+        parts = None
+    if parts is not None and "@" in parts.netloc:
+        raise _fail("secret", "holds credentials (user:password@): they would be written into " + credentials)
+    try:
+        if parts is None:
+            raise ValueError(value)
         parts.port  # noqa: B018 - reading it validates it
     except ValueError:
         # Not urllib's reason: it quotes the part it could not read, which may be a secret.
@@ -226,7 +262,7 @@ def _web_address(value: str, *, shown: bool) -> SplitResult:
 
 def _http_url(value: str) -> str:
     # Every alert links here: only a web address, never a script (javascript:) or a template.
-    parts = _web_address(value, shown=True)
+    parts = _web_address(value, shown=True, credentials="every alert's links; link to the address without them")
     if any(c.isspace() or ord(c) < 32 or c in '{}<>"\\' for c in value):
         raise _fail(
             "url",
@@ -282,7 +318,20 @@ Duration = Annotated[
     BeforeValidator(_duration),
     WithJsonSchema({"type": "string", "pattern": r"^([0-9]+[ywdhms])+$"}),
 ]
+AlertFor = Annotated[Duration, AfterValidator(_alert_for)]
+Period = Annotated[Duration, AfterValidator(_period)]
 LabelName = Annotated[str, AfterValidator(_label_name)]
+
+
+def _distinct(names: list[str]) -> list[str]:
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise _fail("repeated", "names {names} more than once", names=", ".join(repeated))
+    return names
+
+
+# Labels to group by: each once, no more than a label block holds.
+GroupBy = Annotated[list[LabelName], Field(max_length=MAX_LABELS), AfterValidator(_distinct)]
 LabelValue = Annotated[str, AfterValidator(_label_value)]
 Labels = Annotated[
     dict[LabelName, Annotated[LabelValue, AfterValidator(_plain_label_value)]], Field(max_length=MAX_LABELS)
@@ -317,7 +366,7 @@ class EventsSli(Spec):
     total_query: WindowedQuery = Field(
         description="PromQL counting all events per second, with {{.window}} where the range goes."
     )
-    group_by: list[LabelName] = Field(
+    group_by: GroupBy = Field(
         default=[],
         description="Labels the two queries keep (their `by (...)`), one SLO series per combination. "
         "Declaring them lets modelmon generate tests and dashboards per group.",
@@ -330,7 +379,7 @@ class RawSli(Spec):
     error_ratio_query: WindowedQuery = Field(
         description="PromQL returning the error ratio between 0 and 1, with {{.window}} where the range goes."
     )
-    group_by: list[LabelName] = Field(default=[], description="Labels the query keeps, one SLO series per combination.")
+    group_by: GroupBy = Field(default=[], description="Labels the query keeps, one SLO series per combination.")
 
 
 class ModelTraffic(Spec):
@@ -341,7 +390,7 @@ class ModelTraffic(Spec):
         description='Extra label matchers restricting the models, e.g. model=~"claude.*". '
         "Applied to every series the SLI reads.",
     )
-    group_by: list[LabelName] = Field(
+    group_by: GroupBy = Field(
         default=[contract.MODEL_LABEL],
         description="Labels the SLI is evaluated by: one SLO series (and one alert) per combination. "
         "Defaults to [model]; [] gives one SLO over all models.",
@@ -435,7 +484,7 @@ class ThresholdAlert(Spec):
     )
     # A 5-minute blip keeps the 5m ratio across a band for up to 10 minutes (the blip, then the
     # window it leaves): a shorter `for` turns every blip into an alert (a generated test proves it).
-    for_: Duration = Field(
+    for_: AlertFor = Field(
         default="10m",
         alias="for",
         description="How long the threshold must be crossed before the alert fires; the default 10m lets "
@@ -461,7 +510,7 @@ class OutageAlert(Spec):
         description="Share (%) of bad events (errors, or slow calls for latency) over the last 5m above which "
         "the alert pages.",
     )
-    for_: Duration = Field(
+    for_: AlertFor = Field(
         default="0m", alias="for", description="How long the share must stay above before the alert fires."
     )
     labels: AlertLabels = Field(default={}, description="Extra labels on the alert.")
@@ -475,7 +524,7 @@ class BudgetAlert(Spec):
     name: Annotated[str, AfterValidator(_alert_name)] | None = Field(
         default=None, description="Alert name; defaults to <alert_prefix><SloName>BudgetExhausted."
     )
-    for_: Duration = Field(
+    for_: AlertFor = Field(
         default="0m", alias="for", description="How long the budget must stay spent before the alert fires."
     )
     labels: AlertLabels = Field(default={}, description="Extra labels on the alert.")
@@ -492,7 +541,7 @@ class BurnWindow(Spec):
         description="Share of the period's error budget that, burnt within the long window, should alert. "
         "The burn-rate factor is derived: budget_percent/100 x period / long."
     )
-    for_: Duration = Field(
+    for_: AlertFor = Field(
         default="0m",
         alias="for",
         description="How long both windows must burn before the alert fires; the short window already "
@@ -634,15 +683,13 @@ _SECRET_PARAMETER = re.compile(r"(?i)token|key|secret|passw|auth|sig|code|creden
 
 def _webhook_url(value: str) -> str:
     # Never echoed whole: the URL may carry a secret; the errors name only the part at fault.
-    parts = _web_address(value, shown=False)
+    parts = _web_address(
+        value,
+        shown=False,
+        credentials="alertmanager.yml; put a bearer token in a file and name it in credentials_file",
+    )
     if parts.fragment:
         raise _fail("secret", "has a #fragment, which webhooks do not use and tokens hide in; remove it")
-    if parts.username or parts.password:
-        raise _fail(
-            "secret",
-            "holds credentials (user:password@): they would be written into alertmanager.yml; put a bearer "
-            "token in a file and name it in credentials_file",
-        )
     secret = [name for name, _ in parse_qsl(parts.query, keep_blank_values=True) if _SECRET_PARAMETER.search(name)]
     if secret:
         raise _fail(
@@ -735,7 +782,7 @@ class Notifications(Spec):
     page: str = Field(description="Receiver of pages (severity critical).")
     ticket: str = Field(description="Receiver of tickets (severity warning).")
     routes: list[RouteOverride] = Field(default=[], description="Per-team or per-SLO overrides, in order.")
-    group_by: list[LabelName] | None = Field(
+    group_by: GroupBy | None = Field(
         default=None,
         description="Labels one notification groups by. Defaults to alertname, service, slo and every "
         "label the file's SLOs are grouped by (model for the shortcuts): one message per alert and group.",
@@ -788,7 +835,7 @@ class Slo(Spec):
     name: Annotated[str, AfterValidator(_slo_name)] = Field(description="SLO name, unique in its file.")
     objective: Percent = Field(description="Target percentage of good events over the period, e.g. 99.9.")
     description: str = Field(default="", description="What the SLO promises, in a sentence.")
-    period: Duration = Field(default="30d", description="The SLO period; burn-rate factors derive from it.")
+    period: Period = Field(default="30d", description="The SLO period; burn-rate factors derive from it.")
     labels: Labels = Field(default={}, description="Labels on this SLO's rules and alerts.")
     sli: Sli = Field(description="How the error ratio is measured.")
     alerting: Alerting = Field(default_factory=Alerting, description="Which alerts are generated, and how.")

@@ -174,6 +174,47 @@ def test_labels_at_their_limits_compile_in_bounded_time(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.parametrize(
+    ("block", "problem"),
+    [
+        ("alerting:\n      threshold_alert: {for: 7h}", "alerting.threshold_alert.for: must be at most 6h"),
+        ("alerting:\n      outage_alert: {for: 1d}", "alerting.outage_alert.for: must be at most 6h"),
+        ("alerting:\n      budget_alert: {for: 3650d}", "alerting.budget_alert.for: must be at most 6h"),
+        ("period: 366d", "period: must be at most 366d".replace("366d", "365d")),
+    ],
+)
+def test_what_the_tests_replay_whole_is_bounded(tmp_path, block, problem):
+    """A threshold alert held 1d took 40 s to compile, 30d timed out at 2 GB; a 10-year period
+    with windows to match, 3.7 GB: the tests replay the whole `for` and the whole period."""
+    text = MINIMAL.replace("objective: 99", f"objective: 99\n    {block}")
+    [error] = errors_in(tmp_path, text)
+    assert f"slos[0].{problem}" in error
+
+
+def test_a_number_too_long_to_read_is_a_positioned_error_not_a_traceback(tmp_path):
+    """Python refuses integers of over 4,300 digits: that was a ValueError traceback."""
+    digits = "1" * 5000
+    text = MINIMAL.replace("objective: 99", f"objective: {digits}")
+    out = refused(tmp_path, text)
+    assert f"slos/x.yaml:{at(text, digits)}: slos[0].objective: is a number 5,000 characters long; at most" in out
+    assert digits[:100] not in out
+
+
+def test_group_by_is_bounded_and_names_each_label_once(tmp_path):
+    """120 aliases of one 16,000-character label name once made a 138 MB rules file."""
+    long_name = "l" + "a" * limits.MAX_NAME_CHARS
+    text = MINIMAL.replace("availability: {}", f"availability: {{group_by: [model, {long_name}]}}")
+    [error] = errors_in(tmp_path, text)
+    assert error.endswith(f"group_by[1]: must be at most {limits.MAX_NAME_CHARS} characters (got {len(long_name)})")
+    text = MINIMAL.replace("availability: {}", "availability: {group_by: [model, region, model]}")
+    [error] = errors_in(tmp_path, text)
+    assert error.endswith("sli.availability.group_by: names model more than once")
+    many = ", ".join(f"l{i}" for i in range(limits.MAX_LABELS + 1))
+    text = MINIMAL.replace("availability: {}", f"availability: {{group_by: [{many}]}}")
+    [error] = errors_in(tmp_path, text)
+    assert f"group_by: List should have at most {limits.MAX_LABELS} items" in error
+
+
 @pytest.mark.parametrize("duration", ["9999999999999y", "11y", "3651d", "1" * 100 + "s"])
 def test_a_duration_past_ten_years_is_refused_at_the_spec_not_by_promtool(tmp_path, duration):
     """`for: 9999999999999y` passed validation and promtool refused the rule file at rules:1:1."""
@@ -269,6 +310,8 @@ def test_names_longer_than_a_file_name_allows_are_refused(tmp_path):
         ("runbook_base_url", "file:///etc/passwd", "must be an http:// or https:// address with a host"),
         ("grafana_url", "http://grafana:99999", "is not a URL: its host, port or brackets are malformed (got"),
         ("runbook_base_url", "'http://[docs/runbooks'", "is not a URL: its host, port or brackets are malformed"),
+        ("grafana_url", "https://admin:hunter2pass@grafana.example.com", "holds credentials (user:password@)"),
+        ("runbook_base_url", "https://admin:hunter2pass@docs:99999/runbooks", "holds credentials (user:password@)"),
     ],
 )
 def test_links_must_be_web_addresses(tmp_path, field, value, problem):
@@ -276,6 +319,7 @@ def test_links_must_be_web_addresses(tmp_path, field, value, problem):
     text = MINIMAL.replace("service: svc", f"service: svc\n{field}: {value}")
     [error] = errors_in(tmp_path, text)
     assert error.startswith(f"slos/x.yaml:{after(text, f'{field}: ')}: {field}: {problem}")
+    assert "hunter2pass" not in error
 
 
 # --- Spec text is data --------------------------------------------------------------------

@@ -470,10 +470,16 @@ class _Core:
     firing: dict[tuple, bool] = field(default_factory=dict)
     encoded: dict[tuple[int, int], object] = field(default_factory=dict)  # (traffic, counter) -> input text
 
+    @property
+    def size(self) -> int:
+        """Counter values held: what the memory of a core grows with."""
+        return sum(len(total) + len(errors) for total, errors in self.counters)
 
-# The cores last used: the test writer takes the SLOs of one shape one after another, and one
-# SLO's scenarios need about 30. A period's counters are about 5 MB, so the bound bounds memory.
-CORES_KEPT = 64
+
+# The cores last used, up to this many counter values in all (with their caches, about 100 MB):
+# the test writer takes the SLOs of one shape one after another, and one SLO's scenarios need
+# about 30 cores, most of them small; a 30-day period's counters are 86,400 values, a year's 1M.
+CORE_VALUES_KEPT = 3_000_000
 _CORES: OrderedDict[tuple, _Core] = OrderedDict()
 # Off: every simulation computes its own numbers (the straightforward path the shared one must
 # match byte for byte; tests/test_promtool_scale.py compares them).
@@ -495,7 +501,7 @@ def _core(
     core = _Core(counters, [_fast(c) for c in counters] if plan.kind == "latency" else [], groups)
     if SHARING:
         _CORES[key] = core
-        while len(_CORES) > CORES_KEPT:
+        while len(_CORES) > 1 and sum(c.size for c in _CORES.values()) > CORE_VALUES_KEPT:
             _CORES.popitem(last=False)
     return core
 

@@ -305,7 +305,7 @@ def test_files(plans: list[SloPlan], rules_path: str, group_order: list[str]) ->
     """promtool test files keyed by their evaluation interval (seconds)."""
     made: dict[int, list[tuple[int, dict]]] = {}
     # SLOs of one shape one after another, so the simulations they share are still kept
-    # (simulation.CORES_KEPT); the groups are written in the SLOs' own order all the same.
+    # (simulation.CORE_VALUES_KEPT); the groups are written in the SLOs' own order all the same.
     for index in sorted(range(len(plans)), key=lambda i: _generation_order(plans[i])):
         plan = plans[index]
         try:
