@@ -77,7 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     b.add_argument("--check", action="store_true", help="write no outputs; exit 1 listing outputs that are stale")
     b.add_argument("--no-cache", action="store_true", help="rebuild even when specs and generator are unchanged")
-    sub.add_parser("test", help="run promtool on the generated rules and their tests")
+    tests = sub.add_parser("test", help="run promtool on the generated rules and their tests")
+    tests.add_argument(
+        "--whole-files",
+        action="store_true",
+        help="run each test file against all of its rule files, as plain promtool does, instead of "
+        "each SLO's tests against only the rules they depend on (its time grows with the square of "
+        "the SLOs in a file)",
+    )
     sub.add_parser("schema", help="print the JSON Schema of SLO files")
     f = sub.add_parser(
         "backfill",
@@ -221,23 +228,39 @@ def _test(root: Path, layout: layouts.Layout, args) -> int:
     with tempfile.TemporaryDirectory(prefix="modelmon-test-") as scratch:
         # Each SLO's groups against only the rules they depend on (modelmon/focused.py): the cost
         # of an SLO's tests does not grow with the other SLOs of its file.
-        runs = [(test, path) for test in tests for path, _ in focused.write(test, Path(scratch))]
+        runs: list[tuple[Path, Path]] = []  # (the committed test file, the file promtool runs)
+        for test in tests:
+            try:
+                pieces = [] if args.whole_files else focused.write(test, Path(scratch))
+            except focused.Unsplittable:
+                pieces = []
+            runs += [(test, path) for path, _ in pieces] or [(test, test)]
         # One promtool per file, side by side: the whole-period files take most of the time.
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            results = list(pool.map(lambda run: promtool.test_rules([run[1]], cwd=Path(scratch)), runs))
+            results = list(pool.map(lambda run: promtool.test_rules([run[1]], cwd=root), runs))
     groups = sum(t.read_text(encoding="utf-8").count("\n- name: ") for t in tests)
-    failures = [f for _, found, _ in results for f in found]
+    # Said of the committed files, not of their focused copies (gone with the scratch folder).
+    results = [
+        (ok, found, output.replace(str(ran), str(test.relative_to(root))))
+        for (test, ran), (ok, found, output) in zip(runs, results, strict=True)
+    ]
     for (test, _), (_, found, _) in zip(runs, results, strict=True):
         for failure in found:
-            failure.file = str(test.relative_to(root))  # the committed file, not its focused copy
+            failure.file = str(test.relative_to(root))
+    failures = [f for _, found, _ in results for f in found]
     if all(ok for ok, _, _ in results):
         print(f"promtool: {groups} test groups in {len(tests)} file(s) passed")
         return 0
     for failure in failures:
         print(failure, file=sys.stderr)
-    if not failures:
-        print("\n".join(output for ok, _, output in results if not ok), file=sys.stderr)
-    print(f"promtool: {len({f.group for f in failures})} of {groups} test groups failed", file=sys.stderr)
+    # A failure promtool names no group for (a rule that fails to evaluate, a file it cannot read):
+    # its own words.
+    unexplained = [output for ok, found, output in results if not ok and not found]
+    for output in dict.fromkeys(unexplained):
+        print(output.strip(), file=sys.stderr)
+    failed = len({(f.file, f.group) for f in failures})
+    files = len({test for (test, _), (ok, _, _) in zip(runs, results, strict=True) if not ok})
+    print(f"promtool: {failed} of {groups} test groups failed, in {files} of {len(tests)} file(s)", file=sys.stderr)
     return EXIT_TESTS
 
 

@@ -8,14 +8,20 @@ those groups depend on: the alerts they check, the records their queries read, a
 over, every rule making a record that a kept rule reads. Kept rules are copied as they are,
 in their groups, with the groups' intervals and order, so each evaluates exactly as in the
 full file; a rule left out makes series that nothing checked reads, directly or through
-another rule. The cost of one SLO's tests no longer grows with its neighbours.
+another rule. The cost of one SLO's tests no longer grows with its neighbours. A rule that no
+SLO's tests depend on (a generated file has none) runs in every piece, so its evaluation
+errors still fail the tests. What a piece no longer does is evaluate one SLO's rules on the
+traffic of another's tests: each SLO's generated rules read only their own records and the
+shared rates, and those rates run in every piece that reads them. `modelmon test
+--whole-files` runs the files as they are, as plain promtool does.
 
 A record is read where its name appears in an expression (recorded names hold a colon,
 which no raw metric of the guide has, and PromQL writes a name as one token). A reader's
 equality matchers on a record (`{slo="availability"}`) rule out the makers whose own labels
 say otherwise (`slo: latency`): those labels overwrite whatever the expression gives. Any
 other matcher keeps the maker: the closure may keep a rule it could leave out, never the
-other way round.
+other way round. Labels and annotations are read too (a template may query), and an
+expression with a `__name__` matcher reads every record.
 """
 
 from __future__ import annotations
@@ -65,9 +71,14 @@ def split(tests: dict, rule_files: list[dict]) -> list[Focused]:
     for group in tests.get("tests") or []:
         by_slo.setdefault(owner(str(group.get("name", ""))), []).append(group)
     interval = _seconds(str(tests.get("evaluation_interval", "1m")))
+    everything = set(range(len(numbered)))
+    closures = {name: everything if name is None else _closure(numbered, groups) for name, groups in by_slo.items()}
+    # A rule no SLO's tests depend on (a generated file has none) still runs, in every piece:
+    # its evaluation errors fail the tests as they would against the whole file.
+    unowned = everything.difference(*closures.values())
     found = []
     for name, test_groups in by_slo.items():
-        kept = set(range(len(numbered))) if name is None else _closure(numbered, test_groups)
+        kept = closures[name] | unowned
         cut = []
         for index, group in enumerate(groups):
             members = [rule for i, (g, rule) in enumerate(numbered) if g == index and i in kept]
@@ -99,22 +110,39 @@ def _closure(numbered: list[tuple[int, dict]], test_groups: list[dict]) -> set[i
             for index in alerts.get(str(check.get("alertname", "")), []):
                 if index not in kept:
                     kept.add(index)
-                    readers.append(str(numbered[index][1].get("expr", "")))
+                    readers += _texts(numbered[index][1])
         readers += [str(check.get("expr", "")) for check in group.get("promql_expr_test") or []]
     while readers:
         for name, selector in _reads(readers.pop(), makers):
             for index in makers[name]:
                 if index not in kept and _may_match(selector, numbered[index][1].get("labels") or {}):
                     kept.add(index)
-                    readers.append(str(numbered[index][1].get("expr", "")))
+                    readers += _texts(numbered[index][1])
     return kept
 
 
+def _texts(rule: dict) -> list[str]:
+    """What a rule reads: its expression, and its labels and annotations, whose templates may query."""
+    templates = {**(rule.get("labels") or {}), **(rule.get("annotations") or {})}
+    return [str(rule.get("expr", "")), *(str(text) for text in templates.values())]
+
+
 def _reads(expr: str, makers: dict[str, list[int]]) -> Iterator[tuple[str, dict[str, str]]]:
-    """Each recorded name the expression reads, with the equality matchers it reads it by."""
+    """Each recorded name the expression reads, with the equality matchers it reads it by.
+
+    An expression that may name a record another way (a `__name__` matcher) reads every record;
+    one with a single- or back-quoted string has its matchers ignored (modelmon's matcher syntax
+    knows double quotes only, and a quoted value could look like a matcher)."""
+    if "__name__" in expr:
+        yield from ((name, {}) for name in makers)
+        return
+    trust_matchers = "'" not in expr and "`" not in expr
     for match in _NAME.finditer(expr):
         name = match.group(1)
         if name not in makers:
+            continue
+        if not trust_matchers:
+            yield name, {}
             continue
         equal = {}
         for matcher in MATCHER.finditer((match.group(2) or "").strip().strip("{}")):
@@ -143,15 +171,43 @@ def _steps(group: dict, default_interval: float) -> int:
     return int(last // default_interval) + 1
 
 
+class Unsplittable(ValueError):
+    """A test file to run as it is: promtool then says what is wrong with it, if anything."""
+
+
+def _mapping(text: str, what: str) -> dict:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise Unsplittable(f"{what} is not YAML") from None
+    if not isinstance(doc, dict):
+        raise Unsplittable(f"{what} is not a mapping")
+    return doc
+
+
 def write(test_file: Path, scratch: Path) -> list[tuple[Path, Focused]]:
     """The focused test files of `test_file` (its rule_files read relative to it, as promtool
-    does), each written with its cut-down rules into `scratch`."""
-    tests = yaml.safe_load(test_file.read_text(encoding="utf-8"))
-    rule_files = [
-        yaml.safe_load(path.read_text(encoding="utf-8"))
-        for pattern in tests.get("rule_files") or []
-        for path in sorted(Path(found) for found in glob.glob(str(test_file.parent / pattern)))
-    ]
+    does), each written with its cut-down rules into `scratch`. Unsplittable: a file that is not
+    a test file modelmon could have written (broken YAML, no groups, a rule file missing, one
+    group name in two rule files), which promtool is left to judge whole."""
+    tests = _mapping(test_file.read_text(encoding="utf-8"), "the test file")
+    if not isinstance(tests.get("tests"), list) or not tests["tests"]:
+        raise Unsplittable("no test groups")
+    rule_files = []
+    for pattern in tests.get("rule_files") or []:
+        paths = sorted(Path(found) for found in glob.glob(str(test_file.parent / str(pattern))))
+        if not paths:
+            raise Unsplittable(f"no rule file matches {pattern}")
+        rule_files += [_mapping(path.read_text(encoding="utf-8"), str(path)) for path in paths]
+    for doc in rule_files:
+        groups = doc.get("groups") or []
+        if not isinstance(groups, list) or not all(
+            isinstance(g, dict) and isinstance(g.get("rules"), list) for g in groups
+        ):
+            raise Unsplittable("a rule file whose groups are not a list of groups with rules")
+    names = [group.get("name") for doc in rule_files for group in doc.get("groups") or []]
+    if len(names) != len(set(names)) or not all(isinstance(g, dict) for g in tests["tests"]):
+        raise Unsplittable("rule groups of one name in several files, or a test group that is not a mapping")
     written = []
     for index, piece in enumerate(split(tests, rule_files)):
         stem = f"{test_file.name.removesuffix('.yml')}.{index}"

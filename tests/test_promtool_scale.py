@@ -179,3 +179,123 @@ def test_rule_evaluations_grow_linearly_with_the_slos_of_a_file(tmp_path, count)
     (one, one_whole), (many, many_whole) = per_slo[1], per_slo[count]
     assert many <= count * one * 1.01
     assert many_whole >= count * one_whole * count / 3  # the quadratic cost the focused runs avoid
+
+
+# --- The closure, on hand-made files --------------------------------------------------------
+
+RULES = {
+    "groups": [
+        {
+            "name": "g",
+            "rules": [
+                {"record": "a:x:rate5m", "expr": "sum(rate(x_total[5m]))", "labels": {"slo": "a"}},
+                {"record": "a:x:rate5m", "expr": "sum(rate(y_total[5m]))", "labels": {"slo": "b"}},
+                {"record": "b:only:ratio", "expr": 'a:x:rate5m{slo="b"} / 2'},
+                {"record": "unread:by:anyone", "expr": "vector(1)"},
+                {"alert": "A", "expr": 'a:x:rate5m{slo="a"} > 1', "annotations": {"summary": "x"}},
+                {"alert": "B", "expr": "b:only:ratio > 1"},
+            ],
+        }
+    ]
+}
+
+
+def kept_by(test_group: dict, rules: dict = RULES) -> dict[str, list[str]]:
+    """{SLO: the records and alerts of its piece}, with `test_group` as SLO "s/a" and a group of "s/b"."""
+    tests = {
+        "evaluation_interval": "1m",
+        "tests": [
+            {"name": "s/a: mine", **test_group},
+            {"name": "s/b: other", "alert_rule_test": [{"eval_time": "1m", "alertname": "B", "exp_alerts": []}]},
+        ],
+    }
+    return {
+        piece.name: [r.get("record") or r["alert"] for g in piece.rules["groups"] for r in g["rules"]]
+        for piece in focused.split(tests, [rules])
+    }
+
+
+def test_a_piece_keeps_the_makers_its_checks_read_and_drops_those_whose_labels_rule_them_out():
+    pieces = kept_by({"alert_rule_test": [{"eval_time": "1m", "alertname": "A", "exp_alerts": []}]})
+    assert pieces == {
+        "s/a": ["a:x:rate5m", "unread:by:anyone", "A"],  # the slo="b" maker is ruled out by A's matcher
+        "s/b": ["a:x:rate5m", "b:only:ratio", "unread:by:anyone", "B"],
+    }
+
+
+def test_a_rule_no_test_depends_on_runs_in_every_piece():
+    """Its evaluation errors (a duplicate labelset, say) must still fail the tests."""
+    pieces = kept_by({"promql_expr_test": [{"expr": 'a:x:rate5m{slo="a"}', "eval_time": "1m", "exp_samples": []}]})
+    assert all("unread:by:anyone" in kept for kept in pieces.values())
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        '{__name__=~"a:.*"}',  # a record named by a matcher
+        'vector(0) < 0 or {__name__="a:x:rate5m"}',
+        "a:x:rate5m{note!='slo=\"b\"'}",  # single quotes: a matcher inside a value must not rule a maker out
+    ],
+)
+def test_reads_the_matcher_syntax_cannot_tell_keep_every_maker(expr):
+    pieces = kept_by({"promql_expr_test": [{"expr": expr, "eval_time": "1m", "exp_samples": []}]})
+    assert pieces["s/a"].count("a:x:rate5m") == 2
+
+
+def test_a_template_that_queries_a_record_keeps_its_maker():
+    rules = yaml.safe_load(yaml.safe_dump(RULES))
+    rules["groups"][0]["rules"][4]["annotations"]["summary"] = '{{ with query "b:only:ratio" }}{{ . }}{{ end }}'
+    pieces = kept_by({"alert_rule_test": [{"eval_time": "1m", "alertname": "A", "exp_alerts": []}]}, rules)
+    assert "b:only:ratio" in pieces["s/a"]
+
+
+def hand_made_project(root: Path, test_text: str) -> Path:
+    (root / "slos").mkdir(parents=True)
+    (root / "rules").mkdir()
+    (root / "rules" / "x.yml").write_text(yaml.safe_dump(RULES, sort_keys=False))
+    (root / "prometheus" / "tests").mkdir(parents=True)
+    (root / "prometheus" / "tests" / "x.test.yml").write_text(test_text)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("text", "passes"),
+    [("tests: [\n  - name: unclosed\n", False), ("", True), ("rule_files: [missing.yml]\ntests: []\n", True)],
+)
+def test_a_test_file_modelmon_could_not_have_written_is_left_to_promtool_whole(tmp_path, capsys, text, passes):
+    """Once a traceback (broken YAML, an empty file): now promtool's own verdict, as before."""
+    root = hand_made_project(tmp_path, text)
+    code = cli.main(["--root", str(root), "test"])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert code == (0 if passes else cli.EXIT_TESTS), captured.err
+    assert "modelmon-test-" not in captured.err, "a scratch path was shown"
+
+
+def test_whole_files_runs_the_test_files_as_plain_promtool_does(tmp_path, capsys):
+    test = {
+        "rule_files": ["../../rules/x.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "name": "s/a: x rises",
+                "interval": "1m",
+                "input_series": [{"series": "x_total", "values": "0+60x10"}],
+                "promql_expr_test": [
+                    {
+                        "expr": 'a:x:rate5m{slo="a"}',
+                        "eval_time": "5m",
+                        "exp_samples": [{"labels": 'a:x:rate5m{slo="a"}', "value": 1}],
+                    }
+                ],
+            }
+        ],
+    }
+    root = hand_made_project(tmp_path, yaml.safe_dump(test, sort_keys=False))
+    for mode in ([], ["--whole-files"]):
+        assert cli.main(["--root", str(root), "test", *mode]) == 0, capsys.readouterr().err
+    test["tests"][0]["promql_expr_test"][0]["exp_samples"][0]["value"] = 2
+    (root / "prometheus" / "tests" / "x.test.yml").write_text(yaml.safe_dump(test, sort_keys=False))
+    for mode in ([], ["--whole-files"]):
+        assert cli.main(["--root", str(root), "test", *mode]) == cli.EXIT_TESTS
+        assert "FAILED s/a: x rises  (prometheus/tests/x.test.yml)" in capsys.readouterr().err

@@ -306,6 +306,7 @@ def test_files(plans: list[SloPlan], rules_path: str, group_order: list[str]) ->
     made: dict[int, list[tuple[int, dict]]] = {}
     # SLOs of one shape one after another, so the simulations they share are still kept
     # (simulation.CORE_VALUES_KEPT); the groups are written in the SLOs' own order all the same.
+    failed: list[tuple[int, TestGenerationError]] = []
     for index in sorted(range(len(plans)), key=lambda i: _generation_order(plans[i])):
         plan = plans[index]
         try:
@@ -313,7 +314,9 @@ def test_files(plans: list[SloPlan], rules_path: str, group_order: list[str]) ->
                 made.setdefault(scenario.every * scenario.unit, []).append((index, test_group(plan, scenario)))
         except TestGenerationError as err:
             err.slo = plan.name
-            raise
+            failed.append((index, err))
+    if failed:
+        raise min(failed, key=lambda found: found[0])[1]  # the file's first SLO without tests, as in file order
     # Stable: one SLO's groups keep their scenario order.
     groups = {every: [group for _, group in sorted(found, key=lambda g: g[0])] for every, found in made.items()}
     return {
