@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modelmon import build
 from modelmon.outputs.promtool_tests import writer
@@ -99,3 +101,33 @@ def test_a_check_the_engines_answer_differently_is_left_out_and_noted(plans):
     sims = [scenario.simulation(plan, v) for v in (2, 3)]
     six_hours = [s.alerts("ModelAvailabilityBudgetBurn", 382) for s in sims]
     assert six_hours[0] != six_hours[1]
+
+
+def _counters_step_by_step(traffic: Traffic, length: int, unit: int, per_unit: int) -> tuple[list, list]:
+    """The counters as the definition says, one step at a time: each step adds the rates of the
+    latest phase started by then."""
+    total, errors = [0.0], [0.0]
+    seconds = unit / per_unit
+    for at in range(length * per_unit):
+        current = [p for p in traffic.phases if p.start * per_unit <= at][-1:] or traffic.phases[:1]
+        total.append(total[-1] + current[0].total * seconds)
+        errors.append(errors[-1] + current[0].errors * seconds)
+    return total, errors
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    starts=st.lists(st.integers(0, 200), min_size=0, max_size=4),
+    rates=st.lists(st.tuples(st.integers(0, 4096), st.integers(0, 65536)), min_size=5, max_size=5),
+    length=st.integers(0, 300),
+    unit=st.sampled_from([60, 30, 15, 1]),
+    per_unit=st.sampled_from([1, 2]),
+)
+def test_counters_are_the_step_by_step_sums_to_the_last_bit(starts, rates, length, unit, per_unit):
+    """The running sums are taken at C speed (itertools.accumulate), in the same order of additions."""
+    phases = [
+        Phase(start, total / 2, errors / 64)
+        for start, (total, errors) in zip([0, *sorted(starts)], rates, strict=False)
+    ]
+    traffic = Traffic({"model": "m"}, phases)
+    assert traffic.counters(length, unit, per_unit) == _counters_step_by_step(traffic, length, unit, per_unit)
