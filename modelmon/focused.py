@@ -72,7 +72,20 @@ def split(tests: dict, rule_files: list[dict]) -> list[Focused]:
         by_slo.setdefault(owner(str(group.get("name", ""))), []).append(group)
     interval = _seconds(str(tests.get("evaluation_interval", "1m")))
     everything = set(range(len(numbered)))
-    closures = {name: everything if name is None else _closure(numbered, groups) for name, groups in by_slo.items()}
+    # Built once: a file of 100 SLOs has about 4,000 rules and 100 pieces.
+    makers: dict[str, list[int]] = {}
+    alerts: dict[str, list[int]] = {}
+    in_group: list[list[int]] = [[] for _ in groups]
+    for index, (group_index, rule) in enumerate(numbered):
+        in_group[group_index].append(index)
+        if "record" in rule:
+            makers.setdefault(str(rule["record"]), []).append(index)
+        elif "alert" in rule:
+            alerts.setdefault(str(rule["alert"]), []).append(index)
+    closures = {
+        name: everything if name is None else _closure(numbered, makers, alerts, test_groups)
+        for name, test_groups in by_slo.items()
+    }
     # A rule no SLO's tests depend on (a generated file has none) still runs, in every piece:
     # its evaluation errors fail the tests as they would against the whole file.
     unowned = everything.difference(*closures.values())
@@ -80,11 +93,12 @@ def split(tests: dict, rule_files: list[dict]) -> list[Focused]:
     for name, test_groups in by_slo.items():
         kept = closures[name] | unowned
         cut = []
-        for index, group in enumerate(groups):
-            members = [rule for i, (g, rule) in enumerate(numbered) if g == index and i in kept]
+        for group, indexes in zip(groups, in_group, strict=True):
+            members = [numbered[i][1] for i in indexes if i in kept]
             if members:
                 cut.append({**group, "rules": members})
-        order = [g for g in tests.get("group_eval_order") or [] if any(c["name"] == g for c in cut)]
+        names = {group["name"] for group in cut}
+        order = [g for g in tests.get("group_eval_order") or [] if g in names]
         focused_tests = {key: value for key, value in tests.items() if key not in ("tests", "group_eval_order")}
         if order:
             focused_tests["group_eval_order"] = order
@@ -94,15 +108,14 @@ def split(tests: dict, rule_files: list[dict]) -> list[Focused]:
     return found
 
 
-def _closure(numbered: list[tuple[int, dict]], test_groups: list[dict]) -> set[int]:
-    """Indexes of the rules the test groups depend on."""
-    makers: dict[str, list[int]] = {}
-    alerts: dict[str, list[int]] = {}
-    for index, (_, rule) in enumerate(numbered):
-        if "record" in rule:
-            makers.setdefault(str(rule["record"]), []).append(index)
-        elif "alert" in rule:
-            alerts.setdefault(str(rule["alert"]), []).append(index)
+def _closure(
+    numbered: list[tuple[int, dict]],
+    makers: dict[str, list[int]],
+    alerts: dict[str, list[int]],
+    test_groups: list[dict],
+) -> set[int]:
+    """Indexes of the rules the test groups depend on (`makers`: the rules recording each name;
+    `alerts`: the rules of each alert name)."""
     kept: set[int] = set()
     readers: list[str] = []
     for group in test_groups:
