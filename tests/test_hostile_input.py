@@ -41,6 +41,11 @@ def with_selector(selector: str) -> str:
     return MINIMAL.replace("availability: {}", f"availability:\n        selector: {selector}")
 
 
+def with_receiver(receiver: str) -> str:
+    """MINIMAL with one receiver (`receiver`: its kind and fields, in flow style) for pages and tickets."""
+    return MINIMAL + f"notifications:\n  receivers:\n    - name: r\n      {receiver}\n  page: r\n  ticket: r\n"
+
+
 def validate(root: Path, *, seconds: int = 60) -> subprocess.CompletedProcess:
     """`modelmon validate` in its own process, with 2 GiB of address space at most."""
 
@@ -569,7 +574,7 @@ def test_route_matchers_match_the_spec_value_exactly_on_both_amtools(tmp_path, a
     ],
 )
 def test_a_go_template_in_an_alertmanager_field_is_refused(tmp_path, receiver, path):
-    text = MINIMAL + f"notifications:\n  receivers:\n    - name: r\n      {receiver}\n  page: r\n  ticket: r\n"
+    text = with_receiver(receiver)
     [error] = errors_in(tmp_path, text)
     assert f"notifications.receivers[0].{path}: must not hold '{{{{' or '}}}}': Alertmanager would run it" in error
 
@@ -698,6 +703,6 @@ def test_a_file_name_with_a_unicode_line_separator_is_refused(tmp_path):
     ],
 )
 def test_a_secret_in_the_wrong_shape_is_refused_without_showing_it(tmp_path, receiver, secret):
-    text = MINIMAL + f"notifications:\n  receivers:\n    - name: r\n      {receiver}\n  page: r\n  ticket: r\n"
+    text = with_receiver(receiver)
     errors = errors_in(tmp_path, text)
     assert errors and all(secret not in error for error in errors), errors
