@@ -240,15 +240,16 @@ def _test(root: Path, layout: layouts.Layout, args) -> int:
             results = list(pool.map(lambda run: promtool.test_rules([run[1]], cwd=root), runs))
     groups = sum(t.read_text(encoding="utf-8").count("\n- name: ") for t in tests)
     # Said of the committed files, not of their focused copies (gone with the scratch folder).
-    results = [
-        (ok, found, output.replace(str(ran), str(test.relative_to(root))))
-        for (test, ran), (ok, found, output) in zip(runs, results, strict=True)
-    ]
-    for (test, _), (_, found, _) in zip(runs, results, strict=True):
+    failed_files = set()
+    for index, ((test, ran), (ok, found, output)) in enumerate(zip(runs, results, strict=True)):
+        committed = str(test.relative_to(root))
         for failure in found:
-            failure.file = str(test.relative_to(root))
+            failure.file = committed
+        results[index] = (ok, found, output.replace(str(ran), committed))
+        if not ok:
+            failed_files.add(test)
     failures = [f for _, found, _ in results for f in found]
-    if all(ok for ok, _, _ in results):
+    if not failed_files:
         print(f"promtool: {groups} test groups in {len(tests)} file(s) passed")
         return 0
     for failure in failures:
@@ -259,8 +260,10 @@ def _test(root: Path, layout: layouts.Layout, args) -> int:
     for output in dict.fromkeys(unexplained):
         print(output.strip(), file=sys.stderr)
     failed = len({(f.file, f.group) for f in failures})
-    files = len({test for (test, _), (ok, _, _) in zip(runs, results, strict=True) if not ok})
-    print(f"promtool: {failed} of {groups} test groups failed, in {files} of {len(tests)} file(s)", file=sys.stderr)
+    print(
+        f"promtool: {failed} of {groups} test groups failed, in {len(failed_files)} of {len(tests)} file(s)",
+        file=sys.stderr,
+    )
     return EXIT_TESTS
 
 

@@ -72,25 +72,17 @@ def _duration(value: object) -> str:
 _LONGEST = format_duration(MAX_DURATION_S)
 
 
-def _period(value: str) -> str:
-    # The generated tests replay a whole period of traffic: a year takes about 6 s and 300 MB.
-    if parse_duration(value) > MAX_PERIOD_S:
-        raise _fail("duration", "must be at most {most} (got {got})", most=format_duration(MAX_PERIOD_S), got=value)
-    return value
+def _at_most(limit_s: int, why: str = ""):
+    """A validator of durations up to `limit_s`; `why` follows the limit in its error."""
 
+    def check(value: str) -> str:
+        if parse_duration(value) > limit_s:
+            raise _fail(
+                "duration", "must be at most {most}" + why + " (got {got})", most=format_duration(limit_s), got=value
+            )
+        return value
 
-def _alert_for(value: str) -> str:
-    # The generated tests replay an alert through its whole `for`, so a long one costs compile
-    # time (threshold alerts held 1d: 40 s an SLO); and an alert held back for hours after the
-    # problem began reports what the tickets already did.
-    if parse_duration(value) > MAX_FOR_S:
-        raise _fail(
-            "duration",
-            "must be at most {most}: a longer wait belongs in a longer window (got {got})",
-            most=format_duration(MAX_FOR_S),
-            got=value,
-        )
-    return value
+    return check
 
 
 # Every unit with a count of up to twelve digits: anything longer is over the bound anyway.
@@ -237,24 +229,32 @@ def _short(value: str) -> str:
     return value
 
 
+def _url_parts(value: str) -> SplitResult | None:
+    try:
+        return urlsplit(value)
+    except ValueError:  # unbalanced brackets
+        return None
+
+
+def _port_readable(parts: SplitResult) -> bool:
+    try:
+        parts.port  # noqa: B018 - reading it validates it
+    except ValueError:
+        return False
+    return True
+
+
 def _web_address(value: str, *, shown: bool, credentials: str) -> SplitResult:
     """The parts of an http:// or https:// address with a host (and a valid port, if any), never
     with credentials in it (`credentials` says where they belong instead); `shown`: the error
     may echo the value (never a possible secret, nor a value holding credentials)."""
     got, context = (" (got {got})", {"got": repr(value)}) if shown else (" (the value is not shown)", {})
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        parts = None
+    parts = _url_parts(value)
     if parts is not None and "@" in parts.netloc:
         raise _fail("secret", "holds credentials (user:password@): they would be written into " + credentials)
-    try:
-        if parts is None:
-            raise ValueError(value)
-        parts.port  # noqa: B018 - reading it validates it
-    except ValueError:
+    if parts is None or not _port_readable(parts):
         # Not urllib's reason: it quotes the part it could not read, which may be a secret.
-        raise _fail("url", "is not a URL: its host, port or brackets are malformed" + got, **context) from None
+        raise _fail("url", "is not a URL: its host, port or brackets are malformed" + got, **context)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise _fail("url", "must be an http:// or https:// address with a host" + got, **context)
     return parts
@@ -318,8 +318,11 @@ Duration = Annotated[
     BeforeValidator(_duration),
     WithJsonSchema({"type": "string", "pattern": r"^([0-9]+[ywdhms])+$"}),
 ]
-AlertFor = Annotated[Duration, AfterValidator(_alert_for)]
-Period = Annotated[Duration, AfterValidator(_period)]
+# The generated tests replay a whole period of traffic (a year: about 6 s and 300 MB), and an
+# alert through its whole `for` (threshold alerts held 1d: 40 s an SLO); an alert held back for
+# hours after the problem began reports what the tickets already did.
+Period = Annotated[Duration, AfterValidator(_at_most(MAX_PERIOD_S))]
+AlertFor = Annotated[Duration, AfterValidator(_at_most(MAX_FOR_S, ": a longer wait belongs in a longer window"))]
 LabelName = Annotated[str, AfterValidator(_label_name)]
 
 
