@@ -22,7 +22,7 @@ from modelmon import amtool, promtool, transaction
 from modelmon import layout as layouts
 from modelmon.checks import check_all
 from modelmon.layout import GENERATED_MARK, Layout
-from modelmon.loader import LoadedSpec, SpecError, SpecErrors, load_file
+from modelmon.loader import LoadedSpec, LoadedWindows, SpecError, SpecErrors, load_file
 from modelmon.outputs import alertmanager, dashboard, kubernetes, promtool_tests, reference, rules, runbooks
 from modelmon.outputs.promtool_tests import TestGenerationError, TestGenerationErrors
 from modelmon.outputs.rules import RuleFile, rule_file
@@ -134,16 +134,16 @@ def _checked_project(
 ) -> tuple[list[LoadedSpec], ProjectPlan, dict[ModuleType, dict[str, str]]]:
     """load_project's work, and the outputs promtool and amtool accepted on the way (by output
     module), which a build keeps rather than render and check them again."""
-    loaded, errors = [], []
+    loaded, windows, errors = [], [], []
     paths = spec_paths(root, layout) if specs is None else specs
     if not paths:
         raise SpecErrors([SpecError(layout.slos, 1, 1, "", "no SLO files (*.yaml, *.yml) found")])
     for path in paths:
-        item, problems = load_file(path, _display(root, path))
+        documents, problems = load_file(path, _display(root, path))
         errors += problems
-        if item is not None:
-            loaded.append(item)
-    problems, project = check_all(loaded)
+        loaded += [d for d in documents if isinstance(d, LoadedSpec)]
+        windows += [d for d in documents if isinstance(d, LoadedWindows)]
+    problems, project, loaded = check_all(loaded, windows)
     errors += problems
     refused, accepted = refused_outputs(loaded, project, layout)
     errors += refused

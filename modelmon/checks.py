@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 
@@ -9,22 +10,34 @@ from modelmon.conventions import RESERVED_ALERT_LABELS, RESERVED_LABELS, SHORT_W
 from modelmon.durations import format_duration, parse_duration
 from modelmon.formatting import number, percent
 from modelmon.limits import MAX_NAME_CHARS
-from modelmon.loader import FieldPath, LoadedSpec, SpecError, broken_parts
+from modelmon.loader import FieldPath, LoadedSpec, LoadedWindows, SpecError, broken_parts
 from modelmon.outputs.promtool_tests import TestGenerationError, series_labels
-from modelmon.plan import DEFAULT_WINDOWS, ProjectPlan, ServicePlan, SloPlan, group_by, plan_service, sli_kind
-from modelmon.spec import Slo
+from modelmon.plan import (
+    DEFAULT_WINDOWS,
+    ProjectPlan,
+    ServicePlan,
+    SloPlan,
+    group_by,
+    plan_service,
+    sli_kind,
+    with_shared_alert_names,
+)
+from modelmon.spec import Slo, SloFile
 
 
-def check_all(loaded: list[LoadedSpec]) -> tuple[list[SpecError], ProjectPlan]:
+def check_all(
+    loaded: list[LoadedSpec], windows: list[LoadedWindows] = ()
+) -> tuple[list[SpecError], ProjectPlan, list[LoadedSpec]]:
     """Every check on whatever validated: a broken field or SLO skips only the checks that read it.
 
-    Returns the errors and the plan of what is sound: without errors, the whole project's plan,
-    which every output then reads (planned once)."""
-    errors: list[SpecError] = []
+    Returns the errors, the plan of what is sound (without errors, the whole project's plan,
+    which every output then reads: planned once) and the specs as planned: an SLO without
+    windows of its own takes those of Sloth's AlertWindows for its period."""
+    loaded, errors = _with_period_windows(loaded, windows)
     services: dict[str, LoadedSpec] = {}
     boards: dict[str, LoadedSpec] = {}
     receivers: dict[str, tuple[LoadedSpec, object]] = {}
-    alert_owner: dict[str, tuple[LoadedSpec, int, str]] = {}
+    alert_owner: dict[tuple[str, str], tuple[LoadedSpec, int, str]] = {}  # (service, alert name) -> SLO
     planned: list[tuple[LoadedSpec, list[tuple[int, Slo]]]] = []
     for item in loaded:
         problems = check_file(item)
@@ -38,7 +51,7 @@ def check_all(loaded: list[LoadedSpec]) -> tuple[list[SpecError], ProjectPlan]:
                 errors.append(
                     item.positions.error(
                         ("service",),
-                        f"service {service!r} is also defined in {services[service].display}; "
+                        f"service {service!r} is also defined in {_where(services[service], ('service',))}; "
                         "each service compiles to its own rules file",
                     )
                 )
@@ -67,20 +80,83 @@ def check_all(loaded: list[LoadedSpec]) -> tuple[list[SpecError], ProjectPlan]:
             planned.append((item, [(i, slo) for i, slo in item.slos() if i not in failed]))
     services = []
     for item, slos in planned:
-        problems, service = _check_plans(item, slos, alert_owner)
+        problems, spec, service = _check_plans(item, slos, alert_owner)
         errors += problems
-        services.append(service)
-    return errors, ProjectPlan(tuple(services))
+        services.append((spec, item.display, service))
+    return errors, with_shared_alert_names(services), loaded
+
+
+def _where(item: LoadedSpec | LoadedWindows, path: FieldPath) -> str:
+    """file:line:column of a field, for errors that point at another file (or another document of it)."""
+    line, column = item.positions.values.get(path, (1, 1))
+    return f"{item.display}:{line}:{column}"
+
+
+def _with_period_windows(
+    loaded: list[LoadedSpec], windows: list[LoadedWindows]
+) -> tuple[list[LoadedSpec], list[SpecError]]:
+    """Sloth's AlertWindows, checked, in place of the default windows of the SLOs of their period."""
+    errors: list[SpecError] = []
+    by_period: dict[int, LoadedWindows] = {}
+    for item in windows:
+        period_s = parse_duration(item.windows.slo_period)
+        if period_s in by_period:
+            other = by_period[period_s]
+            message = (
+                f"the windows of a {item.windows.slo_period} period are also defined in {_where(other, ('sloPeriod',))}"
+            )
+            errors.append(item.positions.error(("sloPeriod",), message))
+            continue
+        problems = _check_period_windows(item)
+        errors += problems
+        if not problems:
+            by_period[period_s] = item
+    if not by_period:
+        return loaded, errors
+
+    def planned(slo: Slo) -> Slo:
+        given = by_period.get(parse_duration(slo.period))
+        if given is None or slo.alerting.windows is not None:
+            return slo
+        return slo.model_copy(
+            update={"alerting": slo.alerting.model_copy(update={"windows": given.windows.burn_windows()})}
+        )
+
+    specs = [
+        dataclasses.replace(item, spec=item.spec.model_copy(update={"slos": [planned(s) for s in item.spec.slos]}))
+        for item in loaded
+    ]
+    return specs, errors
+
+
+def _check_period_windows(item: LoadedWindows) -> list[SpecError]:
+    """An AlertWindows' windows against its period: what _check_windows says of an SLO's own."""
+    errors = []
+    period = item.windows.slo_period
+    for severity in ("page", "ticket"):
+        for speed in ("quick", "slow"):
+            window = getattr(getattr(item.windows, severity), speed)
+            path = (severity, speed)
+            long_s, short_s = parse_duration(window.long_window), parse_duration(window.short_window)
+            if short_s >= long_s:
+                errors.append(item.positions.error((*path, "shortWindow"), "must be shorter than longWindow"))
+            if long_s >= parse_duration(period):
+                errors.append(item.positions.error((*path, "longWindow"), f"must be shorter than sloPeriod ({period})"))
+            for name, text in (("shortWindow", window.short_window), ("longWindow", window.long_window)):
+                if parse_duration(text) % 60:
+                    errors.append(item.positions.error((*path, name), _WHOLE_MINUTES.format(text=text)))
+    return errors
 
 
 def _check_plans(
-    item: LoadedSpec, slos: list[tuple[int, Slo]], alert_owner: dict[str, tuple[LoadedSpec, int, str]]
-) -> tuple[list[SpecError], ServicePlan]:
-    """What only the planned alerts show: names unique across files, test traffic the selectors accept.
+    item: LoadedSpec, slos: list[tuple[int, Slo]], alert_owner: dict[tuple[str, str], tuple[LoadedSpec, int, str]]
+) -> tuple[list[SpecError], SloFile, ServicePlan]:
+    """What only the planned alerts show: names unique in a service, test traffic the selectors accept.
 
     Only SLOs that passed every other check are planned: planning assumes them sound."""
     errors = []
-    service = plan_service(item.spec.model_copy(update={"slos": [slo for _, slo in slos]}), item.display)
+    spec = item.spec.model_copy(update={"slos": [slo for _, slo in slos]})
+    service = plan_service(spec, item.display)
     for (index, slo), plan in zip(slos, service.slos, strict=True):
         burn = {a.name for a in plan.burn_alerts}
         if any(a.name in burn for a in plan.threshold_alerts):
@@ -100,22 +176,25 @@ def _check_plans(
                         "its runbook page's file): shorten alert_prefix or the SLO name, or set alerting.name",
                     )
                 )
-            if name in alert_owner and alert_owner[name][:2] != (item, index):
-                other, other_index, other_slo = alert_owner[name]
+            # Sloth lets SLOs of different services share an alert name (their service label tells
+            # them apart); in one service the promtool tests of one SLO would see the other's alerts.
+            owner = alert_owner.get((item.spec.service, name))
+            if owner is not None and owner[:2] != (item, index):
+                other, other_index, other_slo = owner
                 errors.append(
                     item.positions.error(
                         ("slos", index, "alerting"),
-                        f"alert name {name!r} is already used by SLO {other_slo!r} "
+                        f"alert name {name!r} is already used by SLO {other_slo!r} of the same service "
                         f"({other.display}, slos[{other_index}]); set alerting.name, alerting.threshold_alert.name, "
                         "alerting.outage_alert.name or alerting.budget_alert.name to tell them apart",
                     )
                 )
-            alert_owner.setdefault(name, (item, index, plan.name))
+            alert_owner.setdefault((item.spec.service, name), (item, index, plan.name))
         try:
             series_labels(plan, 1)
         except TestGenerationError as err:
             errors.append(item.positions.error(("slos", index, *err.path), str(err)))
-    return errors, service
+    return errors, spec, service
 
 
 def _unreachable_burns(item: LoadedSpec, index: int, slo: Slo, plan: SloPlan) -> list[SpecError]:
@@ -232,8 +311,6 @@ def _check_sli(item: LoadedSpec, i: int, slo: Slo) -> list[SpecError]:
     at = item.positions
     base = ("slos", i, "sli")
     kinds = slo.sli.kinds()
-    if "plugin" in kinds:
-        return [at.error((*base, "plugin"), "Sloth SLI plugins are not supported; write the SLI as events or raw")]
     if len(kinds) != 1:
         found = ", ".join(kinds) if kinds else "none"
         return [
@@ -386,7 +463,7 @@ _WHOLE_MINUTES = "must be whole minutes (got {text}): the generated tests evalua
 def _check_outage(item: LoadedSpec, i: int, slo: Slo) -> list[SpecError]:
     """The outage alert must mean an outage: more bad calls than the SLO allows, and than its red band."""
     outage = slo.alerting.outage_alert
-    if outage.disable:
+    if slo.alerting.disabled(outage):
         return []
     path = ("slos", i, "alerting", "outage_alert", "above")
     budget = 100 - slo.objective

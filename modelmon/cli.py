@@ -146,9 +146,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _validate(root: Path, layout: layouts.Layout, args) -> int:
     given = [*args.paths, *args.input]
-    compiled = build.compile_all(root, layout, build.input_paths(root, given) if given else None)
+    paths = build.input_paths(root, given) if given else None
+    compiled = build.compile_all(root, layout, paths)
     slos = sum(len(item.spec.slos) for item in compiled.loaded)
-    print(f"{len(compiled.loaded)} file(s), {slos} SLO(s): valid")
+    files = len(paths if paths is not None else build.spec_paths(root, layout))
+    # A file may hold several services (YAML documents, as Sloth's), or only Sloth AlertWindows.
+    services = f", {len(compiled.loaded)} service(s)" if len(compiled.loaded) != files else ""
+    print(f"{files} file(s){services}, {slos} SLO(s): valid")
     return 0
 
 

@@ -24,6 +24,9 @@ MAX_EXPANDED_CHARS = 2 * MAX_FILE_BYTES
 # generation takes about 0.4 s an SLO (measured: 100 shortcut SLOs in one file validate in 42 s),
 # so a full file is minutes, not hours. A platform team's largest service files hold about 100.
 MAX_SLOS_PER_FILE = 1_000
+# YAML documents in one file (`---` between them, as in Sloth's multi-service files); the
+# bounds above hold for all of a file's documents together.
+MAX_DOCUMENTS = 100
 # Burn-rate windows of one SLO (the default is 4), labels of one block, model families.
 MAX_WINDOWS = 16
 MAX_LABELS = 64

@@ -10,20 +10,28 @@ each SLO), so the checks that span fields, SLOs and files judge those too.
 from __future__ import annotations
 
 import difflib
-import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic.alias_generators import to_camel
 
-from modelmon.limits import MAX_DEPTH, MAX_EXPANDED_CHARS, MAX_FILE_BYTES, MAX_NUMBER_CHARS, MAX_TEXT_CHARS, MAX_VALUES
+from modelmon import specmodel
+from modelmon.formats import sloth
+from modelmon.limits import (
+    MAX_DEPTH,
+    MAX_DOCUMENTS,
+    MAX_EXPANDED_CHARS,
+    MAX_FILE_BYTES,
+    MAX_NUMBER_CHARS,
+    MAX_TEXT_CHARS,
+    MAX_VALUES,
+)
 from modelmon.spec import Slo, SloFile
-
-PathPart = str | int
-FieldPath = tuple[PathPart, ...]
+from modelmon.specmodel import FieldPath
 
 
 @dataclass(frozen=True, order=True)
@@ -51,18 +59,36 @@ class SpecErrors(Exception):
         super().__init__("\n".join(str(e) for e in self.errors))
 
 
+def _as_written(key: str) -> str:
+    return key
+
+
 @dataclass
 class Positions:
-    """Line and column (1-based) of every key and value in one YAML document."""
+    """Line and column (1-based) of every key and value in one YAML document.
+
+    A document in another tool's form is read under modelmon's field names: `shown` maps those
+    paths back to where they stand in the file, and `spell` spells a field the file's way."""
 
     file: str
     values: dict[FieldPath, tuple[int, int]] = field(default_factory=dict)
     keys: dict[FieldPath, tuple[int, int]] = field(default_factory=dict)
+    shown: dict[FieldPath, FieldPath] = field(default_factory=dict)
+    spell: Callable[[str], str] = _as_written
+    # The model the document's data validates against (for suggestions and text maps).
+    root: type[BaseModel] = SloFile
 
     def error(self, path: FieldPath, message: str, *, at_key: bool = False) -> SpecError:
         """An error at `path`, placed at the closest node the YAML really has."""
         line, column = self._locate(path, at_key)
-        return SpecError(self.file, line, column, format_path(path), message, path)
+        return SpecError(self.file, line, column, format_path(self.written(path)), message, path)
+
+    def written(self, path: FieldPath) -> FieldPath:
+        """`path` as the file spells it."""
+        for end in range(len(path), -1, -1):
+            if path[:end] in self.shown:
+                return (*self.shown[path[:end]], *path[end:])
+        return path
 
     def _locate(self, path: FieldPath, at_key: bool) -> tuple[int, int]:
         if at_key and path in self.keys:
@@ -106,52 +132,150 @@ def broken_parts(errors: list[SpecError]) -> tuple[set[str], set[int]]:
     return fields, slos
 
 
-def load_file(path: Path, display: str | None = None) -> tuple[LoadedSpec | None, list[SpecError]]:
-    """Parse and validate one file: the spec, or the parts of it that validated, and every error.
+@dataclass(frozen=True)
+class LoadedWindows:
+    """A Sloth `AlertWindows` document: the burn-rate windows of the SLOs of one period."""
 
-    None instead of a spec when nothing in the file can be judged (unreadable, not YAML, not a mapping).
-    """
+    display: str
+    windows: sloth.AlertWindows
+    positions: Positions
+
+
+Loaded = LoadedSpec | LoadedWindows
+
+# What each form of document is, for errors that list them.
+_FORMS = (
+    "`version: modelmon/v1` or `version: prometheus/v1` (Sloth), "
+    f"or `apiVersion: {sloth.API_VERSION}` with kind {' or '.join(sloth.KINDS)}"
+)
+
+
+_NOT_A_MAPPING = "the top level must be a mapping with version, service and slos"
+
+
+def load_file(path: Path, display: str | None = None) -> tuple[list[Loaded], list[SpecError]]:
+    """Parse and validate one file: each of its documents (or the parts of one that validated), and every error.
+
+    A document is left out when nothing in it can be judged (unreadable, not YAML, not a mapping)."""
     display = display or str(path)
     if not display.isprintable():  # control characters, and the line separators YAML reads too
         # Generated files name their specs in header comments: a line break there would end the comment.
         shown = display.encode("unicode_escape").decode("ascii")
-        return None, [
+        return [], [
             SpecError(shown, 1, 1, "", "the file name holds a control character or line break; rename the file")
         ]
-    positions = Positions(display)
     try:
         with path.open("rb") as stream:
             raw = stream.read(MAX_FILE_BYTES + 1)
         text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        return None, [SpecError(display, 1, 1, "", f"cannot read file: {err}")]
+        return [], [SpecError(display, 1, 1, "", f"cannot read file: {err}")]
     if len(raw) > MAX_FILE_BYTES:
         message = f"the file is larger than {MAX_FILE_BYTES // 1024} KiB; split its SLOs over several files"
-        return None, [SpecError(display, 1, 1, "", message)]
+        return [], [SpecError(display, 1, 1, "", message)]
     try:
         # The parser recurses once per level: too deep a file is refused before it is parsed.
         if deep := _too_deep(text, display):
-            return None, [deep]
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+            return [], [deep]
+        # An empty document (a `---` with nothing after it) holds nothing, as for Sloth.
+        documents = [node for node in yaml.compose_all(text, Loader=yaml.SafeLoader) if not _empty(node)]
     except yaml.MarkedYAMLError as err:
-        return None, [_syntax_error(err, text, display)]
+        return [], [_syntax_error(err, text, display)]
     except yaml.reader.ReaderError as err:  # a control character: PyYAML gives only its offset
         line = text.count("\n", 0, err.position) + 1
         column = err.position - text.rfind("\n", 0, err.position)
         message = f"YAML syntax error: unacceptable character #x{err.character:04x}: {err.reason}"
-        return None, [SpecError(display, line, column, "", message)]
-    if node is None:
-        return None, [
+        return [], [SpecError(display, line, column, "", message)]
+    if not documents:
+        return [], [
             SpecError(display, 1, 1, "", "the file is empty; expected a mapping with version, service and slos")
         ]
+    if len(documents) > MAX_DOCUMENTS:
+        mark = documents[MAX_DOCUMENTS].start_mark
+        message = f"the file holds {len(documents)} YAML documents; at most {MAX_DOCUMENTS}: split it"
+        return [], [SpecError(display, mark.line + 1, mark.column + 1, "", message)]
     try:
-        _measure(node, display)
+        # All documents together: the bounds are the file's.
+        _measure(yaml.SequenceNode("tag:yaml.org,2002:seq", documents), display)
     except _Exhausted as err:
-        return None, [err.error]
+        return [], [err.error]
+    loaded: list[Loaded] = []
+    errors: list[SpecError] = []
+    for node in documents:
+        item, problems = _load_document(path, display, node)
+        errors += problems
+        if item is not None:
+            loaded.append(item)
+    return loaded, errors
+
+
+def _empty(node: yaml.Node) -> bool:
+    return (
+        isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null" and node.value in ("", "~", "null")
+    )
+
+
+def _top_scalar(node: yaml.MappingNode, key: str) -> str | None:
+    """What a document's top-level `key` says, read before the document is: it tells its form."""
+    for key_node, value_node in node.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.value == key and isinstance(value_node, yaml.ScalarNode):
+            return value_node.value
+    return None
+
+
+def _load_document(path: Path, display: str, node: yaml.Node) -> tuple[Loaded | None, list[SpecError]]:
+    """One document in any of the forms modelmon reads."""
+    positions = Positions(display)
+    if not isinstance(node, yaml.MappingNode):
+        return None, [_at_node(display, node, (), _NOT_A_MAPPING)]
+    api, kind = _top_scalar(node, "apiVersion"), _top_scalar(node, "kind")
+    if api is None:
+        return _spec_document(path, node, positions)
+    if api != sloth.API_VERSION or kind not in sloth.KINDS:
+        message = f"apiVersion {api!r} with kind {kind!r} is not a form modelmon reads; expected {_FORMS}"
+        return None, [_at_node(display, node, (), message)]
+    try:
+        spec = sloth.object_spec(node)
+    except sloth.Problem as problem:
+        return None, [_at_node(display, problem.node, problem.path, problem.message)]
+    if kind == sloth.ALERT_WINDOWS:
+        positions = Positions(display, shown={(): ("spec",)}, root=sloth.AlertWindows)
+        windows, errors = _validated(spec, positions, sloth.AlertWindows)
+        return (LoadedWindows(display, windows, positions) if windows is not None else None), errors
+    respelled, shown, problems = sloth.respelled(spec)
+    positions = Positions(display, shown=shown, spell=to_camel)
+    item, errors = _spec_document(path, respelled, positions, version="prometheus/v1")
+    return item, [*(_at_node(display, p.node, p.path, p.message) for p in problems), *errors]
+
+
+def _at_node(display: str, node: yaml.Node, path: FieldPath, message: str) -> SpecError:
+    mark = node.start_mark
+    return SpecError(display, mark.line + 1, mark.column + 1, format_path(path), message, path)
+
+
+def _validated(
+    node: yaml.Node, positions: Positions, model: type[BaseModel]
+) -> tuple[BaseModel | None, list[SpecError]]:
+    """A whole document of `model`, or None and its errors."""
     errors: list[SpecError] = []
     data = _to_data(node, (), positions, errors)
-    if not isinstance(data, dict):
-        return None, [*errors, positions.error((), "the top level must be a mapping with version, service and slos")]
+    try:
+        value = model.model_validate(data)
+    except ValidationError as err:
+        return None, [*errors, *(_pydantic_error(e, positions) for e in err.errors() if e["input"] is not _REFUSED)]
+    return (value if not errors else None), errors
+
+
+def _spec_document(
+    path: Path, node: yaml.MappingNode, positions: Positions, version: str | None = None
+) -> tuple[LoadedSpec | None, list[SpecError]]:
+    """A `modelmon/v1` or `prometheus/v1` spec (`version` when the form implies it)."""
+    errors: list[SpecError] = []
+    data = _to_data(node, (), positions, errors)
+    if not isinstance(data, dict):  # `<<: *a_list` makes a mapping's data a list
+        return None, [*errors, positions.error((), _NOT_A_MAPPING)]
+    if version is not None:
+        data = {"version": version, **data}
     fields, slos = broken_parts(errors)
     try:
         spec = SloFile.model_validate(data)
@@ -165,11 +289,11 @@ def load_file(path: Path, display: str | None = None) -> tuple[LoadedSpec | None
         fields |= more_fields | {name for name in misspelt if name}
         slos |= more_slos
     if not fields:
-        return LoadedSpec(path, display, spec, positions, frozenset(), tuple(range(len(spec.slos)))), errors
+        return LoadedSpec(path, positions.file, spec, positions, frozenset(), tuple(range(len(spec.slos)))), errors
     if any(e.loc == ("slos",) for e in errors) and isinstance(data.get("slos"), list):
         slos |= set(range(len(data["slos"])))  # the list itself is refused (too long): judge none of it
     spec, indexes = _valid_parts(data, fields, slos)
-    return LoadedSpec(path, display, spec, positions, frozenset(fields), indexes), errors
+    return LoadedSpec(path, positions.file, spec, positions, frozenset(fields), indexes), errors
 
 
 # PyYAML notices an unclosed quote, an unclosed bracket or a key without ':' only where the
@@ -223,7 +347,7 @@ def _misspelt(loc: tuple, data: dict) -> str | None:
     that field is at its default, so nothing that reads it can be trusted."""
     if len(loc) != 1:
         return None
-    close = _closest(str(loc[0]), _allowed_keys(()))
+    close = _closest(str(loc[0]), specmodel.allowed_keys(()))
     return close if close is not None and close not in data else None
 
 
@@ -346,6 +470,8 @@ def _to_data(node: yaml.Node, path: FieldPath, positions: Positions, errors: lis
     if isinstance(node, yaml.MappingNode):
         result: dict = {}
         merged: dict = {}
+        # Label values are text as written, as for Sloth: `tier: 2`, `generated: true`, `le: 0.20`.
+        as_text = specmodel.is_text_map(specmodel.annotation_at(path, positions.root))
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:  # `<<: *defaults`: explicit keys win, as in YAML 1.1
                 sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
@@ -365,7 +491,11 @@ def _to_data(node: yaml.Node, path: FieldPath, positions: Positions, errors: lis
             if key in result:
                 errors.append(positions.error(key_path, f"duplicate key {key!r}", at_key=True))
                 continue
-            result[key] = _to_data(value_node, key_path, positions, errors)
+            if as_text and isinstance(value_node, yaml.ScalarNode) and not _empty(value_node):
+                positions.values[key_path] = (value_node.start_mark.line + 1, value_node.start_mark.column + 1)
+                result[key] = _text(value_node, key_path, positions, errors)
+            else:
+                result[key] = _to_data(value_node, key_path, positions, errors)
         positions.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
         return {**merged, **result}
     if isinstance(node, yaml.SequenceNode):
@@ -374,6 +504,16 @@ def _to_data(node: yaml.Node, path: FieldPath, positions: Positions, errors: lis
 
 
 _NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+
+def _text(node: yaml.ScalarNode, path: FieldPath, positions: Positions, errors: list[SpecError]) -> object:
+    """A scalar as the text it is written with, whatever YAML would read it as."""
+    if node.tag == "tag:yaml.org,2002:str":
+        return _scalar(node, path, positions, errors)  # quoted: escapes to read, surrogates to refuse
+    if len(node.value) > MAX_TEXT_CHARS:
+        errors.append(positions.error(path, f"is {len(node.value):,} characters long; at most {MAX_TEXT_CHARS:,}"))
+        return _REFUSED
+    return node.value
 
 
 def _scalar(node: yaml.Node, path: FieldPath, positions: Positions, errors: list[SpecError]) -> object:
@@ -407,7 +547,7 @@ def _pydantic_error(error: dict, positions: Positions) -> SpecError:
         return positions.error(loc, _reword(error), at_key=True)
     if kind == "extra_forbidden":
         key = loc[-1]
-        allowed = _allowed_keys(loc[:-1])
+        allowed = [positions.spell(name) for name in specmodel.allowed_keys(loc[:-1], positions.root)]
         message = f"unknown field {key!r}"
         close = _closest(str(key), allowed)
         if close:
@@ -434,41 +574,3 @@ def _reword(error: dict) -> str:
     if should:
         return f"must be {rest} (got {error['input']!r})"
     return message
-
-
-def _allowed_keys(loc: FieldPath) -> list[str]:
-    """The keys the spec accepts at `loc` (for 'did you mean' suggestions)."""
-    annotation: object = SloFile
-    for part in loc:
-        annotation = _unwrap(annotation)
-        origin = typing.get_origin(annotation)
-        if isinstance(part, int) and origin is list:
-            annotation = typing.get_args(annotation)[0]
-        elif origin is dict:
-            annotation = typing.get_args(annotation)[1]
-        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            fields = {f.alias or name: f for name, f in annotation.model_fields.items()}
-            if part not in fields:
-                return []
-            annotation = fields[part].annotation
-        else:
-            return []
-    annotation = _unwrap(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [f.alias or name for name, f in annotation.model_fields.items()]
-    return []
-
-
-def _unwrap(annotation: object) -> object:
-    """Strip Annotated[...] and Optional[...] down to the type that holds fields."""
-    while True:
-        origin = typing.get_origin(annotation)
-        if origin is typing.Annotated:
-            annotation = typing.get_args(annotation)[0]
-        elif origin in (typing.Union, types.UnionType):
-            members = [a for a in typing.get_args(annotation) if a is not type(None)]
-            if len(members) != 1:
-                return annotation
-            annotation = members[0]
-        else:
-            return annotation

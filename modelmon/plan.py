@@ -6,6 +6,7 @@ these plans, so an objective, a window or a threshold is decided once.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
@@ -223,6 +224,13 @@ class SloPlan:
     total: Signal | None = None
     bad: Signal | None = None
     good: Signal | None = None
+    # Alert names SLOs of other services use too (Sloth allows it: their service and slo labels
+    # tell the alerts apart); each SLO's alert of such a name has a runbook page of its own.
+    shared_alerts: frozenset[str] = frozenset()
+
+    def runbook_page(self, alert: str) -> str:
+        """Where the runbook of this SLO's alert `alert` stands, under the runbook site's root."""
+        return f"{alert}/{self.service}/{self.name}" if alert in self.shared_alerts else alert
 
     @property
     def budget(self) -> Decimal:
@@ -259,7 +267,7 @@ class SloPlan:
         """The alert's runbook page, with `labels` (name -> value, Go templates allowed) as query
         parameters: the page's script fills them into its queries and links."""
         params = "&".join(f"{name}={value}" for name, value in (labels or {}).items())
-        return f"{self.runbook_base_url.rstrip('/')}/{alert}/" + (f"?{params}" if params else "")
+        return f"{self.runbook_base_url.rstrip('/')}/{self.runbook_page(alert)}/" + (f"?{params}" if params else "")
 
     def dashboard_link(self, model: str | None = None, panel: int | None = None) -> str | None:
         """The dashboard, with a model preselected and a panel opened when given (Go templates allowed)."""
@@ -343,9 +351,9 @@ class SloPlan:
         return next((w for w in self.windows if parse_duration(w) >= 3600), self.windows[-1])
 
 
-def plan_file(spec: SloFile) -> list[SloPlan]:
+def plan_file(spec: SloFile, shared: frozenset[str] = frozenset()) -> list[SloPlan]:
     selected = _selected_records(spec)
-    return [plan_slo(spec, slo, selected) for slo in spec.slos]
+    return [plan_slo(spec, slo, selected, shared) for slo in spec.slos]
 
 
 # The guide's metrics each shortcut SLI reads, by role.
@@ -425,8 +433,9 @@ def group_by(slo: Slo) -> tuple[str, ...]:
     return tuple(block.group_by)
 
 
-def plan_slo(spec: SloFile, slo: Slo, selected: set[str]) -> SloPlan:
-    """One SLO's plan; `selected`: the file's shared records some SLO reads with a selector."""
+def plan_slo(spec: SloFile, slo: Slo, selected: set[str], shared: frozenset[str] = frozenset()) -> SloPlan:
+    """One SLO's plan; `selected`: the file's shared records some SLO reads with a selector;
+    `shared`: alert names SLOs of other services use too."""
     kind = sli_kind(slo)
     period_s = parse_duration(slo.period)
     prefix = spec.alert_prefix or camel(spec.service)
@@ -490,7 +499,7 @@ def plan_slo(spec: SloFile, slo: Slo, selected: set[str]) -> SloPlan:
     budget_block = alerting.budget_alert
     budget_alerts = (
         ()
-        if budget_block.disable
+        if alerting.disabled(budget_block)
         else (
             BudgetAlertPlan(
                 budget_block.name or f"{prefix}{camel(slo.name)}BudgetExhausted", parse_duration(budget_block.for_)
@@ -500,7 +509,7 @@ def plan_slo(spec: SloFile, slo: Slo, selected: set[str]) -> SloPlan:
     outage = alerting.outage_alert
     outage_alerts = (
         ()
-        if outage.disable
+        if alerting.disabled(outage)
         else (
             threshold_alert(
                 outage.name or f"{prefix}{camel(slo.name)}Outage",
@@ -544,6 +553,7 @@ def plan_slo(spec: SloFile, slo: Slo, selected: set[str]) -> SloPlan:
         levels=levels,
         **_signals(spec, slo, labels, selected),
     )
+    plan = replace(plan, shared_alerts=shared & set(plan.alert_names()))
     return _with_alert_texts(plan, alerting)
 
 
@@ -707,6 +717,9 @@ class ServicePlan:
     # keeps every SLO's groups apart).
     notification_group_by: tuple[str, ...] = ()
 
+    def alert_names(self) -> set[str]:
+        return {name for slo in self.slos for name in slo.alert_names()}
+
     @property
     def slo_names(self) -> list[str]:
         return [s.name for s in self.slos]
@@ -741,8 +754,8 @@ class ProjectPlan:
         return tuple(found)
 
 
-def plan_service(spec: SloFile, source: str) -> ServicePlan:
-    slos = tuple(plan_file(spec))
+def plan_service(spec: SloFile, source: str, shared: frozenset[str] = frozenset()) -> ServicePlan:
+    slos = tuple(plan_file(spec, shared))
     families = tuple(
         (f.name, f.pattern)
         for f in (spec.dashboard.families if spec.dashboard else map(Family.model_validate, DEFAULT_FAMILIES))
@@ -768,7 +781,20 @@ def plan_service(spec: SloFile, source: str) -> ServicePlan:
 
 def plan_project(specs: list[tuple[SloFile, str]]) -> ProjectPlan:
     """Every file's plan, computed once: the only input of every output."""
-    return ProjectPlan(tuple(plan_service(spec, source) for spec, source in specs))
+    return with_shared_alert_names([(spec, source, plan_service(spec, source)) for spec, source in specs])
+
+
+def with_shared_alert_names(planned: list[tuple[SloFile, str, ServicePlan]]) -> ProjectPlan:
+    """The project of the services planned, those whose alert names other services use too
+    planned again so that each SLO's alert of a shared name links to its own runbook page."""
+    owners = Counter(name for _, _, service in planned for name in service.alert_names())
+    shared = frozenset(name for name, count in owners.items() if count > 1)
+    return ProjectPlan(
+        tuple(
+            plan_service(spec, source, shared) if shared & service.alert_names() else service
+            for spec, source, service in planned
+        )
+    )
 
 
 def _band(slos: tuple[SloPlan, ...], kind: str, guide: Band) -> Band:

@@ -313,6 +313,7 @@ def _to_decimal(value: object) -> object:
 
 Number = Annotated[Decimal, BeforeValidator(_to_decimal), WithJsonSchema({"type": "number"})]
 Percent = Annotated[Number, AfterValidator(_percent_open)]
+BudgetPercent = Annotated[Number, AfterValidator(_percent_upto)]
 Duration = Annotated[
     str,
     BeforeValidator(_duration),
@@ -439,6 +440,18 @@ class LatencySli(ModelTraffic):
     )
 
 
+def _refuse_sli_plugin(value: dict) -> dict:
+    plugin = value.get("id")
+    named = f"Sloth SLI plugin {plugin!r}" if isinstance(plugin, str) and plugin.isprintable() else "a Sloth SLI plugin"
+    raise _fail(
+        "sli_plugin",
+        "{named} is Go code modelmon cannot run: write the query it makes (`sloth generate` shows it in the "
+        "slo:sli_error:ratio_rate5m rule) as sli.raw.error_ratio_query, or as sli.events with error_query and "
+        "total_query, each with {{.window}} where the range goes",
+        named=named,
+    )
+
+
 class Sli(Spec):
     """How to measure the error ratio: exactly one of the blocks below."""
 
@@ -453,9 +466,9 @@ class Sli(Spec):
     latency: LatencySli | None = Field(
         default=None, description="Shortcut: share of model calls slower than a latency threshold."
     )
-    plugin: dict | None = Field(
+    plugin: Annotated[dict, AfterValidator(_refuse_sli_plugin)] | None = Field(
         default=None,
-        description="Sloth SLI plugins cannot be compiled by modelmon; listed so the error can say so.",
+        description="Sloth SLI plugins are Go code modelmon cannot run; listed so the error can say so.",
     )
 
     def kinds(self) -> list[str]:
@@ -500,7 +513,10 @@ class ThresholdAlert(Spec):
 class OutageAlert(Spec):
     """The fast page: most calls of a model fail (or are slow) right now, whatever the budget."""
 
-    disable: bool = Field(default=False, description="Generate no outage alert for this SLO.")
+    disable: bool | None = Field(
+        default=None,
+        description="Generate no outage alert for this SLO. Default: as page_alert.disable (it is a page).",
+    )
     name: Annotated[str, AfterValidator(_alert_name)] | None = Field(
         default=None, description="Alert name; defaults to <alert_prefix><SloName>Outage."
     )
@@ -523,7 +539,11 @@ class OutageAlert(Spec):
 class BudgetAlert(Spec):
     """The "SLA violated" alert: the error budget of the period is spent."""
 
-    disable: bool = Field(default=False, description="Generate no budget-exhausted alert for this SLO.")
+    disable: bool | None = Field(
+        default=None,
+        description="Generate no budget-exhausted alert for this SLO. Default: as page_alert.disable (it is "
+        "critical): an SLO without pages, as Sloth's with both page_alert and ticket_alert disabled, has no alert.",
+    )
     name: Annotated[str, AfterValidator(_alert_name)] | None = Field(
         default=None, description="Alert name; defaults to <alert_prefix><SloName>BudgetExhausted."
     )
@@ -540,7 +560,7 @@ class BurnWindow(Spec):
     severity: Literal["page", "ticket"] = Field(description="page (critical) or ticket (warning).")
     long: Duration = Field(description="Long window: the alert's precision.")
     short: Duration = Field(description="Short window: stops the alert soon after recovery.")
-    budget_percent: Annotated[Number, AfterValidator(_percent_upto)] = Field(
+    budget_percent: BudgetPercent = Field(
         description="Share of the period's error budget that, burnt within the long window, should alert. "
         "The burn-rate factor is derived: budget_percent/100 x period / long."
     )
@@ -590,6 +610,10 @@ class Alerting(Spec):
         description="Burn-rate windows. Default: the SRE workbook's 1h/5m (2% of budget) and 6h/30m (5%) "
         "pages, 1d/2h (10%) and 3d/6h (10%) tickets.",
     )
+
+    def disabled(self, block: OutageAlert | BudgetAlert) -> bool:
+        """Whether the outage or budget alert is off: as it says, else as the pages are."""
+        return block.disable if block.disable is not None else self.page_alert.disable
 
 
 # --- Dashboard ----------------------------------------------------------------------

@@ -294,7 +294,7 @@ def test_the_test_generator_never_reads_the_rules_it_tests():
         "from modelmon.loader import load_file\n"
         "from modelmon.plan import plan_project\n"
         "from modelmon.outputs.promtool_tests import test_files\n"
-        "item, _ = load_file(Path('slos/models.yaml'), 'slos/models.yaml')\n"
+        "[item], _ = load_file(Path('slos/models.yaml'), 'slos/models.yaml')\n"
         "[service] = plan_project([(item.spec, item.display)]).services\n"
         "assert len(test_files(list(service.slos), 'rules.yml', [])) == 3\n"
         "print('modelmon.outputs.rules' in sys.modules)\n"

@@ -323,29 +323,35 @@ def test_meta_rules_hold_objective_budget_and_remaining_budget(compiled):
         assert rule["labels"] == {"service": "models-monitoring", "slo": "availability", "team": "ml-platform"}
 
 
-def test_page_and_ticket_can_be_disabled(project):
+@pytest.mark.parametrize(
+    ("own", "expected"),
+    [
+        # An SLO without pages has no outage or budget-exhausted alert either: both are critical.
+        ("", []),
+        ("outage_alert: {disable: false}", [("SvcAvailabilityOutage", "critical")]),
+        ("budget_alert: {disable: false}", [("SvcAvailabilityBudgetExhausted", "critical")]),
+    ],
+)
+def test_page_and_ticket_can_be_disabled(project, own, expected):
     root = project(
         {
-            "d.yaml": """
+            "d.yaml": f"""
             version: modelmon/v1
             service: svc
             slos:
               - name: availability
                 objective: 99
-                sli: {availability: {}}
+                sli: {{availability: {{}}}}
                 alerting:
-                  page_alert: {disable: true}
-                  threshold_alert: {disable: true}
+                  page_alert: {{disable: true}}
+                  threshold_alert: {{disable: true}}
+                  {own}
             """
         }
     )
     rules = alerts_of(yaml.safe_load(build.compile_all(root).files["rules/svc.yml"]), "svc", "availability")
-    assert [(r["alert"], r["labels"]["severity"]) for r in rules] == [
-        ("SvcAvailabilityBudgetBurn", "warning"),
-        ("SvcAvailabilityBudgetBurn", "warning"),
-        ("SvcAvailabilityOutage", "critical"),
-        ("SvcAvailabilityBudgetExhausted", "critical"),
-    ]
+    tickets = [("SvcAvailabilityBudgetBurn", "warning")] * 2
+    assert [(r["alert"], r["labels"]["severity"]) for r in rules] == tickets + expected
 
 
 def test_building_twice_gives_byte_identical_files(project):

@@ -187,9 +187,9 @@ def compose_secret_targets(name: str) -> dict[str, str]:
 def specs() -> list:
     loaded = []
     for path in sorted((REPO / "slos").glob("*.yaml")):
-        spec, errors = load_file(path)
+        documents, errors = load_file(path)
         assert not errors, errors
-        loaded.append(spec.spec)
+        loaded += [document.spec for document in documents]
     assert loaded, "no spec under slos/"
     return loaded
 

@@ -125,18 +125,37 @@ def _go() -> str | None:
     return go if _version_of(go) >= GO_MINIMUM else None
 
 
+def _download(go: str, tool: str) -> dict:
+    """`go mod download -json` of the tool's pinned module: where its source and go.mod are."""
+    pin = pins()[tool]
+    module = f"{pin['module']}@{pin['module_version']}"
+    env = {**os.environ, "GOWORK": "off", "GOFLAGS": "-mod=mod"}
+    download = subprocess.run(
+        [go, "mod", "download", "-json", module], capture_output=True, text=True, env=env, check=False
+    )
+    if download.returncode:
+        sys.exit(f"tools: go mod download {module} failed:\n{download.stdout}{download.stderr}")
+    return json.loads(download.stdout)
+
+
+def source(tool: str) -> Path:
+    """The pinned module's source (read-only, in Go's module cache): the tests read Sloth's own
+    examples from it, at the version they compare with."""
+    go = _go()
+    if go is None:
+        sys.exit(
+            f"tools: the source of {tool} comes from the Go module proxy: install Go {'.'.join(map(str, GO_MINIMUM))} or newer"
+        )
+    return Path(_download(go, tool)["Dir"])
+
+
 def _build(go: str, tool: str, wanted: list[str]) -> None:
     pin = pins()[tool]
     module = f"{pin['module']}@{pin['module_version']}"
     started = time.monotonic()
     print(f"tools: building {', '.join(wanted)} from {module} (minutes on a cold Go cache)", flush=True)
     env = {**os.environ, "GOWORK": "off", "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
-    download = subprocess.run(
-        [go, "mod", "download", "-json", module], capture_output=True, text=True, env=env, check=False
-    )
-    if download.returncode:
-        sys.exit(f"tools: go mod download {module} failed:\n{download.stdout}{download.stderr}")
-    downloaded = json.loads(download.stdout)
+    downloaded = _download(go, tool)
     source = Path(downloaded["Dir"])
     needs = _go_directive(Path(downloaded["GoMod"]))
     if needs > _version_of(go):

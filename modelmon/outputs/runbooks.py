@@ -97,8 +97,18 @@ class Page:
     outage: bool = False  # the fast page: its threshold alert reads the SLI's bad share, not a panel band
 
     @property
+    def link(self) -> str:
+        """The page from the runbooks' index."""
+        return f"{self.plan.runbook_page(self.name)}.md"
+
+    @property
     def path(self) -> str:
-        return f"{RUNBOOKS_DIR}/{self.name}.md"
+        return f"{RUNBOOKS_DIR}/{self.link}"
+
+    @property
+    def to_index(self) -> str:
+        """The runbooks' index from the page (a shared alert name's pages stand two folders down)."""
+        return "../" * self.link.count("/") + "index.md"
 
     @property
     def severities(self) -> list[str]:

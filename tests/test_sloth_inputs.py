@@ -1,0 +1,252 @@
+"""Sloth's input forms read as Sloth reads them: several services in one file, the Kubernetes
+PrometheusServiceLevel and AlertWindows resources, label values YAML would read as numbers,
+alert names shared across services, SLI plugins refused by name."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import yaml
+
+from modelmon import build
+from modelmon.loader import SpecErrors
+from tests.test_sloth import SLOTH_EXAMPLE
+from tests.test_validation import at
+
+# SLOTH_EXAMPLE as a Kubernetes resource: the same spec under `spec`, its fields in camelCase.
+K8S_EXAMPLE = """
+apiVersion: sloth.slok.dev/v1
+kind: PrometheusServiceLevel
+metadata:
+  name: sloth-slo-my-service
+  namespace: monitoring
+spec:
+  service: "myservice"
+  labels:
+    owner: "myteam"
+    repo: "myorg/myservice"
+    tier: "2"
+  slos:
+    - name: "requests-availability"
+      objective: 99.9
+      description: "Common SLO based on availability for HTTP request responses."
+      sli:
+        events:
+          errorQuery: sum(rate(http_request_duration_seconds_count{job="myservice",code=~"(5..|429)"}[{{.window}}]))
+          totalQuery: sum(rate(http_request_duration_seconds_count{job="myservice"}[{{.window}}]))
+      alerting:
+        name: MyServiceHighErrorRate
+        labels:
+          category: "availability"
+        annotations:
+          summary: "High error rate on 'myservice' requests responses"
+        pageAlert:
+          labels:
+            severity: pageteam
+            routing_key: myteam
+        ticketAlert:
+          labels:
+            severity: "slack"
+            slack_channel: "#alerts-myteam"
+""".lstrip()
+
+
+def events_service(service: str, alert: str = "RequestsBurn", extra: str = "") -> str:
+    """A prometheus/v1 file of one events SLO; `extra` goes on in its alerting block (6 spaces in)."""
+    window = "{{.window}}"
+    return (
+        "version: prometheus/v1\n"
+        f"service: {service}\n"
+        "slos:\n"
+        "  - name: requests\n"
+        "    objective: 99.9\n"
+        "    sli:\n"
+        "      events:\n"
+        f'        error_query: sum(rate(http_requests_total{{job="{service}",code=~"5.."}}[{window}]))\n'
+        f'        total_query: sum(rate(http_requests_total{{job="{service}"}}[{window}]))\n'
+        "    alerting:\n"
+        f"      name: {alert}\n"
+        f"{extra}"
+    )
+
+
+def errors(root) -> list[str]:
+    try:
+        build.load_all(root)
+    except SpecErrors as err:
+        return [str(e) for e in err.errors]
+    return []
+
+
+def rules_of(compiled, service: str) -> list[dict]:
+    groups = yaml.safe_load(compiled.files[f"rules/{service}.yml"])["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+# --- several services in one file ---------------------------------------------------------
+
+
+def test_each_document_of_a_file_is_a_service_of_its_own(project):
+    text = "---\n" + events_service("alpha", "AlphaBurn") + "---\n\n---\n" + events_service("beta", "BetaBurn")
+    compiled = build.compile_all(project({"two.yaml": text}))
+    assert [s.service for s in compiled.project.services] == ["alpha", "beta"]
+    assert {r.get("alert") for r in rules_of(compiled, "alpha")} >= {"AlphaBurn"}
+    assert {r.get("alert") for r in rules_of(compiled, "beta")} >= {"BetaBurn"}
+    # Both rule files name the one spec file they come from.
+    assert "slos/two.yaml" in compiled.files["rules/beta.yml"].splitlines()[0]
+
+
+def test_an_error_in_a_later_document_is_placed_at_its_line_in_the_file(project):
+    second = events_service("beta").replace("objective: 99.9", "objective: 100.5")
+    text = events_service("alpha") + "---\n" + second
+    assert errors(project({"two.yaml": text})) == [
+        f"slos/two.yaml:{at(text, '100.5')}: slos[0].objective: must be between 0 and 100 exclusive (got 100.5)"
+    ]
+
+
+def test_a_service_defined_twice_in_one_file_names_the_line_of_the_first(project):
+    text = events_service("alpha", "A") + "---\n" + events_service("alpha", "B")
+    assert errors(project({"two.yaml": text})) == [
+        f"slos/two.yaml:{at(text, 'service: alpha', 'alpha', occurrence=2)}: service: service 'alpha' is also "
+        f"defined in slos/two.yaml:{at(text, 'service: alpha', 'alpha')}; each service compiles to its own rules file"
+    ]
+
+
+def test_a_file_of_empty_documents_is_empty(project):
+    assert errors(project({"x.yaml": "---\n---\n"})) == [
+        "slos/x.yaml:1:1: the file is empty; expected a mapping with version, service and slos"
+    ]
+
+
+# --- the Kubernetes resources --------------------------------------------------------------
+
+
+def test_a_prometheus_service_level_compiles_to_the_rules_of_the_same_prometheus_v1_file(project, tmp_path):
+    plain = build.compile_all(project({"myservice.yaml": SLOTH_EXAMPLE}))
+    (tmp_path / "slos" / "myservice.yaml").write_text(K8S_EXAMPLE)
+    resource = build.compile_all(tmp_path)
+    assert resource.files["rules/myservice.yml"] == plain.files["rules/myservice.yml"]
+    burn = [r for r in rules_of(resource, "myservice") if r.get("alert") == "MyServiceHighErrorRate"]
+    assert {r["labels"]["severity"] for r in burn} == {"pageteam", "slack"}
+
+
+def test_a_resource_field_in_the_wrong_spelling_is_placed_and_spelt_as_the_file_spells_fields(project):
+    text = K8S_EXAMPLE.replace("pageAlert:", "pageAlrt:").replace("ticketAlert:", "ticket_alert:")
+    assert errors(project({"x.yaml": text})) == [
+        f"slos/x.yaml:{at(text, 'pageAlrt')}: spec.slos[0].alerting.pageAlrt: unknown field 'pageAlrt'; "
+        "did you mean 'pageAlert'?",
+        f"slos/x.yaml:{at(text, 'ticket_alert')}: spec.slos[0].alerting.ticket_alert: unknown field 'ticket_alert'; "
+        f"did you mean 'ticketAlert'? A PrometheusServiceLevel spells its fields in camelCase (Sloth ignores this one)",
+    ]
+
+
+def test_a_resource_value_error_names_the_field_as_the_file_spells_it(project):
+    text = K8S_EXAMPLE.replace('code=~"(5..|429)"}[{{.window}}]', 'code=~"(5..|429)"}[5m]')
+    [error] = errors(project({"x.yaml": text}))
+    assert error.startswith(f"slos/x.yaml:{at(text, 'errorQuery: sum', 'sum')}: spec.slos[0].sli.events.errorQuery: ")
+
+
+def test_a_resource_of_another_kind_is_refused_naming_what_is_read(project):
+    text = "apiVersion: sloth.slok.dev/v1\nkind: ServiceLevel\nspec: {}\n"
+    assert errors(project({"x.yaml": text})) == [
+        "slos/x.yaml:1:1: apiVersion 'sloth.slok.dev/v1' with kind 'ServiceLevel' is not a form modelmon reads; "
+        "expected `version: modelmon/v1` or `version: prometheus/v1` (Sloth), or `apiVersion: sloth.slok.dev/v1` "
+        "with kind PrometheusServiceLevel or AlertWindows"
+    ]
+
+
+SEVEN_DAYS = """
+apiVersion: sloth.slok.dev/v1
+kind: AlertWindows
+spec:
+  sloPeriod: 7d
+  page:
+    quick: {errorBudgetPercent: 8, shortWindow: 5m, longWindow: 1h}
+    slow: {errorBudgetPercent: 12.5, shortWindow: 30m, longWindow: 6h}
+  ticket:
+    quick: {errorBudgetPercent: 20, shortWindow: 2h, longWindow: 1d}
+    slow: {errorBudgetPercent: 42, shortWindow: 6h, longWindow: 3d}
+""".lstrip()
+
+
+def test_alert_windows_give_the_slos_of_their_period_their_burn_rate_windows(project):
+    weekly = events_service("weekly").replace("objective: 99.9", "objective: 99.9\n    period: 7d")
+    monthly = events_service("monthly")
+    compiled = build.compile_all(project({"weekly.yaml": weekly, "monthly.yaml": monthly, "7d.yaml": SEVEN_DAYS}))
+    [plan] = compiled.plans["weekly"]
+    # Factors as Sloth derives them: budget share x period / long window (8% x 168h / 1h = 13.44).
+    assert [(a.long, a.short, a.factor) for a in plan.burn_alerts] == [
+        ("1h", "5m", Decimal("13.44")),
+        ("6h", "30m", Decimal("3.5")),
+        ("1d", "2h", Decimal("1.4")),
+        ("3d", "6h", Decimal("0.98")),
+    ]
+    # SLOs of other periods keep the defaults.
+    [monthly_plan] = compiled.plans["monthly"]
+    assert [a.factor for a in monthly_plan.burn_alerts] == [Decimal(f) for f in ("14.4", "6", "3", "1")]
+
+
+def test_an_slo_with_windows_of_its_own_keeps_them_beside_alert_windows(project):
+    own = events_service(
+        "weekly", extra="      windows:\n        - {severity: page, long: 2h, short: 10m, budget_percent: 5}\n"
+    ).replace("objective: 99.9", "objective: 99.9\n    period: 7d")
+    [plan] = build.compile_all(project({"weekly.yaml": own, "7d.yaml": SEVEN_DAYS})).plans["weekly"]
+    assert [(a.long, a.short) for a in plan.burn_alerts] == [("2h", "10m")]
+
+
+def test_alert_windows_are_checked_where_they_are_written(project):
+    text = SEVEN_DAYS.replace("shortWindow: 5m, longWindow: 1h", "shortWindow: 2h, longWindow: 1h").replace(
+        "longWindow: 3d", "longWindow: 8d"
+    )
+    twice = SEVEN_DAYS
+    assert errors(project({"a.yaml": text, "b.yaml": twice})) == [
+        f"slos/a.yaml:{at(text, 'shortWindow: 2h', '2h')}: spec.page.quick.shortWindow: "
+        "must be shorter than longWindow",
+        f"slos/a.yaml:{at(text, 'longWindow: 8d', '8d')}: spec.ticket.slow.longWindow: "
+        "must be shorter than sloPeriod (7d)",
+    ]
+    assert errors(project({"a.yaml": SEVEN_DAYS, "b.yaml": twice})) == [
+        f"slos/b.yaml:{at(twice, '7d')}: spec.sloPeriod: the windows of a 7d period are also defined in "
+        f"slos/a.yaml:{at(SEVEN_DAYS, '7d')}"
+    ]
+
+
+# --- label values, alert names, plugins ---------------------------------------------------
+
+
+def test_label_values_are_the_text_written_whatever_yaml_reads_them_as(project):
+    text = events_service("svc").replace(
+        "slos:", "labels:\n  tier: 2\n  generated: true\n  actual_le: 0.20\n  since: 2024-01-31\nslos:"
+    )
+    [rule, *_] = rules_of(build.compile_all(project({"svc.yaml": text})), "svc")
+    assert {k: rule["labels"][k] for k in ("tier", "generated", "actual_le", "since")} == {
+        "tier": "2",
+        "generated": "true",
+        "actual_le": "0.20",
+        "since": "2024-01-31",
+    }
+
+
+def test_an_alert_name_shared_by_two_services_links_each_slo_to_its_own_runbook(project):
+    text = events_service("alpha", "HighErrorRate") + "---\n" + events_service("beta", "HighErrorRate")
+    compiled = build.compile_all(project({"two.yaml": text}))
+    for service in ("alpha", "beta"):
+        burn = [r for r in rules_of(compiled, service) if r.get("alert") == "HighErrorRate"]
+        assert {r["annotations"]["runbook_url"] for r in burn} == {
+            f"http://localhost:8001/runbooks/HighErrorRate/{service}/requests/"
+        }
+        page = compiled.files[f"runbooks/HighErrorRate/{service}/requests.md"]
+        assert f"SLO `requests` of `{service}`" in page
+        assert "[all runbooks](../../index.md)" in page
+    index = compiled.files["runbooks/index.md"]
+    assert "[HighErrorRate](HighErrorRate/alpha/requests.md)" in index
+    assert "[HighErrorRate](HighErrorRate/beta/requests.md)" in index
+    # Names no other service uses keep their page at the top.
+    assert "runbooks/AlphaRequestsOutage.md" in compiled.files
+
+
+def test_sloth_slo_without_pages_or_tickets_has_no_alert(project):
+    # Sloth's no-alerts example: page and ticket alerts disabled, so nothing may page.
+    text = events_service("svc", extra="      page_alert: {disable: true}\n      ticket_alert: {disable: true}\n")
+    [plan] = build.compile_all(project({"svc.yaml": text})).plans["svc"]
+    assert plan.alerts() == ()
