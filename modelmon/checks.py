@@ -6,11 +6,14 @@ import dataclasses
 import re
 from collections.abc import Iterator
 
+from pydantic import ValidationError
+
 from modelmon.conventions import RESERVED_ALERT_LABELS, RESERVED_LABELS, SHORT_WINDOW
 from modelmon.durations import format_duration, parse_duration
+from modelmon.formats import sloth
 from modelmon.formatting import number, percent
 from modelmon.limits import MAX_NAME_CHARS
-from modelmon.loader import FieldPath, LoadedSpec, LoadedWindows, SpecError, broken_parts
+from modelmon.loader import FieldPath, LoadedSpec, LoadedWindows, SpecError, broken_parts, validation_errors
 from modelmon.outputs.promtool_tests import TestGenerationError, series_labels
 from modelmon.plan import (
     DEFAULT_WINDOWS,
@@ -84,6 +87,57 @@ def check_all(
         errors += problems
         services.append((spec, item.display, service))
     return errors, with_shared_alert_names(services), loaded
+
+
+def _check_plugins(item: LoadedSpec) -> list[SpecError]:
+    """Sloth's SLO plugins: each one honoured, mapped onto modelmon's own fields, or refused by name."""
+    blocks = [(("slo_plugins",), item.spec.slo_plugins)]
+    blocks += [(("slos", i, "plugins"), slo.plugins) for i, slo in item.slos()]
+    errors = []
+    for where, block in blocks:
+        if block is None:
+            continue
+        left_out = sloth.replaces_rules(block)
+        if left_out:
+            errors.append(
+                item.positions.error(
+                    (*where, "overridePrevious"),
+                    f"this chain replaces Sloth's without {', '.join(left_out)}, so Sloth would write none of their "
+                    "rules; modelmon always writes its SLI, metadata and alert rules: add them to the chain, or "
+                    "disable alerts with alerting.page_alert and ticket_alert",
+                )
+            )
+        for i, plugin in enumerate(block.chain):
+            path = (*where, "chain", i)
+            if (refused := sloth.refusal(plugin)) is not None:
+                errors.append(item.positions.error((*path, "id"), refused))
+            elif plugin.id == sloth.BUDGET_EXHAUSTED:
+                errors += _check_budget_plugin(item, path, plugin.config)
+    return errors
+
+
+def _check_budget_plugin(item: LoadedSpec, path: FieldPath, config: dict) -> list[SpecError]:
+    try:
+        found = sloth.BudgetExhaustedConfig.model_validate(config)
+    except ValidationError as err:
+        return validation_errors(err, item.positions, (*path, "config"))
+    errors = []
+    if found.threshold != 0:
+        errors.append(
+            item.positions.error(
+                (*path, "config", "threshold"),
+                "modelmon's budget-exhausted alert fires when the whole budget is spent (threshold 0); "
+                "for an earlier warning, use a ticket burn-rate window",
+            )
+        )
+    if found.selector_labels:
+        errors.append(
+            item.positions.error(
+                (*path, "config", "selector_labels"),
+                "modelmon's budget-exhausted alert reads the SLO's own series; selector labels are not supported",
+            )
+        )
+    return errors
 
 
 def _where(item: LoadedSpec | LoadedWindows, path: FieldPath) -> str:
@@ -237,6 +291,7 @@ def check_file(item: LoadedSpec) -> list[SpecError]:
     if scrape_s is not None:
         errors += _check_scrape_interval(item)
     errors += _check_notifications(item)
+    errors += _check_plugins(item)
     board = spec.dashboard
     if board is not None:
         if board.family_thresholds.yellow_from >= board.family_thresholds.green_from:

@@ -539,6 +539,11 @@ def _scalar(node: yaml.Node, path: FieldPath, positions: Positions, errors: list
         return _REFUSED
 
 
+def validation_errors(err: ValidationError, positions: Positions, prefix: FieldPath) -> list[SpecError]:
+    """A validation of a part of a spec (at `prefix`) as positioned errors, worded as the loader's."""
+    return [_pydantic_error({**e, "loc": (*prefix, *e["loc"])}, positions) for e in err.errors()]
+
+
 def _pydantic_error(error: dict, positions: Positions) -> SpecError:
     loc: FieldPath = tuple(error["loc"])
     kind = error["type"]

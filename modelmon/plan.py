@@ -40,6 +40,7 @@ from modelmon.conventions import (
     tiles_group,
 )
 from modelmon.durations import format_duration, parse_duration
+from modelmon.formats import sloth
 from modelmon.formatting import camel, number
 from modelmon.spec import DEFAULT_FAMILIES, Family, Notifications, Slo, SloFile
 from modelmon.textgen import alert_text
@@ -496,6 +497,9 @@ def plan_slo(spec: SloFile, slo: Slo, selected: set[str], shared: frozenset[str]
                 for severity, level in levels
             ]
 
+    # Sloth's error_budget_exhausted_alert plugin stands for the budget_alert block, texts included.
+    if (plugin := sloth.budget_alert(spec.slo_plugins, slo.plugins)) is not None:
+        alerting = alerting.model_copy(update={"budget_alert": plugin})
     budget_block = alerting.budget_alert
     budget_alerts = (
         ()

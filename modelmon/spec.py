@@ -536,6 +536,9 @@ class OutageAlert(Spec):
     annotations: Annotations = Field(default={}, description="Extra annotations.")
 
 
+AlertName = Annotated[str, AfterValidator(_alert_name)]
+
+
 class BudgetAlert(Spec):
     """The "SLA violated" alert: the error budget of the period is spent."""
 
@@ -853,6 +856,30 @@ class Runbook(Spec):
     )
 
 
+# --- Sloth SLO plugins ----------------------------------------------------------------
+
+
+class SlothPlugin(Spec):
+    """One plugin of a Sloth v0.16 chain. modelmon runs no Go code: it honours the plugins whose
+    work it does itself or that change nothing in the rules, maps the budget-exhausted alert onto
+    its own, and refuses the rest by name (modelmon/formats/sloth.py holds which is which)."""
+
+    id: Annotated[str, AfterValidator(_non_empty)] = Field(description="The plugin, e.g. sloth.dev/core/debug/v1.")
+    priority: int = Field(default=0, description="Sloth's order of the chain (lowest first).")
+    config: dict = Field(default={}, description="The plugin's configuration.")
+
+
+class SlothPlugins(Spec):
+    """Sloth's `slo_plugins` (a file's) or `plugins` (an SLO's) block."""
+
+    override_previous: bool = Field(
+        default=False,
+        alias="overridePrevious",
+        description="Replace the chain before this one (Sloth's default chain, or the file's) instead of adding to it.",
+    )
+    chain: list[SlothPlugin] = Field(default=[], max_length=MAX_WINDOWS, description="The plugins.")
+
+
 # --- SLOs and files ----------------------------------------------------------------
 
 
@@ -870,6 +897,7 @@ class Slo(Spec):
         default_factory=Runbook,
         description="Text added to the runbook pages of this SLO's alerts, after the generated text.",
     )
+    plugins: SlothPlugins | None = Field(default=None, description="Sloth SLO plugins of this SLO.")
 
 
 class SloFile(Spec):
@@ -897,6 +925,7 @@ class SloFile(Spec):
         default="1m",
         description="Scrape interval of the SLI's series; every window must be at least twice as long.",
     )
+    slo_plugins: SlothPlugins | None = Field(default=None, description="Sloth SLO plugins of every SLO of the file.")
     slos: list[Slo] = Field(min_length=1, max_length=MAX_SLOS_PER_FILE, description="The SLOs of this service.")
     notifications: Notifications | None = Field(
         default=None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 import yaml
 
 from modelmon import build
@@ -250,3 +251,84 @@ def test_sloth_slo_without_pages_or_tickets_has_no_alert(project):
     text = events_service("svc", extra="      page_alert: {disable: true}\n      ticket_alert: {disable: true}\n")
     [plan] = build.compile_all(project({"svc.yaml": text})).plans["svc"]
     assert plan.alerts() == ()
+
+
+# --- SLO plugins -------------------------------------------------------------------------
+
+
+def test_plugins_that_change_no_rule_leave_the_rules_as_they_are(project, tmp_path):
+    plain = build.compile_all(project({"svc.yaml": events_service("svc")})).files["rules/svc.yml"]
+    chain = (
+        "slo_plugins:\n  chain:\n    - {id: sloth.dev/core/debug/v1, priority: 100, config: {msg: hi}}\n"
+        "    - {id: sloth.dev/contrib/denominator_corrected_rules/v1}\nslos:"
+    )
+    text = events_service("svc").replace("slos:", chain)
+    (tmp_path / "slos" / "svc.yaml").write_text(text)
+    assert build.compile_all(tmp_path).files["rules/svc.yml"] == plain
+
+
+def test_the_budget_exhausted_plugin_becomes_the_budget_alert(project):
+    plugin = (
+        "    plugins:\n      chain:\n        - id: sloth.dev/contrib/error_budget_exhausted_alert/v1\n"
+        "          config: {alert_name: SvcBudgetGone, for: 10m, alert_labels: {team: core}}\n"
+    )
+    # Without pages the SLO would have no budget alert: the plugin asks for one.
+    text = events_service("svc", extra="      page_alert: {disable: true}\n").replace(
+        "    alerting:\n", plugin + "    alerting:\n"
+    )
+    [plan] = build.compile_all(project({"svc.yaml": text})).plans["svc"]
+    [budget] = plan.budget_alerts
+    assert (budget.name, budget.for_, budget.labels["team"], budget.labels["severity"]) == (
+        "SvcBudgetGone",
+        "10m",
+        "core",
+        "critical",
+    )
+
+
+@pytest.mark.parametrize(
+    ("chain", "needle", "message"),
+    [
+        (
+            "- {id: sloth.dev/contrib/info_labels/v1, config: {labels: {a: b}}}",
+            "sloth.dev/contrib/info_labels/v1",
+            "slos[0].plugins.chain[0].id: Sloth plugin 'sloth.dev/contrib/info_labels/v1' is not supported: "
+            "modelmon writes no sloth_slo_info series for it to label; put the labels in the SLO's labels",
+        ),
+        (
+            "- {id: acme/plugins/tiers/v1}",
+            "acme/plugins/tiers/v1",
+            "slos[0].plugins.chain[0].id: Sloth plugin 'acme/plugins/tiers/v1' is Go code modelmon cannot run; "
+            "modelmon honours Sloth's core plugins and some contrib ones (docs/migration.md lists them)",
+        ),
+        (
+            "- {id: sloth.dev/contrib/error_budget_exhausted_alert/v1, config: {threshold: 0.1}}",
+            "0.1",
+            "slos[0].plugins.chain[0].config.threshold: modelmon's budget-exhausted alert fires when the whole "
+            "budget is spent (threshold 0); for an earlier warning, use a ticket burn-rate window",
+        ),
+        (
+            "- {id: sloth.dev/contrib/error_budget_exhausted_alert/v1, config: {for: 5 minutes}}",
+            "5 minutes",
+            "slos[0].plugins.chain[0].config.for: '5 minutes' is not a duration like 30s, 5m, 1h30m or 30d",
+        ),
+    ],
+)
+def test_plugins_modelmon_cannot_honour_are_refused_where_they_are_named(project, chain, needle, message):
+    text = events_service("svc").replace(
+        "    alerting:\n", f"    plugins:\n      chain:\n        {chain}\n    alerting:\n"
+    )
+    assert errors(project({"svc.yaml": text})) == [f"slos/svc.yaml:{at(text, needle)}: {message}"]
+
+
+def test_a_chain_that_replaces_sloths_without_its_alert_rules_is_refused(project):
+    chain = (
+        "slo_plugins:\n  overridePrevious: true\n  chain:\n    - {id: sloth.dev/core/sli_rules/v1}\n"
+        "    - {id: sloth.dev/core/metadata_rules/v1}\nslos:"
+    )
+    text = events_service("svc").replace("slos:", chain)
+    assert errors(project({"svc.yaml": text})) == [
+        f"slos/svc.yaml:{at(text, 'true')}: slo_plugins.overridePrevious: this chain replaces Sloth's without "
+        "sloth.dev/core/alert_rules/v1, so Sloth would write none of their rules; modelmon always writes its SLI, "
+        "metadata and alert rules: add them to the chain, or disable alerts with alerting.page_alert and ticket_alert"
+    ]

@@ -89,7 +89,7 @@ def test_the_stack_runs_the_pinned_builds():
 
 def test_built_tools_are_reused():
     needed = [b for b, tool in tools.binaries().items() if tool in tools.needed_for("test")]
-    assert set(needed) == {"prometheus", "promtool", "alertmanager", "amtool", "mimirtool", "thanos"}
+    assert set(needed) == {"prometheus", "promtool", "alertmanager", "amtool", "mimirtool", "thanos", "sloth"}
     for binary in needed:
         binaries.pinned(binary)
     result = subprocess.run([*BUILD, "--for", "test"], capture_output=True, text=True, timeout=60, check=False)

@@ -171,7 +171,7 @@ def test_unknown_key_without_a_close_match_lists_the_expected_keys(tmp_path):
     text = OBJECTIVE_100_5.replace("objective: 100.5", "objective: 99\n    colour: blue")
     assert errors_in(tmp_path, text) == [
         f"slos/x.yaml:{at(text, 'colour')}: slos[0].colour: unknown field 'colour'; "
-        "expected one of alerting, description, labels, name, objective, period, runbook, sli"
+        "expected one of alerting, description, labels, name, objective, period, plugins, runbook, sli"
     ]
 
 
@@ -582,9 +582,9 @@ def test_default_alert_names_that_collide_are_reported(tmp_path):
         "set alerting.name, alerting.threshold_alert.name, alerting.outage_alert.name or alerting.budget_alert.name "
         "to tell them apart",
         f"slos/x.yaml:{at(text, 'name: api_x')}: slos[1].alerting: "
-        "alert name 'SvcApiXBudgetExhausted' is already used by SLO 'api-x' of the same service (slos/x.yaml, slos[0]); "
-        "set alerting.name, alerting.threshold_alert.name, alerting.outage_alert.name or alerting.budget_alert.name "
-        "to tell them apart",
+        "alert name 'SvcApiXBudgetExhausted' is already used by SLO 'api-x' of the same service "
+        "(slos/x.yaml, slos[0]); set alerting.name, alerting.threshold_alert.name, alerting.outage_alert.name or "
+        "alerting.budget_alert.name to tell them apart",
         f"slos/x.yaml:{at(text, 'name: api_x')}: slos[1].alerting: "
         "alert name 'SvcApiXOutage' is already used by SLO 'api-x' of the same service (slos/x.yaml, slos[0]); "
         "set alerting.name, alerting.threshold_alert.name, alerting.outage_alert.name or alerting.budget_alert.name "

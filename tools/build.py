@@ -144,7 +144,8 @@ def source(tool: str) -> Path:
     go = _go()
     if go is None:
         sys.exit(
-            f"tools: the source of {tool} comes from the Go module proxy: install Go {'.'.join(map(str, GO_MINIMUM))} or newer"
+            f"tools: the source of {tool} comes from the Go module proxy: install Go "
+            f"{'.'.join(map(str, GO_MINIMUM))} or newer"
         )
     return Path(_download(go, tool)["Dir"])
 

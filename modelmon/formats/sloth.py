@@ -9,13 +9,28 @@ field as the file spells it (spec.slos[0].sli.events.errorQuery).
 from __future__ import annotations
 
 import difflib
+from decimal import Decimal
 
 import yaml
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from modelmon import specmodel
-from modelmon.spec import BudgetPercent, BurnWindow, Duration, Period, Spec
+from modelmon.spec import (
+    AlertFor,
+    AlertLabels,
+    AlertName,
+    Annotations,
+    BudgetAlert,
+    BudgetPercent,
+    BurnWindow,
+    Duration,
+    Number,
+    Period,
+    SlothPlugin,
+    SlothPlugins,
+    Spec,
+)
 from modelmon.specmodel import FieldPath
 
 API_VERSION = "sloth.slok.dev/v1"
@@ -126,3 +141,101 @@ class AlertWindows(Spec):
             for severity, pair in (("page", self.page), ("ticket", self.ticket))
             for w in (pair.quick, pair.slow)
         ]
+
+
+# --- SLO plugins (Sloth v0.16) ---------------------------------------------------------
+
+# The chain Sloth runs when a spec names none: what modelmon always does itself.
+DEFAULT_CHAIN = (
+    "sloth.dev/core/validate/v1",
+    "sloth.dev/core/sli_rules/v1",
+    "sloth.dev/core/metadata_rules/v1",
+    "sloth.dev/core/alert_rules/v1",
+)
+# The rules modelmon writes whatever the chain: a chain that replaces Sloth's without one of
+# these would make Sloth leave those rules out, which modelmon cannot do.
+_RULE_PLUGINS = DEFAULT_CHAIN[1:]
+# Plugins honoured as they are: modelmon does their work itself, or they change no rule.
+HONOURED = {
+    **{plugin: "modelmon does what it does" for plugin in DEFAULT_CHAIN},
+    "sloth.dev/core/debug/v1": "it only logs what it sees",
+    "sloth.dev/core/noop/v1": "it does nothing",
+    # Long windows of events SLIs divide the window's bad events by its events (5-minute tiles
+    # of both rates, averaged), which is what this plugin changes Sloth's rules to do.
+    "sloth.dev/contrib/denominator_corrected_rules/v1": "modelmon's long windows already divide the events",
+    # A query VictoriaMetrics alone reads (MetricsQL) is refused by promtool, as every query is checked.
+    "sloth.dev/contrib/validate_victoria_metrics/v1": "promtool checks every query",
+}
+# Mapped onto modelmon's budget-exhausted alert (alerting.budget_alert).
+BUDGET_EXHAUSTED = "sloth.dev/contrib/error_budget_exhausted_alert/v1"
+# Known, and not honoured: what to write instead.
+REFUSED = {
+    "sloth.dev/contrib/rule_intervals/v1": "modelmon's rules run at Prometheus' evaluation_interval, which their "
+    "generated tests prove; set evaluation_interval in prometheus.yml instead",
+    "sloth.dev/contrib/info_labels/v1": "modelmon writes no sloth_slo_info series for it to label; put the labels "
+    "in the SLO's labels",
+    "sloth.dev/contrib/remove_labels/v1": "modelmon's rules keep every label of the SLO, which its tests and "
+    "dashboards select by; leave the labels out of the spec instead",
+}
+
+
+class BudgetExhaustedConfig(Spec):
+    """error_budget_exhausted_alert/v1's config, as that plugin reads it (with its defaults)."""
+
+    threshold: Number = Decimal(0)
+    for_: AlertFor = Field(default="5m", alias="for")
+    annotations: Annotations = Field(default={})
+    alert_name: AlertName | None = None
+    selector_labels: dict[str, str] = Field(default={})
+    alert_labels: AlertLabels = Field(default={})
+
+
+def chain(file: SlothPlugins | None, slo: SlothPlugins | None) -> list[tuple[FieldPath, SlothPlugin]]:
+    """The plugins Sloth runs for an SLO, where each is written: the file's after Sloth's default
+    chain, then the SLO's; `overridePrevious` drops what comes before."""
+    found: list[tuple[FieldPath, SlothPlugin]] = []
+    for block, where in ((file, ("slo_plugins",)), (slo, ("plugins",))):
+        if block is None:
+            continue
+        if block.override_previous:
+            found = []
+        found += [((*where, "chain", i), plugin) for i, plugin in enumerate(block.chain)]
+    return sorted(found, key=lambda item: item[1].priority)
+
+
+def replaces_rules(block: SlothPlugins) -> list[str]:
+    """The rule plugins an overriding chain leaves out (Sloth would write none of their rules)."""
+    ids = {plugin.id for plugin in block.chain}
+    return [plugin for plugin in _RULE_PLUGINS if block.override_previous and plugin not in ids]
+
+
+def refusal(plugin: SlothPlugin) -> str | None:
+    """Why modelmon cannot honour a plugin; None when it does."""
+    if plugin.id in HONOURED or plugin.id == BUDGET_EXHAUSTED:
+        return None
+    shown = plugin.id if plugin.id.isprintable() else plugin.id.encode("unicode_escape").decode("ascii")
+    if plugin.id in REFUSED:
+        return f"Sloth plugin {shown!r} is not supported: {REFUSED[plugin.id]}"
+    return (
+        f"Sloth plugin {shown!r} is Go code modelmon cannot run; modelmon honours Sloth's core plugins and "
+        "some contrib ones (docs/migration.md lists them)"
+    )
+
+
+def budget_alert(file: SlothPlugins | None, slo: SlothPlugins | None) -> BudgetAlert | None:
+    """The budget-exhausted alert an error_budget_exhausted_alert/v1 plugin asks for (checks have
+    refused a config modelmon cannot honour), or None."""
+    for _, plugin in chain(file, slo):
+        if plugin.id == BUDGET_EXHAUSTED:
+            try:
+                config = BudgetExhaustedConfig.model_validate(plugin.config)
+            except ValidationError:
+                return None  # reported by the checks, which then stop the build
+            return BudgetAlert(
+                disable=False,
+                name=config.alert_name,
+                labels=config.alert_labels,
+                annotations=config.annotations,
+                **{"for": config.for_},
+            )
+    return None
