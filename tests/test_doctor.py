@@ -71,6 +71,18 @@ def alertmanagers(prometheus: str) -> list[str]:
     return [a["url"] for a in processes.get_json(f"{prometheus}/api/v1/alertmanagers")["data"]["activeAlertmanagers"]]
 
 
+def wait_for_every_second_groups(prom: str) -> None:
+    """The groups at the 1s evaluation interval each evaluate within a second of loading, in an
+    order of their own (later on a busy machine): until they have, the panels reading the meta
+    groups are filling, which is right, but not what a test of a later state is about."""
+
+    def evaluated() -> bool:
+        groups = [g for g in rule_groups(prom).values() if g["interval"] == 1]
+        return bool(groups) and all(parse_time(g["lastEvaluation"]) for g in groups)
+
+    processes.wait_until("the groups evaluated every second to evaluate", evaluated, 30)
+
+
 @pytest.fixture(scope="module")
 def young(tmp_path_factory):
     work = tmp_path_factory.mktemp("young")
@@ -85,6 +97,7 @@ def young(tmp_path_factory):
                 lambda: len(processes.query(prom, "slo:sli_error:ratio_rate5m")) >= 30,
                 90,
             )
+            wait_for_every_second_groups(prom)
             yield {"root": root, "prometheus": prom, "token": stack.token, "stack": stack}
 
 
@@ -192,14 +205,7 @@ def test_doctor_fails_when_the_metrics_never_arrive_though_the_tile_group_has_no
     """The SLO panels read tiles that do not exist yet, but no traffic is coming either: not a warming-up."""
     stack = local_stack(project_copy(tmp_path / "project"), tmp_path, "silent")  # only Prometheus runs
     with stack.prometheus() as prom:
-
-        def every_second_evaluated() -> bool:
-            # The groups at the 1s evaluation interval each evaluate within a second of loading,
-            # in an order of their own: the panels reading the meta groups would otherwise be filling.
-            groups = [g for g in rule_groups(prom).values() if g["interval"] == 1]
-            return bool(groups) and all(parse_time(g["lastEvaluation"]) for g in groups)
-
-        processes.wait_until("the groups evaluated every second to evaluate", every_second_evaluated, 30)
+        wait_for_every_second_groups(prom)
         code, out = doctor(stack.root, prom, capsys)
     assert code == cli.EXIT_DOCTOR, out
     assert "PROBLEM  metric model_requests_total is missing" in out
