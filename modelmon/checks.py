@@ -13,7 +13,15 @@ from modelmon.durations import format_duration, parse_duration
 from modelmon.formats import sloth
 from modelmon.formatting import number, percent
 from modelmon.limits import MAX_NAME_CHARS
-from modelmon.loader import FieldPath, LoadedSpec, LoadedWindows, SpecError, broken_parts, validation_errors
+from modelmon.loader import (
+    FieldPath,
+    LoadedSpec,
+    LoadedWindows,
+    Positions,
+    SpecError,
+    broken_parts,
+    validation_errors,
+)
 from modelmon.outputs.promtool_tests import TestGenerationError, series_labels
 from modelmon.plan import (
     DEFAULT_WINDOWS,
@@ -94,19 +102,23 @@ def _check_plugins(item: LoadedSpec) -> list[SpecError]:
     blocks = [(("slo_plugins",), item.spec.slo_plugins)]
     blocks += [(("slos", i, "plugins"), slo.plugins) for i, slo in item.slos()]
     errors = []
+    replacing: dict[FieldPath, list[str]] = {}  # the chain that replaced Sloth's -> the rule plugins SLOs lack
+    for i, slo in item.slos():
+        where, left_out = sloth.left_out(item.spec.slo_plugins, slo.plugins)
+        if left_out:
+            replacing.setdefault(("slos", i, "plugins") if where == ("plugins",) else where, left_out)
+    for where, left_out in replacing.items():
+        errors.append(
+            item.positions.error(
+                (*where, "overridePrevious"),
+                f"this chain replaces Sloth's without {', '.join(left_out)}, so Sloth would write none of their "
+                "rules; modelmon always writes its SLI, metadata and alert rules: add them to the chain, or "
+                "disable alerts with alerting.page_alert and ticket_alert",
+            )
+        )
     for where, block in blocks:
         if block is None:
             continue
-        left_out = sloth.replaces_rules(block)
-        if left_out:
-            errors.append(
-                item.positions.error(
-                    (*where, "overridePrevious"),
-                    f"this chain replaces Sloth's without {', '.join(left_out)}, so Sloth would write none of their "
-                    "rules; modelmon always writes its SLI, metadata and alert rules: add them to the chain, or "
-                    "disable alerts with alerting.page_alert and ticket_alert",
-                )
-            )
         for i, plugin in enumerate(block.chain):
             path = (*where, "chain", i)
             if (refused := sloth.refusal(plugin)) is not None:
@@ -176,11 +188,41 @@ def _with_period_windows(
             update={"alerting": slo.alerting.model_copy(update={"windows": given.windows.burn_windows()})}
         )
 
-    specs = [
-        dataclasses.replace(item, spec=item.spec.model_copy(update={"slos": [planned(s) for s in item.spec.slos]}))
-        for item in loaded
-    ]
+    specs = []
+    for item in loaded:
+        slos = [planned(s) for s in item.spec.slos]
+        borrowed = {
+            i: given
+            for (i, slo), new in zip(item.slos(), slos, strict=True)
+            if new is not slo and (given := by_period.get(parse_duration(slo.period))) is not None
+        }
+        positions = _WithBorrowedWindows(**vars(item.positions), borrowed=borrowed) if borrowed else item.positions
+        specs.append(dataclasses.replace(item, spec=item.spec.model_copy(update={"slos": slos}), positions=positions))
     return specs, errors
+
+
+@dataclasses.dataclass
+class _WithBorrowedWindows(Positions):
+    """A file's positions, where the windows an SLO takes from an AlertWindows resource (SLO index
+    -> it) stand in that resource: errors about them point there."""
+
+    borrowed: dict[int, LoadedWindows] = dataclasses.field(default_factory=dict)
+
+    def error(self, path: FieldPath, message: str, *, at_key: bool = False) -> SpecError:
+        windows = self.borrowed.get(path[1]) if path[:1] == ("slos",) and len(path) > 1 else None
+        if windows is None or path[2:4] != ("alerting", "windows"):
+            return super().error(path, message, at_key=at_key)
+        where = ()
+        if len(path) > 4 and isinstance(path[4], int) and path[4] < 4:
+            where = (("page", "ticket")[path[4] // 2], ("quick", "slow")[path[4] % 2])
+            field_name = _ALERT_WINDOW_FIELDS.get(path[5]) if len(path) > 5 else None
+            where += (field_name,) if field_name else ()
+        told = f"{message} (the windows of SLO slos[{path[1]}] in {self.file}, period {windows.windows.slo_period})"
+        return windows.positions.error(where, told, at_key=at_key)
+
+
+# modelmon's window fields as an AlertWindows resource spells them.
+_ALERT_WINDOW_FIELDS = {"long": "longWindow", "short": "shortWindow", "budget_percent": "errorBudgetPercent"}
 
 
 def _check_period_windows(item: LoadedWindows) -> list[SpecError]:

@@ -161,11 +161,22 @@ def _generate(root: Path, layout: layouts.Layout, args) -> int:
     command = ["modelmon", "generate", *(part for path in args.input for part in ("-i", str(path)))]
     if args.out != "-":
         command += ["-o", args.out]
+    # Specs of the project are compiled with all the others, as a build compiles them: the
+    # AlertWindows and the alert names other files hold change their rules. Only theirs are written.
+    project = build.spec_paths(root, layout)
+    given = {path.resolve() for path in specs}
+    inside = given <= {path.resolve() for path in project}
+    together = specs + [path for path in project if path.resolve() not in given] if inside else specs
     # The rules' headers name this very command: it is what regenerates them.
-    compiled = build.compile_all(root, dataclasses.replace(layout, command=shlex.join(command)), specs)
-    rules = {service: compiled.files[compiled.layout.rules_path(service)] for service in sorted(compiled.plans)}
+    compiled = build.compile_all(root, dataclasses.replace(layout, command=shlex.join(command)), together)
+    services = sorted({item.spec.service for item in compiled.loaded if item.path.resolve() in given})
+    rules = {service: compiled.files[compiled.layout.rules_path(service)] for service in services}
+    if not rules:
+        print("modelmon: the specs given hold no SLO (only Sloth AlertWindows?)", file=sys.stderr)
+        return EXIT_USAGE
     out = Path(args.out)
     to_folder = len(specs) > 1 or any(path.is_dir() for path in args.input) or args.out.endswith("/") or out.is_dir()
+    to_folder = to_folder or len(rules) > 1  # a file of several services (YAML documents)
     if not to_folder:
         (text,) = rules.values()
         if args.out == "-":
@@ -173,7 +184,10 @@ def _generate(root: Path, layout: layouts.Layout, args) -> int:
             return 0
         targets = {out: text}
     elif args.out == "-":
-        print("modelmon: several specs (or a folder) need -o FOLDER: one rule file per service", file=sys.stderr)
+        print(
+            "modelmon: several services (specs, a folder or documents) need -o FOLDER: one rule file per service",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     else:
         targets = {out / f"{service}.yml": text for service, text in rules.items()}

@@ -106,7 +106,8 @@ class Layout:
         if self.dashboards:
             patterns.append(_join(self.dashboards, "*.json"))
         if self.runbooks:
-            patterns.append(_join(self.runbooks, "*.md"))
+            # A shared alert name's pages stand in folders of its own (runbooks/<Alert>/<service>/<slo>/).
+            patterns.append(_join(self.runbooks, "**/*.md"))
         if self.kubernetes:
             patterns.append(_join(self.kubernetes, "*-prometheusrule.yaml"))
         if self.alertmanager:

@@ -10,6 +10,7 @@ each SLO), so the checks that span fields, SLOs and files judge those too.
 from __future__ import annotations
 
 import difflib
+import struct
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,13 +21,14 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
 from modelmon import specmodel
-from modelmon.formats import sloth
+from modelmon.formats import openslo, sloth
 from modelmon.limits import (
     MAX_DEPTH,
     MAX_DOCUMENTS,
     MAX_EXPANDED_CHARS,
     MAX_FILE_BYTES,
     MAX_NUMBER_CHARS,
+    MAX_SLOS_PER_FILE,
     MAX_TEXT_CHARS,
     MAX_VALUES,
 )
@@ -84,11 +86,17 @@ class Positions:
         return SpecError(self.file, line, column, format_path(self.written(path)), message, path)
 
     def written(self, path: FieldPath) -> FieldPath:
-        """`path` as the file spells it."""
+        """`path` as the file spells it: fields the file does not write (a missing one) in its spelling too."""
         for end in range(len(path), -1, -1):
             if path[:end] in self.shown:
-                return (*self.shown[path[:end]], *path[end:])
+                rest = tuple(self._spelt(path[: end + i], part) for i, part in enumerate(path[end:]))
+                return (*self.shown[path[:end]], *rest)
         return path
+
+    def _spelt(self, parent: FieldPath, part: str | int) -> str | int:
+        if self.spell is _as_written or not isinstance(part, str):
+            return part
+        return self.spell(part) if part in specmodel.allowed_keys(parent, self.root) else part
 
     def _locate(self, path: FieldPath, at_key: bool) -> tuple[int, int]:
         if at_key and path in self.keys:
@@ -146,7 +154,8 @@ Loaded = LoadedSpec | LoadedWindows
 # What each form of document is, for errors that list them.
 _FORMS = (
     "`version: modelmon/v1` or `version: prometheus/v1` (Sloth), "
-    f"or `apiVersion: {sloth.API_VERSION}` with kind {' or '.join(sloth.KINDS)}"
+    f"`apiVersion: {sloth.API_VERSION}` with kind {' or '.join(sloth.KINDS)}, "
+    f"or `apiVersion: {' or '.join(openslo.API_VERSIONS)}`"
 )
 
 
@@ -196,16 +205,38 @@ def load_file(path: Path, display: str | None = None) -> tuple[list[Loaded], lis
         return [], [SpecError(display, mark.line + 1, mark.column + 1, "", message)]
     try:
         # All documents together: the bounds are the file's.
-        _measure(yaml.SequenceNode("tag:yaml.org,2002:seq", documents), display)
+        first = documents[0]
+        _measure(yaml.SequenceNode("tag:yaml.org,2002:seq", documents, first.start_mark, first.end_mark), display)
     except _Exhausted as err:
         return [], [err.error]
     loaded: list[Loaded] = []
     errors: list[SpecError] = []
+    slos: list[tuple[str, str, yaml.MappingNode]] = []  # OpenSLO documents, read together
     for node in documents:
+        api = _top_scalar(node, "apiVersion") if isinstance(node, yaml.MappingNode) else None
+        if api in openslo.API_VERSIONS:
+            kind = _top_scalar(node, "kind")
+            if kind not in openslo.KINDS[api]:
+                message = f"kind {kind!r} of {api} is not read; modelmon reads {', '.join(openslo.KINDS[api])}"
+                errors.append(_at_node(display, node, (), message))
+            else:
+                slos.append((api, kind, node))
+            continue
         item, problems = _load_document(path, display, node)
         errors += problems
         if item is not None:
             loaded.append(item)
+    services, problems = openslo.services(slos)
+    errors += [_at_node(display, p.node, p.path, p.message) for p in problems]
+    for service in services:
+        item, problems = _spec_document(path, service.node(), Positions(display, shown=service.shown))
+        errors += problems
+        if item is not None:
+            loaded.append(item)
+    slos = sum(len(item.spec.slos) for item in loaded if isinstance(item, LoadedSpec))
+    if slos > MAX_SLOS_PER_FILE:  # each document holds at most as many: all of them together too
+        message = f"the file's documents hold {slos:,} SLOs; at most {MAX_SLOS_PER_FILE:,} in one file: split it"
+        errors.append(SpecError(display, 1, 1, "", message))
     return loaded, errors
 
 
@@ -481,6 +512,8 @@ def _to_data(node: yaml.Node, path: FieldPath, positions: Positions, errors: lis
                         merged = {**data, **merged}
                 continue
             key = _scalar(key_node, path, positions, errors)
+            if as_text and isinstance(key_node, yaml.ScalarNode) and not isinstance(key, str) and key is not _REFUSED:
+                key = key_node.value  # a label named `on` or `yes` is that name, not a boolean
             if key is _REFUSED:
                 continue
             if not isinstance(key, str | int | float | bool) or key is None:
@@ -507,13 +540,42 @@ _NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 
 
 def _text(node: yaml.ScalarNode, path: FieldPath, positions: Positions, errors: list[SpecError]) -> object:
-    """A scalar as the text it is written with, whatever YAML would read it as."""
-    if node.tag == "tag:yaml.org,2002:str":
-        return _scalar(node, path, positions, errors)  # quoted: escapes to read, surrogates to refuse
-    if len(node.value) > MAX_TEXT_CHARS:
-        errors.append(positions.error(path, f"is {len(node.value):,} characters long; at most {MAX_TEXT_CHARS:,}"))
-        return _REFUSED
-    return node.value
+    """A label value YAML reads as a boolean or a number, as the text Sloth makes of it (it reads
+    YAML into JSON, then the JSON value into a string): true, 2, 31 for 0x1F, 0.2 for 0.20.
+    Anything else YAML reads as not a string (a date) is the text as written."""
+    value = _scalar(node, path, positions, errors)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return go_float32(value)
+    return value if isinstance(value, str) or value is _REFUSED else node.value
+
+
+def go_float32(value: float) -> str:
+    """Go's strconv.FormatFloat(value, 'g', -1, 32): the shortest digits that read back as the
+    same float32, in %e form when the exponent is below -4 or at least the precision."""
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "+Inf" if value > 0 else "-Inf"
+    single = struct.unpack("f", struct.pack("f", value))[0]
+    for precision in range(1, 10):
+        scientific = f"{single:.{precision - 1}e}"
+        if struct.unpack("f", struct.pack("f", float(scientific)))[0] == single:
+            break
+    mantissa, _, exponent = scientific.partition("e")
+    sign, digits = ("-", mantissa[1:]) if mantissa.startswith("-") else ("", mantissa)
+    digits = digits.replace(".", "").rstrip("0") or "0"
+    power = int(exponent)
+    shortest = 6  # Go decides %e against 6 digits for the shortest form, or fewer when all are decimals
+    if shortest > len(digits) >= power + 1:
+        shortest = len(digits)
+    if power < -4 or power >= shortest:
+        fraction = f".{digits[1:]}" if len(digits) > 1 else ""
+        return f"{sign}{digits[0]}{fraction}e{'+' if power >= 0 else '-'}{abs(power):02d}"
+    return f"{single:.{max(len(digits) - power - 1, 0)}f}"
 
 
 def _scalar(node: yaml.Node, path: FieldPath, positions: Positions, errors: list[SpecError]) -> object:

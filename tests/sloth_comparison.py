@@ -204,3 +204,35 @@ def modelmon_severity(plan: SloPlan):
         return kinds.get(labels.get(LONG_WINDOW_LABEL, ""))
 
     return severity
+
+
+_GOT = re.compile(r'expr: "(?P<expr>[^"]+)", time: (?P<time>\S+),\s+exp: .*?\n\s+got: .*?\} (?P<value>\S+)\n')
+
+
+def recorded(
+    rules: Path, expressions: list[str], minutes: list[int], series: list[dict]
+) -> dict[tuple[str, int], float]:
+    """What each expression (one series) evaluates to at each minute, from `rules` over `series`."""
+    test = {
+        "rule_files": [rules.name],
+        "evaluation_interval": "1m",
+        "group_eval_order": [group["name"] for group in yaml.safe_load(rules.read_text())["groups"]],
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                # Expecting nothing, promtool prints what there is.
+                "promql_expr_test": [
+                    {"expr": expr, "eval_time": format_duration(minute * 60), "exp_samples": []}
+                    for expr in expressions
+                    for minute in minutes
+                ],
+            }
+        ],
+    }
+    path = rules.with_name(f"{rules.stem}-recorded.test.yml")
+    path.write_text(yaml.safe_dump(test, sort_keys=False))
+    run = subprocess.run(
+        [binaries.pinned("promtool"), "test", "rules", path.name], cwd=rules.parent, capture_output=True, text=True
+    )
+    return {(m["expr"], _minutes(m["time"])): float(m["value"]) for m in _GOT.finditer(run.stdout + run.stderr)}

@@ -87,12 +87,40 @@ def test_sloths_alerts_and_modelmons_fire_in_the_same_scenarios_within_the_tiles
     assert measured == documented(example), f"docs/migration.md's table of {example} differs from what was measured"
 
 
-def test_sloths_example_without_alerts_has_none_in_modelmon_either(project, tmp_path):
-    source = tools.source("sloth") / "examples" / "no-alerts.yml"
+@pytest.mark.parametrize(
+    ("example", "service"), [("no-alerts.yml", "myapp"), ("openslo-getting-started.yml", "my-service")]
+)
+def test_sloths_examples_without_alerts_have_none_in_modelmon_either(example, service, project, tmp_path):
+    # no-alerts disables page and ticket; Sloth gives OpenSLO SLOs no alerts.
+    source = tools.source("sloth") / "examples" / example
     root = project({})
-    shutil.copyfile(source, root / "slos" / "no-alerts.yml")
+    shutil.copyfile(source, root / "slos" / example)
     sloth_text = compare.sloth_rules(source, tmp_path / "sloth.yml").read_text()
-    modelmon_text, [plan] = compare.modelmon_rules(root, "myapp", tmp_path / "modelmon.yml")
+    modelmon_text, [plan] = compare.modelmon_rules(root, service, tmp_path / "modelmon.yml")
     assert not re.search(r"^\s*- alert:", sloth_text, re.M)
     assert plan.alerts() == ()
     assert not re.search(r"^\s*- alert:", modelmon_text.read_text(), re.M)
+
+
+def test_an_openslo_ratio_of_good_events_records_the_error_ratio_sloth_records(project, tmp_path):
+    """Sloth reads OpenSLO's good/total as the raw ratio 1 - good/total; modelmon as the events
+    total - good over total, so that its long windows divide events: the same ratio."""
+    source = tools.source("sloth") / "examples" / "openslo-getting-started.yml"
+    root = project({})
+    shutil.copyfile(source, root / "slos" / "openslo.yml")
+    sloth_rules = compare.sloth_rules(source, tmp_path / "sloth.yml")
+    modelmon_rules, _ = compare.modelmon_rules(root, "my-service", tmp_path / "modelmon.yml")
+    traffic = compare.Counters("http_request_duration_seconds_count", 'job="myservice"')
+    [burn] = [s for s in compare.scenarios(Decimal("99.9")) if s.name == "burn-14.4x-above"]
+    # Without alerts modelmon records the windows its SLO panels read: the 5m and the period's,
+    # whose ratio counts calls where Sloth's averages 5m ratios (docs/migration.md).
+    records = ["slo:sli_error:ratio_rate5m"]
+    minutes = [62, 65, 90, 150]
+    theirs = compare.recorded(sloth_rules, records, minutes, traffic.series(burn))
+    ours = compare.recorded(modelmon_rules, records, minutes, traffic.series(burn))
+    assert len(theirs) == len(records) * len(minutes)
+    assert ours.keys() == theirs.keys()
+    for key, value in theirs.items():
+        assert ours[key] == pytest.approx(value, rel=1e-9), key
+    # Past the first minutes of the burn the ratio is the burn's: 1.2 x 14.4 x 0.1 %.
+    assert theirs[("slo:sli_error:ratio_rate5m", 90)] == pytest.approx(0.01728, rel=1e-6)

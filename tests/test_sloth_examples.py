@@ -17,7 +17,6 @@ from tools import build as tools
 COMPILES = None
 GO_SLI_PLUGIN = "is Go code modelmon cannot run: write the query it makes"
 GO_SLO_PLUGIN = "Sloth plugin 'integration-tests/plugin1' is Go code modelmon cannot run"
-OPENSLO = "apiVersion 'openslo/v1alpha' with kind 'SLO' is not a form modelmon reads"
 # Sloth ignores unknown fields; modelmon names them (docs/migration.md: what modelmon refuses).
 PAGE_ALERT = "slos[0].alerting.pageAlert: unknown field 'pageAlert'; did you mean 'page_alert'?"
 
@@ -35,8 +34,8 @@ OUTCOMES = {
     "examples/kubernetes-apiserver.yml": COMPILES,
     "examples/multifile.yml": COMPILES,
     "examples/no-alerts.yml": COMPILES,
-    "examples/openslo-getting-started.yml": f"6:1: {OPENSLO}",
-    "examples/openslo-kubernetes-apiserver.yml": f"8:1: {OPENSLO}",
+    "examples/openslo-getting-started.yml": COMPILES,
+    "examples/openslo-kubernetes-apiserver.yml": COMPILES,
     "examples/plugin-getting-started.yml": f"14:9: slos[0].sli.plugin: Sloth SLI plugin 'getting_started_availability' "
     f"{GO_SLI_PLUGIN}",
     "examples/plugin-k8s-getting-started.yml": "28:11: spec.slos[0].sli.plugin: Sloth SLI plugin "
@@ -58,7 +57,7 @@ OUTCOMES = {
     "'modelmon/v1' (got 'prometheus/v999')",
     TESTDATA + "in-multifile-k8s.yaml": COMPILES,
     TESTDATA + "in-multifile.yaml": COMPILES,
-    TESTDATA + "in-openslo.yaml": f"1:1: {OPENSLO}",
+    TESTDATA + "in-openslo.yaml": COMPILES,
     TESTDATA + "in-sli-plugin.yaml": f"12:9: slos[0].sli.plugin: Sloth SLI plugin 'integration_test' {GO_SLI_PLUGIN}",
     TESTDATA + "in-slo-plugin-k8s.yaml": f"12:13: spec.sloPlugins.chain[0].id: {GO_SLO_PLUGIN}",
     TESTDATA + "in-slo-plugin.yaml": f"8:11: slo_plugins.chain[0].id: {GO_SLO_PLUGIN}",
@@ -70,19 +69,20 @@ OUTCOMES = {
     TESTDATA + "validate/bad/bad-multi-k8s.yaml": "22:15: spec.slos[0].alerting.name: must be "
     "an alert name like ModelAvailabilityBudgetBurn (got '')",
     TESTDATA + "validate/bad/bad-multi.yaml": "77:10: slos[1].sli: needs exactly one of",
-    TESTDATA + "validate/bad/bad-openslo.yaml": f"1:1: {OPENSLO}",
+    # Bad for Sloth only because its test runs with 30-day windows alone: a 28-day period is fine here.
+    TESTDATA + "validate/bad/bad-openslo.yaml": COMPILES,
     TESTDATA + "validate/good/good-aa.yaml": f"21:7: {PAGE_ALERT}",
     TESTDATA + "validate/good/good-ab.yaml": f"21:7: {PAGE_ALERT}",
     TESTDATA + "validate/good/good-ba.yaml": f"21:7: {PAGE_ALERT}",
     TESTDATA + "validate/good/good-k8s.yaml": COMPILES,
     TESTDATA + "validate/good/good-multi-k8s.yaml": COMPILES,
     TESTDATA + "validate/good/good-multi.yaml": COMPILES,
-    TESTDATA + "validate/good/good-openslo.yaml": f"1:1: {OPENSLO}",
+    TESTDATA + "validate/good/good-openslo.yaml": COMPILES,
     TESTDATA + "validate_with_duplicates/bad-prom-multi-duplicates.yaml": f"22:7: {PAGE_ALERT}",
     TESTDATA + "validate_with_duplicates/k8s/bad-k8s-1-duplicate.yaml": COMPILES,
     TESTDATA + "validate_with_duplicates/k8s/bad-k8s-1-original.yaml": COMPILES,
-    TESTDATA + "validate_with_duplicates/openslo/bad-openslo-1-duplicate.yaml": f"1:1: {OPENSLO}",
-    TESTDATA + "validate_with_duplicates/openslo/bad-openslo-1-original.yaml": f"1:1: {OPENSLO}",
+    TESTDATA + "validate_with_duplicates/openslo/bad-openslo-1-duplicate.yaml": COMPILES,
+    TESTDATA + "validate_with_duplicates/openslo/bad-openslo-1-original.yaml": COMPILES,
     TESTDATA + "validate_with_duplicates/prom/bad-prom-1-duplicate.yaml": f"21:7: {PAGE_ALERT}",
     TESTDATA + "validate_with_duplicates/prom/bad-prom-1-original.yaml": f"21:7: {PAGE_ALERT}",
     "test/integration/prometheus/windows/7d.yaml": COMPILES,

@@ -151,8 +151,8 @@ def test_a_resource_of_another_kind_is_refused_naming_what_is_read(project):
     text = "apiVersion: sloth.slok.dev/v1\nkind: ServiceLevel\nspec: {}\n"
     assert errors(project({"x.yaml": text})) == [
         "slos/x.yaml:1:1: apiVersion 'sloth.slok.dev/v1' with kind 'ServiceLevel' is not a form modelmon reads; "
-        "expected `version: modelmon/v1` or `version: prometheus/v1` (Sloth), or `apiVersion: sloth.slok.dev/v1` "
-        "with kind PrometheusServiceLevel or AlertWindows"
+        "expected `version: modelmon/v1` or `version: prometheus/v1` (Sloth), `apiVersion: sloth.slok.dev/v1` "
+        "with kind PrometheusServiceLevel or AlertWindows, or `apiVersion: openslo/v1alpha or openslo/v1`"
     ]
 
 
@@ -215,16 +215,22 @@ def test_alert_windows_are_checked_where_they_are_written(project):
 # --- label values, alert names, plugins ---------------------------------------------------
 
 
-def test_label_values_are_the_text_written_whatever_yaml_reads_them_as(project):
-    text = events_service("svc").replace(
-        "slos:", "labels:\n  tier: 2\n  generated: true\n  actual_le: 0.20\n  since: 2024-01-31\nslos:"
-    )
+def test_label_values_yaml_reads_as_numbers_or_booleans_are_the_text_sloth_makes_of_them(project):
+    # Measured with Sloth 0.16.0: it reads YAML into JSON, then each value into a string.
+    values = {"tier": "2", "generated": "true", "on": "yes", "le": "0.20", "hex": "0x1F", "million": "1000000.0"}
+    values |= {"under": "1_000", "since": "2024-01-31"}
+    block = "".join(f"  {name}: {value}\n" for name, value in values.items())
+    text = events_service("svc").replace("slos:", f"labels:\n{block}slos:")
     [rule, *_] = rules_of(build.compile_all(project({"svc.yaml": text})), "svc")
-    assert {k: rule["labels"][k] for k in ("tier", "generated", "actual_le", "since")} == {
+    assert {name: rule["labels"][name] for name in values} == {
         "tier": "2",
         "generated": "true",
-        "actual_le": "0.20",
-        "since": "2024-01-31",
+        "on": "true",
+        "le": "0.2",
+        "hex": "31",
+        "million": "1e+06",
+        "under": "1000",
+        "since": "2024-01-31",  # a date: as written
     }
 
 
@@ -236,12 +242,12 @@ def test_an_alert_name_shared_by_two_services_links_each_slo_to_its_own_runbook(
         assert {r["annotations"]["runbook_url"] for r in burn} == {
             f"http://localhost:8001/runbooks/HighErrorRate/{service}/requests/"
         }
-        page = compiled.files[f"runbooks/HighErrorRate/{service}/requests.md"]
+        page = compiled.files[f"runbooks/HighErrorRate/{service}/requests/index.md"]
         assert f"SLO `requests` of `{service}`" in page
-        assert "[all runbooks](../../index.md)" in page
+        assert "[all runbooks](../../../index.md)" in page
     index = compiled.files["runbooks/index.md"]
-    assert "[HighErrorRate](HighErrorRate/alpha/requests.md)" in index
-    assert "[HighErrorRate](HighErrorRate/beta/requests.md)" in index
+    assert "[HighErrorRate](HighErrorRate/alpha/requests/index.md)" in index
+    assert "[HighErrorRate](HighErrorRate/beta/requests/index.md)" in index
     # Names no other service uses keep their page at the top.
     assert "runbooks/AlphaRequestsOutage.md" in compiled.files
 
@@ -332,3 +338,99 @@ def test_a_chain_that_replaces_sloths_without_its_alert_rules_is_refused(project
         "sloth.dev/core/alert_rules/v1, so Sloth would write none of their rules; modelmon always writes its SLI, "
         "metadata and alert rules: add them to the chain, or disable alerts with alerting.page_alert and ticket_alert"
     ]
+
+
+def test_an_error_in_windows_taken_from_alert_windows_points_at_the_alert_windows(project):
+    weekly = events_service("weekly").replace("objective: 99.9", "objective: 99\n    period: 7d")
+    # 100 % of the budget in an hour of a week is a burn no outage reaches (168 x 1 % > 100 %).
+    windows = SEVEN_DAYS.replace("errorBudgetPercent: 8,", "errorBudgetPercent: 100,")
+    [error] = errors(project({"weekly.yaml": weekly, "7d.yaml": windows}))
+    assert error.startswith(
+        f"slos/7d.yaml:{at(windows, 'errorBudgetPercent: 100', '100')}: spec.page.quick.errorBudgetPercent: "
+        "the 1h/5m page alert fires above an error ratio of 168 x 1% = 168%"
+    ), error
+    assert error.endswith("(the windows of SLO slos[0] in slos/weekly.yaml, period 7d)")
+
+
+def test_a_missing_field_of_a_resource_is_named_as_the_file_would_spell_it(project):
+    text = K8S_EXAMPLE.replace(
+        '          totalQuery: sum(rate(http_request_duration_seconds_count{job="myservice"}[{{.window}}]))\n', ""
+    )
+    assert errors(project({"x.yaml": text})) == [
+        f"slos/x.yaml:{at(text, 'errorQuery')}: spec.slos[0].sli.events.totalQuery: is required"
+    ]
+
+
+def test_a_merge_of_several_blocks_in_a_resource_is_read_in_its_spelling(project):
+    text = K8S_EXAMPLE.replace(
+        "      alerting:\n        name: MyServiceHighErrorRate\n",
+        "      alerting:\n        <<: [{pageAlert: {labels: {a: b}}}, {ticketAlert: {disable: true}}]\n"
+        "        name: MyServiceHighErrorRate\n",
+    ).replace(
+        "        pageAlert:\n          labels:\n            severity: pageteam\n            routing_key: myteam\n", ""
+    )
+    ticket = '        ticketAlert:\n          labels:\n            severity: "slack"\n'
+    ticket += '            slack_channel: "#alerts-myteam"\n'
+    text = text.replace(ticket, "")
+    [plan] = build.compile_all(project({"x.yaml": text})).plans["myservice"]
+    assert {a.kind for a in plan.burn_alerts} == {"page"}
+    assert plan.burn_alerts[0].labels["a"] == "b"
+
+
+def test_a_resource_with_two_specs_is_refused(project):
+    text = K8S_EXAMPLE + 'spec:\n  service: "second"\n'
+    assert errors(project({"x.yaml": text})) == [
+        f"slos/x.yaml:{at(text, 'spec:', occurrence=2)}: spec: duplicate key 'spec'"
+    ]
+
+
+def test_a_runbook_page_of_a_shared_alert_name_goes_when_its_slo_does(project):
+    text = events_service("alpha", "HighErrorRate") + "---\n" + events_service("beta", "HighErrorRate")
+    root = project({"two.yaml": text})
+    build.write_all(root, build.compile_all(root))
+    assert (root / "runbooks/HighErrorRate/beta/requests/index.md").is_file()
+    (root / "slos/two.yaml").write_text(text.replace("- name: requests", "- name: calls"))
+    assert "runbooks/HighErrorRate/beta/requests/index.md" in build.orphans(root, build.compile_all(root).files)
+
+
+def test_generate_writes_each_service_of_a_file_and_reads_the_projects_alert_windows(project, capsys, monkeypatch):
+    from modelmon import cli
+
+    weekly = events_service("weekly").replace("objective: 99.9", "objective: 99.9\n    period: 7d")
+    two = events_service("alpha") + "---\n" + events_service("beta")
+    root = project({"weekly.yaml": weekly, "two.yaml": two, "7d.yaml": SEVEN_DAYS})
+    monkeypatch.chdir(root)
+    # As a build compiles it: the page of the 1h/5m pair at 8 % of a week's budget (13.44 x 0.1 %).
+    assert cli.main(["generate", "-i", "slos/weekly.yaml"]) == 0
+    assert "> 0.01344" in capsys.readouterr().out
+    assert cli.main(["generate", "-i", "slos/two.yaml"]) == cli.EXIT_USAGE
+    assert "several services (specs, a folder or documents) need -o FOLDER" in capsys.readouterr().err
+    assert cli.main(["generate", "-i", "slos/two.yaml", "-o", "out/"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["wrote out/alpha.yml", "wrote out/beta.yml"]
+    assert cli.main(["generate", "-i", "slos/7d.yaml"]) == cli.EXIT_USAGE
+    assert "hold no SLO" in capsys.readouterr().err
+
+
+def test_a_replacing_chain_is_judged_with_the_slos_own_plugins_after_it(project):
+    # Sloth writes every rule here: the file's chain replaces the default, the SLO's adds the rule plugins.
+    chain = "slo_plugins:\n  overridePrevious: true\n  chain:\n    - {id: sloth.dev/core/validate/v1}\nslos:"
+    own = "".join(
+        f"        - {{id: sloth.dev/core/{name}/v1}}\n" for name in ("sli_rules", "metadata_rules", "alert_rules")
+    )
+    text = (
+        events_service("svc")
+        .replace("slos:", chain)
+        .replace("    alerting:\n", f"    plugins:\n      chain:\n{own}    alerting:\n")
+    )
+    [plan] = build.compile_all(project({"svc.yaml": text})).plans["svc"]
+    assert plan.burn_alerts
+
+
+def test_the_budget_plugin_reads_a_for_of_zero_as_its_default(project):
+    plugin = (
+        "    plugins:\n      chain:\n        - id: sloth.dev/contrib/error_budget_exhausted_alert/v1\n"
+        "          config: {for: 0s}\n"
+    )
+    text = events_service("svc").replace("    alerting:\n", plugin + "    alerting:\n")
+    [plan] = build.compile_all(project({"svc.yaml": text})).plans["svc"]
+    assert [b.for_ for b in plan.budget_alerts] == ["5m"]

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from modelmon import specmodel
+from modelmon.durations import parse_duration
 from modelmon.spec import (
     AlertFor,
     AlertLabels,
@@ -53,8 +54,14 @@ class Problem(Exception):
 def object_spec(document: yaml.MappingNode) -> yaml.Node:
     """The `spec` of a Kubernetes object; unknown top-level keys are problems."""
     spec = None
+    seen = set()
     for key_node, value_node in document.value:
-        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise Problem(key_node, (), f"keys must be plain names: expected {', '.join(OBJECT_KEYS)}")
+        key = key_node.value
+        if key in seen:
+            raise Problem(key_node, (key,), f"duplicate key {key!r}")
+        seen.add(key)
         if key not in OBJECT_KEYS:
             close = difflib.get_close_matches(str(key), OBJECT_KEYS, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"expected {', '.join(OBJECT_KEYS)}"
@@ -84,8 +91,19 @@ def respelled(spec: yaml.MappingNode) -> tuple[yaml.MappingNode, dict[FieldPath,
         spelled = {to_camel(name): name for name in names}
         pairs = []
         for key_node, value_node in node.value:
-            if key_node.tag == _MERGE:  # `<<: *defaults` merges keys spelled the same way
-                pairs.append((key_node, walk(value_node, annotation, path, written)))
+            if key_node.tag == _MERGE:  # `<<: *defaults` (or a list of them) merges keys spelled the same way
+                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else None
+                merged = (
+                    yaml.SequenceNode(
+                        value_node.tag,
+                        [walk(n, annotation, path, written) for n in sources],
+                        value_node.start_mark,
+                        value_node.end_mark,
+                    )
+                    if sources is not None
+                    else walk(value_node, annotation, path, written)
+                )
+                pairs.append((key_node, merged))
                 continue
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
             if not names or key is None or (key not in spelled and key not in names):
@@ -203,10 +221,15 @@ def chain(file: SlothPlugins | None, slo: SlothPlugins | None) -> list[tuple[Fie
     return sorted(found, key=lambda item: item[1].priority)
 
 
-def replaces_rules(block: SlothPlugins) -> list[str]:
-    """The rule plugins an overriding chain leaves out (Sloth would write none of their rules)."""
-    ids = {plugin.id for plugin in block.chain}
-    return [plugin for plugin in _RULE_PLUGINS if block.override_previous and plugin not in ids]
+def left_out(file: SlothPlugins | None, slo: SlothPlugins | None) -> tuple[FieldPath, list[str]]:
+    """The rule plugins an SLO's chain lacks once a chain has replaced Sloth's (Sloth would write
+    none of their rules), and where that chain is; nothing while Sloth's default chain runs."""
+    overriding = [(where, block) for where, block in ((("slo_plugins",), file), (("plugins",), slo)) if block]
+    overriding = [(where, block) for where, block in overriding if block.override_previous]
+    if not overriding:
+        return (), []
+    ids = {plugin.id for _, plugin in chain(file, slo)}
+    return overriding[-1][0], [plugin for plugin in _RULE_PLUGINS if plugin not in ids]
 
 
 def refusal(plugin: SlothPlugin) -> str | None:
@@ -236,6 +259,7 @@ def budget_alert(file: SlothPlugins | None, slo: SlothPlugins | None) -> BudgetA
                 name=config.alert_name,
                 labels=config.alert_labels,
                 annotations=config.annotations,
-                **{"for": config.for_},
+                # The plugin reads a `for` of 0 as its default, 5m.
+                **{"for": config.for_ if parse_duration(config.for_) else "5m"},
             )
     return None

@@ -98,8 +98,11 @@ class Page:
 
     @property
     def link(self) -> str:
-        """The page from the runbooks' index."""
-        return f"{self.plan.runbook_page(self.name)}.md"
+        """The page from the runbooks' index. A shared alert name's page is the index of its own
+        folder: mkdocs serves it at the folder's address, the one the alert links to, whatever
+        the SLO is called (an SLO named `index` too)."""
+        page = self.plan.runbook_page(self.name)
+        return f"{page}/index.md" if self.name in self.plan.shared_alerts else f"{page}.md"
 
     @property
     def path(self) -> str:
