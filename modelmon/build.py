@@ -144,6 +144,9 @@ def _checked_project(
         loaded += [d for d in documents if isinstance(d, LoadedSpec)]
         windows += [d for d in documents if isinstance(d, LoadedWindows)]
     problems, project, loaded = check_all(loaded, windows)
+    if windows and not loaded and not errors + problems:
+        message = "the spec files hold Sloth AlertWindows and no SLO: nothing to compile"
+        raise SpecErrors([SpecError(layout.slos, 1, 1, "", message)])
     errors += problems
     refused, accepted = refused_outputs(loaded, project, layout)
     errors += refused

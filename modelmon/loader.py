@@ -10,6 +10,7 @@ each SLO), so the checks that span fields, SLOs and files judge those too.
 from __future__ import annotations
 
 import difflib
+import re
 import struct
 import typing
 from collections.abc import Callable, Iterator
@@ -560,7 +561,12 @@ def go_float32(value: float) -> str:
         return "NaN"
     if value in (float("inf"), float("-inf")):
         return "+Inf" if value > 0 else "-Inf"
-    single = struct.unpack("f", struct.pack("f", value))[0]
+    try:
+        single = struct.unpack("f", struct.pack("f", value))[0]
+    except OverflowError:  # beyond float32: Go rounds it to infinity
+        single = value * float("inf")
+    if single in (float("inf"), float("-inf")):
+        return "+Inf" if single > 0 else "-Inf"
     for precision in range(1, 10):
         scientific = f"{single:.{precision - 1}e}"
         if struct.unpack("f", struct.pack("f", float(scientific)))[0] == single:
@@ -637,6 +643,8 @@ def _reword(error: dict) -> str:
     message = error["msg"]
     if message.startswith("List should have at least"):
         return "must not be empty"
+    if most := re.match(r"List should have at most (\d+) items? after validation, not (\d+)", message):
+        return f"must hold at most {int(most[1]):,} (got {int(most[2]):,})"
     _, should, rest = message.partition("should be ")
     if should:
         return f"must be {rest} (got {error['input']!r})"

@@ -209,3 +209,84 @@ def test_an_openslo_query_error_names_the_query_as_the_file_writes_it(project):
     assert error.startswith(
         f"slos/api.yaml:{position}: spec.indicator.spec.ratioMetric.total.metricSource.spec.query: "
     ), error
+
+
+MORE_REFUSED = [
+    (
+        V1ALPHA.replace("count: 30", "count: ²"),
+        "²",
+        "spec.timeWindows[0].count: must be a whole number of days (got '²')",
+    ),
+    (
+        v1(INLINE, objectives="- targetPercent: 1e999999999"),
+        "1e999999999",
+        "spec.objectives[0].targetPercent: must be a percentage between 0 and 100 exclusive (got 1e999999999)",
+    ),
+    (v1(INLINE, objectives="- target: [0.9]"), "[0.9]", "spec.objectives[0].target: must be a number (got a list)"),
+    (
+        V1ALPHA.replace("      target: 0.999\n", "      target: 0.999\n      target: 0.5\n"),
+        "target: 0.5",
+        "spec.objectives[0].target: duplicate key 'target'",
+    ),
+    (
+        v1(INLINE).replace("budgetingMethod:", "budgetingMetod:"),
+        "budgetingMetod",
+        "spec.budgetingMetod: unknown field 'budgetingMetod'; did you mean 'budgetingMethod'?",
+    ),
+    (
+        V1ALPHA.replace("unit: Day", "unit: Day\n      isRolling: false"),
+        "false",
+        "spec.timeWindows[0].isRolling: calendar windows are not supported: modelmon's periods are rolling",
+    ),
+    (
+        v1(INLINE).replace("isRolling: true", "isRolling: true\n      calendar: {startTime: 2026-01-01}"),
+        "{startTime",
+        "spec.timeWindow[0].calendar: calendar windows are not supported: modelmon's periods are rolling",
+    ),
+    (
+        V1ALPHA.replace(GOOD, GOOD.replace("[{{.window}}]", "[5m]")),
+        '\'sum(rate(http_requests_total{job="api",code!~"5.."}[5m]',
+        "spec.objectives[0].ratioMetrics.good.query: must contain the {{.window}} placeholder where the range goes",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "needle", "message"), MORE_REFUSED)
+def test_odd_openslo_input_is_refused_where_it_is_written(project, text, needle, message):
+    assert errors(project, text) == [f"slos/api.yaml:{at(text, needle)}: {message}"]
+
+
+def test_openslo_merge_keys_and_an_empty_time_window_list_read_as_yaml_and_sloth_read_them(project):
+    text = V1ALPHA.replace("      target: 0.999\n", "      <<: {target: 0.99}\n").replace(
+        "  timeWindows:\n    - count: 30\n      unit: Day\n", "  timeWindows: []\n"
+    )
+    [plan] = compiled(project, text).plans["api"]
+    assert (str(plan.objective), plan.period) == ("99", "30d")
+
+
+def test_two_openslo_slis_of_one_name_are_refused(project):
+    sli = "apiVersion: openslo/v1\nkind: SLI\nmetadata:\n  name: ok\nspec:\n  ratioMetric:\n"
+    sli += f"    good: {prometheus(GOOD)}\n    total: {prometheus(TOTAL)}\n"
+    text = sli + "---\n" + sli + "---\n" + v1("indicatorRef: ok")
+    assert errors(project, text) == [
+        f"slos/api.yaml:{at(text, 'name: ok', 'ok', occurrence=2)}: metadata.name: an SLI of this name is also "
+        "defined at line 1"
+    ]
+
+
+def test_a_query_promtool_refuses_is_placed_at_the_ratio_metric_it_comes_from(project):
+    text = v1(INLINE.replace(TOTAL, TOTAL.replace("sum(rate(", "sum((rate(")))
+    [error] = errors(project, text)
+    assert error.startswith(f"slos/api.yaml:{at(text, 'counter: true')}: spec.indicator.spec.ratioMetric: promtool"), (
+        error
+    )
+
+
+def test_a_label_value_beyond_float32_is_infinite_as_for_sloth(project):
+    text = "version: prometheus/v1\nservice: api\nlabels:\n  big: 1.0e+39\n"
+    text += (
+        "slos:\n  - name: requests\n    objective: 99.9\n    sli:\n      events:\n"
+        f"        error_query: '{BAD}'\n        total_query: '{TOTAL}'\n"
+    )
+    [plan] = compiled(project, text).plans["api"]
+    assert plan.labels["big"] == "+Inf"

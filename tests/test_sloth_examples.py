@@ -7,14 +7,19 @@ Sloth reads each file alone (`sloth generate -i FILE`), so each is compiled alon
 from __future__ import annotations
 
 import shutil
+from decimal import Decimal
 
 import pytest
+import yaml
 
 from modelmon import build
+from modelmon.durations import parse_duration
 from modelmon.loader import SpecErrors
 from tools import build as tools
 
 COMPILES = None
+# An AlertWindows resource: compiled beside an SLO of its period, whose windows it then is.
+WINDOWS = "windows"
 GO_SLI_PLUGIN = "is Go code modelmon cannot run: write the query it makes"
 GO_SLO_PLUGIN = "Sloth plugin 'integration-tests/plugin1' is Go code modelmon cannot run"
 # Sloth ignores unknown fields; modelmon names them (docs/migration.md: what modelmon refuses).
@@ -45,12 +50,12 @@ OUTCOMES = {
     "examples/slo-plugin-k8s-getting-started.yml": COMPILES,
     # Written for VictoriaMetrics: MetricsQL queries, and alert names Prometheus 2 refuses.
     "examples/victoria-metrics.yml": "30:11: slos[0].alerting.name: must be an alert name",
-    "examples/windows/7d.yaml": COMPILES,
-    "examples/windows/custom-30d.yaml": COMPILES,
+    "examples/windows/7d.yaml": WINDOWS,
+    "examples/windows/custom-30d.yaml": WINDOWS,
     # Not an SLO file: the PrometheusRule CRD Sloth's integration tests install.
     "test/integration/crd/prometheus-operator-crd.yaml": "4:1: apiVersion 'apiextensions.k8s.io/v1' with kind "
     "'CustomResourceDefinition' is not a form modelmon reads",
-    "test/integration/k8scontroller/windows/7d.yaml": COMPILES,
+    "test/integration/k8scontroller/windows/7d.yaml": WINDOWS,
     TESTDATA + "in-base-k8s.yaml": COMPILES,
     TESTDATA + "in-base.yaml": COMPILES,
     TESTDATA + "in-invalid-version.yaml": "1:10: version: must be 'prometheus/v1' or "
@@ -85,8 +90,23 @@ OUTCOMES = {
     TESTDATA + "validate_with_duplicates/openslo/bad-openslo-1-original.yaml": COMPILES,
     TESTDATA + "validate_with_duplicates/prom/bad-prom-1-duplicate.yaml": f"21:7: {PAGE_ALERT}",
     TESTDATA + "validate_with_duplicates/prom/bad-prom-1-original.yaml": f"21:7: {PAGE_ALERT}",
-    "test/integration/prometheus/windows/7d.yaml": COMPILES,
+    "test/integration/prometheus/windows/7d.yaml": WINDOWS,
 }
+
+
+# An SLO of a period (PERIOD), to take an AlertWindows' windows.
+SLO = """\
+version: prometheus/v1
+service: svc
+slos:
+  - name: requests
+    objective: 99.9
+    period: PERIOD
+    sli:
+      events:
+        error_query: sum(rate(http_requests_total{code=~"5.."}[{{.window}}]))
+        total_query: sum(rate(http_requests_total[{{.window}}]))
+"""
 
 
 def sloth_specs() -> list[str]:
@@ -101,7 +121,7 @@ def test_every_spec_of_sloths_repository_has_its_outcome_stated():
     assert sloth_specs() == sorted(OUTCOMES)
 
 
-@pytest.mark.parametrize("name", sorted(OUTCOMES))
+@pytest.mark.parametrize("name", sorted(n for n, outcome in OUTCOMES.items() if outcome is not WINDOWS))
 def test_sloths_spec_compiles_or_is_refused_where_and_why_stated(name, project):
     root = project({})
     shutil.copyfile(tools.source("sloth") / name, root / "slos" / "x.yaml")
@@ -126,3 +146,24 @@ def test_sloths_kubernetes_getting_started_compiles_to_the_rules_of_its_promethe
         shutil.copyfile(source / name, root / "slos" / "x.yaml")
         rules.append(build.compile_all(root).files["rules/myservice.yml"])
     assert rules[0] == rules[1]
+
+
+@pytest.mark.parametrize("name", sorted(n for n, outcome in OUTCOMES.items() if outcome is WINDOWS))
+def test_sloths_alert_windows_are_the_windows_of_an_slo_of_their_period(name, project):
+    source = tools.source("sloth") / name
+    spec = yaml.safe_load(source.read_text())["spec"]
+    slo = SLO.replace("PERIOD", spec["sloPeriod"])
+    root = project({"svc.yaml": slo})
+    shutil.copyfile(source, root / "slos" / "windows.yaml")
+    [plan] = build.compile_all(root).plans["svc"]
+    period_h = Decimal(parse_duration(spec["sloPeriod"])) / 3600
+    windows = [spec[severity][speed] for severity in ("page", "ticket") for speed in ("quick", "slow")]
+    expected = [
+        (
+            parse_duration(w["longWindow"]),
+            parse_duration(w["shortWindow"]),
+            Decimal(str(w["errorBudgetPercent"])) / 100 * period_h * 3600 / parse_duration(w["longWindow"]),
+        )
+        for w in windows
+    ]
+    assert [(a.long_s, a.short_s, a.factor) for a in plan.burn_alerts] == expected

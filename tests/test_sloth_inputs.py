@@ -434,3 +434,9 @@ def test_the_budget_plugin_reads_a_for_of_zero_as_its_default(project):
     text = events_service("svc").replace("    alerting:\n", plugin + "    alerting:\n")
     [plan] = build.compile_all(project({"svc.yaml": text})).plans["svc"]
     assert [b.for_ for b in plan.budget_alerts] == ["5m"]
+
+
+def test_a_project_of_alert_windows_alone_says_it_has_no_slo(project):
+    assert errors(project({"7d.yaml": SEVEN_DAYS})) == [
+        "slos:1:1: the spec files hold Sloth AlertWindows and no SLO: nothing to compile"
+    ]

@@ -14,12 +14,15 @@ and column it has in the file; `shown` maps each field back to where the file wr
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 import yaml
 
+from modelmon.conventions import WINDOW_PLACEHOLDER
+from modelmon.limits import MAX_NUMBER_CHARS
 from modelmon.specmodel import FieldPath
 
 V1ALPHA = "openslo/v1alpha"
@@ -37,6 +40,42 @@ _SEQ = "tag:yaml.org,2002:seq"
 # OpenSLO's duration shorthand (v1): modelmon reads rolling windows of fixed length only.
 _DURATION = re.compile(r"^([0-9]+)([mhdw])$")
 _CALENDAR_UNITS = {"M": "month", "Q": "quarter", "Y": "year"}
+_MERGE = "tag:yaml.org,2002:merge"
+# The fields of each OpenSLO object modelmon reads: any other is a typo (or a field modelmon
+# cannot honour, refused by name), never silently dropped.
+_METADATA = ("name", "displayName", "labels", "annotations")
+_SLO_SPEC = {
+    V1ALPHA: ("description", "service", "budgetingMethod", "objectives", "timeWindows", "indicator"),
+    V1: (
+        "description",
+        "service",
+        "indicator",
+        "indicatorRef",
+        "timeWindow",
+        "budgetingMethod",
+        "objectives",
+        "alertPolicies",
+    ),
+}
+_OBJECTIVE = {
+    V1ALPHA: ("displayName", "op", "value", "target", "targetPercent", "timeSliceTarget", "ratioMetrics"),
+    V1: (
+        "displayName",
+        "op",
+        "value",
+        "target",
+        "targetPercent",
+        "timeSliceTarget",
+        "timeSliceWindow",
+        "indicator",
+        "indicatorRef",
+        "compositeWeight",
+    ),
+}
+_WINDOW = {V1ALPHA: ("count", "unit", "isRolling", "calendar"), V1: ("duration", "isRolling", "calendar")}
+_RATIO_V1 = ("counter", "good", "bad", "total", "raw", "rawType")
+_SOURCE = ("metricSourceRef", "type", "spec")
+_OBJECT = ("apiVersion", "kind", "metadata", "spec")
 
 
 class Problem(Exception):
@@ -69,7 +108,11 @@ def services(documents: list[tuple[str, str, yaml.MappingNode]]) -> tuple[list[S
     for _, kind, node in documents:
         if kind == "SLI":
             try:
-                indicators.setdefault(_name(node).value, node)
+                name = _name(node)
+                if name.value in indicators:
+                    line = indicators[name.value].start_mark.line + 1
+                    raise Problem(name, ("metadata", "name"), f"an SLI of this name is also defined at line {line}")
+                indicators[name.value] = node
             except Problem as problem:
                 problems.append(problem)
     found: dict[str, Service] = {}
@@ -84,13 +127,16 @@ def services(documents: list[tuple[str, str, yaml.MappingNode]]) -> tuple[list[S
 
 
 def _slo(api: str, doc: yaml.MappingNode, indicators: dict[str, yaml.MappingNode], found: dict[str, Service]) -> None:
+    _known(doc, (), _OBJECT)
     name = _name(doc)
     spec, spec_at = _mapping(doc, "spec", ())
+    _known(spec, spec_at, _SLO_SPEC[api])
     service_node, _ = _scalar(spec, "service", spec_at)
     # Registered once the whole document is read: a refused one adds no (empty) service.
     service = found.get(service_node.value) or Service(service_node.value, service_node)
     slos, shown = list(service.slos), dict(service.shown)
     shown.setdefault(("service",), (*spec_at, "service"))
+    shown.setdefault(("slos",), (*spec_at, "objectives"))
     if api == V1ALPHA:
         period, period_at = _period_v1alpha(spec, spec_at)
     else:
@@ -118,6 +164,7 @@ def _slo(api: str, doc: yaml.MappingNode, indicators: dict[str, yaml.MappingNode
         at = (*objectives_at, index)
         if not isinstance(objective, yaml.MappingNode):
             raise Problem(objective, at, "must be a mapping with a target")
+        _known(objective, at, _OBJECTIVE[api])
         if api == V1ALPHA:
             sli = _ratio_v1alpha(objective, at)
         else:
@@ -143,6 +190,7 @@ def _slo(api: str, doc: yaml.MappingNode, indicators: dict[str, yaml.MappingNode
         shown[(*base, "objective")] = target_at
         shown[(*base, "period")] = period_at
         shown[(*base, "description")] = (*spec_at, "description")
+        shown[(*base, "sli")] = sli.where
         for role, written in sli.shown.items():
             shown[(*base, "sli", *role)] = written
     service.slos, service.shown = slos, shown
@@ -159,8 +207,13 @@ class _Sli:
     ratio: yaml.ScalarNode | None = None  # a ready error ratio
     success_ratio: bool = False  # `ratio` is the share of good events
     shown: dict[FieldPath, FieldPath] = field(default_factory=dict)
+    # The ratio metric the SLI is read from, and where it is written: errors about the SLI as a
+    # whole (promtool refusing a query) stand there.
+    at: yaml.Node | None = None
+    where: FieldPath = ()
 
-    def node(self, at: yaml.Node) -> yaml.MappingNode:
+    def node(self, objective: yaml.Node) -> yaml.MappingNode:
+        at = self.at or objective
         if self.ratio is not None:
             query = f"1 - ({self.ratio.value})" if self.success_ratio else self.ratio.value
             block = [(_key("error_ratio_query", self.ratio), _text(query, self.ratio))]
@@ -177,9 +230,11 @@ class _Sli:
 def _ratio_v1alpha(objective: yaml.MappingNode, at: FieldPath) -> _Sli:
     """Sloth's OpenSLO: ratioMetrics with good and total Prometheus queries."""
     ratio, ratio_at = _mapping(objective, "ratioMetrics", at, hint="modelmon reads ratio metrics only")
-    sli = _Sli()
+    _known(ratio, ratio_at, ("counter", "good", "total"))
+    sli = _Sli(at=ratio, where=ratio_at)
     for role in ("good", "total"):
         query, query_at = _mapping(ratio, role, ratio_at)
+        _known(query, query_at, ("source", "queryType", "query", "metadata"))
         source = _get(query, "source")
         if source is None or source.value not in ("prometheus", "sloth"):
             where = source or query
@@ -187,7 +242,7 @@ def _ratio_v1alpha(objective: yaml.MappingNode, at: FieldPath) -> _Sli:
         kind = _get(query, "queryType")
         if kind is None or kind.value != "promql":
             raise Problem(kind or query, (*query_at, "queryType"), "must be promql")
-        text, text_at = _scalar(query, "query", query_at)
+        text, text_at = _windowed(query, "query", query_at)
         setattr(sli, role, text)
         sli.shown[("events", "error_query" if role == "good" else "total_query")] = text_at
     return sli
@@ -208,10 +263,13 @@ def _indicator_v1(spec: yaml.MappingNode, spec_at: FieldPath, indicators: dict[s
         indicator, indicator_at = inline, (*spec_at, "indicator")
     else:
         raise Problem(inline or spec, (*spec_at, "indicator"), "is required (or indicatorRef): the SLI")
+    _known(indicator, indicator_at, ("apiVersion", "kind", "metadata", "spec"))
     sli_spec, sli_at = _mapping(indicator, "spec", indicator_at)
+    _known(sli_spec, sli_at, ("description", "thresholdMetric", "ratioMetric"))
     _refuse(sli_spec, "thresholdMetric", sli_at, "threshold metrics are not supported: modelmon reads ratio metrics")
     ratio, ratio_at = _mapping(sli_spec, "ratioMetric", sli_at, hint="modelmon reads ratio metrics only")
-    sli = _Sli()
+    _known(ratio, ratio_at, _RATIO_V1)
+    sli = _Sli(at=ratio, where=ratio_at)
     raw = _get(ratio, "raw")
     if raw is not None:
         sli.ratio, query_at = _query(ratio, "raw", ratio_at)
@@ -239,49 +297,46 @@ def _query(ratio: yaml.MappingNode, role: str, at: FieldPath) -> tuple[yaml.Scal
     """A v1 metric's Prometheus query: `<role>.metricSource`, of type Prometheus, `spec.query`."""
     metric, metric_at = _mapping(ratio, role, at)
     source, source_at = _mapping(metric, "metricSource", metric_at)
+    _known(source, source_at, _SOURCE)
     _refuse(source, "metricSourceRef", source_at, "data source references are not read: write the source inline")
     kind = _get(source, "type")
     if kind is None or not isinstance(kind, yaml.ScalarNode) or kind.value.lower() != "prometheus":
         raise Problem(kind or source, (*source_at, "type"), "must be Prometheus: modelmon reads Prometheus queries")
     inner, inner_at = _mapping(source, "spec", source_at)
-    return _scalar(inner, "query", inner_at)
+    return _windowed(inner, "query", inner_at)
 
 
 def _period_v1alpha(spec: yaml.MappingNode, at: FieldPath) -> tuple[yaml.ScalarNode, FieldPath]:
     windows = _get(spec, "timeWindows")
-    if windows is None:
+    if windows is None or _empty(windows):
         return _text("30d", spec), (*at, "timeWindows")  # Sloth's default period
-    windows, windows_at = _sequence(spec, "timeWindows", at)
-    if len(windows.value) != 1:
-        raise Problem(windows, windows_at, "must hold one time window")
-    window, window_at = windows.value[0], (*windows_at, 0)
-    if not isinstance(window, yaml.MappingNode):
-        raise Problem(window, window_at, "must be a mapping with count and unit")
-    _refuse(window, "calendar", window_at, "calendar windows are not supported: modelmon's periods are rolling")
+    window, window_at = _the_window(spec, "timeWindows", at, "count and unit")
+    _known(window, window_at, _WINDOW[V1ALPHA])
+    _rolling(window, window_at)
     unit, _ = _scalar(window, "unit", window_at)
     if unit.value.lower() != "day":
         raise Problem(unit, (*window_at, "unit"), "must be Day: modelmon reads periods of whole days")
     count, count_at = _scalar(window, "count", window_at)
-    if not count.value.isdigit() or int(count.value) == 0:
+    if not re.fullmatch(r"[0-9]{1,6}", count.value) or int(count.value) == 0:
         raise Problem(count, count_at, f"must be a whole number of days (got {count.value!r})")
     return _text(f"{int(count.value)}d", count), count_at
 
 
-def _period_v1(spec: yaml.MappingNode, at: FieldPath) -> tuple[yaml.ScalarNode, FieldPath]:
-    windows, windows_at = _sequence(spec, "timeWindow", at)
+def _the_window(spec: yaml.MappingNode, key: str, at: FieldPath, fields: str) -> tuple[yaml.MappingNode, FieldPath]:
+    """The one time window of an SLO (OpenSLO's is a list: modelmon's SLO has one period)."""
+    windows, windows_at = _sequence(spec, key, at)
     if len(windows.value) != 1:
         raise Problem(windows, windows_at, "must hold one time window")
     window, window_at = windows.value[0], (*windows_at, 0)
     if not isinstance(window, yaml.MappingNode):
-        raise Problem(window, window_at, "must be a mapping with duration and isRolling")
-    rolling = _get(window, "isRolling")
-    rolls = rolling is None or (isinstance(rolling, yaml.ScalarNode) and rolling.value.lower() == "true")
-    if _get(window, "calendar") is not None or not rolls:
-        raise Problem(
-            rolling or window,
-            (*window_at, "isRolling"),
-            "calendar windows are not supported: modelmon's periods are rolling",
-        )
+        raise Problem(window, window_at, f"must be a mapping with {fields}")
+    return window, window_at
+
+
+def _period_v1(spec: yaml.MappingNode, at: FieldPath) -> tuple[yaml.ScalarNode, FieldPath]:
+    window, window_at = _the_window(spec, "timeWindow", at, "duration and isRolling")
+    _known(window, window_at, _WINDOW[V1])
+    _rolling(window, window_at)
     duration, duration_at = _scalar(window, "duration", window_at)
     unit = duration.value[-1:]
     if unit in _CALENDAR_UNITS:
@@ -302,14 +357,18 @@ def _target(objective: yaml.MappingNode, at: FieldPath) -> tuple[yaml.ScalarNode
         raise Problem(objective, at, "needs exactly one of target (a ratio, e.g. 0.999) and targetPercent")
     node, key = (ratio, "target") if ratio is not None else (percent, "targetPercent")
     try:
-        value = Decimal(node.value) if isinstance(node, yaml.ScalarNode) and len(node.value) < 40 else None
+        value = (
+            Decimal(node.value) if isinstance(node, yaml.ScalarNode) and len(node.value) <= MAX_NUMBER_CHARS else None
+        )
     except InvalidOperation:
         value = None
     if value is None or not value.is_finite():
-        raise Problem(node, (*at, key), f"must be a number (got {getattr(node, 'value', '')!r})")
+        raise Problem(node, (*at, key), f"must be a number (got {_shown(node)})")
+    top = 1 if key == "target" else 100
+    if not 0 < value < top:
+        what = "a ratio between 0 and 1" if key == "target" else "a percentage between 0 and 100"
+        raise Problem(node, (*at, key), f"must be {what} exclusive (got {node.value})")
     if key == "target":
-        if not 0 < value < 1:
-            raise Problem(node, (*at, key), f"must be a ratio between 0 and 1 exclusive (got {node.value})")
         value *= 100
     shown = format(value.normalize(), "f")
     tag = _FLOAT if "." in shown else "tag:yaml.org,2002:int"
@@ -329,16 +388,24 @@ def _no_alerts(at: yaml.Node) -> yaml.MappingNode:
 
 
 def _get(node: yaml.Node, key: str) -> yaml.Node | None:
+    """The value of `key`: the mapping's own, else one merged in (`<<: *defaults`), as YAML 1.1 reads it."""
     if not isinstance(node, yaml.MappingNode):
         return None
+    merged = []
     for key_node, value in node.value:
-        if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+        if key_node.tag == _MERGE:
+            merged += value.value if isinstance(value, yaml.SequenceNode) else [value]
+        elif isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
             return value
+    for source in merged:
+        if (found := _get(source, key)) is not None:
+            return found
     return None
 
 
 def _name(doc: yaml.MappingNode) -> yaml.ScalarNode:
     metadata, at = _mapping(doc, "metadata", ())
+    _known(metadata, at, _METADATA)
     name, _ = _scalar(metadata, "name", at)
     return name
 
@@ -346,22 +413,75 @@ def _name(doc: yaml.MappingNode) -> yaml.ScalarNode:
 def _mapping(node: yaml.Node, key: str, at: FieldPath, hint: str = "") -> tuple[yaml.MappingNode, FieldPath]:
     found = _get(node, key)
     if not isinstance(found, yaml.MappingNode):
-        raise Problem(found or node, (*at, key), "is required: a mapping" + (f" ({hint})" if hint else ""))
+        raise Problem(found or node, (*at, key), _wanted(found, "a mapping") + (f" ({hint})" if hint else ""))
     return found, (*at, key)
 
 
 def _sequence(node: yaml.Node, key: str, at: FieldPath) -> tuple[yaml.SequenceNode, FieldPath]:
     found = _get(node, key)
     if not isinstance(found, yaml.SequenceNode) or not found.value:
-        raise Problem(found or node, (*at, key), "is required: a list")
+        raise Problem(found or node, (*at, key), _wanted(found, "a list"))
     return found, (*at, key)
 
 
 def _scalar(node: yaml.Node, key: str, at: FieldPath) -> tuple[yaml.ScalarNode, FieldPath]:
     found = _get(node, key)
     if not isinstance(found, yaml.ScalarNode) or found.tag == "tag:yaml.org,2002:null":
-        raise Problem(found or node, (*at, key), "is required: a value")
+        raise Problem(found or node, (*at, key), _wanted(found, "a value"))
     return found, (*at, key)
+
+
+def _windowed(node: yaml.Node, key: str, at: FieldPath) -> tuple[yaml.ScalarNode, FieldPath]:
+    """A query, which needs {{.window}} where the range goes (the SLI's windows replace it)."""
+    query, query_at = _scalar(node, key, at)
+    if not WINDOW_PLACEHOLDER.search(query.value):
+        raise Problem(query, query_at, "must contain the {{.window}} placeholder where the range goes")
+    return query, query_at
+
+
+def _rolling(window: yaml.MappingNode, at: FieldPath) -> None:
+    _refuse(window, "calendar", at, "calendar windows are not supported: modelmon's periods are rolling")
+    rolling = _get(window, "isRolling")
+    # YAML 1.1's booleans: true, yes, on.
+    if rolling is not None and not (
+        isinstance(rolling, yaml.ScalarNode) and rolling.value.lower() in ("true", "yes", "on")
+    ):
+        raise Problem(rolling, (*at, "isRolling"), "calendar windows are not supported: modelmon's periods are rolling")
+
+
+def _known(node: yaml.MappingNode, at: FieldPath, fields: tuple[str, ...]) -> None:
+    """Refuse a key the object does not have (with the closest it has), and a key written twice."""
+    seen: set[str] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == _MERGE:
+            continue
+        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+        if not isinstance(key, str):
+            raise Problem(key_node, at, f"keys must be plain names: expected {', '.join(fields)}")
+        if key in seen:
+            raise Problem(key_node, (*at, key), f"duplicate key {key!r}")
+        seen.add(key)
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"expected one of {', '.join(sorted(fields))}"
+            raise Problem(key_node, (*at, key), f"unknown field {key!r}; {hint}")
+
+
+def _empty(node: yaml.Node) -> bool:
+    return (isinstance(node, yaml.SequenceNode) and not node.value) or (
+        isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
+    )
+
+
+def _shown(node: yaml.Node | None) -> str:
+    """A value for an error message: a scalar as written, anything else by its kind."""
+    if isinstance(node, yaml.ScalarNode):
+        return repr(node.value)
+    return "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
+
+
+def _wanted(found: yaml.Node | None, what: str) -> str:
+    return "is required: " + what if found is None or _empty(found) else f"must be {what} (got {_shown(found)})"
 
 
 def _refuse(node: yaml.Node, key: str, at: FieldPath, why: str) -> None:
