@@ -290,3 +290,11 @@ def test_a_label_value_beyond_float32_is_infinite_as_for_sloth(project):
     )
     [plan] = compiled(project, text).plans["api"]
     assert plan.labels["big"] == "+Inf"
+
+
+def test_an_sli_document_is_checked_once_whether_or_not_an_slo_names_it(project):
+    sli = "apiVersion: openslo/v1\nkind: SLI\nmetadata:\n  name: ok\nspec:\n  thresholdMetric: {}\n"
+    expected = "spec.thresholdMetric: threshold metrics are not supported: modelmon reads ratio metrics"
+    assert errors(project, sli) == [f"slos/api.yaml:{at(sli, '{}')}: {expected}"]
+    text = sli + "---\n" + v1("indicatorRef: ok")
+    assert errors(project, text) == [f"slos/api.yaml:{at(text, '{}')}: {expected}"]

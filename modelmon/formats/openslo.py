@@ -113,6 +113,7 @@ def services(documents: list[tuple[str, str, yaml.MappingNode]]) -> tuple[list[S
                     line = indicators[name.value].start_mark.line + 1
                     raise Problem(name, ("metadata", "name"), f"an SLI of this name is also defined at line {line}")
                 indicators[name.value] = node
+                _read_indicator(node, ())  # checked even when no SLO names it
             except Problem as problem:
                 problems.append(problem)
     found: dict[str, Service] = {}
@@ -123,7 +124,9 @@ def services(documents: list[tuple[str, str, yaml.MappingNode]]) -> tuple[list[S
             _slo(api, node, indicators, found)
         except Problem as problem:
             problems.append(problem)
-    return list(found.values()), problems
+    # An SLI's problem is found once for it and again for each SLO that names it: said once.
+    unique = {(p.node.start_mark.index, p.message): p for p in problems}
+    return list(found.values()), list(unique.values())
 
 
 def _slo(api: str, doc: yaml.MappingNode, indicators: dict[str, yaml.MappingNode], found: dict[str, Service]) -> None:
@@ -263,6 +266,11 @@ def _indicator_v1(spec: yaml.MappingNode, spec_at: FieldPath, indicators: dict[s
         indicator, indicator_at = inline, (*spec_at, "indicator")
     else:
         raise Problem(inline or spec, (*spec_at, "indicator"), "is required (or indicatorRef): the SLI")
+    return _read_indicator(indicator, indicator_at)
+
+
+def _read_indicator(indicator: yaml.MappingNode, indicator_at: FieldPath) -> _Sli:
+    """An SLI (a `kind: SLI` document, or an SLO's inline indicator) as modelmon's."""
     _known(indicator, indicator_at, ("apiVersion", "kind", "metadata", "spec"))
     sli_spec, sli_at = _mapping(indicator, "spec", indicator_at)
     _known(sli_spec, sli_at, ("description", "thresholdMetric", "ratioMetric"))
