@@ -179,23 +179,16 @@ def _with_period_windows(
             by_period[period_s] = item
     if not by_period:
         return loaded, errors
-
-    def planned(slo: Slo) -> Slo:
-        given = by_period.get(parse_duration(slo.period))
-        if given is None or slo.alerting.windows is not None:
-            return slo
-        return slo.model_copy(
-            update={"alerting": slo.alerting.model_copy(update={"windows": given.windows.burn_windows()})}
-        )
-
     specs = []
     for item in loaded:
-        slos = [planned(s) for s in item.spec.slos]
-        borrowed = {
-            i: given
-            for (i, slo), new in zip(item.slos(), slos, strict=True)
-            if new is not slo and (given := by_period.get(parse_duration(slo.period))) is not None
-        }
+        slos, borrowed = [], {}  # borrowed: SLO index -> the AlertWindows it takes its windows from
+        for i, slo in item.slos():
+            given = by_period.get(parse_duration(slo.period))
+            if given is not None and slo.alerting.windows is None:
+                windows = given.windows.burn_windows()
+                slo = slo.model_copy(update={"alerting": slo.alerting.model_copy(update={"windows": windows})})
+                borrowed[i] = given
+            slos.append(slo)
         positions = _WithBorrowedWindows(**vars(item.positions), borrowed=borrowed) if borrowed else item.positions
         specs.append(dataclasses.replace(item, spec=item.spec.model_copy(update={"slos": slos}), positions=positions))
     return specs, errors
@@ -232,16 +225,25 @@ def _check_period_windows(item: LoadedWindows) -> list[SpecError]:
     for severity in ("page", "ticket"):
         for speed in ("quick", "slow"):
             window = getattr(getattr(item.windows, severity), speed)
-            path = (severity, speed)
-            long_s, short_s = parse_duration(window.long_window), parse_duration(window.short_window)
-            if short_s >= long_s:
-                errors.append(item.positions.error((*path, "shortWindow"), "must be shorter than longWindow"))
-            if long_s >= parse_duration(period):
-                errors.append(item.positions.error((*path, "longWindow"), f"must be shorter than sloPeriod ({period})"))
-            for name, text in (("shortWindow", window.short_window), ("longWindow", window.long_window)):
-                if parse_duration(text) % 60:
-                    errors.append(item.positions.error((*path, name), _WHOLE_MINUTES.format(text=text)))
+            given = {"shortWindow": window.short_window, "longWindow": window.long_window}
+            for name, message in _window_problems(given, "shortWindow", "longWindow", period, "sloPeriod"):
+                errors.append(item.positions.error((severity, speed, name), message))
     return errors
+
+
+def _window_problems(
+    given: dict[str, str], short: str, long: str, period: str, period_name: str
+) -> list[tuple[str, str]]:
+    """A burn-rate window against its period, as (field, problem): `given` holds each duration by its
+    field's name, `short` and `long` name the two windows, `period_name` says what the period is."""
+    problems = []
+    long_s, short_s = parse_duration(given[long]), parse_duration(given[short])
+    if short_s >= long_s:
+        problems.append((short, f"must be shorter than {long} ({given[long]})"))
+    if long_s >= parse_duration(period):
+        problems.append((long, f"must be shorter than {period_name} ({period})"))
+    problems += [(name, _WHOLE_MINUTES.format(text=text)) for name, text in given.items() if parse_duration(text) % 60]
+    return problems
 
 
 def _check_plans(
@@ -530,13 +532,9 @@ def _check_windows(item: LoadedSpec, i: int, slo: Slo, scrape_s: int | None) -> 
     for w, window in enumerate(slo.alerting.windows or ()):
         path = ("slos", i, "alerting", "windows", w)
         long_s, short_s = parse_duration(window.long), parse_duration(window.short)
-        if short_s >= long_s:
-            errors.append(at.error((*path, "short"), f"must be shorter than long ({window.long})"))
-        if long_s >= period_s:
-            errors.append(at.error((*path, "long"), f"must be shorter than the SLO period ({slo.period})"))
-        for name, text in (("short", window.short), ("long", window.long), ("for", window.for_)):
-            if parse_duration(text) % 60:
-                errors.append(at.error((*path, name), _WHOLE_MINUTES.format(text=text)))
+        given = {"short": window.short, "long": window.long, "for": window.for_}
+        for name, message in _window_problems(given, "short", "long", slo.period, "the SLO period"):
+            errors.append(at.error((*path, name), message))
         for name, seconds, text in (("short", short_s, window.short), ("long", long_s, window.long)):
             if scrape_s is not None and seconds < 2 * scrape_s:
                 errors.append(

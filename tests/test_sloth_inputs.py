@@ -202,7 +202,7 @@ def test_alert_windows_are_checked_where_they_are_written(project):
     twice = SEVEN_DAYS
     assert errors(project({"a.yaml": text, "b.yaml": twice})) == [
         f"slos/a.yaml:{at(text, 'shortWindow: 2h', '2h')}: spec.page.quick.shortWindow: "
-        "must be shorter than longWindow",
+        "must be shorter than longWindow (1h)",
         f"slos/a.yaml:{at(text, 'longWindow: 8d', '8d')}: spec.ticket.slow.longWindow: "
         "must be shorter than sloPeriod (7d)",
     ]
