@@ -8,7 +8,14 @@ from collections.abc import Iterator
 
 from pydantic import ValidationError
 
-from modelmon.conventions import RESERVED_ALERT_LABELS, RESERVED_LABELS, SHORT_WINDOW
+from modelmon.conventions import (
+    RESERVED_ALERT_LABELS,
+    RESERVED_LABELS,
+    SHORT_WINDOW,
+    SLOTH_INFO_LABELS,
+    SLOTH_INFO_RECORD,
+    SLOTH_LABELS,
+)
 from modelmon.durations import format_duration, parse_duration
 from modelmon.formats import sloth
 from modelmon.formatting import number, percent
@@ -125,6 +132,33 @@ def _check_plugins(item: LoadedSpec) -> list[SpecError]:
                 errors.append(item.positions.error((*path, "id"), refused))
             elif plugin.id == sloth.BUDGET_EXHAUSTED:
                 errors += _check_budget_plugin(item, path, plugin.config)
+            elif plugin.id == sloth.INFO_LABELS:
+                errors += _check_info_plugin(item, path, plugin.config)
+    return errors
+
+
+def _check_info_plugin(item: LoadedSpec, path: FieldPath, config: dict) -> list[SpecError]:
+    try:
+        found = sloth.InfoLabelsConfig.model_validate(config)
+    except ValidationError as err:
+        return validation_errors(err, item.positions, (*path, "config"))
+    errors = []
+    if found.metric_name != SLOTH_INFO_RECORD:
+        errors.append(
+            item.positions.error(
+                (*path, "config", "metricName"),
+                f"modelmon puts these labels on {SLOTH_INFO_RECORD}, its only info series; leave metricName out",
+            )
+        )
+    for key in found.labels:
+        if key in RESERVED or key in SLOTH_LABELS or key in SLOTH_INFO_LABELS:
+            errors.append(
+                item.positions.error(
+                    (*path, "config", "labels", key),
+                    f"label {key!r} is set by modelmon on {SLOTH_INFO_RECORD}",
+                    at_key=True,
+                )
+            )
     return errors
 
 
@@ -388,13 +422,15 @@ def _check_labels(item: LoadedSpec) -> list[SpecError]:
         item.positions.error((*path, key), problem, at_key=True)
         for path, labels, slos in _label_blocks(item)
         for key in labels
-        if (problem := _label_problem(key, slos))
+        if (problem := _label_problem(key, slos, item.spec.compatibility == "sloth"))
     ]
 
 
-def _label_problem(key: str, slos: list[tuple[int, Slo]]) -> str | None:
+def _label_problem(key: str, slos: list[tuple[int, Slo]], sloth_names: bool) -> str | None:
     if key in RESERVED:
         return _reserved(key)
+    if sloth_names and key in SLOTH_LABELS:
+        return f"label {key!r} is set by modelmon on the series and alerts of a file with compatibility: sloth"
     # An SLI with other than one kind is reported by _check_sli: its group_by is unknown.
     for i, slo in slos:
         if len(slo.sli.kinds()) == 1 and key in group_by(slo):

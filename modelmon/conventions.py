@@ -27,6 +27,23 @@ RESERVED_LABELS = (SERVICE_LABEL, SLO_LABEL, SELECTOR_LABEL)
 # they may: Sloth files route on their own severities).
 RESERVED_ALERT_LABELS = (ALERTNAME_LABEL, LONG_WINDOW_LABEL, SHORT_WINDOW_LABEL)
 
+# Sloth's own labels, written too when a file says `compatibility: sloth` (Sloth's conventions.go):
+# its dashboards, its UI and Alertmanager routes select an SLO's series by them.
+SLOTH_ID_LABEL = "sloth_id"  # <service>-<slo>
+SLOTH_SERVICE_LABEL = "sloth_service"
+SLOTH_SLO_LABEL = "sloth_slo"
+SLOTH_WINDOW_LABEL = "sloth_window"  # on each error ratio and the burn rates: the window's record suffix
+SLOTH_SEVERITY_LABEL = "sloth_severity"  # page | ticket, on the burn-rate alerts
+SLOTH_LABELS = (SLOTH_ID_LABEL, SLOTH_SERVICE_LABEL, SLOTH_SLO_LABEL, SLOTH_WINDOW_LABEL, SLOTH_SEVERITY_LABEL)
+# What the info metric says about the rules that wrote it (Sloth's sloth_mode is "cli-gen-prom").
+SLOTH_MODE = "modelmon"
+SLOTH_MODE_LABEL, SLOTH_OBJECTIVE_LABEL = "sloth_mode", "sloth_objective"
+SLOTH_SPEC_LABEL, SLOTH_VERSION_LABEL = "sloth_spec", "sloth_version"
+SLOTH_INFO_LABELS = (SLOTH_MODE_LABEL, SLOTH_OBJECTIVE_LABEL, SLOTH_SPEC_LABEL, SLOTH_VERSION_LABEL)
+# The Sloth release whose names these are (its info metric's sloth_version): the one the tests
+# compare with (tools/versions.toml; a test holds the two together).
+SLOTH_NAMES_VERSION = "v0.16.0"
+
 # Alertmanager-facing severities of the two kinds of burn-rate alert.
 SEVERITY = {"page": "critical", "ticket": "warning"}
 
@@ -70,12 +87,19 @@ BUDGET_REMAINING_RECORD = "slo:period_error_budget_remaining:ratio"
 # the whole period instead: errors so far against the budget of a whole period of the traffic
 # seen (period ratio x coverage / budget), so "spent" is said only when it is true.
 COVERAGE_RECORD = "slo:period_coverage:ratio"
+# One series per SLO, value 1, its labels saying what it is (objective, spec, version): Sloth's UI
+# lists SLOs from it, and Sloth's info_labels plugin puts a team's own labels there.
+SLOTH_INFO_RECORD = "sloth_slo_info"
 SLI_ERROR_PREFIX = "slo:sli_error:ratio_rate"
 
 
 def sli_error_record(window: str) -> str:
     """The SLO's error ratio over `window`: slo:sli_error:ratio_rate5m."""
     return f"{SLI_ERROR_PREFIX}{window}"
+
+
+def sloth_id(service: str, slo: str) -> str:
+    return f"{service}-{slo}"
 
 
 def events_record(role: str) -> str:
@@ -90,6 +114,12 @@ def record_level(by: tuple[str, ...], metric: str) -> str:
 
 def rate_record(level: str, window: str) -> str:
     return f"{level}:rate{window}"
+
+
+def ratio_tile_record() -> str:
+    """A raw SLI's 5m error ratio kept every 5 minutes: slo:sli_error:ratio_tile5m. Not named
+    ratio_rate<something>: Sloth's UI takes every slo:sli_error:ratio_rate* name for a window."""
+    return f"{SLI_ERROR_PREFIX.replace('ratio_rate', 'ratio_tile')}{TILE_WINDOW}"
 
 
 def tile_record(record: str) -> str:

@@ -30,3 +30,15 @@ def format_duration(seconds: int) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+def prometheus_duration(seconds: int) -> str:
+    """A duration as Prometheus writes it (model.Duration.String): years and weeks only when they
+    divide it exactly, then d/h/m/s: 7d -> '1w', 28d -> '4w', 30d -> '30d'. Sloth names its
+    windows so (slo:sli_error:ratio_rate4w), and so does modelmon with `compatibility: sloth`."""
+    if seconds <= 0:
+        return format_duration(seconds)
+    for unit, size in _UNITS[:2]:  # y, w
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return format_duration(seconds)

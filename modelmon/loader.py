@@ -641,9 +641,9 @@ def _closest(key: str, allowed: list[str]) -> str | None:
 def _reword(error: dict) -> str:
     """pydantic's 'Input should be ...' as the spec's 'must be ... (got ...)'."""
     message = error["msg"]
-    if message.startswith("List should have at least"):
+    if re.match(r"(List|Dictionary) should have at least", message):
         return "must not be empty"
-    if most := re.match(r"List should have at most (\d+) items? after validation, not (\d+)", message):
+    if most := re.match(r"(?:List|Dictionary) should have at most (\d+) items? after validation, not (\d+)", message):
         return f"must hold at most {int(most[1]):,} (got {int(most[2]):,})"
     _, should, rest = message.partition("should be ")
     if should:

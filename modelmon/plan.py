@@ -22,7 +22,17 @@ from modelmon.conventions import (
     SHORT_WINDOW,
     SHORT_WINDOW_LABEL,
     SLO_LABEL,
-    TILE_WINDOW,
+    SLOTH_ID_LABEL,
+    SLOTH_MODE,
+    SLOTH_MODE_LABEL,
+    SLOTH_NAMES_VERSION,
+    SLOTH_OBJECTIVE_LABEL,
+    SLOTH_SERVICE_LABEL,
+    SLOTH_SEVERITY_LABEL,
+    SLOTH_SLO_LABEL,
+    SLOTH_SPEC_LABEL,
+    SLOTH_VERSION_LABEL,
+    SLOTH_WINDOW_LABEL,
     WINDOW,
     WINDOW_PLACEHOLDER,
     alerts_group,
@@ -32,14 +42,16 @@ from modelmon.conventions import (
     matchers,
     meta_group,
     rate_record,
+    ratio_tile_record,
     record_level,
     sli_error_record,
     sli_group,
     slo_selector,
+    sloth_id,
     tile_record,
     tiles_group,
 )
-from modelmon.durations import format_duration, parse_duration
+from modelmon.durations import format_duration, parse_duration, prometheus_duration
 from modelmon.formats import sloth
 from modelmon.formatting import camel, number
 from modelmon.spec import DEFAULT_FAMILIES, Family, Notifications, Slo, SloFile
@@ -228,6 +240,12 @@ class SloPlan:
     # Alert names SLOs of other services use too (Sloth allows it: their service and slo labels
     # tell the alerts apart); each SLO's alert of such a name has a runbook page of its own.
     shared_alerts: frozenset[str] = frozenset()
+    # `compatibility: sloth`: Sloth's labels on every series, Sloth's window names, the info metric.
+    sloth: bool = False
+    spec_version: str = "modelmon/v1"
+    # The labels Sloth's info_labels plugin puts on the info metric; with them the SLO has that
+    # metric whether or not it is Sloth-compatible otherwise.
+    info_plugin_labels: dict[str, str] | None = None
 
     def runbook_page(self, alert: str) -> str:
         """Where the runbook of this SLO's alert `alert` stands, under the runbook site's root."""
@@ -246,7 +264,35 @@ class SloPlan:
         return slo_selector(self.service, self.name)
 
     def sli_record(self, window: str) -> str:
-        return sli_error_record(window)
+        return sli_error_record(self.window_name(window))
+
+    def window_name(self, window: str) -> str:
+        """How a window is spelt in record names: as modelmon writes durations (28d), or as
+        Prometheus and Sloth do (4w) for a Sloth-compatible SLO."""
+        return prometheus_duration(parse_duration(window)) if self.sloth else window
+
+    def window_labels(self, window: str) -> dict[str, str]:
+        """The labels saying which window a series is over: Sloth's sloth_window, when compatible.
+        On the error ratios and the burn rates read from them, as Sloth writes them."""
+        return {SLOTH_WINDOW_LABEL: self.window_name(window)} if self.sloth else {}
+
+    def without_window(self, expr: str) -> str:
+        """`expr` without the window label: an alert compares windows, and says none of them."""
+        return f"max without ({SLOTH_WINDOW_LABEL}) ({expr})" if self.sloth else expr
+
+    @property
+    def info_labels(self) -> dict[str, str] | None:
+        """The labels of the SLO's sloth_slo_info series (Sloth's metadata), None when it has none."""
+        if not self.sloth and self.info_plugin_labels is None:
+            return None
+        return {
+            **self.labels,
+            SLOTH_MODE_LABEL: SLOTH_MODE,
+            SLOTH_OBJECTIVE_LABEL: number(self.objective),
+            SLOTH_SPEC_LABEL: self.spec_version,
+            SLOTH_VERSION_LABEL: SLOTH_NAMES_VERSION,
+            **(self.info_plugin_labels or {}),
+        }
 
     def alert_names(self) -> list[str]:
         return list(dict.fromkeys(a.name for a in self.alerts()))
@@ -311,13 +357,15 @@ class SloPlan:
 
     @property
     def strip_labels(self) -> dict[str, str]:
-        """Labels of the rates an SLO's series must not carry: a rule label set to "" removes it."""
-        return {SELECTOR_LABEL: ""} if self.total is not None and SELECTOR_LABEL in dict(self.total.labels) else {}
+        """Labels of the rates an SLO's series must not carry: a rule label set to "" removes it.
+        The window label too, which a raw SLI's coverage would take from the 5m ratio it counts."""
+        found = {SELECTOR_LABEL: ""} if self.total is not None and SELECTOR_LABEL in dict(self.total.labels) else {}
+        return {**found, SLOTH_WINDOW_LABEL: ""} if self.sloth else found
 
     @property
     def ratio_tile(self) -> str:
         """A raw SLI's 5m ratio recorded every 5 minutes: what its long windows average."""
-        return f"{self.sli_record(TILE_WINDOW)}_tile"
+        return ratio_tile_record()
 
     def ratio_expr(self, window: str) -> str:
         """This SLO's error ratio over `window`, as the rules compute it from recorded rates."""
@@ -529,7 +577,14 @@ def plan_slo(spec: SloFile, slo: Slo, selected: set[str], shared: frozenset[str]
     windows = {parse_duration(SHORT_WINDOW)}
     for alert in burn_alerts:
         windows.update((alert.long_s, alert.short_s))
-    labels = {SERVICE_LABEL: spec.service, SLO_LABEL: slo.name, **spec.labels, **slo.labels}
+    compatible = spec.compatibility == "sloth"
+    if compatible:  # as Sloth: every window of the set, whether or not its alert is on
+        windows.update(parse_duration(w) for window in burn_windows(slo) for w in (window.long, window.short))
+    labels = {SERVICE_LABEL: spec.service, SLO_LABEL: slo.name}
+    if compatible:
+        labels |= {SLOTH_ID_LABEL: sloth_id(spec.service, slo.name), SLOTH_SERVICE_LABEL: spec.service}
+        labels[SLOTH_SLO_LABEL] = slo.name
+    labels |= {**spec.labels, **slo.labels}
     threshold_ms = slo.sli.latency.threshold_ms if kind == "latency" else None
     plan = SloPlan(
         service=spec.service,
@@ -555,6 +610,10 @@ def plan_slo(spec: SloFile, slo: Slo, selected: set[str], shared: frozenset[str]
         source_query=_source_query(slo, kind, group_by(slo), threshold_ms),
         runbook_text=slo.runbook.model_dump(),
         levels=levels,
+        sloth=compatible,
+        # A file whose version was refused is still planned, for the checks of its other fields.
+        spec_version=getattr(spec, "version", "modelmon/v1"),
+        info_plugin_labels=sloth.info_labels(spec.slo_plugins, slo.plugins),
         **_signals(spec, slo, labels, selected),
     )
     plan = replace(plan, shared_alerts=shared & set(plan.alert_names()))
@@ -583,11 +642,18 @@ def _with_alert_texts(plan: SloPlan, alerting) -> SloPlan:
                 a,
                 alerting.page_alert if a.kind == "page" else alerting.ticket_alert,
                 "burn",
-                {LONG_WINDOW_LABEL: a.long, SHORT_WINDOW_LABEL: a.short},
+                {
+                    LONG_WINDOW_LABEL: a.long,
+                    SHORT_WINDOW_LABEL: a.short,
+                    **({SLOTH_SEVERITY_LABEL: a.kind} if plan.sloth else {}),
+                },
             )
             for a in plan.burn_alerts
         ),
-        outage_alerts=tuple(finish(a, alerting.outage_alert, "outage", {}) for a in plan.outage_alerts),
+        outage_alerts=tuple(
+            finish(a, alerting.outage_alert, "outage", {SLOTH_SEVERITY_LABEL: "page"} if plan.sloth else {})
+            for a in plan.outage_alerts
+        ),
         threshold_alerts=tuple(finish(a, alerting.threshold_alert, "threshold", {}) for a in plan.threshold_alerts),
         budget_alerts=tuple(finish(a, alerting.budget_alert, "budget", {}) for a in plan.budget_alerts),
     )

@@ -926,6 +926,14 @@ class SloFile(Spec):
         description="Scrape interval of the SLI's series; every window must be at least twice as long.",
     )
     slo_plugins: SlothPlugins | None = Field(default=None, description="Sloth SLO plugins of every SLO of the file.")
+    compatibility: Literal["sloth"] | None = Field(
+        default=None,
+        description="sloth: write Sloth's names too, so Sloth's dashboards, its UI and routes on its labels keep "
+        "working: sloth_id, sloth_service and sloth_slo on every series of an SLO, sloth_window on its error ratios "
+        "and burn rates, sloth_severity (page, ticket) on the burn-rate alerts, the sloth_slo_info metric, an error "
+        "ratio for every window of the SLO's burn-rate set even where its alerts are off, and windows named as "
+        "Prometheus writes them (slo:sli_error:ratio_rate4w for 28d).",
+    )
     slos: list[Slo] = Field(min_length=1, max_length=MAX_SLOS_PER_FILE, description="The SLOs of this service.")
     notifications: Notifications | None = Field(
         default=None,

@@ -296,10 +296,11 @@ def test_the_budget_exhausted_plugin_becomes_the_budget_alert(project):
     ("chain", "needle", "message"),
     [
         (
-            "- {id: sloth.dev/contrib/info_labels/v1, config: {labels: {a: b}}}",
-            "sloth.dev/contrib/info_labels/v1",
-            "slos[0].plugins.chain[0].id: Sloth plugin 'sloth.dev/contrib/info_labels/v1' is not supported: "
-            "modelmon writes no sloth_slo_info series for it to label; put the labels in the SLO's labels",
+            "- {id: sloth.dev/contrib/rule_intervals/v1, config: {interval: {default: 5m}}}",
+            "sloth.dev/contrib/rule_intervals/v1",
+            "slos[0].plugins.chain[0].id: Sloth plugin 'sloth.dev/contrib/rule_intervals/v1' is not supported: "
+            "modelmon's rules run at Prometheus' evaluation_interval, which their generated tests prove; set "
+            "evaluation_interval in prometheus.yml instead",
         ),
         (
             "- {id: acme/plugins/tiers/v1}",

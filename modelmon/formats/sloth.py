@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from modelmon import specmodel
+from modelmon.conventions import SLOTH_INFO_RECORD
 from modelmon.durations import parse_duration
 from modelmon.spec import (
     AlertFor,
@@ -26,6 +27,7 @@ from modelmon.spec import (
     BudgetPercent,
     BurnWindow,
     Duration,
+    Labels,
     Number,
     Period,
     SlothPlugin,
@@ -186,12 +188,12 @@ HONOURED = {
 }
 # Mapped onto modelmon's budget-exhausted alert (alerting.budget_alert).
 BUDGET_EXHAUSTED = "sloth.dev/contrib/error_budget_exhausted_alert/v1"
+# Its labels go on the SLO's sloth_slo_info series, which the plugin makes modelmon write.
+INFO_LABELS = "sloth.dev/contrib/info_labels/v1"
 # Known, and not honoured: what to write instead.
 REFUSED = {
     "sloth.dev/contrib/rule_intervals/v1": "modelmon's rules run at Prometheus' evaluation_interval, which their "
     "generated tests prove; set evaluation_interval in prometheus.yml instead",
-    "sloth.dev/contrib/info_labels/v1": "modelmon writes no sloth_slo_info series for it to label; put the labels "
-    "in the SLO's labels",
     "sloth.dev/contrib/remove_labels/v1": "modelmon's rules keep every label of the SLO, which its tests and "
     "dashboards select by; leave the labels out of the spec instead",
 }
@@ -206,6 +208,27 @@ class BudgetExhaustedConfig(Spec):
     alert_name: AlertName | None = None
     selector_labels: dict[str, str] = Field(default={})
     alert_labels: AlertLabels = Field(default={})
+
+
+class InfoLabelsConfig(Spec):
+    """info_labels/v1's config, as that plugin reads it."""
+
+    labels: Labels = Field(min_length=1)  # the plugin refuses to start without one
+    metric_name: str = Field(default=SLOTH_INFO_RECORD, alias="metricName")
+
+
+def info_labels(file: SlothPlugins | None, slo: SlothPlugins | None) -> dict[str, str] | None:
+    """The labels info_labels/v1 plugins put on the SLO's info series, each over the one before
+    (as the plugin merges them), or None without such a plugin."""
+    found = None
+    for _, plugin in chain(file, slo):
+        if plugin.id == INFO_LABELS:
+            try:
+                config = InfoLabelsConfig.model_validate(plugin.config)
+            except ValidationError:
+                return None  # reported by the checks, which then stop the build
+            found = {**(found or {}), **config.labels}
+    return found
 
 
 def chain(file: SlothPlugins | None, slo: SlothPlugins | None) -> list[tuple[FieldPath, SlothPlugin]]:
@@ -234,7 +257,7 @@ def left_out(file: SlothPlugins | None, slo: SlothPlugins | None) -> tuple[Field
 
 def refusal(plugin: SlothPlugin) -> str | None:
     """Why modelmon cannot honour a plugin; None when it does."""
-    if plugin.id in HONOURED or plugin.id == BUDGET_EXHAUSTED:
+    if plugin.id in HONOURED or plugin.id in (BUDGET_EXHAUSTED, INFO_LABELS):
         return None
     shown = plugin.id if plugin.id.isprintable() else plugin.id.encode("unicode_escape").decode("ascii")
     if plugin.id in REFUSED:

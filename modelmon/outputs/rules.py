@@ -33,6 +33,8 @@ from modelmon.conventions import (
     PERIOD_BURN_RECORD,
     PERIOD_DAYS_RECORD,
     SHORT_WINDOW,
+    SLOTH_INFO_RECORD,
+    SLOTH_WINDOW_LABEL,
     TILE_INTERVAL,
     TILE_WINDOW,
     alerts_group,
@@ -192,7 +194,8 @@ def coverage_rules(plans: list[SloPlan], signals: dict[Signal, SignalUse]) -> li
 
 def _ratio_record(plan: SloPlan, window: str) -> dict:
     # The SLO's labels, not the shared rates': those say which selector read them, the SLO says it better.
-    return recording_rule(plan.sli_record(window), plan.ratio_expr(window), {**plan.strip_labels, **plan.labels})
+    labels = {**plan.strip_labels, **plan.labels, **plan.window_labels(window)}
+    return recording_rule(plan.sli_record(window), plan.ratio_expr(window), labels)
 
 
 def recording_rule(name: str, expr: str, labels) -> dict:
@@ -214,16 +217,22 @@ def meta_rules(plan: SloPlan) -> list[dict]:
     # Errors so far against the budget of a whole period at the traffic seen (see COVERAGE_RECORD).
     spent = period_ratio
     if plan.coverage_clock is not None:
-        spent = f"{period_ratio} * last_over_time({COVERAGE_RECORD}{plan.selector}[{COVERAGE_LOOKBACK}])"
+        # The coverage says no window: the ratio's window label (Sloth's) must not keep them apart.
+        times = f"* ignoring ({SLOTH_WINDOW_LABEL})" if plan.sloth else "*"
+        spent = f"{period_ratio} {times} last_over_time({COVERAGE_RECORD}{plan.selector}[{COVERAGE_LOOKBACK}])"
+    # The burn rates and the budget say the window they are read over, as Sloth's do.
     records = [
-        (OBJECTIVE_RECORD, f"vector({number(plan.objective_ratio)})"),
-        (ERROR_BUDGET_RECORD, f"vector({budget})"),
-        (PERIOD_DAYS_RECORD, f"vector({number(Decimal(plan.period_s) / 86400)})"),
-        (CURRENT_BURN_RECORD, f"{current} / {budget}"),
-        (PERIOD_BURN_RECORD, f"{period_ratio} / {budget}"),
-        (BUDGET_REMAINING_RECORD, f"1 - {spent} / {budget}"),
+        (OBJECTIVE_RECORD, f"vector({number(plan.objective_ratio)})", {}),
+        (ERROR_BUDGET_RECORD, f"vector({budget})", {}),
+        (PERIOD_DAYS_RECORD, f"vector({number(Decimal(plan.period_s) / 86400)})", {}),
+        (CURRENT_BURN_RECORD, f"{current} / {budget}", plan.window_labels(SHORT_WINDOW)),
+        (PERIOD_BURN_RECORD, f"{period_ratio} / {budget}", plan.window_labels(plan.period)),
+        (BUDGET_REMAINING_RECORD, f"1 - {spent} / {budget}", plan.window_labels(plan.period)),
     ]
-    return [{"record": name, "expr": expr, "labels": dict(plan.labels)} for name, expr in records]
+    rules = [{"record": name, "expr": expr, "labels": {**plan.labels, **window}} for name, expr, window in records]
+    if (info := plan.info_labels) is not None:
+        rules.append({"record": SLOTH_INFO_RECORD, "expr": "vector(1)", "labels": info})
+    return rules
 
 
 def alert_rules(plan: SloPlan) -> list[dict]:
@@ -241,10 +250,12 @@ def alert_rule(plan: SloPlan, alert: AlertPlan) -> dict:
 def alert_expr(plan: SloPlan, alert: AlertPlan) -> str:
     if isinstance(alert, BurnAlertPlan):
         threshold = number(alert.threshold)
-        long = f"{plan.sli_record(alert.long)}{plan.selector}"
-        short = f"{plan.sli_record(alert.short)}{plan.selector}"
-        return f"(\n  {long} > {threshold}\n)\nand\n(\n  {short} > {threshold}\n)"
+        long = plan.without_window(f"{plan.sli_record(alert.long)}{plan.selector} > {threshold}")
+        short = plan.without_window(f"{plan.sli_record(alert.short)}{plan.selector} > {threshold}")
+        return f"(\n  {long}\n)\nand\n(\n  {short}\n)"
     if isinstance(alert, ThresholdAlertPlan):
         ratio = f"{plan.sli_record(SHORT_WINDOW)}{plan.selector}"
-        return f"(1 - {ratio}) < {number(alert.ratio)}" if alert.below else f"{ratio} > {number(alert.ratio)}"
-    return f"{BUDGET_REMAINING_RECORD}{plan.selector} <= 0"
+        return plan.without_window(
+            f"(1 - {ratio}) < {number(alert.ratio)}" if alert.below else f"{ratio} > {number(alert.ratio)}"
+        )
+    return plan.without_window(f"{BUDGET_REMAINING_RECORD}{plan.selector} <= 0")

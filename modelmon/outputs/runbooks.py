@@ -191,7 +191,7 @@ def selector(plan: SloPlan, *extra: str) -> str:
 def diagnosis_queries(page: Page) -> list[Query]:
     plan = page.plan
     mine = selector(plan)
-    windows = "|".join(plan.sli_windows)
+    windows = "|".join(plan.window_name(w) for w in plan.sli_windows)
     queries = [
         Query(
             "Is it still burning, and how fast?",

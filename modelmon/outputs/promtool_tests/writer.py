@@ -22,6 +22,7 @@ from modelmon.conventions import (
     PERIOD_BURN_RECORD,
     PERIOD_DAYS_RECORD,
     SHORT_WINDOW,
+    SLOTH_INFO_RECORD,
     TILE_WINDOW,
     escape,
 )
@@ -82,8 +83,7 @@ def input_series(plan: SloPlan, sim: Simulation) -> list[dict]:
         # rules compute everything from there. (Per evaluation: promtool refuses queries over
         # 10,000 samples, and a period of them every 2 minutes would be 21,600.)
         for key in sim.groups:
-            labels = sim.sample_labels(key)
-            for record, values in _recorded_inputs(plan, sim, key):
+            for record, labels, values in _recorded_inputs(plan, sim, key):
                 series.append({"series": series_text(record, labels), "values": expanding(values)})
         return series
     for i, traffic in enumerate(sim.traffic):
@@ -104,18 +104,32 @@ def input_series(plan: SloPlan, sim: Simulation) -> list[dict]:
     return series
 
 
-def _recorded_inputs(plan: SloPlan, sim: Simulation, key: tuple) -> list[tuple[str, list[float | None]]]:
-    """What an events or raw SLI's own queries record for one group, at every evaluation."""
+def _recorded_inputs(plan: SloPlan, sim: Simulation, key: tuple) -> list[tuple[str, dict, list[float | None]]]:
+    """What an events or raw SLI's own queries record for one group, at every evaluation: each
+    record, its labels as the rules write them, its values."""
     at = range(0, sim.length + 1, sim.every)
     tile = sim.units(parse_duration(TILE_WINDOW))
+    labels = sim.sample_labels(key)
     if plan.total is None:
         found = [
-            (plan.sli_record(w), [sim.raw_ratio(sim.units(parse_duration(w)), m, key) for m in at])
+            (
+                plan.sli_record(w),
+                {**labels, **plan.window_labels(w)},
+                [sim.raw_ratio(sim.units(parse_duration(w)), m, key) for m in at],
+            )
             for w in plan.raw_windows
         ]
-        if plan.derived_windows:
-            found.append((plan.ratio_tile, [sim.raw_ratio(tile, m, key) for m in at]))
+        if plan.derived_windows:  # recorded from the 5m ratio, labels and all
+            tile_labels = {**labels, **plan.window_labels(TILE_WINDOW)}
+            found.append((plan.ratio_tile, tile_labels, [sim.raw_ratio(tile, m, key) for m in at]))
         return found
+    found = []
+    for role, signal in (("total", plan.total), ("bad", plan.bad)):
+        windows = [(signal.rate(w), sim.units(parse_duration(w))) for w in plan.raw_windows]
+        if plan.derived_windows:
+            windows.append((signal.tile, tile))
+        found += [(record, labels, [sim.rate(role, w, m, key) for m in at]) for record, w in windows]
+    return found
     found = []
     for role, signal in (("total", plan.total), ("bad", plan.bad)):
         windows = [(signal.rate(w), sim.units(parse_duration(w))) for w in plan.raw_windows]
@@ -136,7 +150,7 @@ def expr_tests(plan: SloPlan, sim: Simulation, minute: int, records: tuple[str, 
         for key in sim.groups:
             value = sim.ratio(sim.units(parse_duration(record)), minute, key)
             if value is not None:
-                samples.append((sim.sample_labels(key), value))
+                samples.append(({**sim.sample_labels(key), **plan.window_labels(record)}, value))
         tests.append(_expr(plan.sli_record(record), plan, minute, samples, sim.unit))
         if record == SHORT_WINDOW:
             burn = [(labels, value / budget) for labels, value in samples]
@@ -149,10 +163,11 @@ def _period_tests(plan: SloPlan, sim: Simulation, minute: int, budget: float) ->
     for key in sim.groups:
         value = sim.period_ratio(minute, key)
         if value is not None:
-            ratios.append((sim.sample_labels(key), value))
+            labels = {**sim.sample_labels(key), **plan.window_labels(plan.period)}
+            ratios.append((labels, value))
             spent = sim.budget_spent(value, minute, key)
             if spent is not None:
-                remaining.append((sim.sample_labels(key), 1 - spent))
+                remaining.append((labels, 1 - spent))
         if plan.coverage_clock is not None and (covered := sim.coverage(minute, key)) is not None:
             coverage.append((sim.sample_labels(key), covered))
     constants = [
@@ -166,6 +181,7 @@ def _period_tests(plan: SloPlan, sim: Simulation, minute: int, budget: float) ->
         _expr(BUDGET_REMAINING_RECORD, plan, minute, remaining, sim.unit),
         *([_expr(COVERAGE_RECORD, plan, minute, coverage, sim.unit)] if plan.coverage_clock is not None else []),
         *(_expr(name, plan, minute, [(dict(plan.labels), value)], sim.unit) for name, value in constants),
+        *([_expr(SLOTH_INFO_RECORD, plan, minute, [(plan.info_labels, 1.0)], sim.unit)] if plan.info_labels else []),
     ]
 
 

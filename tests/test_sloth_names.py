@@ -1,0 +1,268 @@
+"""Sloth's names on modelmon's rules (`compatibility: sloth`), judged by real Sloth.
+
+A team keeps its Sloth dashboards, its Sloth UI and its Alertmanager routes: they select an
+SLO's series by Sloth's record names and `sloth_*` labels. For each example, real Sloth
+(the pinned build) writes its rules and modelmon compiles the same spec with
+`compatibility: sloth`: every series Sloth records, under its name and labels, modelmon
+records too, every alert Sloth writes modelmon writes under its name and severity, and the
+queries of Sloth's own UI (`sloth server`, v0.16), run by the pinned promtool over the same
+traffic, find the same SLOs, windows, periods, objectives and firing alerts in both.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from modelmon import build, cli
+from modelmon.conventions import SLOTH_NAMES_VERSION
+from modelmon.durations import format_duration, parse_duration, prometheus_duration
+from tests import binaries
+from tests import sloth_comparison as compare
+from tests.test_sloth_comparison import EXAMPLES
+from tests.test_sloth_inputs import errors, events_service, rules_of
+from tests.test_validation import at
+from tools import build as tools
+
+# The instant queries Sloth v0.16's UI runs to list SLOs and their state
+# (internal/http/backend/storage/prometheus/cache.go of the pinned module), and the range
+# query of an SLO's availability chart (prometheus.go), shown here for one SLO of the example.
+UI_QUERIES = (
+    'sloth_slo_info{sloth_id!=""}',
+    'count({__name__=~"^slo:sli_error:ratio_rate.*"}) by (__name__, sloth_id)',
+    'max(slo:time_period:days{sloth_id!=""}) by (sloth_id)',
+    'slo:current_burn_rate:ratio{sloth_id!=""}',
+    'ALERTS{sloth_id!=""}',
+    'slo:period_error_budget_remaining:ratio{sloth_id!=""}',
+)
+# The labels the UI reads from each query's series (the rest it only uses to tell groups apart).
+UI_LABELS = (
+    "__name__",
+    "alertstate",
+    "sloth_id",
+    "sloth_service",
+    "sloth_slo",
+    "sloth_objective",
+    "alertname",
+    "sloth_severity",
+)
+# Sloth's default period, and the one the 28-day runs ask of both.
+PERIODS = ("30d", "28d")
+
+
+def compatible(text: str, period: str) -> str:
+    """A Sloth file with modelmon's compatibility switch (and period) added: Sloth ignores both."""
+    text = re.sub(r"^(service: .*)$", r"\1\ncompatibility: sloth", text, count=1, flags=re.M)
+    if period != "30d":
+        text = re.sub(r"^(\s*)objective: (.*)$", rf"\1objective: \2\n\1period: {period}", text, flags=re.M)
+    return text
+
+
+def rules_of_both(example: str, period: str, root: Path, out: Path) -> tuple[dict, dict]:
+    source = tools.source("sloth") / "examples" / example
+    (root / "slos" / example).write_text(compatible(source.read_text(), period))
+    sloth = out / "sloth.yml"
+    run = subprocess.run(
+        [binaries.pinned("sloth"), "generate", "-i", str(source), "-o", str(sloth), f"--default-slo-period={period}"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    service = yaml.safe_load(source.read_text())["service"]
+    ours = out / "modelmon.yml"
+    ours.write_text(build.compile_all(root).files[f"rules/{service}.yml"])
+    return yaml.safe_load(sloth.read_text()), yaml.safe_load(ours.read_text())
+
+
+def rules(file: dict) -> list[dict]:
+    return [rule for group in file["groups"] for rule in group["rules"]]
+
+
+@pytest.mark.parametrize("period", PERIODS)
+@pytest.mark.parametrize("example", [*sorted(EXAMPLES), "no-alerts.yml"])
+def test_every_series_and_alert_sloth_writes_modelmon_writes_under_its_name_and_labels(
+    example, period, project, tmp_path
+):
+    sloth, ours = rules_of_both(example, period, project({}), tmp_path)
+    recorded: dict[str, list[dict]] = {}
+    for rule in rules(ours):
+        if "record" in rule:
+            recorded.setdefault(rule["record"], []).append(rule["labels"])
+    for rule in rules(sloth):
+        if "record" not in rule:
+            continue
+        # Which tool wrote the series, and its version, are the two labels that differ.
+        wanted = {k: str(v) for k, v in rule["labels"].items() if k not in ("sloth_mode", "sloth_version")}
+        found = recorded.get(rule["record"], [])
+        assert any(wanted.items() <= labels.items() for labels in found), (rule["record"], wanted, found)
+    # The same windows, the period's by Sloth's name for it (ratio_rate4w for 28 days) among them.
+    windows = {r["record"] for r in rules(sloth) if r.get("record", "").startswith("slo:sli_error:ratio_rate")}
+    assert windows == {r for r in recorded if re.fullmatch(r"slo:sli_error:ratio_rate\d+[smhdwy]", r)}
+    assert f"slo:sli_error:ratio_rate{prometheus_duration(parse_duration(period))}" in windows
+    # Each alert under Sloth's name, page or ticket as Sloth says, with the spec's labels (modelmon
+    # writes a rule per window pair where Sloth joins the two of a severity with `or`).
+    theirs = {(r["alert"], r["labels"]["sloth_severity"]) for r in rules(sloth) if "alert" in r}
+    mine = [r for r in rules(ours) if "alert" in r and r["alert"] in {name for name, _ in theirs}]
+    assert {(r["alert"], r["labels"]["sloth_severity"]) for r in mine} == theirs
+    for rule in (r for r in rules(sloth) if "alert" in r):
+        assert any(rule["labels"].items() <= r["labels"].items() for r in mine if r["alert"] == rule["alert"])
+
+
+_GOT = re.compile(r'expr: "(?P<expr>(?:[^"\\]|\\.)+)", time: \S+,\s+exp: .*?\n\s+got: (?P<got>.*)\n')
+_SAMPLE = re.compile(r'\{(?P<labels>(?:[^"}]|"(?:[^"\\]|\\.)*")*)\} (?P<value>\S+?)(?:, |$)')
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def evaluated(rules_file: Path, scenario: compare.Scenario, series: list[dict], minute: int) -> dict:
+    """Each UI query at `minute` of `scenario`: the series it returns, as (labels the UI reads, value)."""
+    test = {
+        "rule_files": [rules_file.name],
+        "evaluation_interval": "1m",
+        "group_eval_order": [group["name"] for group in yaml.safe_load(rules_file.read_text())["groups"]],
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "promql_expr_test": [
+                    {"expr": query, "eval_time": format_duration(minute * 60), "exp_samples": []}
+                    for query in UI_QUERIES
+                ],
+            }
+        ],
+    }
+    path = rules_file.with_name(f"{rules_file.stem}-ui.test.yml")
+    path.write_text(yaml.safe_dump(test, sort_keys=False))
+    run = subprocess.run(
+        [binaries.pinned("promtool"), "test", "rules", path.name], cwd=path.parent, capture_output=True, text=True
+    )
+    found: dict[str, list[tuple[dict, float]]] = {query: [] for query in UI_QUERIES}
+    for match in _GOT.finditer(run.stdout + run.stderr):
+        query = match["expr"].encode().decode("unicode_escape")
+        for sample in _SAMPLE.finditer(match["got"]):
+            labels = {k: v for k, v in _LABEL.findall(sample["labels"]) if k in UI_LABELS}
+            found[query].append((labels, float(sample["value"])))
+    assert run.returncode in (0, 1), run.stdout + run.stderr
+    return found
+
+
+def shape(samples: list[tuple[dict, float]]) -> list[dict]:
+    return sorted((labels for labels, _ in samples), key=lambda labels: sorted(labels.items()))
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES))
+def test_sloths_ui_finds_the_same_slos_windows_and_alerts_in_modelmons_rules(example, project, tmp_path):
+    _, _, objective, traffic = EXAMPLES[example]
+    rules_of_both(example, "30d", project({}), tmp_path)
+    # An hour into a 14.4x burn both page (docs/migration.md); the data is two hours old.
+    scenario = next(s for s in compare.scenarios(objective) if s.name == "burn-14.4x-above")
+    series = traffic.series(scenario)
+    sloth = evaluated(tmp_path / "sloth.yml", scenario, series, 120)
+    ours = evaluated(tmp_path / "modelmon.yml", scenario, series, 120)
+    for query in UI_QUERIES:
+        assert sloth[query], f"Sloth's rules give {query} nothing: the scenario proves nothing"
+        if query.startswith("ALERTS"):
+            # Which SLO pages and which tickets is what the UI shows (by sloth_severity): modelmon's
+            # window pairs are alerts of their own, and its outage alert pages too.
+            firing = {(s["sloth_id"], s["sloth_severity"]) for s, _ in ours[query] if _firing_burn(s)}
+            assert firing == {(s["sloth_id"], s["sloth_severity"]) for s, _ in sloth[query] if _firing_burn(s)}
+            continue
+        assert shape(ours[query]) == shape(sloth[query]), query
+    # The numbers the UI shows: the same period and burn rate; the budget as modelmon states it
+    # (against a whole period of the traffic seen, docs/migration.md), below Sloth's, never above 1.
+    [(_, days)] = ours['max(slo:time_period:days{sloth_id!=""}) by (sloth_id)']
+    assert days == sloth['max(slo:time_period:days{sloth_id!=""}) by (sloth_id)'][0][1] == 30
+    [(_, burn)] = ours['slo:current_burn_rate:ratio{sloth_id!=""}']
+    assert burn == pytest.approx(sloth['slo:current_burn_rate:ratio{sloth_id!=""}'][0][1], rel=1e-9)
+    [(_, left)] = ours['slo:period_error_budget_remaining:ratio{sloth_id!=""}']
+    assert sloth['slo:period_error_budget_remaining:ratio{sloth_id!=""}'][0][1] < left <= 1
+
+
+def _firing_burn(labels: dict) -> bool:
+    return labels["alertstate"] == "firing" and "sloth_severity" in labels
+
+
+def test_the_names_follow_the_sloth_release_the_tests_compare_with():
+    assert tools.pins()["sloth"]["module_version"] == SLOTH_NAMES_VERSION
+
+
+def test_without_the_switch_a_sloth_file_keeps_modelmons_own_names(project):
+    text = events_service("svc")
+    compiled = build.compile_all(project({"svc.yaml": text}))
+    assert "sloth_" not in compiled.files["rules/svc.yml"]
+    both = build.compile_all(project({"svc.yaml": compatible(text, "28d")})).files["rules/svc.yml"]
+    assert "slo:sli_error:ratio_rate4w" in both and "sloth_slo_info" in both
+
+
+@pytest.mark.parametrize("label", ["sloth_id", "sloth_window", "sloth_severity"])
+def test_a_file_with_the_switch_may_not_set_sloths_labels(project, label):
+    text = compatible(events_service("svc"), "30d").replace("slos:\n", f"labels:\n  {label}: x\nslos:\n", 1)
+    assert errors(project({"svc.yaml": text})) == [
+        f"slos/svc.yaml:{at(text, label)}: labels.{label}: label {label!r} is set by modelmon on the series "
+        "and alerts of a file with compatibility: sloth"
+    ]
+
+
+def test_generated_promtool_tests_prove_the_compatible_rules(project, capsys):
+    """The switch changes the labels and names the generated tests state: they must still pass."""
+    root = project({})
+    for example in ("getting-started.yml", "raw-home-wifi.yml", "no-alerts.yml"):
+        source = tools.source("sloth") / "examples" / example
+        (root / "slos" / example).write_text(compatible(source.read_text(), "28d"))
+    assert cli.main(["--root", str(root), "build"]) == 0, capsys.readouterr().err
+    assert cli.main(["--root", str(root), "test"]) == 0, capsys.readouterr().err
+
+
+def info_plugin(config: str) -> str:
+    return events_service("svc").replace(
+        "    alerting:\n",
+        f"    plugins:\n      chain:\n        - id: sloth.dev/contrib/info_labels/v1\n          config: {config}\n"
+        "    alerting:\n",
+    )
+
+
+def test_the_info_labels_plugin_labels_the_slos_info_series(project):
+    """Sloth's plugin merges its labels into sloth_slo_info: modelmon writes that series for it,
+    with or without the compatibility switch, and the generated tests state its labels."""
+    for text in (
+        info_plugin("{labels: {team: payments, tier: '1'}}"),
+        compatible(info_plugin("{labels: {a: b}}"), "30d"),
+    ):
+        compiled = build.compile_all(project({"svc.yaml": text}))
+        [info] = [r for r in rules_of(compiled, "svc") if r.get("record") == "sloth_slo_info"]
+        plugin = yaml.safe_load(text)["slos"][0]["plugins"]["chain"][0]["config"]["labels"]
+        assert plugin.items() <= info["labels"].items()
+        assert info["labels"]["sloth_objective"] == "99.9" and info["expr"] == "vector(1)"
+        assert "sloth_slo_info" in compiled.files["prometheus/tests/svc.test.yml"]
+
+
+@pytest.mark.parametrize(
+    ("config", "needle", "message"),
+    [
+        ("{}", "{}", "config.labels: is required"),
+        ("{labels: {}}", "{}}", "config.labels: must not be empty"),
+        (
+            "{labels: {plug-l1: x}}",
+            "plug-l1",
+            "config.labels.plug-l1: 'plug-l1' is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)",
+        ),
+        (
+            "{labels: {a: b}, metricName: slo:objective:ratio}",
+            "slo:objective:ratio",
+            "config.metricName: modelmon puts these labels on sloth_slo_info, its only info series; "
+            "leave metricName out",
+        ),
+        (
+            "{labels: {sloth_objective: '1'}}",
+            "sloth_objective",
+            "config.labels.sloth_objective: label 'sloth_objective' is set by modelmon on sloth_slo_info",
+        ),
+    ],
+)
+def test_an_info_labels_config_modelmon_cannot_honour_is_refused_where_written(project, config, needle, message):
+    text = info_plugin(config)
+    found = errors(project({"svc.yaml": text}))
+    assert found == [f"slos/svc.yaml:{at(text, needle)}: slos[0].plugins.chain[0].{message}"]
