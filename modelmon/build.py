@@ -13,7 +13,7 @@ compile in memory and writes nothing.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from types import ModuleType
@@ -141,7 +141,7 @@ def _checked_project(
     for path in paths:
         documents, problems = load_file(path, _display(root, path))
         errors += problems
-        loaded += [d for d in documents if isinstance(d, LoadedSpec)]
+        loaded += [_with_project_settings(d, layout) for d in documents if isinstance(d, LoadedSpec)]
         windows += [d for d in documents if isinstance(d, LoadedWindows)]
     problems, project, loaded = check_all(loaded, windows)
     if windows and not loaded and not errors + problems:
@@ -153,6 +153,13 @@ def _checked_project(
     if errors:
         raise SpecErrors(errors)
     return loaded, project, accepted
+
+
+def _with_project_settings(item: LoadedSpec, layout: Layout) -> LoadedSpec:
+    """The spec as compiled: modelmon.toml's `compatibility` where the file sets none."""
+    if layout.compatibility is None or item.spec.compatibility is not None or "compatibility" in item.broken:
+        return item
+    return replace(item, spec=item.spec.model_copy(update={"compatibility": layout.compatibility}))
 
 
 def refused_outputs(

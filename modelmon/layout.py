@@ -10,6 +10,7 @@ to run:
 
     slos = "slos"
     command = "make rules"
+    compatibility = "sloth"               # Sloth's names on every spec's rules (docs/migration.md)
 
     [outputs]
     rules = "rules"
@@ -52,7 +53,9 @@ OUTPUTS: dict[str, tuple[str, bool]] = {
     "schema": ("schema/slo.schema.json", False),
     "spec_reference": ("docs/slo-spec.md", False),
 }
-TOP_LEVEL = ("slos", "command", "outputs")
+TOP_LEVEL = ("slos", "command", "compatibility", "outputs")
+# What `compatibility` may say: the names of which other tool every spec's rules carry too.
+COMPATIBILITY = ("sloth",)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,9 @@ class Layout:
     schema: str | None = None
     spec_reference: str | None = None
     command: str = DEFAULT_COMMAND
+    # Every spec that says nothing itself is compiled with this `compatibility` (an OpenSLO file
+    # has no field for it).
+    compatibility: str | None = None
 
     def header(self, sources: list[str]) -> str:
         """The first line of every generated YAML file."""
@@ -168,6 +174,11 @@ def parse(data: dict, text: str, display: str) -> Layout:
         elif key == "outputs":
             if not isinstance(value, dict):
                 error(None, key, "must be a table ([outputs]) of output = path, true or false")
+        elif key == "compatibility":
+            if value not in COMPATIBILITY:
+                error(None, key, f"must be one of {', '.join(repr(c) for c in COMPATIBILITY)} (got {value!r})")
+            else:
+                values[key] = value
         elif key == "command":
             if not isinstance(value, str) or not value.strip() or "\n" in value:
                 error(None, key, 'must be a one-line command, e.g. "make rules"')

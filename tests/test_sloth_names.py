@@ -266,3 +266,15 @@ def test_an_info_labels_config_modelmon_cannot_honour_is_refused_where_written(p
     text = info_plugin(config)
     found = errors(project({"svc.yaml": text}))
     assert found == [f"slos/svc.yaml:{at(text, needle)}: slos[0].plugins.chain[0].{message}"]
+
+
+def test_the_projects_setting_gives_sloths_names_to_files_that_cannot_say_it(project):
+    """An OpenSLO file has no field for the switch: modelmon.toml's `compatibility` is every file's."""
+    root = project({})
+    source = tools.source("sloth") / "examples" / "openslo-getting-started.yml"
+    (root / "slos" / "openslo.yml").write_text(source.read_text())
+    (root / "modelmon.toml").write_text('compatibility = "sloth"\n')
+    [info] = [r for r in rules_of(build.compile_all(root), "my-service") if r.get("record") == "sloth_slo_info"]
+    assert info["labels"]["sloth_id"] == "my-service-sloth-slo-my-service-0"
+    (root / "modelmon.toml").write_text('slos = "slos"\ncompatibility = "openslo"\n')
+    assert errors(root) == ["modelmon.toml:2:1: compatibility: must be one of 'sloth' (got 'openslo')"]
