@@ -24,7 +24,9 @@ def tile_groups(plans_by_service: dict[str, list[SloPlan]]) -> list[dict]:
     for service, plans in plans_by_service.items():
         signals, ratio_tiled = tile_sources(plans, file_signals(plans))
         rules = [recording_rule(s.tile, s.expr(TILE_WINDOW, raw=True), s.labels) for s in signals]
-        rules += [recording_rule(p.ratio_tile, p.error_ratio_expr(TILE_WINDOW), p.labels) for p in ratio_tiled]
+        rules += [
+            recording_rule(p.ratio_tile, p.error_ratio_expr(TILE_WINDOW), p.ratio_tile_labels) for p in ratio_tiled
+        ]
         rules += [clock_rule(plan, raw=True) for plan in coverage_clocks(plans).values()]
         if rules:
             groups.append({"name": f"{service}-sli-tiles-backfill", "interval": TILE_INTERVAL, "rules": rules})

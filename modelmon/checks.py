@@ -15,6 +15,7 @@ from modelmon.conventions import (
     SLOTH_INFO_LABELS,
     SLOTH_INFO_RECORD,
     SLOTH_LABELS,
+    sloth_id,
 )
 from modelmon.durations import format_duration, parse_duration
 from modelmon.formats import sloth
@@ -96,12 +97,38 @@ def check_all(
             boards.setdefault(uid, item)
         if names_known:
             planned.append((item, [(i, slo) for i, slo in item.slos() if i not in failed]))
+    errors += _check_sloth_ids(planned)
     services = []
     for item, slos in planned:
         problems, spec, service = _check_plans(item, slos, alert_owner)
         errors += problems
         services.append((spec, item.display, service))
     return errors, with_shared_alert_names(services), loaded
+
+
+def _check_sloth_ids(planned: list[tuple[LoadedSpec, list[tuple[int, Slo]]]]) -> list[SpecError]:
+    """Sloth's names tell SLOs apart by sloth_id alone (<service>-<slo>), which two SLOs of
+    services such as a-b / c and a / b-c share: Sloth's UI and dashboards would merge them."""
+    errors = []
+    seen: dict[str, tuple[LoadedSpec, int, str]] = {}  # sloth_id -> the first SLO: file, index, name
+    for item, slos in planned:
+        if item.spec.compatibility != "sloth":
+            continue
+        for i, slo in slos:
+            found = sloth_id(item.spec.service, slo.name)
+            if found in seen:
+                other, j, name = seen[found]
+                errors.append(
+                    item.positions.error(
+                        ("slos", i, "name"),
+                        f"sloth_id {found!r} is also that of SLO {name!r} of service {other.spec.service!r} "
+                        f"({_where(other, ('slos', j, 'name'))}): Sloth's UI and dashboards would show the two as "
+                        "one SLO; rename one",
+                    )
+                )
+            else:
+                seen[found] = (item, i, slo.name)
+    return errors
 
 
 def _check_plugins(item: LoadedSpec) -> list[SpecError]:
@@ -143,7 +170,7 @@ def _check_info_plugin(item: LoadedSpec, path: FieldPath, config: dict) -> list[
     except ValidationError as err:
         return validation_errors(err, item.positions, (*path, "config"))
     errors = []
-    if found.metric_name != SLOTH_INFO_RECORD:
+    if found.metric_name not in ("", SLOTH_INFO_RECORD):  # the plugin reads "" as its default
         errors.append(
             item.positions.error(
                 (*path, "config", "metricName"),
@@ -429,7 +456,7 @@ def _check_labels(item: LoadedSpec) -> list[SpecError]:
 def _label_problem(key: str, slos: list[tuple[int, Slo]], sloth_names: bool) -> str | None:
     if key in RESERVED:
         return _reserved(key)
-    if sloth_names and key in SLOTH_LABELS:
+    if sloth_names and (key in SLOTH_LABELS or key in SLOTH_INFO_LABELS):
         return f"label {key!r} is set by modelmon on the series and alerts of a file with compatibility: sloth"
     # An SLI with other than one kind is reported by _check_sli: its group_by is unknown.
     for i, slo in slos:

@@ -16,7 +16,8 @@ from pathlib import Path
 from modelmon import amtool, backfill, build, cache, doctor, focused, promtool, transaction
 from modelmon import layout as layouts
 from modelmon.durations import parse_duration
-from modelmon.loader import SpecErrors
+from modelmon.formats import convert
+from modelmon.loader import SpecErrors, load_file
 from modelmon.outputs import reference
 from modelmon.serialize import dump_yaml
 
@@ -71,6 +72,16 @@ def main(argv: list[str] | None = None) -> int:
         "-i", "--input", action="append", type=Path, required=True, metavar="PATH", help="spec file or folder"
     )
     g.add_argument("-o", "--out", default="-", metavar="PATH", help="rule file or folder; - for standard output")
+    m = sub.add_parser(
+        "import",
+        help="write a Sloth or OpenSLO file as a modelmon/v1 spec, keeping its comments",
+        description="Reads the file as a build does (every error reported as file:line:col, nothing written "
+        "then) and writes it as modelmon/v1: a prometheus/v1 file with only its version changed, a Sloth "
+        "PrometheusServiceLevel as its spec with modelmon's field names, OpenSLO as the spec it compiles to. "
+        "Comments stay where the form allows; the result compiles to the same rules.",
+    )
+    m.add_argument("input", type=Path, metavar="FILE", help="the Sloth or OpenSLO file")
+    m.add_argument("-o", "--out", default="-", metavar="FILE", help="where to write it (may be FILE); - for stdout")
     b = sub.add_parser(
         "build",
         help="compile the specs into every output of the layout, proved by promtool (and amtool) first",
@@ -195,6 +206,31 @@ def _generate(root: Path, layout: layouts.Layout, args) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         print(f"wrote {path}")
+    return 0
+
+
+def _import(root: Path, layout: layouts.Layout, args) -> int:
+    if not args.input.is_file():
+        print(f"modelmon: {args.input}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    text = convert.to_modelmon(args.input, str(args.input))
+    if args.out == "-":
+        print(text, end="")
+        return 0
+    out = Path(args.out)
+    # Written beside the target, proved to load, then moved over it: never half a file, and the
+    # input itself may be the target.
+    with tempfile.NamedTemporaryFile("w", dir=out.parent, suffix=".yaml", delete=False, encoding="utf-8") as tmp:
+        tmp.write(text)
+    written = Path(tmp.name)
+    try:
+        _, errors = load_file(written, str(out))
+        if errors:
+            raise RuntimeError(f"the imported spec does not load: {errors[0]}")
+        os.replace(written, out)
+    finally:
+        written.unlink(missing_ok=True)
+    print(f"wrote {out}")
     return 0
 
 
@@ -378,6 +414,7 @@ COMMANDS = {
     "validate": _validate,
     "build": _build,
     "generate": _generate,
+    "import": _import,
     "test": _test,
     "schema": _schema,
     "doctor": _doctor,

@@ -116,10 +116,14 @@ def rate_record(level: str, window: str) -> str:
     return f"{level}:rate{window}"
 
 
-def ratio_tile_record() -> str:
-    """A raw SLI's 5m error ratio kept every 5 minutes: slo:sli_error:ratio_tile5m. Not named
-    ratio_rate<something>: Sloth's UI takes every slo:sli_error:ratio_rate* name for a window."""
-    return f"{SLI_ERROR_PREFIX.replace('ratio_rate', 'ratio_tile')}{TILE_WINDOW}"
+def ratio_tile_record(sloth: bool = False) -> str:
+    """A raw SLI's 5m error ratio kept every 5 minutes: slo:sli_error:ratio_rate5m_tile, and
+    slo:sli_error:ratio_tile5m with Sloth's names, as Sloth's UI takes every
+    slo:sli_error:ratio_rate* name for a window (the first name stays for the projects whose
+    Prometheus already holds a period of those tiles)."""
+    if sloth:
+        return f"{SLI_ERROR_PREFIX.replace('ratio_rate', 'ratio_tile')}{TILE_WINDOW}"
+    return f"{sli_error_record(TILE_WINDOW)}_tile"
 
 
 def tile_record(record: str) -> str:

@@ -233,6 +233,7 @@ def load_file(path: Path, display: str | None = None) -> tuple[list[Loaded], lis
         item, problems = _spec_document(path, service.node(), Positions(display, shown=service.shown))
         errors += problems
         if item is not None:
+            item.spec._form = service.api
             loaded.append(item)
     slos = sum(len(item.spec.slos) for item in loaded if isinstance(item, LoadedSpec))
     if slos > MAX_SLOS_PER_FILE:  # each document holds at most as many: all of them together too
@@ -277,6 +278,8 @@ def _load_document(path: Path, display: str, node: yaml.Node) -> tuple[Loaded | 
     respelled, shown, problems = sloth.respelled(spec)
     positions = Positions(display, shown=shown, spell=to_camel)
     item, errors = _spec_document(path, respelled, positions, version="prometheus/v1")
+    if item is not None:
+        item.spec._form = sloth.API_VERSION
     return item, [*(_at_node(display, p.node, p.path, p.message) for p in problems), *errors]
 
 

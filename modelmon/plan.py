@@ -33,6 +33,7 @@ from modelmon.conventions import (
     SLOTH_SPEC_LABEL,
     SLOTH_VERSION_LABEL,
     SLOTH_WINDOW_LABEL,
+    TILE_WINDOW,
     WINDOW,
     WINDOW_PLACEHOLDER,
     alerts_group,
@@ -365,7 +366,12 @@ class SloPlan:
     @property
     def ratio_tile(self) -> str:
         """A raw SLI's 5m ratio recorded every 5 minutes: what its long windows average."""
-        return ratio_tile_record()
+        return ratio_tile_record(self.sloth)
+
+    @property
+    def ratio_tile_labels(self) -> dict[str, str]:
+        """The labels of that tile and its clock, live or backfilled: the 5m ratio's."""
+        return {**self.labels, **self.window_labels(TILE_WINDOW)}
 
     def ratio_expr(self, window: str) -> str:
         """This SLO's error ratio over `window`, as the rules compute it from recorded rates."""
@@ -612,7 +618,7 @@ def plan_slo(spec: SloFile, slo: Slo, selected: set[str], shared: frozenset[str]
         levels=levels,
         sloth=compatible,
         # A file whose version was refused is still planned, for the checks of its other fields.
-        spec_version=getattr(spec, "version", "modelmon/v1"),
+        spec_version=spec._form or getattr(spec, "version", "modelmon/v1"),
         info_plugin_labels=sloth.info_labels(spec.slo_plugins, slo.plugins),
         **_signals(spec, slo, labels, selected),
     )

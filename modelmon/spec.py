@@ -24,6 +24,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     WithJsonSchema,
 )
 from pydantic_core import PydanticCustomError
@@ -935,6 +936,9 @@ class SloFile(Spec):
         "Prometheus writes them (slo:sli_error:ratio_rate4w for 28d).",
     )
     slos: list[Slo] = Field(min_length=1, max_length=MAX_SLOS_PER_FILE, description="The SLOs of this service.")
+    # The form the file was written in, when another than `version` says (Sloth's resource, OpenSLO):
+    # Sloth's names state it (sloth_spec). Set by the loader, not by a spec.
+    _form: str | None = PrivateAttr(default=None)
     notifications: Notifications | None = Field(
         default=None,
         description="Alertmanager routes and receivers of this service (alertmanager/alertmanager.yml).",

@@ -21,6 +21,7 @@ from modelmon.conventions import COVERAGE_RECORD
 from modelmon.plan import plan_file
 from stack import processes
 from tests.test_sloth import SLOTH_EXAMPLE
+from tests.test_sloth_names import compatible
 
 REPO = Path(__file__).resolve().parent.parent
 HOURS = 26
@@ -74,7 +75,14 @@ def live_tiles(compiled: build.Compiled) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize(
-    "specs", [{"m.yaml": None}, {"s.yaml": SLOTH_EXAMPLE, "r.yaml": RAW_SLI}], ids=["models", "events-raw"]
+    "specs",
+    [
+        {"m.yaml": None},
+        {"s.yaml": SLOTH_EXAMPLE, "r.yaml": RAW_SLI},
+        # Sloth's names: the raw SLI's tile and clock carry its 5m ratio's window label, live and backfilled.
+        {"s.yaml": compatible(SLOTH_EXAMPLE, "30d"), "r.yaml": compatible(RAW_SLI, "30d")},
+    ],
+    ids=["models", "events-raw", "events-raw-sloth-names"],
 )
 def test_backfill_writes_every_live_tile_under_its_name_and_labels(project, specs):
     """Shortcut, events and raw SLIs: the same records with the same labels as the running tile rules,

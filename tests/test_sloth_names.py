@@ -43,6 +43,7 @@ UI_QUERIES = (
 UI_LABELS = (
     "__name__",
     "alertstate",
+    "sloth_window",
     "sloth_id",
     "sloth_service",
     "sloth_slo",
@@ -197,7 +198,7 @@ def test_without_the_switch_a_sloth_file_keeps_modelmons_own_names(project):
     assert "slo:sli_error:ratio_rate4w" in both and "sloth_slo_info" in both
 
 
-@pytest.mark.parametrize("label", ["sloth_id", "sloth_window", "sloth_severity"])
+@pytest.mark.parametrize("label", ["sloth_id", "sloth_window", "sloth_severity", "sloth_objective"])
 def test_a_file_with_the_switch_may_not_set_sloths_labels(project, label):
     text = compatible(events_service("svc"), "30d").replace("slos:\n", f"labels:\n  {label}: x\nslos:\n", 1)
     assert errors(project({"svc.yaml": text})) == [
@@ -278,3 +279,46 @@ def test_the_projects_setting_gives_sloths_names_to_files_that_cannot_say_it(pro
     assert info["labels"]["sloth_id"] == "my-service-sloth-slo-my-service-0"
     (root / "modelmon.toml").write_text('slos = "slos"\ncompatibility = "openslo"\n')
     assert errors(root) == ["modelmon.toml:2:1: compatibility: must be one of 'sloth' (got 'openslo')"]
+
+
+def test_every_page_of_a_sloth_compatible_slo_says_it_is_one(project):
+    """Sloth's UI shows a firing page by sloth_severity: modelmon's outage alert pages too."""
+    rules = rules_of(build.compile_all(project({"svc.yaml": compatible(events_service("svc"), "30d")})), "svc")
+    severities = {r["alert"]: r["labels"].get("sloth_severity") for r in rules if "alert" in r}
+    assert severities == {"RequestsBurn": "ticket", "SvcRequestsOutage": "page", "SvcRequestsBudgetExhausted": None}
+    assert {r["labels"]["sloth_severity"] for r in rules if r.get("alert") == "RequestsBurn"} == {"page", "ticket"}
+
+
+def test_two_slos_of_one_sloth_id_are_refused(project):
+    """sloth_id is <service>-<slo>: services a-b and a with SLOs c and b-c would share a-b-c."""
+    first = compatible(events_service("a-b", alert="A"), "30d").replace("name: requests", "name: c")
+    second = compatible(events_service("a", alert="B"), "30d").replace("name: requests", "name: b-c")
+    assert errors(project({"a-b.yaml": first, "a.yaml": second})) == [
+        f"slos/a.yaml:{at(second, 'b-c')}: slos[0].name: sloth_id 'a-b-c' is also that of SLO 'c' of service "
+        f"'a-b' (slos/a-b.yaml:{at(first, 'c' + chr(10))}): Sloth's UI and dashboards would show the two as one SLO; "
+        "rename one"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("example", "spec"),
+    [("k8s-getting-started.yml", "sloth.slok.dev/v1"), ("openslo-getting-started.yml", "openslo/v1alpha")],
+)
+def test_the_info_series_names_the_form_the_file_is_written_in_as_sloth_does(example, spec, project, tmp_path):
+    root = project({})
+    source = tools.source("sloth") / "examples" / example
+    (root / "slos" / example).write_text(source.read_text())
+    (root / "modelmon.toml").write_text('compatibility = "sloth"\n')
+    compiled = build.compile_all(root)
+    [path] = [p for p in compiled.files if p.startswith("rules/")]
+    [ours] = [r["labels"] for r in rules(yaml.safe_load(compiled.files[path])) if r.get("record") == "sloth_slo_info"]
+    run = subprocess.run(
+        [binaries.pinned("sloth"), "generate", "-i", str(source), "-o", str(tmp_path / "sloth.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    documents = list(yaml.safe_load_all((tmp_path / "sloth.yml").read_text()))
+    groups = [g for d in documents if d for g in (d["spec"]["groups"] if "spec" in d else d["groups"])]
+    [theirs] = [r["labels"] for g in groups for r in g["rules"] if r.get("record") == "sloth_slo_info"]
+    assert ours["sloth_spec"] == theirs["sloth_spec"] == spec

@@ -91,6 +91,7 @@ class Service:
     name_node: yaml.Node
     slos: list[yaml.MappingNode] = field(default_factory=list)
     shown: dict[FieldPath, FieldPath] = field(default_factory=dict)
+    api: str = V1  # the apiVersion of its first SLO document: what Sloth's names say its spec is
 
     def node(self) -> yaml.MappingNode:
         pairs = [
@@ -136,7 +137,7 @@ def _slo(api: str, doc: yaml.MappingNode, indicators: dict[str, yaml.MappingNode
     _known(spec, spec_at, _SLO_SPEC[api])
     service_node, _ = _scalar(spec, "service", spec_at)
     # Registered once the whole document is read: a refused one adds no (empty) service.
-    service = found.get(service_node.value) or Service(service_node.value, service_node)
+    service = found.get(service_node.value) or Service(service_node.value, service_node, api=api)
     slos, shown = list(service.slos), dict(service.shown)
     shown.setdefault(("service",), (*spec_at, "service"))
     shown.setdefault(("slos",), (*spec_at, "objectives"))

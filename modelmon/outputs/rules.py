@@ -107,7 +107,7 @@ def rule_file(plans: Sequence[SloPlan]) -> RuleFile:
     # A tile is the 5m rate the SLI group has just recorded (guard included), kept every 5 minutes.
     tiles = [(recording_rule(s.tile, s.read(s.rate(TILE_WINDOW)), s.labels), signals[s].owner) for s in tiled]
     tiles += [
-        (recording_rule(p.ratio_tile, f"{p.sli_record(TILE_WINDOW)}{p.selector}", p.labels), p.name)
+        (recording_rule(p.ratio_tile, f"{p.sli_record(TILE_WINDOW)}{p.selector}", p.ratio_tile_labels), p.name)
         for p in ratio_tiled
     ]
     tiles += coverage_rules(plans, signals)
@@ -163,7 +163,7 @@ def clock_rule(plan: SloPlan, raw: bool = False) -> dict:
     records the tile (for a backfill, which cannot read the tiles it writes)."""
     if plan.total is None:
         tile = plan.error_ratio_expr(TILE_WINDOW) if raw else f"{plan.ratio_tile}{plan.selector}"
-        labels = plan.labels
+        labels = plan.ratio_tile_labels
     else:
         total = plan.total
         tile = total.expr(TILE_WINDOW, raw=True) if raw else total.read(total.tile)

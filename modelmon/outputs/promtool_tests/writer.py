@@ -119,8 +119,8 @@ def _recorded_inputs(plan: SloPlan, sim: Simulation, key: tuple) -> list[tuple[s
             )
             for w in plan.raw_windows
         ]
-        if plan.derived_windows:  # recorded from the 5m ratio, labels and all
-            tile_labels = {**labels, **plan.window_labels(TILE_WINDOW)}
+        if plan.derived_windows:
+            tile_labels = {**labels, **plan.ratio_tile_labels}
             found.append((plan.ratio_tile, tile_labels, [sim.raw_ratio(tile, m, key) for m in at]))
         return found
     found = []
@@ -129,13 +129,6 @@ def _recorded_inputs(plan: SloPlan, sim: Simulation, key: tuple) -> list[tuple[s
         if plan.derived_windows:
             windows.append((signal.tile, tile))
         found += [(record, labels, [sim.rate(role, w, m, key) for m in at]) for record, w in windows]
-    return found
-    found = []
-    for role, signal in (("total", plan.total), ("bad", plan.bad)):
-        windows = [(signal.rate(w), sim.units(parse_duration(w))) for w in plan.raw_windows]
-        if plan.derived_windows:
-            windows.append((signal.tile, tile))
-        found += [(record, [sim.rate(role, w, m, key) for m in at]) for record, w in windows]
     return found
 
 

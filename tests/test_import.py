@@ -1,0 +1,97 @@
+"""`modelmon import`: a Sloth or OpenSLO file written as modelmon/v1, comments kept, compiling to
+the same rules as the file it came from (every Sloth example modelmon compiles, read from the
+pinned Sloth module)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from modelmon import build, cli
+from tests.test_sloth_examples import COMPILES, OUTCOMES, WINDOWS
+from tools import build as tools
+
+COMPILING = sorted(name for name, outcome in OUTCOMES.items() if outcome is COMPILES)
+
+
+def rules(root) -> dict[str, str]:
+    """Each rule file without its header (which names the spec it came from)."""
+    files = build.compile_all(root).files
+    return {path: text.split("\n", 1)[1] for path, text in files.items() if path.startswith("rules/")}
+
+
+@pytest.mark.parametrize("name", COMPILING)
+def test_an_imported_spec_compiles_to_the_rules_of_the_file_it_came_from(name, project, capsys):
+    source = tools.source("sloth") / name
+    original = project({})
+    (original / "slos" / "x.yaml").write_text(source.read_text())
+    assert cli.main(["import", str(source)]) == 0
+    imported = capsys.readouterr().out
+    documents = [d for d in yaml.safe_load_all(imported) if d]
+    assert documents and all(d.get("version") == "modelmon/v1" for d in documents), imported
+    converted = project({})
+    (converted / "slos" / "x.yaml").write_text(imported)
+    assert rules(converted) == rules(original)
+    text = source.read_text()
+    if "openslo" not in text:
+        # Every comment of a Sloth file stays (OpenSLO keeps those above its first document).
+        comments = [line.strip() for line in text.splitlines() if line.strip().startswith("#")]
+        assert all(comment in imported for comment in comments), [c for c in comments if c not in imported]
+    if "PrometheusServiceLevel" in text:
+        camel = {k for d in documents for k in _keys(d) if re.search(r"[a-z][A-Z]", k)}
+        assert camel <= _label_names(documents), camel
+
+
+def _keys(node) -> list[str]:
+    if isinstance(node, dict):
+        return [k for k, v in node.items() for k in (k, *_keys(v))]
+    if isinstance(node, list):
+        return [k for v in node for k in _keys(v)]
+    return []
+
+
+def _label_names(documents) -> set[str]:
+    """Keys of label and annotation maps: written as they are."""
+    found = set()
+    for document in documents:
+        for slo in document["slos"]:
+            alerting = slo.get("alerting") or {}
+            for block in (alerting, *(alerting.get(k) or {} for k in ("page_alert", "ticket_alert"))):
+                found |= set(block.get("labels") or {}) | set(block.get("annotations") or {})
+            found |= set(slo.get("labels") or {})
+        found |= set(document.get("labels") or {})
+    return found
+
+
+def test_alert_windows_are_written_as_they_are(capsys):
+    [name] = [n for n, outcome in OUTCOMES.items() if outcome is WINDOWS and n.startswith("examples/windows/7d")]
+    assert cli.main(["import", str(tools.source("sloth") / name)]) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == yaml.safe_load((tools.source("sloth") / name).read_text())
+
+
+def test_a_file_modelmon_refuses_is_not_imported_and_nothing_is_written(tmp_path, capsys):
+    source = tmp_path / "bad.yaml"
+    source.write_text("version: prometheus/v1\nservice: svc\nslos:\n  - name: a\n    objective: 120\n")
+    out = tmp_path / "out.yaml"
+    assert cli.main(["import", str(source), "-o", str(out)]) == cli.EXIT_SPEC
+    assert f"{source}:5:16: slos[0].objective:" in capsys.readouterr().err
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
+
+
+def test_a_file_is_imported_in_place(tmp_path, capsys):
+    source = tmp_path / "svc.yaml"
+    source.write_text((tools.source("sloth") / "examples" / "k8s-home-wifi.yml").read_text())
+    before = rules_of_file(source, tmp_path / "a")
+    assert cli.main(["import", str(source), "-o", str(source)]) == 0
+    assert capsys.readouterr().out == f"wrote {source}\n"
+    assert yaml.safe_load(source.read_text())["version"] == "modelmon/v1"
+    assert rules_of_file(source, tmp_path / "b") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "svc.yaml"]  # no temporary file left
+
+
+def rules_of_file(spec, root) -> dict[str, str]:
+    (root / "slos").mkdir(parents=True)
+    (root / "slos" / "x.yaml").write_text(spec.read_text())
+    return rules(root)
