@@ -20,6 +20,7 @@ from types import ModuleType
 
 from modelmon import amtool, promtool, transaction
 from modelmon import layout as layouts
+from modelmon.cache import TestGroups
 from modelmon.checks import check_all
 from modelmon.layout import GENERATED_MARK, Layout
 from modelmon.loader import LoadedSpec, LoadedWindows, SpecError, SpecErrors, load_file
@@ -208,16 +209,24 @@ def _amtool_errors(loaded: list[LoadedSpec], output: str, layout: Layout) -> lis
     return found or [SpecError(layout.alertmanager, 1, 1, "", message)]
 
 
-def compile_all(root: Path, layout: Layout | None = None, specs: list[Path] | None = None) -> Compiled:
+def compile_all(
+    root: Path, layout: Layout | None = None, specs: list[Path] | None = None, memo: TestGroups | None = None
+) -> Compiled:
     """Every output of the layout, in memory: `build` writes them, `validate` only reports the errors.
 
-    `specs`: the spec files to compile (default: the layout's slos folder)."""
+    `specs`: the spec files to compile (default: the layout's slos folder); `memo`: the promtool
+    test groups earlier builds generated, by SLO plan (the one output that costs time per SLO)."""
     layout = layout or layouts.load(root)
     loaded, project, accepted = _checked_project(root, layout, specs)
     files: dict[str, str] = {}
     for output in OUTPUTS:
         try:
-            files.update(accepted[output] if output in accepted else output.files(project, layout))
+            if output in accepted:
+                files.update(accepted[output])
+            elif output is promtool_tests:
+                files.update(output.files(project, layout, memo))
+            else:
+                files.update(output.files(project, layout))
         except TestGenerationErrors as err:
             raise SpecErrors([_test_error(loaded, problem) for problem in err.errors]) from None
     return Compiled(loaded, project, files, layout, accepted)

@@ -10,6 +10,8 @@ a fresh clone, and CI, always build in full.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -30,27 +32,36 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def inputs_key(root: Path, specs: list[Path], layout: str) -> str:
-    """Everything the outputs are a function of: the specs, the layout, the generator's code and templates,
-    library versions."""
+@functools.cache
+def generator_key() -> str:
+    """What every output is a function of besides the specs: the generator's code and templates,
+    the libraries writing them, the Python running it."""
     h = hashlib.sha256()
-    h.update(f"layout {layout}\0".encode())
     sources = sorted(GENERATOR.rglob("*.py")) + sorted(p for p in TEMPLATES.rglob("*") if p.is_file())
     for path in sources:
         h.update(f"{path.relative_to(GENERATOR.parent)}\0".encode() + _digest(path.read_bytes()).encode())
-    for path in specs:
-        h.update(f"{path.relative_to(root)}\0".encode() + _digest(path.read_bytes()).encode())
     for library in LIBRARIES:
         try:
             version = metadata.version(library)
         except metadata.PackageNotFoundError:
             version = "missing"
         h.update(f"{library}=={version}\0".encode())
+    h.update(f"python {platform.python_version()}\0".encode())
+    return h.hexdigest()
+
+
+def inputs_key(root: Path, specs: list[Path], layout: str) -> str:
+    """Everything the outputs are a function of: the specs, the layout, the generator's code and templates,
+    library versions."""
+    h = hashlib.sha256()
+    h.update(f"layout {layout}\0generator {generator_key()}\0".encode())
+    for path in specs:
+        h.update(f"{path.relative_to(root)}\0".encode() + _digest(path.read_bytes()).encode())
     # The build proves the rules with these tools: another binary (a new build under the same
     # path too: `make tools` after a pin changes) must prove them again.
     tools = (os.environ.get("MODELMON_PROMTOOL", ""), os.environ.get("MODELMON_AMTOOL", ""), os.environ.get("PATH", ""))
     binaries = [_binary_identity(find) for find in (promtool.find_promtool, amtool.find_amtool)]
-    for item in (f"python {platform.python_version()}", *tools, *binaries):
+    for item in (*tools, *binaries):
         h.update(f"{item}\0".encode())
     return h.hexdigest()
 
@@ -90,3 +101,70 @@ def remember(root: Path, key: str, files: dict[str, str]) -> None:
     scratch = target.with_suffix(".tmp")
     scratch.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     os.replace(scratch, target)
+
+
+TEST_GROUPS_DIR = f"{transaction.STATE_DIR}/test-groups"
+
+
+def stable_repr(value: object) -> str:
+    """repr, with sets in sorted order: a set's own order follows string hashing, which differs
+    from one process to the next. Dataclasses field by field, dicts in their (meaningful) order."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        inner = ", ".join(f"{f.name}={stable_repr(getattr(value, f.name))}" for f in dataclasses.fields(value))
+        return f"{type(value).__name__}({inner})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{stable_repr(k)}: {stable_repr(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return type(value).__name__ + "(" + ", ".join(stable_repr(v) for v in value) + ")"
+    if isinstance(value, set | frozenset):
+        return type(value).__name__ + "(" + ", ".join(sorted(stable_repr(v) for v in value)) + ")"
+    return repr(value)
+
+
+class TestGroups:
+    """Each SLO's generated promtool test groups, kept from one build to the next.
+
+    An SLO's groups are a function of its plan alone (every number and name its scenarios
+    and expectations read) and of the generator: keyed by both, a build replays only the SLOs
+    whose plan changed, and a thousand SLOs of which one changed rebuild in seconds.
+    `build --no-cache` reads none of them; `store` false (validate) writes none."""
+
+    def __init__(self, root: Path, store: bool = True):
+        self.folder = root / TEST_GROUPS_DIR
+        self.store = store
+        self.used: set[str] = set()
+        self.missed = 0  # plans whose groups had to be generated
+
+    def key(self, plan: object) -> str:
+        return _digest(f"{generator_key()}\0{stable_repr(plan)}".encode())
+
+    def get(self, plan: object) -> list | None:
+        key = self.key(plan)
+        self.used.add(key)
+        try:
+            record = json.loads((self.folder / f"{key}.json").read_text(encoding="utf-8"))
+            # The plan's text too: a digest matching another plan's would be a wrong test, not a slow one.
+            if record["plan"] == stable_repr(plan):
+                return [(every, text) for every, text in record["groups"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # none, or not one this build wrote: generated again
+        self.missed += 1
+        return None
+
+    def put(self, plan: object, groups: list) -> None:
+        if not self.store:
+            return
+        key = self.key(plan)
+        transaction.state_dir(self.folder.parent.parent)
+        self.folder.mkdir(exist_ok=True)
+        scratch = self.folder / f"{key}.tmp"
+        scratch.write_text(json.dumps({"plan": stable_repr(plan), "groups": groups}), encoding="utf-8")
+        os.replace(scratch, self.folder / f"{key}.json")
+
+    def prune(self) -> None:
+        """Forget the groups of SLOs this build no longer has (after a whole build only)."""
+        if not self.store or not self.folder.is_dir():
+            return
+        for path in self.folder.iterdir():
+            if path.stem not in self.used:
+                path.unlink(missing_ok=True)

@@ -158,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
 def _validate(root: Path, layout: layouts.Layout, args) -> int:
     given = [*args.paths, *args.input]
     paths = build.input_paths(root, given) if given else None
-    compiled = build.compile_all(root, layout, paths)
+    # The test groups earlier builds generated stand for those of unchanged SLOs; validate writes none.
+    compiled = build.compile_all(root, layout, paths, memo=cache.TestGroups(root, store=False))
     slos = sum(len(item.spec.slos) for item in compiled.loaded)
     files = len(paths if paths is not None else build.spec_paths(root, layout))
     # A file may hold several services (YAML documents, as Sloth's), or only Sloth AlertWindows.
@@ -241,7 +242,10 @@ def _build(root: Path, layout: layouts.Layout, args) -> int:
     if current is not None and not build.orphans(root, current, layout):
         print(f"{len(current)} generated files are up to date (specs and generator unchanged since the last build)")
         return 0
-    compiled = build.compile_all(root, layout)
+    memo = None if args.no_cache else cache.TestGroups(root, store=not args.check)  # --check writes nothing
+    compiled = build.compile_all(root, layout, memo=memo)
+    if memo is not None:
+        memo.prune()
     if args.check:
         stale = build.stale_files(root, compiled.files, layout)
         if stale:

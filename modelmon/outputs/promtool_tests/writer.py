@@ -13,6 +13,7 @@ import posixpath
 from decimal import Decimal
 
 from modelmon import contract
+from modelmon.cache import TestGroups
 from modelmon.conventions import (
     BUDGET_REMAINING_RECORD,
     COVERAGE_RECORD,
@@ -280,8 +281,10 @@ def test_group(plan: SloPlan, scenario: Scenario) -> dict:
     return group
 
 
-def files(project: ProjectPlan, layout: Layout) -> dict[str, str]:
-    """Each service's promtool test files, one per evaluation interval.
+def files(project: ProjectPlan, layout: Layout, memo: TestGroups | None = None) -> dict[str, str]:
+    """Each service's promtool test files, one per evaluation interval; `memo`: the groups earlier
+    builds generated, as text, by SLO plan (None: every group generated and the files dumped whole,
+    the straightforward path the memo's files are byte for byte; tests/test_build_cache.py).
 
     Generated whether or not the layout writes them: a spec no test traffic can prove is an
     error either way. Raises TestGenerationErrors naming each service's SLO that has none."""
@@ -290,15 +293,19 @@ def files(project: ProjectPlan, layout: Layout) -> dict[str, str]:
     tests_dir = layout.promtool_tests or OUTPUTS["promtool_tests"][0]
     for service in project.services:
         rules_path = posixpath.relpath(layout.rules_path(service.service), tests_dir)
+        plans, order = list(service.slos), list(service.rule_groups)
         try:
-            tests = test_files(list(service.slos), rules_path, list(service.rule_groups))
+            if memo is None:
+                texts = {every: dump_yaml(content) for every, content in test_files(plans, rules_path, order).items()}
+            else:
+                texts = _test_texts(plans, rules_path, order, memo)
         except TestGenerationError as err:
             err.service = service.service
             problems.append(err)
             continue
         if layout.promtool_tests:
-            for every, content in tests.items():
-                found[layout.tests_path(service.service, every)] = layout.header([service.source]) + dump_yaml(content)
+            for every, text in texts.items():
+                found[layout.tests_path(service.service, every)] = layout.header([service.source]) + text
     if problems:
         raise TestGenerationErrors(problems)
     return found
@@ -310,32 +317,62 @@ def _generation_order(plan: SloPlan) -> tuple:
     return repr((plan_shape(plan), alerts, plan.traffic_selector, plan.threshold_ms, plan.scrape_s))
 
 
-def test_files(plans: list[SloPlan], rules_path: str, group_order: list[str]) -> dict[int, dict]:
-    """promtool test files keyed by their evaluation interval (seconds)."""
-    made: dict[int, list[tuple[int, dict]]] = {}
+def _plan_groups(plan: SloPlan) -> list[tuple[int, dict]]:
+    """One SLO's test groups, each with its evaluation interval (seconds)."""
+    return [(scenario.every * scenario.unit, test_group(plan, scenario)) for scenario in scenarios(plan)]
+
+
+def _by_interval(plans: list[SloPlan], groups_of) -> dict[int, list]:
+    """`groups_of(plan)`'s groups of every SLO, by evaluation interval, in the SLOs' order."""
+    made: dict[int, list[tuple[int, object]]] = {}
     # SLOs of one shape one after another, so the simulations they share are still kept
     # (simulation.CORE_VALUES_KEPT); the groups are written in the SLOs' own order all the same.
     failed: list[tuple[int, TestGenerationError]] = []
     for index in sorted(range(len(plans)), key=lambda i: _generation_order(plans[i])):
-        plan = plans[index]
         try:
-            for scenario in scenarios(plan):
-                made.setdefault(scenario.every * scenario.unit, []).append((index, test_group(plan, scenario)))
+            groups = groups_of(plans[index])
         except TestGenerationError as err:
-            err.slo = plan.name
+            err.slo = plans[index].name
             failed.append((index, err))
+            continue
+        for every, group in groups:
+            made.setdefault(every, []).append((index, group))
     if failed:
         raise min(failed, key=lambda found: found[0])[1]  # the file's first SLO without tests, as in file order
     # Stable: one SLO's groups keep their scenario order.
-    groups = {every: [group for _, group in sorted(found, key=lambda g: g[0])] for every, found in made.items()}
+    return {every: [group for _, group in sorted(found, key=lambda g: g[0])] for every, found in sorted(made.items())}
+
+
+def _head(rules_path: str, every: int, group_order: list[str]) -> dict:
     return {
-        every: {
-            "rule_files": [rules_path],
-            "evaluation_interval": format_duration(every),
-            # Record before alerting at each evaluation, so an alert reads the ratio
-            # of the same instant (promtool's order is otherwise unspecified).
-            "group_eval_order": group_order,
-            "tests": tests,
-        }
-        for every, tests in sorted(groups.items())
+        "rule_files": [rules_path],
+        "evaluation_interval": format_duration(every),
+        # Record before alerting at each evaluation, so an alert reads the ratio
+        # of the same instant (promtool's order is otherwise unspecified).
+        "group_eval_order": group_order,
+    }
+
+
+def test_files(plans: list[SloPlan], rules_path: str, group_order: list[str]) -> dict[int, dict]:
+    """promtool test files keyed by their evaluation interval (seconds)."""
+    return {
+        every: {**_head(rules_path, every, group_order), "tests": tests}
+        for every, tests in _by_interval(plans, _plan_groups).items()
+    }
+
+
+def _test_texts(plans: list[SloPlan], rules_path: str, group_order: list[str], memo: TestGroups) -> dict[int, str]:
+    """The test files as text, each group dumped once and kept in `memo`: a file is its head, then
+    `tests:` and each group as the item of a block sequence, which is how the whole file dumps."""
+
+    def texts_of(plan: SloPlan) -> list[tuple[int, str]]:
+        found = memo.get(plan)
+        if found is None:
+            found = [(every, dump_yaml([group])) for every, group in _plan_groups(plan)]
+            memo.put(plan, found)
+        return found
+
+    return {
+        every: dump_yaml(_head(rules_path, every, group_order)) + "tests:\n" + "".join(texts)
+        for every, texts in _by_interval(plans, texts_of).items()
     }
