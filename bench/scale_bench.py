@@ -109,12 +109,13 @@ def measure(count: int, per_file: int, test: bool) -> dict:
         root = Path(folder)
         specs = make_project(root, count, per_file)
         result = {"slos": count, "per_file": per_file, "files": len(specs)}
-        result["validate"] = run(root, "validate")
         result["full_build"] = run(root, "build", "--no-cache")
         result["unchanged_build"] = run(root, "build")
         first = specs[0].read_text(encoding="utf-8")
         specs[0].write_text(first.replace("objective: 90", "objective: 91", 1), encoding="utf-8")
         result["one_slo_changed_build"] = run(root, "build")
+        # After a build: the test groups it kept stand for those of every unchanged SLO.
+        result["validate"] = run(root, "validate")
         if test:
             result["test"] = run(root, "test")
         return result
@@ -131,7 +132,7 @@ def main() -> int:
     for per_file in (int(n) for n in args.per_file.split(",")):
         print(f"{args.slos} SLOs, {per_file} a file ...", file=sys.stderr, flush=True)
         results.append(measure(args.slos, per_file, args.test))
-    columns = ["validate", "full_build", "unchanged_build", "one_slo_changed_build"] + (["test"] if args.test else [])
+    columns = ["full_build", "unchanged_build", "one_slo_changed_build", "validate"] + (["test"] if args.test else [])
     print("| SLOs | a file | files | " + " | ".join(f"{c} s (CPU s)" for c in columns) + " | peak RSS MB |")
     print("|---:|---:|---:|" + "---:|" * len(columns) + "---:|")
     for r in results:

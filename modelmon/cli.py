@@ -242,10 +242,10 @@ def _build(root: Path, layout: layouts.Layout, args) -> int:
     if current is not None and not build.orphans(root, current, layout):
         print(f"{len(current)} generated files are up to date (specs and generator unchanged since the last build)")
         return 0
-    memo = None if args.no_cache else cache.TestGroups(root, store=not args.check)  # --check writes nothing
+    # --no-cache generates every SLO's tests again (and keeps them); --check writes nothing.
+    memo = cache.TestGroups(root, store=not args.check, read=not args.no_cache)
     compiled = build.compile_all(root, layout, memo=memo)
-    if memo is not None:
-        memo.prune()
+    memo.prune()
     if args.check:
         stale = build.stale_files(root, compiled.files, layout)
         if stale:
