@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import platform
+import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -160,16 +161,24 @@ class TestGroups:
         if not self.store:
             return
         key = self.key(plan)
-        transaction.state_dir(self.folder.parent.parent)
-        self.folder.mkdir(exist_ok=True)
-        scratch = self.folder / f"{key}.tmp"
-        scratch.write_text(json.dumps({"plan": stable_repr(plan), "groups": groups}), encoding="utf-8")
-        os.replace(scratch, self.folder / f"{key}.json")
+        # A scratch file of its own, then one rename: two builds writing one entry, or a prune
+        # beside them, never leave half an entry. A cache that cannot be written is no error.
+        try:
+            transaction.state_dir(self.folder.parent.parent)
+            self.folder.mkdir(exist_ok=True)
+            with tempfile.NamedTemporaryFile("w", dir=self.folder, suffix=".tmp", delete=False) as scratch:
+                scratch.write(json.dumps({"plan": stable_repr(plan), "groups": groups}))
+        except OSError:
+            return
+        try:
+            os.replace(scratch.name, self.folder / f"{key}.json")
+        except OSError:
+            Path(scratch.name).unlink(missing_ok=True)
 
     def prune(self) -> None:
         """Forget the groups of SLOs this build no longer has (after a whole build only)."""
         if not self.store or not self.folder.is_dir():
             return
-        for path in self.folder.iterdir():
+        for path in self.folder.glob("*.json"):  # another build's scratch files are its own
             if path.stem not in self.used:
                 path.unlink(missing_ok=True)

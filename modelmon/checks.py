@@ -31,6 +31,7 @@ from modelmon.loader import (
     validation_errors,
 )
 from modelmon.outputs.promtool_tests import TestGenerationError, series_labels
+from modelmon.outputs.promtool_tests.traffic import RECORDED_INPUT_KINDS
 from modelmon.plan import (
     DEFAULT_WINDOWS,
     ProjectPlan,
@@ -56,7 +57,9 @@ def check_all(
     services: dict[str, LoadedSpec] = {}
     boards: dict[str, LoadedSpec] = {}
     receivers: dict[str, tuple[LoadedSpec, object]] = {}
-    alert_owner: dict[tuple[str, str], tuple[LoadedSpec, int, str]] = {}  # (service, alert name) -> SLO
+    # (service, alert name) -> the first SLO of that name: its file, index, name, and whether
+    # it may share the name (an events or raw SLI's own alerting.name)
+    alert_owner: dict[tuple[str, str], tuple[LoadedSpec, int, str, bool]] = {}
     planned: list[tuple[LoadedSpec, list[tuple[int, Slo]]]] = []
     for item in loaded:
         problems = check_file(item)
@@ -308,7 +311,9 @@ def _window_problems(
 
 
 def _check_plans(
-    item: LoadedSpec, slos: list[tuple[int, Slo]], alert_owner: dict[tuple[str, str], tuple[LoadedSpec, int, str]]
+    item: LoadedSpec,
+    slos: list[tuple[int, Slo]],
+    alert_owner: dict[tuple[str, str], tuple[LoadedSpec, int, str, bool]],
 ) -> tuple[list[SpecError], SloFile, ServicePlan]:
     """What only the planned alerts show: names unique in a service, test traffic the selectors accept.
 
@@ -335,11 +340,17 @@ def _check_plans(
                         "its runbook page's file): shorten alert_prefix or the SLO name, or set alerting.name",
                     )
                 )
-            # Sloth lets SLOs of different services share an alert name (their service label tells
-            # them apart); in one service the promtool tests of one SLO would see the other's alerts.
+            # Sloth lets SLOs share an alert name (their service and slo labels tell them apart). In
+            # one service the promtool tests of one SLO would see the other's alerts where both read
+            # the same test traffic: the shortcuts' metrics. An events or raw SLI's tests feed its
+            # own recorded rates, which no other SLO's rules read: SLOs of those may share the name
+            # they are given (`alerting.name`, as Sloth's files do); default names that collide stay
+            # an error, being a coincidence of spelling (api-x, api_x).
             owner = alert_owner.get((item.spec.service, name))
-            if owner is not None and owner[:2] != (item, index):
-                other, other_index, other_slo = owner
+            given = name == slo.alerting.name and plan.kind in RECORDED_INPUT_KINDS
+            apart = given and owner is not None and owner[3]
+            if owner is not None and owner[:2] != (item, index) and not apart:
+                other, other_index, other_slo, _ = owner
                 errors.append(
                     item.positions.error(
                         ("slos", index, "alerting"),
@@ -348,7 +359,7 @@ def _check_plans(
                         "alerting.outage_alert.name or alerting.budget_alert.name to tell them apart",
                     )
                 )
-            alert_owner.setdefault((item.spec.service, name), (item, index, plan.name))
+            alert_owner.setdefault((item.spec.service, name), (item, index, plan.name, given))
         try:
             series_labels(plan, 1)
         except TestGenerationError as err:

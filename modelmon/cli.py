@@ -17,7 +17,7 @@ from modelmon import amtool, backfill, build, cache, doctor, focused, promtool, 
 from modelmon import layout as layouts
 from modelmon.durations import parse_duration
 from modelmon.formats import convert
-from modelmon.loader import SpecErrors, load_file
+from modelmon.loader import SpecErrors
 from modelmon.outputs import reference
 from modelmon.serialize import dump_yaml
 
@@ -214,20 +214,30 @@ def _import(root: Path, layout: layouts.Layout, args) -> int:
     if not args.input.is_file():
         print(f"modelmon: {args.input}: no such file", file=sys.stderr)
         return EXIT_USAGE
+    out = None if args.out == "-" else Path(args.out)
+    if out is not None and out.is_dir():
+        print(f"modelmon: -o {out} is a folder: name the file to write", file=sys.stderr)
+        return EXIT_USAGE
     text = convert.to_modelmon(args.input, str(args.input))
-    if args.out == "-":
-        print(text, end="")
-        return 0
-    out = Path(args.out)
-    # Written beside the target, proved to load, then moved over it: never half a file, and the
-    # input itself may be the target.
-    with tempfile.NamedTemporaryFile("w", dir=out.parent, suffix=".yaml", delete=False, encoding="utf-8") as tmp:
+    # Written beside the target (or in a scratch folder), proved to compile, then moved over it:
+    # never half a file, and the input itself may be the target.
+    folder = out.parent if out is not None else Path(tempfile.gettempdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".yaml", delete=False, encoding="utf-8") as tmp:
         tmp.write(text)
     written = Path(tmp.name)
     try:
-        _, errors = load_file(written, str(out))
-        if errors:
-            raise RuntimeError(f"the imported spec does not load: {errors[0]}")
+        try:
+            convert.compiled(written, str(out or "the imported spec"))
+        except SpecErrors as err:
+            raise RuntimeError(f"the imported spec does not compile: {err.errors[0]}") from None
+        if out is None:
+            print(text, end="")
+            return 0
+        # The file keeps its mode when it is replaced; a new one gets the umask's.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(written, out.stat().st_mode & 0o7777 if out.exists() else 0o666 & ~umask)
         os.replace(written, out)
     finally:
         written.unlink(missing_ok=True)

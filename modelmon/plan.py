@@ -861,9 +861,10 @@ def plan_project(specs: list[tuple[SloFile, str]]) -> ProjectPlan:
 
 
 def with_shared_alert_names(planned: list[tuple[SloFile, str, ServicePlan]]) -> ProjectPlan:
-    """The project of the services planned, those whose alert names other services use too
-    planned again so that each SLO's alert of a shared name links to its own runbook page."""
-    owners = Counter(name for _, _, service in planned for name in service.alert_names())
+    """The project of the services planned, those whose alert names other SLOs use too (of
+    another service, or of the same) planned again so that each SLO's alert of a shared name
+    links to its own runbook page."""
+    owners = Counter(name for _, _, service in planned for slo in service.slos for name in slo.alert_names())
     shared = frozenset(name for name, count in owners.items() if count > 1)
     return ProjectPlan(
         tuple(

@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 
+import yaml
+
 from modelmon import build, cache, cli
 from tests.test_backfill import RAW_SLI
 from tests.test_sloth import SLOTH_EXAMPLE
@@ -32,6 +34,18 @@ def test_kept_groups_make_the_files_the_straightforward_path_makes(project):
     again = cache.TestGroups(root)
     assert build.compile_all(root, memo=again).files == straightforward(root)
     assert again.missed == 0
+
+
+def test_a_group_whose_last_string_ends_in_line_breaks_does_not_end_the_file(project):
+    """Dumped alone, such a group ends its document with `...`: promtool would read no group after it."""
+    ending = SLOTH_EXAMPLE.replace(
+        "      page_alert:\n", '      outage_alert: {annotations: {note: "x\\n\\n"}}\n      page_alert:\n'
+    )
+    root = project({"a.yaml": ending, "b.yaml": SLOTH_EXAMPLE.replace("myservice", "other")})
+    files = build.compile_all(root, memo=cache.TestGroups(root)).files
+    assert files == straightforward(root)
+    text = files["prometheus/tests/myservice.test.yml"]
+    assert "\n...\n" not in text[:-4] and len(yaml.safe_load(text)["tests"]) > 1
 
 
 def test_one_slo_changed_generates_that_slos_groups_alone(project):

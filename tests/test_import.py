@@ -23,17 +23,16 @@ def rules(root) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("name", COMPILING)
-def test_an_imported_spec_compiles_to_the_rules_of_the_file_it_came_from(name, project, capsys):
+def test_an_imported_spec_compiles_to_the_rules_of_the_file_it_came_from(name, tmp_path, capsys):
     source = tools.source("sloth") / name
-    original = project({})
-    (original / "slos" / "x.yaml").write_text(source.read_text())
+    original = new_project(tmp_path / "original", source.read_text())
     assert cli.main(["import", str(source)]) == 0
     imported = capsys.readouterr().out
     documents = [d for d in yaml.safe_load_all(imported) if d]
     assert documents and all(d.get("version") == "modelmon/v1" for d in documents), imported
-    converted = project({})
-    (converted / "slos" / "x.yaml").write_text(imported)
+    converted = new_project(tmp_path / "converted", imported)
     assert rules(converted) == rules(original)
+    assert (original / "slos" / "x.yaml").read_text() != imported
     text = source.read_text()
     if "openslo" not in text:
         # Every comment of a Sloth file stays (OpenSLO keeps those above its first document).
@@ -91,7 +90,80 @@ def test_a_file_is_imported_in_place(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "svc.yaml"]  # no temporary file left
 
 
+def new_project(root, spec: str, config: str = ""):
+    """A project in a folder of its own (the `project` fixture makes one folder per test)."""
+    (root / "slos").mkdir(parents=True)
+    (root / "slos" / "x.yaml").write_text(spec)
+    if config:
+        (root / "modelmon.toml").write_text(config)
+    return root
+
+
 def rules_of_file(spec, root) -> dict[str, str]:
     (root / "slos").mkdir(parents=True)
     (root / "slos" / "x.yaml").write_text(spec.read_text())
     return rules(root)
+
+
+def test_a_file_modelmon_does_not_compile_is_refused_with_the_builds_errors(tmp_path, capsys):
+    """Sloth's contrib-slo-plugins loads, but its label names are ones Prometheus 2 refuses."""
+    out = tmp_path / "out.yaml"
+    source = tools.source("sloth") / "examples" / "contrib-slo-plugins.yml"
+    assert cli.main(["import", str(source), "-o", str(out)]) == cli.EXIT_SPEC
+    assert "'plug-l1' is not a Prometheus label name" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_text_yaml_1_1_reads_as_a_boolean_or_a_number_is_quoted(tmp_path, capsys):
+    source = tmp_path / "openslo.yml"
+    text = (tools.source("sloth") / "examples" / "openslo-getting-started.yml").read_text()
+    source.write_text(re.sub(r"description: .*", 'description: "yes"', text, count=1))
+    assert cli.main(["import", str(source)]) == 0
+    imported = capsys.readouterr().out
+    assert 'description: "yes"' in imported
+    root = new_project(tmp_path / "converted", imported)
+    [plan] = build.compile_all(root).plans["my-service"]
+    assert plan.description == "yes"
+
+
+def test_the_comments_around_what_a_resource_drops_head_the_spec(tmp_path, capsys):
+    text = (tools.source("sloth") / "examples" / "k8s-getting-started.yml").read_text()
+    text = text.replace("kind: PrometheusServiceLevel", "kind: PrometheusServiceLevel # the CRD")
+    text = text.replace("spec:\n", "# above spec\nspec:\n  # first in spec\n", 1)
+    source = tmp_path / "k8s.yml"
+    source.write_text(text)
+    assert cli.main(["import", str(source)]) == 0
+    imported = capsys.readouterr().out
+    head = imported.split("version: modelmon/v1", 1)[0]
+    for comment in (
+        "# the CRD",
+        "# above spec",
+        "# first in spec",
+        "# `sloth generate -i ./examples/k8s-getting-started.yml`",
+    ):
+        assert comment in head, imported
+
+
+def test_the_target_folder_is_made_a_folder_target_refused_and_the_mode_kept(tmp_path, capsys):
+    source = tools.source("sloth") / "examples" / "getting-started.yml"
+    deep = tmp_path / "new" / "folder" / "x.yaml"
+    assert cli.main(["import", str(source), "-o", str(deep)]) == 0
+    assert deep.is_file()
+    assert cli.main(["import", str(source), "-o", str(tmp_path)]) == cli.EXIT_USAGE
+    assert "is a folder" in capsys.readouterr().err
+    deep.chmod(0o640)
+    assert cli.main(["import", str(source), "-o", str(deep)]) == 0
+    assert deep.stat().st_mode & 0o777 == 0o640
+
+
+def test_with_sloths_names_only_the_info_series_spec_label_says_the_new_form(tmp_path, capsys):
+    """sloth_slo_info's sloth_spec names the form a file is written in: modelmon/v1 once imported."""
+    source = tools.source("sloth") / "examples" / "k8s-getting-started.yml"
+    names = 'compatibility = "sloth"\n'
+    original = new_project(tmp_path / "original", source.read_text(), names)
+    assert cli.main(["import", str(source)]) == 0
+    converted = new_project(tmp_path / "converted", capsys.readouterr().out, names)
+    before, after = rules(original), rules(converted)
+    assert "sloth_spec: sloth.slok.dev/v1" in before["rules/myservice.yml"]
+    renamed = {p: t.replace("sloth_spec: sloth.slok.dev/v1", "sloth_spec: modelmon/v1") for p, t in before.items()}
+    assert renamed == after

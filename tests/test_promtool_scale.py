@@ -299,3 +299,39 @@ def test_whole_files_runs_the_test_files_as_plain_promtool_does(tmp_path, capsys
     for mode in ([], ["--whole-files"]):
         assert cli.main(["--root", str(root), "test", *mode]) == cli.EXIT_TESTS
         assert "FAILED s/a: x rises  (prometheus/tests/x.test.yml)" in capsys.readouterr().err
+
+
+def test_generating_a_files_tests_costs_no_more_than_generating_each_slo_alone(tmp_path, monkeypatch):
+    """Counted, not timed: the rates simulated for a file of SLOs are those simulated for each SLO
+    in a file of its own (no SLO's tests grow with its neighbours), so generating N SLOs' tests is
+    linear in N. A generator that simulated neighbours too would count N times over here."""
+    calls = [0]
+    counted = simulation.Simulation.rate
+
+    def rate(self, *args, **kwargs):
+        calls[0] += 1
+        return counted(self, *args, **kwargs)
+
+    monkeypatch.setattr(simulation.Simulation, "rate", rate)
+    monkeypatch.setattr(simulation, "SHARING", False)  # each SLO simulated on its own: counts add up exactly
+    objectives = ("99", "99.5", "99.9", "95", "97.5")
+
+    def generated(specs: dict[str, str]) -> int:
+        root = Path(tempfile.mkdtemp(dir=tmp_path))
+        (root / "slos").mkdir()
+        for name, text in specs.items():
+            (root / "slos" / name).write_text(text)
+        calls[0] = 0
+        build.compile_all(root)
+        return calls[0]
+
+    def spec(service: str, slos: list[str]) -> str:
+        items = "".join(
+            f"  - name: a{o.replace('.', '-')}\n    objective: {o}\n    sli: {{availability: {{}}}}\n" for o in slos
+        )
+        return f"version: modelmon/v1\nservice: {service}\nslos:\n{items}"
+
+    alone = [generated({"s.yaml": spec("s", [objective])}) for objective in objectives]
+    together = generated({"s.yaml": spec("s", list(objectives))})
+    assert min(alone) > 0
+    assert together == sum(alone)

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 import yaml
 
-from modelmon import build
+from modelmon import build, cli
 from modelmon.loader import SpecErrors
 from tests.test_sloth import SLOTH_EXAMPLE
 from tests.test_validation import at
@@ -250,6 +250,25 @@ def test_an_alert_name_shared_by_two_services_links_each_slo_to_its_own_runbook(
     assert "[HighErrorRate](HighErrorRate/beta/requests/index.md)" in index
     # Names no other service uses keep their page at the top.
     assert "runbooks/AlphaRequestsOutage.md" in compiled.files
+
+
+def test_events_slos_of_one_service_may_share_an_alert_name_and_their_tests_pass(project, capsys):
+    """Sloth's contrib-slo-plugins example: two SLOs of one service, the same queries, one alert
+    name. Each events SLI's tests feed its own recorded rates, which the other's rules never read,
+    so neither SLO's tests see the other's alerts (plain promtool runs them whole)."""
+    one = events_service("svc", "HighErrorRate")
+    slo = one.split("slos:\n", 1)[1]
+    text = one + slo.replace("name: requests", "name: requests-again")
+    root = project({"svc.yaml": text})
+    compiled = build.compile_all(root)
+    for name in ("requests", "requests-again"):
+        burn = [r for r in rules_of(compiled, "svc") if r.get("alert") == "HighErrorRate" and r["expr"].count(name)]
+        assert {r["annotations"]["runbook_url"] for r in burn} >= {
+            f"http://localhost:8001/runbooks/HighErrorRate/svc/{name}/"
+        }
+        assert f"runbooks/HighErrorRate/svc/{name}/index.md" in compiled.files
+    assert cli.main(["--root", str(root), "build"]) == 0
+    assert cli.main(["--root", str(root), "test", "--whole-files"]) == 0, capsys.readouterr().err
 
 
 def test_sloth_slo_without_pages_or_tickets_has_no_alert(project):

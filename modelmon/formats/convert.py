@@ -20,22 +20,24 @@ import io
 from decimal import Decimal
 from pathlib import Path
 
+import yaml
 from pydantic.alias_generators import to_camel
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.tokens import CommentToken
 
-from modelmon import specmodel
+from modelmon import build, specmodel
+from modelmon.checks import check_all
 from modelmon.formats import openslo, sloth
-from modelmon.loader import LoadedSpec, SpecError, SpecErrors, load_file
+from modelmon.layout import Layout
+from modelmon.loader import LoadedSpec, LoadedWindows, SpecError, SpecErrors, load_file
 
 VERSION = "modelmon/v1"
 
 
 def to_modelmon(path: Path, display: str) -> str:
     """`path` as modelmon/v1 YAML; SpecErrors when modelmon does not compile it as it is."""
-    loaded, errors = load_file(path, display)
-    if errors:
-        raise SpecErrors(errors)
+    loaded = compiled(path, display)
     text = path.read_text(encoding="utf-8")
     documents = [d for d in _yaml().load_all(text) if d is not None]
     forms = [_form(d) for d in documents]
@@ -47,12 +49,38 @@ def to_modelmon(path: Path, display: str) -> str:
     return _dump([_converted(d, form) for d, form in zip(documents, forms, strict=True)])
 
 
+def compiled(path: Path, display: str) -> list:
+    """The file's documents, checked as a build checks them (the project's checks and promtool's):
+    SpecErrors naming every problem, file:line:col."""
+    loaded, errors = load_file(path, display)
+    specs = [item for item in loaded if isinstance(item, LoadedSpec)]
+    windows = [item for item in loaded if isinstance(item, LoadedWindows)]
+    if not errors and specs:
+        problems, project, specs = check_all(specs, windows)
+        errors = problems or build.refused_outputs(specs, project, Layout())[0]
+    if errors:
+        raise SpecErrors(errors)
+    return loaded
+
+
 def _yaml() -> YAML:
     found = YAML(typ="rt")
     found.preserve_quotes = True
     found.width = 4096  # queries stay on their line
     found.indent(mapping=2, sequence=4, offset=2)
+    found.representer.add_representer(str, _str)
     return found
+
+
+_RESOLVER = yaml.resolver.Resolver()
+
+
+def _str(representer, value: str):
+    """A string modelmon's YAML 1.1 reader would take for something else (`yes`, `on`, `1:30`) is
+    quoted: ruamel writes YAML 1.2, where those are plain text."""
+    tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
+    style = '"' if tag != "tag:yaml.org,2002:str" else None
+    return representer.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
 def _form(document: object) -> str:
@@ -77,10 +105,30 @@ def _converted(document: CommentedMap, form: str) -> CommentedMap:
     converted = CommentedMap()
     converted["version"] = VERSION
     _respell(spec, specmodel.annotation_at(()), converted)
-    # The resource's header comments (before apiVersion) head the spec.
-    if document.ca.comment:
-        converted.ca.comment = document.ca.comment
+    # The comments of what is dropped (apiVersion, kind, metadata: the header, those beside them
+    # and the one above `spec:`) and the first of the spec head the converted spec, in file order.
+    dropped = [document.ca.comment, *(document.ca.items.get(k) for k in document), spec.ca.comment]
+    dropped += [value for key, value in document.items() if key != "spec"]
+    lines = sorted({(t.start_mark.line, t.value) for t in _tokens(dropped)})
+    text = "".join(value for _, value in lines)
+    header = [line[2:] if line.startswith("# ") else line[1:] for line in text.splitlines() if line.startswith("#")]
+    if header:
+        converted.yaml_set_start_comment("\n".join(header))
     return converted
+
+
+def _tokens(node: object) -> list:
+    """Every comment token in `node`: comment slots of ruamel's maps and lists, and their values."""
+    if isinstance(node, CommentToken):
+        return [node]
+    found = []
+    if isinstance(node, list | tuple):
+        for item in node:
+            found += _tokens(item)
+    if isinstance(node, CommentedMap | CommentedSeq):
+        found += _tokens(node.ca.comment) + _tokens(list(node.ca.items.values()))
+        found += _tokens(list(node.values()) if isinstance(node, CommentedMap) else list(node))
+    return found
 
 
 def _respell(node: object, annotation: object, into: CommentedMap | None = None) -> object:

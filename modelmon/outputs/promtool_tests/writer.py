@@ -373,6 +373,16 @@ def _test_texts(plans: list[SloPlan], rules_path: str, group_order: list[str], m
         return found
 
     return {
-        every: dump_yaml(_head(rules_path, every, group_order)) + "tests:\n" + "".join(texts)
+        every: dump_yaml(_head(rules_path, every, group_order)) + "tests:\n" + _joined(texts)
         for every, texts in _by_interval(plans, texts_of).items()
     }
+
+
+# A document whose last string ends in line breaks (a `|+` block) ends with this marker: a
+# group dumped alone has it, and in the middle of a file it would end the file for promtool.
+_DOCUMENT_END = "...\n"
+
+
+def _joined(texts: list[str]) -> str:
+    """Groups dumped one by one, as the items of one sequence: the marker stays only at the end."""
+    return "".join(text.removesuffix(_DOCUMENT_END) for text in texts[:-1]) + texts[-1]
