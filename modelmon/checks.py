@@ -109,6 +109,18 @@ def check_all(
     return errors, with_shared_alert_names(services), loaded
 
 
+# A recorded name holds a colon (no raw metric does, by Prometheus' convention): outside strings,
+# label matchers and ranges (`[5m:1m]`), a colon in a name is a record an SLI reads.
+_QUOTED_OR_BRACKETED = re.compile(r'"(?:[^"\\]|\\.)*"|\{[^{}]*\}|\[[^\[\]]*\]')
+_RECORDED_NAME = re.compile(r"(?<![\w:])[a-zA-Z_][\w]*:[\w:]*")
+
+
+def _reads_records(plan) -> bool:
+    """Whether an events or raw SLI's own queries read recorded series, which another SLO's rules
+    may write: its tests would then drive that SLO too."""
+    return any(_RECORDED_NAME.search(_QUOTED_OR_BRACKETED.sub(" ", query)) for _, query in plan.user_queries)
+
+
 def _check_sloth_ids(planned: list[tuple[LoadedSpec, list[tuple[int, Slo]]]]) -> list[SpecError]:
     """Sloth's names tell SLOs apart by sloth_id alone (<service>-<slo>), which two SLOs of
     services such as a-b / c and a / b-c share: Sloth's UI and dashboards would merge them."""
@@ -347,7 +359,7 @@ def _check_plans(
             # they are given (`alerting.name`, as Sloth's files do); default names that collide stay
             # an error, being a coincidence of spelling (api-x, api_x).
             owner = alert_owner.get((item.spec.service, name))
-            given = name == slo.alerting.name and plan.kind in RECORDED_INPUT_KINDS
+            given = name == slo.alerting.name and plan.kind in RECORDED_INPUT_KINDS and not _reads_records(plan)
             apart = given and owner is not None and owner[3]
             if owner is not None and owner[:2] != (item, index) and not apart:
                 other, other_index, other_slo, _ = owner

@@ -548,13 +548,18 @@ def _text(node: yaml.ScalarNode, path: FieldPath, positions: Positions, errors: 
     YAML into JSON, then the JSON value into a string): true, 2, 31 for 0x1F, 0.2 for 0.20.
     Anything else YAML reads as not a string (a date) is the text as written."""
     value = _scalar(node, path, positions, errors)
+    return value if value is _REFUSED else sloth_text(value, node.value)
+
+
+def sloth_text(value: object, written: str) -> str:
+    """The text of a scalar YAML read as `value`, written `written`, as Sloth makes it (dates: as written)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
         return go_float32(value)
-    return value if isinstance(value, str) or value is _REFUSED else node.value
+    return value if isinstance(value, str) else written
 
 
 def go_float32(value: float) -> str:

@@ -167,3 +167,17 @@ def test_with_sloths_names_only_the_info_series_spec_label_says_the_new_form(tmp
     assert "sloth_spec: sloth.slok.dev/v1" in before["rules/myservice.yml"]
     renamed = {p: t.replace("sloth_spec: sloth.slok.dev/v1", "sloth_spec: modelmon/v1") for p, t in before.items()}
     assert renamed == after
+
+
+def test_label_values_yaml_1_1_reads_otherwise_keep_the_text_they_compiled_to(tmp_path, capsys):
+    """`on` and `1:30` are a boolean and a number for modelmon's YAML 1.1 (labels `true`, `90`, as
+    Sloth makes them) and text for ruamel's 1.2: the import writes what they compiled to."""
+    text = (tools.source("sloth") / "examples" / "getting-started.yml").read_text()
+    text = text.replace('  tier: "2"\n', '  tier: "2"\n  a: 1:30\n  b: on\n  c: 0.20\n  d: 2020-01-01\n')
+    source = tmp_path / "s.yml"
+    source.write_text(text)
+    assert cli.main(["import", str(source)]) == 0
+    imported = capsys.readouterr().out
+    before = rules(new_project(tmp_path / "original", text))
+    assert 'b: "true"' in imported and "b: 'true'" in before["rules/myservice.yml"]
+    assert rules(new_project(tmp_path / "converted", imported)) == before

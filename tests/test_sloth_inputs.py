@@ -271,6 +271,18 @@ def test_events_slos_of_one_service_may_share_an_alert_name_and_their_tests_pass
     assert cli.main(["--root", str(root), "test", "--whole-files"]) == 0, capsys.readouterr().err
 
 
+def test_an_slo_that_reads_records_may_not_share_an_alert_name_in_its_service(project):
+    """A raw SLI over another SLO's error ratio: the other's test traffic drives it too."""
+    one = events_service("svc", "HighErrorRate")
+    reader = (
+        "  - name: reader\n    objective: 99.99\n    sli:\n      raw:\n"
+        '        error_ratio_query: slo:sli_error:ratio_rate{{.window}}{service="svc",slo="requests"}\n'
+        "    alerting:\n      name: HighErrorRate\n"
+    )
+    found = errors(project({"svc.yaml": one + reader}))
+    assert len(found) == 1 and "alert name 'HighErrorRate' is already used by SLO 'requests'" in found[0], found
+
+
 def test_sloth_slo_without_pages_or_tickets_has_no_alert(project):
     # Sloth's no-alerts example: page and ticket alerts disabled, so nothing may page.
     text = events_service("svc", extra="      page_alert: {disable: true}\n      ticket_alert: {disable: true}\n")

@@ -30,7 +30,7 @@ from modelmon import build, specmodel
 from modelmon.checks import check_all
 from modelmon.formats import openslo, sloth
 from modelmon.layout import Layout
-from modelmon.loader import LoadedSpec, LoadedWindows, SpecError, SpecErrors, load_file
+from modelmon.loader import LoadedSpec, LoadedWindows, SpecError, SpecErrors, load_file, sloth_text
 
 VERSION = "modelmon/v1"
 
@@ -73,13 +73,18 @@ def _yaml() -> YAML:
 
 
 _RESOLVER = yaml.resolver.Resolver()
+_STR = "tag:yaml.org,2002:str"
+
+
+def _tag(value: str) -> str:
+    """What YAML 1.1 (modelmon's reader) takes the plain scalar `value` for."""
+    return _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
 
 
 def _str(representer, value: str):
     """A string modelmon's YAML 1.1 reader would take for something else (`yes`, `on`, `1:30`) is
     quoted: ruamel writes YAML 1.2, where those are plain text."""
-    tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
-    style = '"' if tag != "tag:yaml.org,2002:str" else None
+    style = '"' if _tag(value) != _STR else None
     return representer.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
@@ -98,6 +103,7 @@ def _form(document: object) -> str:
 def _converted(document: CommentedMap, form: str) -> CommentedMap:
     if form == "spec":
         document["version"] = VERSION
+        _as_read(document, specmodel.annotation_at(()))
         return document
     if form != "resource":
         return document
@@ -105,6 +111,7 @@ def _converted(document: CommentedMap, form: str) -> CommentedMap:
     converted = CommentedMap()
     converted["version"] = VERSION
     _respell(spec, specmodel.annotation_at(()), converted)
+    _as_read(converted, specmodel.annotation_at(()))
     # The comments of what is dropped (apiVersion, kind, metadata: the header, those beside them
     # and the one above `spec:`) and the first of the spec head the converted spec, in file order.
     dropped = [document.ca.comment, *(document.ca.items.get(k) for k in document), spec.ca.comment]
@@ -115,6 +122,23 @@ def _converted(document: CommentedMap, form: str) -> CommentedMap:
     if header:
         converted.yaml_set_start_comment("\n".join(header))
     return converted
+
+
+def _as_read(node: object, annotation: object) -> None:
+    """Label values written plain that YAML 1.1 reads as something else (`on`, `1:30`, `0.20`) as
+    the text modelmon, like Sloth, made of them (`true`, `90`, `0.2`): ruamel reads YAML 1.2, where
+    they are text as written, so written back quoted they would change the labels."""
+    if isinstance(node, CommentedSeq):
+        for value in node:
+            _as_read(value, specmodel.child(annotation, 0))
+    if not isinstance(node, CommentedMap):
+        return
+    text_map = specmodel.is_text_map(annotation)
+    for key, value in node.items():
+        if text_map and type(value) is str and _tag(value) != _STR:  # plain, not a quoted ScalarString
+            node[key] = sloth_text(yaml.safe_load(value), value)
+        else:
+            _as_read(value, specmodel.child(annotation, key) if isinstance(key, str) else None)
 
 
 def _tokens(node: object) -> list:
