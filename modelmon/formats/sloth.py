@@ -220,15 +220,17 @@ class InfoLabelsConfig(Spec):
 def info_labels(file: SlothPlugins | None, slo: SlothPlugins | None) -> dict[str, str] | None:
     """The labels info_labels/v1 plugins put on the SLO's info series, each over the one before
     (as the plugin merges them), or None without such a plugin."""
-    found = None
-    for _, plugin in chain(file, slo):
-        if plugin.id == INFO_LABELS:
-            try:
-                config = InfoLabelsConfig.model_validate(plugin.config)
-            except ValidationError:
-                return None  # reported by the checks, which then stop the build
-            found = {**(found or {}), **config.labels}
-    return found
+    configs = _configs(file, slo, INFO_LABELS, InfoLabelsConfig)
+    return {key: value for config in configs for key, value in config.labels.items()} if configs else None
+
+
+def _configs(file: SlothPlugins | None, slo: SlothPlugins | None, plugin_id: str, model: type[Spec]) -> list:
+    """The config of each plugin `plugin_id` of the SLO's chain, in chain order, as `model` reads it;
+    none when one does not validate (the checks report it, and then stop the build)."""
+    try:
+        return [model.model_validate(plugin.config) for _, plugin in chain(file, slo) if plugin.id == plugin_id]
+    except ValidationError:
+        return []
 
 
 def chain(file: SlothPlugins | None, slo: SlothPlugins | None) -> list[tuple[FieldPath, SlothPlugin]]:
@@ -271,18 +273,15 @@ def refusal(plugin: SlothPlugin) -> str | None:
 def budget_alert(file: SlothPlugins | None, slo: SlothPlugins | None) -> BudgetAlert | None:
     """The budget-exhausted alert an error_budget_exhausted_alert/v1 plugin asks for (checks have
     refused a config modelmon cannot honour), or None."""
-    for _, plugin in chain(file, slo):
-        if plugin.id == BUDGET_EXHAUSTED:
-            try:
-                config = BudgetExhaustedConfig.model_validate(plugin.config)
-            except ValidationError:
-                return None  # reported by the checks, which then stop the build
-            return BudgetAlert(
-                disable=False,
-                name=config.alert_name,
-                labels=config.alert_labels,
-                annotations=config.annotations,
-                # The plugin reads a `for` of 0 as its default, 5m.
-                **{"for": config.for_ if parse_duration(config.for_) else "5m"},
-            )
-    return None
+    configs = _configs(file, slo, BUDGET_EXHAUSTED, BudgetExhaustedConfig)
+    if not configs:
+        return None
+    config = configs[0]
+    return BudgetAlert(
+        disable=False,
+        name=config.alert_name,
+        labels=config.alert_labels,
+        annotations=config.annotations,
+        # The plugin reads a `for` of 0 as its default, 5m.
+        **{"for": config.for_ if parse_duration(config.for_) else "5m"},
+    )
