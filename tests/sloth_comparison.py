@@ -206,13 +206,15 @@ def modelmon_severity(plan: SloPlan):
     return severity
 
 
-_GOT = re.compile(r'expr: "(?P<expr>[^"]+)", time: (?P<time>\S+),\s+exp: .*?\n\s+got: .*?\} (?P<value>\S+)\n')
+_GOT = re.compile(r'expr: "(?P<expr>(?:[^"\\]|\\.)+)", time: (?P<time>\S+),\s+exp: .*?\n\s+got: (?P<got>.*)\n')
+_SAMPLE = re.compile(r'\{(?P<labels>(?:[^"}]|"(?:[^"\\]|\\.)*")*)\} (?P<value>\S+?)(?:, |$)')
 
 
-def recorded(
+def evaluated(
     rules: Path, expressions: list[str], minutes: list[int], series: list[dict]
-) -> dict[tuple[str, int], float]:
-    """What each expression (one series) evaluates to at each minute, from `rules` over `series`."""
+) -> dict[tuple[str, int], list[tuple[dict[str, str], float]]]:
+    """What each expression evaluates to at each minute, from `rules` over `series`: every series,
+    as (labels, value)."""
     test = {
         "rule_files": [rules.name],
         "evaluation_interval": "1m",
@@ -230,9 +232,24 @@ def recorded(
             }
         ],
     }
-    path = rules.with_name(f"{rules.stem}-recorded.test.yml")
+    path = rules.with_name(f"{rules.stem}-evaluated.test.yml")
     path.write_text(yaml.safe_dump(test, sort_keys=False))
     run = subprocess.run(
         [binaries.pinned("promtool"), "test", "rules", path.name], cwd=rules.parent, capture_output=True, text=True
     )
-    return {(m["expr"], _minutes(m["time"])): float(m["value"]) for m in _GOT.finditer(run.stdout + run.stderr)}
+    assert run.returncode in (0, 1), run.stdout + run.stderr
+    found: dict[tuple[str, int], list[tuple[dict[str, str], float]]] = {
+        (expr, minute): [] for expr in expressions for minute in minutes
+    }
+    for match in _GOT.finditer(run.stdout + run.stderr):
+        key = (match["expr"].encode().decode("unicode_escape"), _minutes(match["time"]))
+        for sample in _SAMPLE.finditer(match["got"]):
+            found[key].append((dict(_LABEL.findall(sample["labels"])), float(sample["value"])))
+    return found
+
+
+def recorded(
+    rules: Path, expressions: list[str], minutes: list[int], series: list[dict]
+) -> dict[tuple[str, int], float]:
+    """What each expression (one series) evaluates to at each minute, from `rules` over `series`."""
+    return {key: samples[0][1] for key, samples in evaluated(rules, expressions, minutes, series).items() if samples}

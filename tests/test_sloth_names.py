@@ -20,7 +20,7 @@ import yaml
 
 from modelmon import build, cli
 from modelmon.conventions import SLOTH_NAMES_VERSION
-from modelmon.durations import format_duration, parse_duration, prometheus_duration
+from modelmon.durations import parse_duration, prometheus_duration
 from tests import binaries
 from tests import sloth_comparison as compare
 from tests.test_sloth_comparison import EXAMPLES
@@ -113,41 +113,13 @@ def test_every_series_and_alert_sloth_writes_modelmon_writes_under_its_name_and_
         assert any(rule["labels"].items() <= r["labels"].items() for r in mine if r["alert"] == rule["alert"])
 
 
-_GOT = re.compile(r'expr: "(?P<expr>(?:[^"\\]|\\.)+)", time: \S+,\s+exp: .*?\n\s+got: (?P<got>.*)\n')
-_SAMPLE = re.compile(r'\{(?P<labels>(?:[^"}]|"(?:[^"\\]|\\.)*")*)\} (?P<value>\S+?)(?:, |$)')
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-def evaluated(rules_file: Path, scenario: compare.Scenario, series: list[dict], minute: int) -> dict:
-    """Each UI query at `minute` of `scenario`: the series it returns, as (labels the UI reads, value)."""
-    test = {
-        "rule_files": [rules_file.name],
-        "evaluation_interval": "1m",
-        "group_eval_order": [group["name"] for group in yaml.safe_load(rules_file.read_text())["groups"]],
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": series,
-                "promql_expr_test": [
-                    {"expr": query, "eval_time": format_duration(minute * 60), "exp_samples": []}
-                    for query in UI_QUERIES
-                ],
-            }
-        ],
+def evaluated(rules_file: Path, series: list[dict], minute: int) -> dict[str, list[tuple[dict, float]]]:
+    """Each UI query at `minute`: the series it returns, as (labels the UI reads, value)."""
+    found = compare.evaluated(rules_file, list(UI_QUERIES), [minute], series)
+    return {
+        query: [({k: v for k, v in labels.items() if k in UI_LABELS}, value) for labels, value in samples]
+        for (query, _), samples in found.items()
     }
-    path = rules_file.with_name(f"{rules_file.stem}-ui.test.yml")
-    path.write_text(yaml.safe_dump(test, sort_keys=False))
-    run = subprocess.run(
-        [binaries.pinned("promtool"), "test", "rules", path.name], cwd=path.parent, capture_output=True, text=True
-    )
-    found: dict[str, list[tuple[dict, float]]] = {query: [] for query in UI_QUERIES}
-    for match in _GOT.finditer(run.stdout + run.stderr):
-        query = match["expr"].encode().decode("unicode_escape")
-        for sample in _SAMPLE.finditer(match["got"]):
-            labels = {k: v for k, v in _LABEL.findall(sample["labels"]) if k in UI_LABELS}
-            found[query].append((labels, float(sample["value"])))
-    assert run.returncode in (0, 1), run.stdout + run.stderr
-    return found
 
 
 def shape(samples: list[tuple[dict, float]]) -> list[dict]:
@@ -161,8 +133,8 @@ def test_sloths_ui_finds_the_same_slos_windows_and_alerts_in_modelmons_rules(exa
     # An hour into a 14.4x burn both page (docs/migration.md); the data is two hours old.
     scenario = next(s for s in compare.scenarios(objective) if s.name == "burn-14.4x-above")
     series = traffic.series(scenario)
-    sloth = evaluated(tmp_path / "sloth.yml", scenario, series, 120)
-    ours = evaluated(tmp_path / "modelmon.yml", scenario, series, 120)
+    sloth = evaluated(tmp_path / "sloth.yml", series, 120)
+    ours = evaluated(tmp_path / "modelmon.yml", series, 120)
     for query in UI_QUERIES:
         assert sloth[query], f"Sloth's rules give {query} nothing: the scenario proves nothing"
         if query.startswith("ALERTS"):
