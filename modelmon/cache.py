@@ -137,12 +137,22 @@ class TestGroups:
         self.read = read
         self.used: set[str] = set()
         self.missed = 0  # plans whose groups had to be generated
+        self._entries: dict[int, tuple[object, str, str]] = {}  # id(plan) -> plan, key, text
 
     def key(self, plan: object) -> str:
-        return _digest(f"{generator_key()}\0{stable_repr(plan)}".encode())
+        return self._entry(plan)[0]
+
+    def _entry(self, plan: object) -> tuple[str, str]:
+        """The plan's key and text, made once per plan (its text takes about 0.5 ms)."""
+        found = self._entries.get(id(plan))
+        if found is None or found[0] is not plan:
+            text = stable_repr(plan)
+            found = (plan, _digest(f"{generator_key()}\0{text}".encode()), text)
+            self._entries[id(plan)] = found  # the plan is held: its id names no other plan meanwhile
+        return found[1], found[2]
 
     def get(self, plan: object) -> list | None:
-        key = self.key(plan)
+        key, text = self._entry(plan)
         self.used.add(key)
         if not self.read:
             self.missed += 1
@@ -150,7 +160,7 @@ class TestGroups:
         try:
             record = json.loads((self.folder / f"{key}.json").read_text(encoding="utf-8"))
             # The plan's text too: a digest matching another plan's would be a wrong test, not a slow one.
-            if record["plan"] == stable_repr(plan):
+            if record["plan"] == text:
                 return [(every, text) for every, text in record["groups"]]
         except (OSError, ValueError, KeyError, TypeError):
             pass  # none, or not one this build wrote: generated again
@@ -160,14 +170,14 @@ class TestGroups:
     def put(self, plan: object, groups: list) -> None:
         if not self.store:
             return
-        key = self.key(plan)
+        key, text = self._entry(plan)
         # A scratch file of its own, then one rename: two builds writing one entry, or a prune
         # beside them, never leave half an entry. A cache that cannot be written is no error.
         try:
             transaction.state_dir(self.folder.parent.parent)
             self.folder.mkdir(exist_ok=True)
             with tempfile.NamedTemporaryFile("w", dir=self.folder, suffix=".tmp", delete=False) as scratch:
-                scratch.write(json.dumps({"plan": stable_repr(plan), "groups": groups}))
+                scratch.write(json.dumps({"plan": text, "groups": groups}))
         except OSError:
             return
         try:
