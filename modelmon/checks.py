@@ -176,15 +176,23 @@ def _check_plugins(item: LoadedSpec) -> list[SpecError]:
                 errors += _check_budget_plugin(item, path, plugin.config)
             elif plugin.id == sloth.INFO_LABELS:
                 errors += _check_info_plugin(item, path, plugin.config)
+            elif plugin.id == sloth.RULE_INTERVALS:
+                errors += _plugin_config(item, path, plugin.config, sloth.RuleIntervalsConfig)[1]
     return errors
 
 
-def _check_info_plugin(item: LoadedSpec, path: FieldPath, config: dict) -> list[SpecError]:
+def _plugin_config(item: LoadedSpec, path: FieldPath, config: dict, model: type):
+    """A plugin's config as `model` reads it (None when it does not), and its errors where written."""
     try:
-        found = sloth.InfoLabelsConfig.model_validate(config)
+        return model.model_validate(config), []
     except ValidationError as err:
-        return validation_errors(err, item.positions, (*path, "config"))
-    errors = []
+        return None, validation_errors(err, item.positions, (*path, "config"), model)
+
+
+def _check_info_plugin(item: LoadedSpec, path: FieldPath, config: dict) -> list[SpecError]:
+    found, errors = _plugin_config(item, path, config, sloth.InfoLabelsConfig)
+    if found is None:
+        return errors
     if found.metric_name not in ("", SLOTH_INFO_RECORD):  # the plugin reads "" as its default
         errors.append(
             item.positions.error(
@@ -205,11 +213,9 @@ def _check_info_plugin(item: LoadedSpec, path: FieldPath, config: dict) -> list[
 
 
 def _check_budget_plugin(item: LoadedSpec, path: FieldPath, config: dict) -> list[SpecError]:
-    try:
-        found = sloth.BudgetExhaustedConfig.model_validate(config)
-    except ValidationError as err:
-        return validation_errors(err, item.positions, (*path, "config"))
-    errors = []
+    found, errors = _plugin_config(item, path, config, sloth.BudgetExhaustedConfig)
+    if found is None:
+        return errors
     if found.threshold != 0:
         errors.append(
             item.positions.error(

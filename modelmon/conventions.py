@@ -144,6 +144,12 @@ def sli_group(service: str) -> str:
     return f"{service}-sli"
 
 
+def slo_sli_group(service: str, slo: str) -> str:
+    """One SLO's short-window ratios, when Sloth's rule_intervals plugin gives them an interval of
+    their own (the shared rates they divide stay in sli_group, evaluated just before)."""
+    return f"{service}-{slo}-sli"
+
+
 def tiles_group(service: str) -> str:
     """The 5-minute tiles and the period's coverage, every TILE_INTERVAL."""
     return f"{service}-sli-tiles"

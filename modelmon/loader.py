@@ -615,12 +615,16 @@ def _scalar(node: yaml.Node, path: FieldPath, positions: Positions, errors: list
         return _REFUSED
 
 
-def validation_errors(err: ValidationError, positions: Positions, prefix: FieldPath) -> list[SpecError]:
-    """A validation of a part of a spec (at `prefix`) as positioned errors, worded as the loader's."""
-    return [_pydantic_error({**e, "loc": (*prefix, *e["loc"])}, positions) for e in err.errors()]
+def validation_errors(
+    err: ValidationError, positions: Positions, prefix: FieldPath, model: type[BaseModel]
+) -> list[SpecError]:
+    """A validation by `model` of a part of a spec (at `prefix`) as positioned errors, worded as the loader's."""
+    return [_pydantic_error({**e, "loc": (*prefix, *e["loc"])}, positions, (model, len(prefix))) for e in err.errors()]
 
 
-def _pydantic_error(error: dict, positions: Positions) -> SpecError:
+def _pydantic_error(error: dict, positions: Positions, part: tuple[type[BaseModel], int] | None = None) -> SpecError:
+    """A pydantic error as a positioned one; `part`: the model that validated the part of the
+    document under the first n keys of the error's path (the keys it accepts are its own)."""
     loc: FieldPath = tuple(error["loc"])
     kind = error["type"]
     if loc and loc[-1] == "[key]":  # a dict key failed (e.g. a label name)
@@ -628,7 +632,8 @@ def _pydantic_error(error: dict, positions: Positions) -> SpecError:
         return positions.error(loc, _reword(error), at_key=True)
     if kind == "extra_forbidden":
         key = loc[-1]
-        allowed = [positions.spell(name) for name in specmodel.allowed_keys(loc[:-1], positions.root)]
+        model, depth = part or (positions.root, 0)
+        allowed = [positions.spell(name) for name in specmodel.allowed_keys(loc[depth:-1], model)]
         message = f"unknown field {key!r}"
         close = _closest(str(key), allowed)
         if close:

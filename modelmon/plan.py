@@ -48,6 +48,7 @@ from modelmon.conventions import (
     sli_error_record,
     sli_group,
     slo_selector,
+    slo_sli_group,
     sloth_id,
     tile_record,
     tiles_group,
@@ -247,6 +248,9 @@ class SloPlan:
     # The labels Sloth's info_labels plugin puts on the info metric; with them the SLO has that
     # metric whether or not it is Sloth-compatible otherwise.
     info_plugin_labels: dict[str, str] | None = None
+    # Sloth's rule_intervals plugin: the intervals of the SLO's own groups (its short-window
+    # ratios then get a group of their own); None: every group at its usual interval.
+    intervals: sloth.RuleIntervals | None = None
 
     def runbook_page(self, alert: str) -> str:
         """Where the runbook of this SLO's alert `alert` stands, under the runbook site's root."""
@@ -620,6 +624,7 @@ def plan_slo(spec: SloFile, slo: Slo, selected: set[str], shared: frozenset[str]
         # A file whose version was refused is still planned, for the checks of its other fields.
         spec_version=spec._form or getattr(spec, "version", "modelmon/v1"),
         info_plugin_labels=sloth.info_labels(spec.slo_plugins, slo.plugins),
+        intervals=sloth.rule_intervals(spec.slo_plugins, slo.plugins),
         **_signals(spec, slo, labels, selected),
     )
     plan = replace(plan, shared_alerts=shared & set(plan.alert_names()))
@@ -802,10 +807,12 @@ class ServicePlan:
 
     @property
     def rule_groups(self) -> tuple[str, ...]:
-        """The rule file's groups in evaluation order: rates and ratios before the tiles that keep them,
-        the long windows, then each SLO's metadata and alerts (a group with no rule is not written)."""
+        """The rule file's groups in evaluation order: rates and ratios (an SLO with intervals of its
+        own: its ratios in a group of their own) before the tiles that keep them, the long windows,
+        then each SLO's metadata and alerts (a group with no rule is not written)."""
         derived = any(slo.derived_windows for slo in self.slos)
         found = [sli_group(self.service)]
+        found += [slo_sli_group(self.service, slo.name) for slo in self.slos if slo.intervals and slo.raw_windows]
         found += [tiles_group(self.service), long_group(self.service)] if derived else []
         for slo in self.slos:
             found.append(meta_group(self.service, slo.name))

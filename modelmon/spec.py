@@ -123,6 +123,18 @@ def _label_name(value: str) -> str:
     return value
 
 
+def _utf8_label_name(value: str) -> str:
+    """A label name as Prometheus 3 reads one (any UTF-8 text): printable here, so that every file
+    it is written into shows it; Prometheus 2 refuses one outside [a-zA-Z_][a-zA-Z0-9_]*."""
+    if len(value) > MAX_NAME_CHARS:
+        raise _fail("length", "must be at most {most} characters (got {got})", most=MAX_NAME_CHARS, got=len(value))
+    if not value or not value.isprintable():
+        raise _fail("label_name", "{got} is not a label name: it must be printable text", got=repr(value))
+    if value.startswith("__"):
+        raise _fail("label_name", "{got}: names starting with __ are reserved by Prometheus", got=repr(value))
+    return value
+
+
 def _label_value(value: str) -> str:
     if value == "":
         raise _fail(
@@ -340,6 +352,11 @@ GroupBy = Annotated[list[LabelName], Field(max_length=MAX_LABELS), AfterValidato
 LabelValue = Annotated[str, AfterValidator(_label_value)]
 Labels = Annotated[
     dict[LabelName, Annotated[LabelValue, AfterValidator(_plain_label_value)]], Field(max_length=MAX_LABELS)
+]
+# Labels of an info series, which no rule reads or groups by: Prometheus 3's UTF-8 names too.
+InfoLabels = Annotated[
+    dict[Annotated[str, AfterValidator(_utf8_label_name)], Annotated[LabelValue, AfterValidator(_plain_label_value)]],
+    Field(max_length=MAX_LABELS),
 ]
 # Labels a rule puts on its alerts: Prometheus expands Go templates in them.
 AlertLabels = Annotated[

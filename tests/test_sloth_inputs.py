@@ -327,11 +327,26 @@ def test_the_budget_exhausted_plugin_becomes_the_budget_alert(project):
     ("chain", "needle", "message"),
     [
         (
-            "- {id: sloth.dev/contrib/rule_intervals/v1, config: {interval: {default: 5m}}}",
-            "sloth.dev/contrib/rule_intervals/v1",
-            "slos[0].plugins.chain[0].id: Sloth plugin 'sloth.dev/contrib/rule_intervals/v1' is not supported: "
-            "modelmon's rules run at Prometheus' evaluation_interval, which their generated tests prove; set "
-            "evaluation_interval in prometheus.yml instead",
+            "- {id: sloth.dev/contrib/remove_labels/v1, config: {labels: [team]}}",
+            "sloth.dev/contrib/remove_labels/v1",
+            "slos[0].plugins.chain[0].id: Sloth plugin 'sloth.dev/contrib/remove_labels/v1' is not supported: "
+            "modelmon's rules keep every label of the SLO, which its tests and dashboards select by; leave the "
+            "labels out of the spec instead",
+        ),
+        (
+            "- {id: sloth.dev/contrib/rule_intervals/v1, config: {interval: {alert: 1m}}}",
+            "{alert",
+            "slos[0].plugins.chain[0].config.interval.default: is required",
+        ),
+        (
+            "- {id: sloth.dev/contrib/rule_intervals/v1, config: {interval: {default: 0s}}}",
+            "0s",
+            "slos[0].plugins.chain[0].config.interval.default: must be longer than 0s",
+        ),
+        (
+            "- {id: sloth.dev/contrib/rule_intervals/v1, config: {interval: {default: 5m, sliErorr: 1m}}}",
+            "sliErorr",
+            "slos[0].plugins.chain[0].config.interval.sliErorr: unknown field 'sliErorr'; did you mean 'sliError'?",
         ),
         (
             "- {id: acme/plugins/tiers/v1}",
@@ -357,6 +372,54 @@ def test_plugins_modelmon_cannot_honour_are_refused_where_they_are_named(project
         "    alerting:\n", f"    plugins:\n      chain:\n        {chain}\n    alerting:\n"
     )
     assert errors(project({"svc.yaml": text})) == [f"slos/svc.yaml:{at(text, needle)}: {message}"]
+
+
+def intervals_plugin(interval: str) -> str:
+    plugin = f"        - {{id: sloth.dev/contrib/rule_intervals/v1, config: {{interval: {interval}}}}}\n"
+    return events_service("svc").replace("    alerting:\n", f"    plugins:\n      chain:\n{plugin}    alerting:\n")
+
+
+@pytest.mark.parametrize(
+    ("interval", "sli", "meta", "alerts"),
+    [("{default: 5m}", "5m", "5m", "5m"), ("{default: 2m, sliError: 42s, alert: 1m}", "42s", "2m", "1m")],
+)
+def test_the_rule_intervals_plugin_sets_the_intervals_of_the_slos_own_groups(
+    project, capsys, interval, sli, meta, alerts
+):
+    """As Sloth's plugin does, for the SLO's error ratios, metadata and alerts: the ratios move to a
+    group of their own (the rates they divide, shared, stay in the service's), evaluated before the
+    tiles that keep the 5m one; the long windows stay in the 1m group that averages the tiles. The
+    generated tests, evaluated every minute as promtool evaluates every group, still pass."""
+    root = project({"svc.yaml": intervals_plugin(interval)})
+    compiled = build.compile_all(root)
+    groups = {g["name"]: g for g in yaml.safe_load(compiled.files["rules/svc.yml"])["groups"]}
+    assert list(groups) == [
+        "svc-sli",
+        "svc-requests-sli",
+        "svc-sli-tiles",
+        "svc-sli-long",
+        "svc-requests-meta",
+        "svc-requests-alerts",
+    ]
+    intervals = {name: group.get("interval") for name, group in groups.items()}
+    assert intervals == {
+        "svc-sli": None,
+        "svc-requests-sli": sli,
+        "svc-sli-tiles": "5m",
+        "svc-sli-long": "1m",
+        "svc-requests-meta": meta,
+        "svc-requests-alerts": alerts,
+    }
+    ratios = [r["record"] for r in groups["svc-requests-sli"]["rules"]]
+    assert ratios == [
+        "slo:sli_error:ratio_rate5m",
+        "slo:sli_error:ratio_rate30m",
+        "slo:sli_error:ratio_rate1h",
+        "slo:sli_error:ratio_rate2h",
+    ]
+    assert not any(r["record"].startswith("slo:sli_error:") for r in groups["svc-sli"]["rules"])
+    assert cli.main(["--root", str(root), "build"]) == 0, capsys.readouterr().err
+    assert cli.main(["--root", str(root), "test"]) == 0, capsys.readouterr().err
 
 
 def test_a_chain_that_replaces_sloths_without_its_alert_rules_is_refused(project):

@@ -212,15 +212,29 @@ def test_the_info_labels_plugin_labels_the_slos_info_series(project):
         assert "sloth_slo_info" in compiled.files["prometheus/tests/svc.test.yml"]
 
 
+def test_info_labels_may_have_the_utf8_names_prometheus_3_reads_and_its_tests_quote_them(project, capsys):
+    """Sloth's own example names its info labels plug-l1: Prometheus 3 reads any UTF-8 name, and the
+    generated tests, which spell the series, quote it (unquoted, promtool cannot parse the series)."""
+    root = project({"svc.yaml": info_plugin("{labels: {plug-l1: in-k1, team.name: a/b}}")})
+    compiled = build.compile_all(root)
+    [info] = [r for r in rules_of(compiled, "svc") if r.get("record") == "sloth_slo_info"]
+    assert {"plug-l1": "in-k1", "team.name": "a/b"}.items() <= info["labels"].items()
+    tests = compiled.files["prometheus/tests/svc.test.yml"]
+    assert '{"plug-l1"="in-k1", service="svc"' in tests and 'sloth_version="v0.16.0", "team.name"="a/b"}' in tests
+    assert cli.main(["--root", str(root), "build"]) == 0, capsys.readouterr().err
+    assert cli.main(["--root", str(root), "test"]) == 0, capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("config", "needle", "message"),
     [
         ("{}", "{}", "config.labels: is required"),
         ("{labels: {}}", "{}}", "config.labels: must not be empty"),
+        ("{labels: {__x: y}}", "__x", "config.labels.__x: '__x': names starting with __ are reserved by Prometheus"),
         (
-            "{labels: {plug-l1: x}}",
-            "plug-l1",
-            "config.labels.plug-l1: 'plug-l1' is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)",
+            '{labels: {"a\\tb": y}}',
+            '"a',
+            "config.labels.a\tb: 'a\\tb' is not a label name: it must be printable text",
         ),
         (
             "{labels: {a: b}, metricName: slo:objective:ratio}",

@@ -9,11 +9,14 @@ field as the file spells it (spec.slos[0].sli.events.errorQuery).
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Annotated
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 from modelmon import specmodel
 from modelmon.conventions import SLOTH_INFO_RECORD
@@ -27,7 +30,7 @@ from modelmon.spec import (
     BudgetPercent,
     BurnWindow,
     Duration,
-    Labels,
+    InfoLabels,
     Number,
     Period,
     SlothPlugin,
@@ -190,10 +193,10 @@ HONOURED = {
 BUDGET_EXHAUSTED = "sloth.dev/contrib/error_budget_exhausted_alert/v1"
 # Its labels go on the SLO's sloth_slo_info series, which the plugin makes modelmon write.
 INFO_LABELS = "sloth.dev/contrib/info_labels/v1"
+# Its intervals go on the SLO's own rule groups (plan.RuleIntervals).
+RULE_INTERVALS = "sloth.dev/contrib/rule_intervals/v1"
 # Known, and not honoured: what to write instead.
 REFUSED = {
-    "sloth.dev/contrib/rule_intervals/v1": "modelmon's rules run at Prometheus' evaluation_interval, which their "
-    "generated tests prove; set evaluation_interval in prometheus.yml instead",
     "sloth.dev/contrib/remove_labels/v1": "modelmon's rules keep every label of the SLO, which its tests and "
     "dashboards select by; leave the labels out of the spec instead",
 }
@@ -213,8 +216,54 @@ class BudgetExhaustedConfig(Spec):
 class InfoLabelsConfig(Spec):
     """info_labels/v1's config, as that plugin reads it."""
 
-    labels: Labels = Field(min_length=1)  # the plugin refuses to start without one
+    # Sloth writes them as given: names Prometheus 3 reads (plug-l1), 2 does not.
+    labels: InfoLabels = Field(min_length=1)  # the plugin refuses to start without one
     metric_name: str = Field(default=SLOTH_INFO_RECORD, alias="metricName")
+
+
+def _positive(value: str) -> str:
+    if not parse_duration(value):
+        # Prometheus reads a group interval of 0 as the global one; the plugin refuses a default of 0.
+        raise PydanticCustomError("duration", "must be longer than 0s")
+    return value
+
+
+Interval = Annotated[Duration, AfterValidator(_positive)]
+
+
+@dataclass(frozen=True)
+class RuleIntervals:
+    """The evaluation intervals of one SLO's own rule groups: its short-window error ratios, its
+    metadata and its alerts."""
+
+    sli: str
+    meta: str
+    alerts: str
+
+
+class _Intervals(Spec):
+    default: Interval  # the plugin refuses to start without it
+    sli_error: Interval | None = Field(default=None, alias="sliError")
+    metadata: Interval | None = None
+    alert: Interval | None = None
+
+
+class RuleIntervalsConfig(Spec):
+    """rule_intervals/v1's config, as that plugin reads it."""
+
+    interval: _Intervals
+
+
+def rule_intervals(file: SlothPlugins | None, slo: SlothPlugins | None) -> RuleIntervals | None:
+    """The evaluation intervals rule_intervals/v1 plugins give the SLO's rules (the last plugin's,
+    as each sets them over the one before), or None without such a plugin."""
+    configs = _configs(file, slo, RULE_INTERVALS, RuleIntervalsConfig)
+    if not configs:
+        return None
+    given = configs[-1].interval
+    return RuleIntervals(
+        sli=given.sli_error or given.default, meta=given.metadata or given.default, alerts=given.alert or given.default
+    )
 
 
 def info_labels(file: SlothPlugins | None, slo: SlothPlugins | None) -> dict[str, str] | None:
@@ -259,7 +308,7 @@ def left_out(file: SlothPlugins | None, slo: SlothPlugins | None) -> tuple[Field
 
 def refusal(plugin: SlothPlugin) -> str | None:
     """Why modelmon cannot honour a plugin; None when it does."""
-    if plugin.id in HONOURED or plugin.id in (BUDGET_EXHAUSTED, INFO_LABELS):
+    if plugin.id in HONOURED or plugin.id in (BUDGET_EXHAUSTED, INFO_LABELS, RULE_INTERVALS):
         return None
     shown = plugin.id if plugin.id.isprintable() else plugin.id.encode("unicode_escape").decode("ascii")
     if plugin.id in REFUSED:

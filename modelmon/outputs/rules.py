@@ -9,6 +9,8 @@ Rates are shared, alerts are per SLO:
   back-to-back 5-minute tiles of the traffic, 12 samples an hour instead of 240.
 - `<service>-sli-long` (every 1m): windows of 6h and more (and the period) as averages
   of the tiles, then each SLO's long-window ratios.
+- `<service>-<slo>-sli`: an SLO's short-window ratios, when Sloth's rule_intervals plugin gives
+  them an interval of their own;
 - `<service>-<slo>-meta`: objective, budget, burn rates and budget remaining;
 - `<service>-<slo>-alerts`: one multi-window burn-rate rule per window pair (labelled
   with the pair, so a notification says which one fired) and the threshold alerts.
@@ -41,6 +43,7 @@ from modelmon.conventions import (
     long_group,
     meta_group,
     sli_group,
+    slo_sli_group,
     tiles_group,
 )
 from modelmon.durations import parse_duration
@@ -100,8 +103,12 @@ def rule_file(plans: Sequence[SloPlan]) -> RuleFile:
         for s, used in signals.items()
         if w in used.windows
     ]
-    short += [(_ratio_record(p, w), p.name) for p in plans for w in p.raw_windows]
+    short += [(_ratio_record(p, w), p.name) for p in plans if not p.intervals for w in p.raw_windows]
     out.add(sli_group(service), short)
+    for plan in plans:
+        if plan.intervals:
+            ratios = [(_ratio_record(plan, w), plan.name) for w in plan.raw_windows]
+            out.add(slo_sli_group(service, plan.name), ratios, plan.intervals.sli)
 
     tiled, ratio_tiled = tile_sources(plans, signals)
     # A tile is the 5m rate the SLI group has just recorded (guard included), kept every 5 minutes.
@@ -123,8 +130,9 @@ def rule_file(plans: Sequence[SloPlan]) -> RuleFile:
     out.add(long_group(service), long, LONG_INTERVAL)
 
     for plan in plans:
-        out.add(meta_group(plan.service, plan.name), [(r, plan.name) for r in meta_rules(plan)])
-        out.add(alerts_group(plan.service, plan.name), [(r, plan.name) for r in alert_rules(plan)])
+        meta, alerts = (plan.intervals.meta, plan.intervals.alerts) if plan.intervals else (None, None)
+        out.add(meta_group(plan.service, plan.name), [(r, plan.name) for r in meta_rules(plan)], meta)
+        out.add(alerts_group(plan.service, plan.name), [(r, plan.name) for r in alert_rules(plan)], alerts)
     return out
 
 

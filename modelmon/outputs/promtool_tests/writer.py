@@ -19,6 +19,7 @@ from modelmon.conventions import (
     COVERAGE_RECORD,
     CURRENT_BURN_RECORD,
     ERROR_BUDGET_RECORD,
+    LABEL_NAME,
     OBJECTIVE_RECORD,
     PERIOD_BURN_RECORD,
     PERIOD_DAYS_RECORD,
@@ -39,8 +40,13 @@ from modelmon.serialize import dump_yaml
 
 def series_text(name: str, labels: dict[str, str]) -> str:
     """A series as promtool reads it in input_series and exp_samples: labels sorted, values escaped."""
-    inner = ", ".join(f'{k}="{escape(v)}"' for k, v in sorted(labels.items()))
+    inner = ", ".join(f'{_label(k)}="{escape(v)}"' for k, v in sorted(labels.items()))
     return f"{name}{{{inner}}}"
+
+
+def _label(name: str) -> str:
+    """A label name in a series: quoted when only Prometheus 3's UTF-8 names hold it (info labels)."""
+    return name if LABEL_NAME.match(name) else f'"{escape(name)}"'
 
 
 def _value(v: float) -> str:
