@@ -46,7 +46,9 @@ from modelmon.limits import (
 )
 
 SLO_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-ALERT_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+# An alert name is a label value to Prometheus (2.42 and 3.x load any); modelmon also makes it a
+# runbook page and a link, so it keeps to letters, digits, _ and - (Sloth's slo_foo-bar_..._fail).
+ALERT_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_-]*$")
 
 
 def _fail(kind: str, message: str, **context: object) -> PydanticCustomError:

@@ -271,6 +271,29 @@ def test_events_slos_of_one_service_may_share_an_alert_name_and_their_tests_pass
     assert cli.main(["--root", str(root), "test", "--whole-files"]) == 0, capsys.readouterr().err
 
 
+def test_an_alert_name_with_dashes_as_sloth_writes_them_has_its_page_route_and_passing_tests(project, capsys):
+    """Sloth's victoria-metrics example names its alert slo_foo-bar_..._fail: Prometheus 2 and 3 load
+    it (a label value), and the runbook page, its link and the generated tests carry it as it is."""
+    name = "slo_foo-bar_requests-99_fail"
+    root = project({"svc.yaml": events_service("svc", name)})
+    compiled = build.compile_all(root)
+    burn = [r for r in rules_of(compiled, "svc") if r.get("alert") == name]
+    assert burn and {r["annotations"]["runbook_url"] for r in burn} == {f"http://localhost:8001/runbooks/{name}/"}
+    assert f"runbooks/{name}.md" in compiled.files
+    assert f"alertname: {name}" in compiled.files["prometheus/tests/svc.test.yml"]
+    assert cli.main(["--root", str(root), "build"]) == 0
+    assert cli.main(["--root", str(root), "test"]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["slo foo", "slo/foo", "-slo", "slo.foo"])
+def test_an_alert_name_beyond_letters_digits_underscores_and_dashes_is_refused(project, name):
+    text = events_service("svc", f"'{name}'")
+    [error] = errors(project({"svc.yaml": text}))
+    assert error.endswith(
+        f"slos[0].alerting.name: must be an alert name like ModelAvailabilityBudgetBurn (got {name!r})"
+    )
+
+
 def test_an_slo_that_reads_records_may_not_share_an_alert_name_in_its_service(project):
     """A raw SLI over another SLO's error ratio: the other's test traffic drives it too."""
     one = events_service("svc", "HighErrorRate")
