@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
+from modelmon import binaries
 from modelmon.conventions import escape
 
 INSTALL_HINT = (
@@ -20,10 +19,7 @@ class AmtoolMissing(RuntimeError):
 
 
 def find_amtool() -> str:
-    found = os.environ.get("MODELMON_AMTOOL") or shutil.which("amtool")
-    if not found:
-        raise AmtoolMissing(INSTALL_HINT)
-    return found
+    return binaries.find("amtool", "MODELMON_AMTOOL", AmtoolMissing, INSTALL_HINT)
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from types import ModuleType
 
-from modelmon import amtool, promtool, transaction
+from modelmon import amtool, promtool, transaction, vmalert
 from modelmon import layout as layouts
 from modelmon.cache import TestGroups
 from modelmon.checks import check_all
@@ -177,15 +177,19 @@ def refused_outputs(
     accepted: dict[ModuleType, dict[str, str]] = {}
     with tempfile.TemporaryDirectory(prefix="modelmon-check-") as scratch:
         made = rules.files(project, layout)
+        # promtool cannot parse MetricsQL: it checks the rest, with the stand-in the tests load, and
+        # vmalert each MetricsQL query. The stand-in keeps every rule where it is, so errors name the same.
         paths = []
-        for index, (_, content) in enumerate(sorted(made.items())):
+        for index, (_, content) in enumerate(sorted(rules.files(project, layout, stand_in=True).items())):
             paths.append(Path(scratch) / f"{index}.yml")  # the service names its file: no name of ours here
             paths[-1].write_text(content, encoding="utf-8")
         ok, problems, output = promtool.check_rules(paths)
-        if ok:
+        refused = _vmalert_errors(loaded, project)
+        if ok and not refused:
             accepted[rules] = made
-        else:
+        elif not ok:
             errors += _promtool_errors(loaded, project, problems, output.replace(f"{scratch}/", ""), layout)
+        errors += refused
         made = alertmanager.files(project, layout)
         if layout.alertmanager in made:
             # The config and its templates where they will be: amtool checks the templates it names too.
@@ -198,6 +202,21 @@ def refused_outputs(
             else:
                 errors += _amtool_errors(loaded, output.replace(f"{scratch}/am/", ""), layout)
     return errors, accepted
+
+
+def _vmalert_errors(loaded: list[LoadedSpec], project: ProjectPlan) -> list[SpecError]:
+    """vmalert's MetricsQL parser on each query of the SLIs that say they are MetricsQL, placed at the SLI."""
+    plans = {(service.service, plan.name): plan for service in project.services for plan in service.slos}
+    errors = []
+    for item in loaded:
+        for index, slo in item.slos():
+            plan = plans.get((item.spec.service, slo.name))
+            for query in rules.metricsql_queries(plan) if plan else ():
+                if (problem := vmalert.query_error(query)) is not None:
+                    message = f"vmalert rejects the MetricsQL query {query!r}: {problem}"
+                    errors.append(item.positions.error(("slos", index, "sli"), message))
+                    break  # one error per SLI: a broken query fails in every window
+    return errors
 
 
 def _amtool_errors(loaded: list[LoadedSpec], output: str, layout: Layout) -> list[SpecError]:

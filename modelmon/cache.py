@@ -20,7 +20,7 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
-from modelmon import amtool, promtool, transaction
+from modelmon import amtool, promtool, transaction, vmalert
 
 CACHE_PATH = f"{transaction.STATE_DIR}/build-cache.json"
 GENERATOR = Path(__file__).resolve().parent
@@ -60,8 +60,9 @@ def inputs_key(root: Path, specs: list[Path], layout: str) -> str:
         h.update(f"{path.relative_to(root)}\0".encode() + _digest(path.read_bytes()).encode())
     # The build proves the rules with these tools: another binary (a new build under the same
     # path too: `make tools` after a pin changes) must prove them again.
-    tools = (os.environ.get("MODELMON_PROMTOOL", ""), os.environ.get("MODELMON_AMTOOL", ""), os.environ.get("PATH", ""))
-    binaries = [_binary_identity(find) for find in (promtool.find_promtool, amtool.find_amtool)]
+    tools = [os.environ.get(f"MODELMON_{name}", "") for name in ("PROMTOOL", "AMTOOL", "VMALERT")]
+    tools.append(os.environ.get("PATH", ""))
+    binaries = [_binary_identity(find) for find in (promtool.find_promtool, amtool.find_amtool, vmalert.find_vmalert)]
     for item in (*tools, *binaries):
         h.update(f"{item}\0".encode())
     return h.hexdigest()

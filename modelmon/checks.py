@@ -386,8 +386,8 @@ def _check_plans(
 
 
 def _unreachable_burns(item: LoadedSpec, index: int, slo: Slo, plan: SloPlan) -> list[SpecError]:
-    """A burn-rate alert whose error-ratio threshold is 100 % or more can never fire: not even a
-    full outage reaches it. Said at the window's budget_percent, or at the objective for the defaults."""
+    """A burn-rate window of the spec's own whose error-ratio threshold is 100 % or more could never
+    fire: not even a full outage reaches it (the plan leaves such default windows out)."""
     errors = []
     windows = list(slo.alerting.windows or ())
     for alert in plan.burn_alerts:
@@ -399,18 +399,12 @@ def _unreachable_burns(item: LoadedSpec, index: int, slo: Slo, plan: SloPlan) ->
             "outage reaches"
         )
         at = next(
-            (
-                w
-                for w, window in enumerate(windows)
-                if (parse_duration(window.long), parse_duration(window.short)) == (alert.long_s, alert.short_s)
-            ),
-            None,
+            w
+            for w, window in enumerate(windows)
+            if (parse_duration(window.long), parse_duration(window.short)) == (alert.long_s, alert.short_s)
         )
-        if at is None:
-            errors.append(item.positions.error(("slos", index, "objective"), f"{reason}; set alerting.windows"))
-        else:
-            path = ("slos", index, "alerting", "windows", at, "budget_percent")
-            errors.append(item.positions.error(path, f"{reason}; lower budget_percent or lengthen the long window"))
+        path = ("slos", index, "alerting", "windows", at, "budget_percent")
+        errors.append(item.positions.error(path, f"{reason}; lower budget_percent or lengthen the long window"))
     return errors
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from modelmon import binaries
 from modelmon.durations import parse_duration
 
 INSTALL_HINT = (
@@ -25,15 +24,7 @@ class PromtoolMissing(RuntimeError):
 
 def find_promtool() -> str:
     """promtool from $MODELMON_PROMTOOL, else from PATH."""
-    configured = os.environ.get("MODELMON_PROMTOOL")
-    if configured:
-        if not (Path(configured).is_file() and os.access(configured, os.X_OK)):
-            raise PromtoolMissing(f"MODELMON_PROMTOOL={configured} is not an executable file")
-        return configured
-    found = shutil.which("promtool")
-    if not found:
-        raise PromtoolMissing(INSTALL_HINT)
-    return found
+    return binaries.find("promtool", "MODELMON_PROMTOOL", PromtoolMissing, INSTALL_HINT)
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -29,7 +29,7 @@ def test_every_output_module_is_in_the_build_loop_with_the_same_signature():
         parameters = list(inspect.signature(module.files).parameters.values())
         assert [p.name for p in parameters[:2]] == ["project", "layout"], module.__name__
         # Anything more is optional (the test groups earlier builds kept): plan and layout make the files.
-        assert all(p.default is None for p in parameters[2:]), module.__name__
+        assert all(p.default is not inspect.Parameter.empty for p in parameters[2:]), module.__name__
 
 
 def _imports(path: Path) -> set[str]:

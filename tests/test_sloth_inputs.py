@@ -4,12 +4,14 @@ alert names shared across services, SLI plugins refused by name."""
 
 from __future__ import annotations
 
+import subprocess
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import yaml
 
-from modelmon import build, cli
+from modelmon import build, cli, promtool
 from modelmon.loader import SpecErrors
 from tests.test_sloth import SLOTH_EXAMPLE
 from tests.test_validation import at
@@ -558,3 +560,114 @@ def test_a_project_of_alert_windows_alone_says_it_has_no_slo(project):
     assert errors(project({"7d.yaml": SEVEN_DAYS})) == [
         "slos:1:1: the spec files hold Sloth AlertWindows and no SLO: nothing to compile"
     ]
+
+
+# --- MetricsQL: Sloth's validate_victoria_metrics plugin -----------------------------------
+
+# Sloth's victoria-metrics example, shortened: a latency SLI VictoriaMetrics alone can read.
+METRICSQL = """\
+version: prometheus/v1
+service: grpc
+slo_plugins:
+  chain:
+    - id: sloth.dev/contrib/validate_victoria_metrics/v1
+slos:
+  - name: latency
+    objective: 99
+    sli:
+      events:
+        error_query: 1 - histogram_share(0.2, sum by (vmrange) (rate(requests_duration_seconds_bucket[{{.window}}])))
+        total_query: vector(1)[{{.window}}]
+    alerting:
+      name: GrpcLatency
+"""
+HISTOGRAM_SHARE = "1 - histogram_share(0.2, sum by (vmrange) (rate(requests_duration_seconds_bucket[5m])))"
+
+
+def test_metricsql_slis_compile_for_vmalert_and_their_tests_run_on_a_stand_in_for_each_query(project, capsys):
+    """The rules keep the MetricsQL queries, which vmalert loads; promtool cannot parse them, so the
+    generated tests load the same rules with each query stood in by one that records nothing, as the
+    queries do on the tests' input series (which give what they record), and pass."""
+    root = project({"grpc.yaml": METRICSQL})
+    compiled = build.compile_all(root)
+    rules = yaml.safe_load(compiled.files["rules/grpc.yml"])["groups"]
+    stand_in_text = compiled.files["prometheus/tests/promtool-rules/grpc.yml"]
+    stood_in = yaml.safe_load(stand_in_text)["groups"]
+    real = {(g["name"], i): r for g in rules for i, r in enumerate(g["rules"])}
+    test = {(g["name"], i): r for g in stood_in for i, r in enumerate(g["rules"])}
+    changed = {key: rule["record"] for key, rule in real.items() if rule != test[key]}
+    assert real.keys() == test.keys() and len(changed) == 8  # both queries, each of the 4 windows under 6h
+    assert set(changed.values()) == {
+        f"slo:sli_{kind}_events:rate{w}" for kind in ("error", "total") for w in ("5m", "30m", "1h", "2h")
+    }
+    assert all(test[key]["expr"] == "vector(1) unless vector(1)\n" for key in changed)
+    assert any(r.get("expr") == HISTOGRAM_SHARE + "\n" for r in real.values())
+    tests = yaml.safe_load(compiled.files["prometheus/tests/grpc.test.yml"])
+    assert tests["rule_files"] == ["promtool-rules/grpc.yml"]
+    assert cli.main(["--root", str(root), "build"]) == 0, capsys.readouterr().err
+    vmalert = subprocess.run(
+        ["vmalert", "-dryRun", f"-rule={root / 'rules' / 'grpc.yml'}"], capture_output=True, text=True, check=False
+    )
+    assert vmalert.returncode == 0, vmalert.stderr
+    ok, _, output = promtool.check_rules([root / "rules" / "grpc.yml"])
+    assert not ok and "histogram_share" in output  # why the tests need the stand-in
+    assert cli.main(["--root", str(root), "test"]) == 0, capsys.readouterr().err
+    # Without the plugin the stand-in goes, and the tests load the rules themselves again.
+    (root / "slos" / "grpc.yaml").write_text(events_service("grpc", "GrpcLatency"))
+    assert cli.main(["--root", str(root), "build"]) == 0
+    assert "removed prometheus/tests/promtool-rules/grpc.yml" in capsys.readouterr().out
+    assert yaml.safe_load((root / "prometheus/tests/grpc.test.yml").read_text())["rule_files"] == [
+        "../../rules/grpc.yml"
+    ]
+
+
+def test_a_metricsql_query_vmalert_refuses_is_placed_at_its_sli(project):
+    text = METRICSQL.replace("rate(requests_duration_seconds_bucket[{{.window}}])))", "rate(x[{{.window}}]))")
+    [error] = errors(project({"grpc.yaml": text}))
+    assert error.startswith(f"slos/grpc.yaml:{at(text, 'events:', part='events')}: slos[0].sli: vmalert rejects ")
+    assert error.endswith('argList: unexpected token ""; want ",", ")"; unparsed data: ""')
+
+
+def test_without_the_plugin_a_metricsql_query_is_promtools_to_refuse(project):
+    text = METRICSQL.replace(
+        "    - id: sloth.dev/contrib/validate_victoria_metrics/v1\n", "    - id: sloth.dev/core/debug/v1\n"
+    )
+    found = errors(project({"grpc.yaml": text}))
+    assert found and all("promtool rejects the generated rule" in e for e in found), found
+
+
+def test_metricsql_slis_without_vmalert_say_what_to_install(project, monkeypatch, capsys):
+    root = project({"grpc.yaml": METRICSQL})
+    monkeypatch.setenv("MODELMON_VMALERT", str(root / "no-vmalert"))
+    assert cli.main(["--root", str(root), "validate"]) != 0
+    assert f"MODELMON_VMALERT={root / 'no-vmalert'} is not an executable file" in capsys.readouterr().err
+    monkeypatch.delenv("MODELMON_VMALERT")
+    monkeypatch.setenv("PATH", str(Path(promtool.find_promtool()).parent))  # promtool, and no vmalert
+    assert cli.main(["--root", str(root), "validate"]) != 0
+    assert "install Debian's victoria-metrics package (apt-get install -y victoria-metrics)" in capsys.readouterr().err
+
+
+def test_metricsql_slis_are_not_backfilled_by_promtool(project, tmp_path, capsys):
+    root = project({"grpc.yaml": METRICSQL})
+    out = tmp_path / "blocks"
+    assert (
+        cli.main(["--root", str(root), "backfill", "--prometheus", "http://127.0.0.1:9", "--output-dir", str(out)])
+        == cli.EXIT_USAGE
+    )
+    assert "slos/grpc.yaml: MetricsQL SLIs, which promtool cannot backfill" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_raw_metricsql_sli_stands_in_for_its_ratio_query_and_its_tests_pass(project, capsys):
+    """A raw SLI's ratio records are its own query: the stand-in replaces those (each window under
+    6h); its 5m tile and long windows read the records, PromQL, and stay."""
+    query = "1 - histogram_share(0.2, sum by (vmrange) (rate(x_bucket[{{.window}}])))"
+    raw = f"      raw:\n        error_ratio_query: {query}\n"
+    text = METRICSQL.split("      events:\n")[0] + raw + "    alerting:\n      name: GrpcLatency\n"
+    root = project({"grpc.yaml": text})
+    compiled = build.compile_all(root)
+    stood_in = yaml.safe_load(compiled.files["prometheus/tests/promtool-rules/grpc.yml"])["groups"]
+    replaced = [r["record"] for g in stood_in for r in g["rules"] if r.get("expr") == "vector(1) unless vector(1)\n"]
+    assert replaced == [f"slo:sli_error:ratio_rate{w}" for w in ("5m", "30m", "1h", "2h")]
+    assert cli.main(["--root", str(root), "build"]) == 0, capsys.readouterr().err
+    assert cli.main(["--root", str(root), "test"]) == 0, capsys.readouterr().err

@@ -1426,11 +1426,18 @@ def test_group_by_refuses_labels_modelmon_writes_on_series_or_alerts(tmp_path, l
     assert any("slos[0].sli.availability.group_by" in e and repr(label) in e for e in errors), errors
 
 
-def test_default_windows_that_no_outage_can_fire_are_refused_at_the_objective(tmp_path):
-    """At 90 % the fast page's threshold is 14.4 x 10 % = 144 %: that page could never fire."""
-    text = "version: modelmon/v1\nservice: svc\nslos:\n  - name: a\n    objective: 90\n    sli: {availability: {}}\n"
-    errors = errors_in(tmp_path, text)
-    assert (
-        "x.yaml:5:16: slos[0].objective: the 1h/5m page alert fires above an error ratio of 14.4 x 10% = 144%"
-        in (errors[0])
-    ), errors
+def test_default_windows_that_no_outage_can_reach_are_left_out(tmp_path, capsys):
+    """At 90 % the fast page's threshold is 14.4 x 10 % = 144 %: that page could never fire, so the
+    SLO keeps the three default pairs that can (Sloth writes the fourth, which never fires), and
+    their generated tests pass. Under 93.06 % the 1h/5m page goes; at 93.1 % it stays."""
+    for objective, pairs in (("90", ["6h/30m", "1d/2h", "3d/6h"]), ("93.1", ["1h/5m", "6h/30m", "1d/2h", "3d/6h"])):
+        root = tmp_path / objective
+        (root / "slos").mkdir(parents=True)
+        slo = f"  - name: a\n    objective: {objective}\n    sli: {{availability: {{}}}}\n"
+        text = f"version: modelmon/v1\nservice: svc\nslos:\n{slo}"
+        (root / "slos" / "svc.yaml").write_text(text)
+        [plan] = build.compile_all(root).plans["svc"]
+        assert [f"{a.long}/{a.short}" for a in plan.burn_alerts] == pairs
+        assert all(a.threshold < 1 for a in plan.burn_alerts)
+    assert cli.main(["--root", str(tmp_path / "90"), "build"]) == 0, capsys.readouterr().err
+    assert cli.main(["--root", str(tmp_path / "90"), "test"]) == 0, capsys.readouterr().err

@@ -186,13 +186,14 @@ HONOURED = {
     # Long windows of events SLIs divide the window's bad events by its events (5-minute tiles
     # of both rates, averaged), which is what this plugin changes Sloth's rules to do.
     "sloth.dev/contrib/denominator_corrected_rules/v1": "modelmon's long windows already divide the events",
-    # A query VictoriaMetrics alone reads (MetricsQL) is refused by promtool, as every query is checked.
-    "sloth.dev/contrib/validate_victoria_metrics/v1": "promtool checks every query",
 }
 # Mapped onto modelmon's budget-exhausted alert (alerting.budget_alert).
 BUDGET_EXHAUSTED = "sloth.dev/contrib/error_budget_exhausted_alert/v1"
 # Its labels go on the SLO's sloth_slo_info series, which the plugin makes modelmon write.
 INFO_LABELS = "sloth.dev/contrib/info_labels/v1"
+# The SLI's own queries are MetricsQL: vmalert checks them, and the generated tests load the rules
+# with a stand-in for each (plan.SloPlan.metricsql).
+VICTORIA_METRICS = "sloth.dev/contrib/validate_victoria_metrics/v1"
 # Its intervals go on the SLO's own rule groups (plan.RuleIntervals).
 RULE_INTERVALS = "sloth.dev/contrib/rule_intervals/v1"
 # Known, and not honoured: what to write instead.
@@ -266,6 +267,11 @@ def rule_intervals(file: SlothPlugins | None, slo: SlothPlugins | None) -> RuleI
     )
 
 
+def metricsql(file: SlothPlugins | None, slo: SlothPlugins | None) -> bool:
+    """Whether the SLO's chain validates its queries as VictoriaMetrics' MetricsQL."""
+    return any(plugin.id == VICTORIA_METRICS for _, plugin in chain(file, slo))
+
+
 def info_labels(file: SlothPlugins | None, slo: SlothPlugins | None) -> dict[str, str] | None:
     """The labels info_labels/v1 plugins put on the SLO's info series, each over the one before
     (as the plugin merges them), or None without such a plugin."""
@@ -308,7 +314,7 @@ def left_out(file: SlothPlugins | None, slo: SlothPlugins | None) -> tuple[Field
 
 def refusal(plugin: SlothPlugin) -> str | None:
     """Why modelmon cannot honour a plugin; None when it does."""
-    if plugin.id in HONOURED or plugin.id in (BUDGET_EXHAUSTED, INFO_LABELS, RULE_INTERVALS):
+    if plugin.id in HONOURED or plugin.id in (BUDGET_EXHAUSTED, INFO_LABELS, RULE_INTERVALS, VICTORIA_METRICS):
         return None
     shown = plugin.id if plugin.id.isprintable() else plugin.id.encode("unicode_escape").decode("ascii")
     if plugin.id in REFUSED:

@@ -77,11 +77,11 @@ class RuleFile:
         return [g["name"] for g in self.groups]
 
 
-def files(project: ProjectPlan, layout: Layout) -> dict[str, str]:
-    """One rule file per service."""
+def files(project: ProjectPlan, layout: Layout, stand_in: bool = False) -> dict[str, str]:
+    """One rule file per service; `stand_in`: as promtool can parse them (STAND_IN for MetricsQL)."""
     found = {}
     for service in project.services:
-        built = rule_file(service.slos)
+        built = rule_file(service.slos, stand_in)
         if built.group_names != list(service.rule_groups):  # promtool tests order the groups by the plan's names
             raise RuntimeError(f"rules write groups {built.group_names}, the plan names {service.rule_groups}")
         text = dump_yaml({"groups": built.groups})
@@ -89,25 +89,33 @@ def files(project: ProjectPlan, layout: Layout) -> dict[str, str]:
     return found
 
 
-def rule_file(plans: Sequence[SloPlan]) -> RuleFile:
+# In the rules promtool tests load, each MetricsQL query of an SLI (Sloth's validate_victoria_metrics
+# plugin; vmalert checks those) is this PromQL instead: it records nothing, as the queries record
+# nothing on the tests' input series, which give what they would record.
+STAND_IN = "vector(1) unless vector(1)"
+
+
+def rule_file(plans: Sequence[SloPlan], stand_in: bool = False) -> RuleFile:
+    """The service's rules; `stand_in`: as promtool tests load them, STAND_IN for every MetricsQL query."""
     if not plans:
         return RuleFile()
     service = plans[0].service
     signals = file_signals(plans)
+    metricsql = metricsql_signals(plans) if stand_in else set()
     out = RuleFile()
     windows = _sorted({w for used in signals.values() for w in used.windows})
     short = [
-        (recording_rule(s.rate(w), s.expr(w), s.labels), used.owner)
+        (recording_rule(s.rate(w), STAND_IN if s in metricsql else s.expr(w), s.labels), used.owner)
         for w in windows
         if not _derived(w)
         for s, used in signals.items()
         if w in used.windows
     ]
-    short += [(_ratio_record(p, w), p.name) for p in plans if not p.intervals for w in p.raw_windows]
+    short += [(_ratio_record(p, w, stand_in), p.name) for p in plans if not p.intervals for w in p.raw_windows]
     out.add(sli_group(service), short)
     for plan in plans:
         if plan.intervals:
-            ratios = [(_ratio_record(plan, w), plan.name) for w in plan.raw_windows]
+            ratios = [(_ratio_record(plan, w, stand_in), plan.name) for w in plan.raw_windows]
             out.add(slo_sli_group(service, plan.name), ratios, plan.intervals.sli)
 
     tiled, ratio_tiled = tile_sources(plans, signals)
@@ -200,10 +208,27 @@ def coverage_rules(plans: list[SloPlan], signals: dict[Signal, SignalUse]) -> li
     return [*clocks, *coverage]
 
 
-def _ratio_record(plan: SloPlan, window: str) -> dict:
+def _ratio_record(plan: SloPlan, window: str, stand_in: bool = False) -> dict:
     # The SLO's labels, not the shared rates': those say which selector read them, the SLO says it better.
     labels = {**plan.strip_labels, **plan.labels, **plan.window_labels(window)}
-    return recording_rule(plan.sli_record(window), plan.ratio_expr(window), labels)
+    metricsql = stand_in and plan.metricsql and plan.total is None  # a raw SLI's ratio is its own query
+    return recording_rule(plan.sli_record(window), STAND_IN if metricsql else plan.ratio_expr(window), labels)
+
+
+def metricsql_signals(plans: Sequence[SloPlan]) -> set[Signal]:
+    """The signals whose queries are MetricsQL: an events SLI's own, when its SLO says so."""
+    return {s for p in plans if p.metricsql for s in p.signals if not s.shared}
+
+
+def metricsql_queries(plan: SloPlan) -> list[str]:
+    """Every MetricsQL query the SLO's rules run, once each: what vmalert checks."""
+    if not plan.metricsql:
+        return []
+    if plan.total is None:
+        found = [plan.ratio_expr(w) for w in plan.raw_windows]
+    else:
+        found = [s.expr(w) for s in plan.signals if not s.shared for w in plan.raw_windows]
+    return list(dict.fromkeys(found))
 
 
 def recording_rule(name: str, expr: str, labels) -> dict:
