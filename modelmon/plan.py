@@ -819,7 +819,10 @@ class ServicePlan:
         own: its ratios in a group of their own) before the tiles that keep them, the long windows,
         then each SLO's metadata and alerts (a group with no rule is not written)."""
         derived = any(slo.derived_windows for slo in self.slos)
-        found = [sli_group(self.service)]
+        # The shared group holds the rates, and the ratios of SLOs without intervals of their own:
+        # raw SLIs with the rule_intervals plugin alone leave it empty.
+        shared = any(slo.total is not None or (not slo.intervals and slo.raw_windows) for slo in self.slos)
+        found = [sli_group(self.service)] if shared else []
         found += [slo_sli_group(self.service, slo.name) for slo in self.slos if slo.intervals and slo.raw_windows]
         found += [tiles_group(self.service), long_group(self.service)] if derived else []
         for slo in self.slos:

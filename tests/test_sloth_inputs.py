@@ -671,3 +671,16 @@ def test_a_raw_metricsql_sli_stands_in_for_its_ratio_query_and_its_tests_pass(pr
     assert replaced == [f"slo:sli_error:ratio_rate{w}" for w in ("5m", "30m", "1h", "2h")]
     assert cli.main(["--root", str(root), "build"]) == 0, capsys.readouterr().err
     assert cli.main(["--root", str(root), "test"]) == 0, capsys.readouterr().err
+
+
+def test_raw_slis_with_their_own_intervals_leave_no_empty_shared_group(project, capsys):
+    """A raw SLI has no shared rate: with the plugin its ratios leave the service's sli group empty."""
+    query = "sum(rate(x_errors[{{.window}}])) / sum(rate(x_total[{{.window}}]))"
+    raw = f"      raw:\n        error_ratio_query: {query}\n"
+    plugin = intervals_plugin("{default: 2m}")
+    text = plugin.split("      events:\n")[0] + raw + "    plugins:" + plugin.split("    plugins:", 1)[1]
+    root = project({"svc.yaml": text})
+    groups = [g["name"] for g in yaml.safe_load(build.compile_all(root).files["rules/svc.yml"])["groups"]]
+    assert groups[:2] == ["svc-requests-sli", "svc-sli-tiles"]
+    assert cli.main(["--root", str(root), "build"]) == 0, capsys.readouterr().err
+    assert cli.main(["--root", str(root), "test"]) == 0, capsys.readouterr().err
