@@ -25,8 +25,9 @@ from modelmon import amtool, promtool, transaction, vmalert
 CACHE_PATH = f"{transaction.STATE_DIR}/build-cache.json"
 GENERATOR = Path(__file__).resolve().parent
 TEMPLATES = GENERATOR / "templates"
-# Libraries whose output lands in generated files (YAML dumping, templates, Grafana's schema types).
-LIBRARIES = ("pyyaml", "jinja2", "pydantic", "grafana-foundation-sdk")
+# Libraries whose output lands in generated files (YAML dumping, templates, Grafana's schema types,
+# the rates the tests expect).
+LIBRARIES = ("pyyaml", "jinja2", "pydantic", "grafana-foundation-sdk", "numpy")
 
 
 def _digest(data: bytes) -> str:

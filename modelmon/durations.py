@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 _UNITS = (("y", 365 * 86400), ("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
@@ -10,6 +11,7 @@ _PATTERN = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?
 _FORMAT_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 
 
+@functools.lru_cache(maxsize=4096)  # the test model reads a few windows hundreds of thousands of times
 def parse_duration(text: str) -> int:
     """Seconds in a Prometheus duration; ValueError naming the text when it is not one."""
     match = _PATTERN.match(text) if isinstance(text, str) else None

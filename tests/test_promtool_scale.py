@@ -77,11 +77,11 @@ def mix(tmp_path):
 
 
 def test_shared_simulations_write_the_same_tests_as_one_simulation_per_slo(mix, monkeypatch):
-    simulation._CORES.clear()
+    simulation.clear_cores()
     shared = build.compile_all(mix).files
     assert len(simulation._CORES) > 0, "the shared path was not taken"
     monkeypatch.setattr(simulation, "SHARING", False)
-    simulation._CORES.clear()
+    simulation.clear_cores()
     alone = build.compile_all(mix).files
     assert not simulation._CORES
     tests = sorted(path for path in alone if path.startswith("prometheus/tests/"))

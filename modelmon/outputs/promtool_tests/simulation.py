@@ -17,6 +17,8 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from modelmon.conventions import COVERAGE_LOOKBACK, SHORT_WINDOW, TILE_WINDOW
 from modelmon.durations import parse_duration
 from modelmon.formatting import number
@@ -74,6 +76,44 @@ def rate(
         factor = extrapolate_to / sampled
     factor /= float(window * unit)
     return result * factor
+
+
+def rates(
+    samples: Counter, at: np.ndarray, window: int, step: int = 1, unit: float = 60, first: int = 0, version: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
+    """rate() at every time of `at` at once: (values, whether each has one). The same operations as
+    rate() above, in its order, on arrays of IEEE doubles, so each value is rate()'s to the last bit
+    (tests/test_simulation.py compares them)."""
+    values = samples if isinstance(samples, np.ndarray) else np.asarray(samples, dtype=np.float64)
+    start = at - window
+    lowest = np.maximum(start + 1 if version >= 3 else start, first)
+    first_t = first + -(-(lowest - first) // step) * step
+    last_t = first + (np.minimum(at, len(samples) - 1) - first) // step * step
+    count = (last_t - first_t) // step + 1
+    valid = count >= 2
+    first_v = values[np.where(valid, first_t, 0)]
+    last_v = values[np.where(valid, last_t, 0)]
+    result = last_v - first_v
+    duration_to_start = (first_t - start) * unit * 1.0
+    duration_to_end = (at - last_t) * unit * 1.0
+    sampled = np.where(valid, (last_t - first_t) * unit * 1.0, 1.0)
+    average = sampled / np.where(valid, count - 1, 1).astype(np.float64)
+    threshold = average * 1.1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        to_zero = sampled * (first_v / result)
+    zero_point = (result > 0) & (first_v >= 0)
+    if version >= 3:
+        duration_to_start = np.where(duration_to_start >= threshold, average / 2, duration_to_start)
+        duration_to_start = np.where(zero_point & (to_zero < duration_to_start), to_zero, duration_to_start)
+        duration_to_end = np.where(duration_to_end >= threshold, average / 2, duration_to_end)
+        factor = (sampled + duration_to_start + duration_to_end) / sampled
+    else:
+        duration_to_start = np.where(zero_point & (to_zero < duration_to_start), to_zero, duration_to_start)
+        extrapolate_to = sampled + np.where(duration_to_start < threshold, duration_to_start, average / 2)
+        extrapolate_to = extrapolate_to + np.where(duration_to_end < threshold, duration_to_end, average / 2)
+        factor = extrapolate_to / sampled
+    factor = factor / float(window * unit)
+    return result * factor, valid
 
 
 def summed(values: Sequence[float | None], version: int = 2) -> float | None:
@@ -178,6 +218,7 @@ class Simulation:
         self._ratios, self._tiles, self._running = core.ratios, core.tiles, core.running
         self._first, self._clock = core.first, core.clock
         self._conditions, self._firing, self._encoded = core.conditions, core.firing, core.encoded
+        self._rate_sums, self._arrays = core.rate_sums, core.arrays
 
     def units(self, seconds: int) -> int:
         return seconds // self.unit
@@ -210,20 +251,65 @@ class Simulation:
 
     def rate(self, role: str, window: int, minute: int, key: tuple) -> float | None:
         """The recorded rate of a signal (total, bad or good) of group `key` over `window` minutes."""
-        members = self.groups[key]
-        if role == "total":
-            series = [self.counters[i][0] for i in members]
-        elif role == "good":
-            series = [self.fast[i] for i in members]
-        else:
-            series = [self.counters[i][1] for i in members if self.traffic[i].error_series]
-        n = self.per_unit
-        first, step, unit = n // 2, self.step * n, self.unit / n
-        value = summed([rate(c, minute * n, window * n, step, unit, first, self.version) for c in series], self.version)
+        found = self._rate_sums.get((role, window, key))
+        if found is None:
+            found = self._rate_series(role, window, key)
+        value = found[minute // self.every] if minute % self.every == 0 else self._rate_at(role, window, minute, key)
         if role == "bad" and value is None and self.plan.kind in REQUEST_KINDS:
             total = self.rate("total", window, minute, key)
             value = None if total is None else 0.0 * total  # `or on (...) 0 * requests`
         return value
+
+    def _series(self, role: str, key: tuple) -> list[Counter]:
+        members = self.groups[key]
+        if role == "total":
+            return [self.counters[i][0] for i in members]
+        if role == "good":
+            return [self.fast[i] for i in members]
+        return [self.counters[i][1] for i in members if self.traffic[i].error_series]
+
+    def _rate_at(self, role: str, window: int, minute: int, key: tuple) -> float | None:
+        """The sum of the group's rates at a time between two evaluations (no scenario asks for one)."""
+        n = self.per_unit
+        first, step, unit = n // 2, self.step * n, self.unit / n
+        series = self._series(role, key)
+        return summed([rate(c, minute * n, window * n, step, unit, first, self.version) for c in series], self.version)
+
+    def _rate_series(self, role: str, window: int, key: tuple) -> list[float | None]:
+        """The sum of the group's rates over `window` at every evaluation of the scenario, as the
+        engine sums them (in the series' order; Prometheus 3 compensated): once per shape, role,
+        window and group."""
+        n = self.per_unit
+        first, step, unit = n // 2, self.step * n, self.unit / n
+        at = np.arange(0, self.length + 1, self.every) * n
+        found = [
+            rates(self._array(c), at, window * n, step, unit, first, self.version) for c in self._series(role, key)
+        ]
+        if not found:
+            sums: list[float | None] = [None] * len(at)
+        else:
+            # Every series of a group is sampled at the same times: they have values at the same minutes.
+            total, valid = found[0]
+            c = np.zeros_like(total)
+            for value, _ in found[1:]:
+                if self.version >= 3:
+                    t = total + value
+                    c = c + np.where(np.abs(total) >= np.abs(value), (total - t) + value, (value - t) + total)
+                    total = t
+                else:
+                    total = total + value
+            sums = (total + c).tolist()
+            for i in np.flatnonzero(~valid).tolist():
+                sums[i] = None
+        self._rate_sums[role, window, key] = sums
+        return sums
+
+    def _array(self, counter: Counter) -> np.ndarray:
+        """A counter as an array, made once per counter of the shared core."""
+        found = self._arrays.get(id(counter))
+        if found is None or found[0] is not counter:
+            found = self._arrays[id(counter)] = (counter, np.asarray(counter, dtype=np.float64))
+        return found[1]
 
     def raw_ratio(self, window: int, minute: int, key: tuple) -> float | None:
         total = self.rate("total", window, minute, key)
@@ -469,6 +555,8 @@ class _Core:
     conditions: dict[tuple, tuple[bool, float]] = field(default_factory=dict)
     firing: dict[tuple, bool] = field(default_factory=dict)
     encoded: dict[tuple[int, int], object] = field(default_factory=dict)  # (traffic, counter) -> input text
+    rate_sums: dict[tuple, list[float | None]] = field(default_factory=dict)  # (role, window, group) -> by evaluation
+    arrays: dict[int, tuple[list[float], np.ndarray]] = field(default_factory=dict)  # id(counter) -> it, as an array
 
     @property
     def size(self) -> int:
@@ -481,6 +569,16 @@ class _Core:
 # about 30 cores, most of them small; a 30-day period's counters are 86,400 values, a year's 1M.
 CORE_VALUES_KEPT = 3_000_000
 _CORES: OrderedDict[tuple, _Core] = OrderedDict()
+_CORES_SIZE = 0  # the counter values _CORES holds
+
+
+def clear_cores() -> None:
+    """Forget every kept core (tests compare the shared path with the straightforward one)."""
+    global _CORES_SIZE
+    _CORES.clear()
+    _CORES_SIZE = 0
+
+
 # Off: every simulation computes its own numbers (the straightforward path the shared one must
 # match byte for byte; tests/test_promtool_scale.py compares them).
 SHARING = True
@@ -500,9 +598,11 @@ def _core(
         groups.setdefault(group_key(plan, traffic[i].labels), []).append(i)
     core = _Core(counters, [_fast(c) for c in counters] if plan.kind == "latency" else [], groups)
     if SHARING:
+        global _CORES_SIZE
         _CORES[key] = core
-        while len(_CORES) > 1 and sum(c.size for c in _CORES.values()) > CORE_VALUES_KEPT:
-            _CORES.popitem(last=False)
+        _CORES_SIZE += core.size
+        while len(_CORES) > 1 and _CORES_SIZE > CORE_VALUES_KEPT:
+            _CORES_SIZE -= _CORES.popitem(last=False)[1].size
     return core
 
 
