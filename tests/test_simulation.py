@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from modelmon import build
 from modelmon.outputs.promtool_tests import writer
 from modelmon.outputs.promtool_tests.scenarios import Scenario, scenarios, simulation
-from modelmon.outputs.promtool_tests.simulation import avg_over_time, rate, summed
+from modelmon.outputs.promtool_tests.simulation import avg_over_time, rate, rates, summed
 from modelmon.outputs.promtool_tests.traffic import TOTAL_PER_S, Phase, Traffic, errors_per_s, series_labels
 from modelmon.outputs.promtool_tests.writer import promql_round
 
@@ -131,3 +132,28 @@ def test_counters_are_the_step_by_step_sums_to_the_last_bit(starts, rates, lengt
     ]
     traffic = Traffic({"model": "m"}, phases)
     assert traffic.counters(length, unit, per_unit) == _counters_step_by_step(traffic, length, unit, per_unit)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    steps=st.lists(st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False), max_size=60),
+    start=st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False),
+    window=st.integers(min_value=1, max_value=40),
+    step=st.integers(min_value=1, max_value=4),
+    first=st.integers(min_value=0, max_value=3),
+    unit=st.sampled_from([60, 30.0, 15.0, 7.5]),
+    version=st.sampled_from([2, 3]),
+)
+def test_rates_at_every_time_are_rate_at_each_to_the_last_bit(steps, start, window, step, first, unit, version):
+    """The test model computes a rate at every evaluation at once (simulation.rates): each value, and
+    whether there is one, must be what rate() gives alone, bit for bit, or the expectations move."""
+    counter = [start]
+    for increase in steps:
+        counter.append(counter[-1] + increase)
+    at = np.arange(len(counter) + 3)  # past the last sample too
+    values, valid = rates(counter, at, window, step, unit, first, version)
+    for t, value, ok in zip(at.tolist(), values.tolist(), valid.tolist(), strict=True):
+        expected = rate(counter, t, window, step, unit, first, version)
+        assert (expected is not None) == ok, t
+        if ok:
+            assert value == expected, (t, value, expected)
