@@ -227,7 +227,8 @@ def metricsql_queries(plan: SloPlan) -> list[str]:
     if plan.total is None:
         found = [plan.ratio_expr(w) for w in plan.raw_windows]
     else:
-        found = [s.expr(w) for s in plan.signals if not s.shared for w in plan.raw_windows]
+        own = metricsql_signals([plan])  # the same queries the stand-in replaces
+        found = [s.expr(w) for s in plan.signals if s in own for w in plan.raw_windows]
     return list(dict.fromkeys(found))
 
 
