@@ -211,8 +211,9 @@ def _vmalert_errors(loaded: list[LoadedSpec], project: ProjectPlan) -> list[Spec
     plans = {(service.service, plan.name): plan for service in project.services for plan in service.slos}
     errors = []
     for item in loaded:
+        service = getattr(item.spec, "service", None)  # a file whose service was refused planned nothing
         for index, slo in item.slos():
-            plan = plans.get((item.spec.service, slo.name))
+            plan = plans.get((service, slo.name))
             for query in rules.metricsql_queries(plan) if plan else ():
                 if (problem := vmalert.query_error(query)) is not None:
                     message = f"vmalert rejects the MetricsQL query {query!r}: {problem}"
@@ -331,7 +332,7 @@ def _promtool_errors(
     errors: dict[tuple, SpecError] = {}
     plans = {service.service: service.slos for service in project.services}
     for item in loaded:
-        service = item.spec.service
+        service = getattr(item.spec, "service", None)  # a file whose service was refused planned nothing
         if service not in plans:
             continue
         owners = rule_file(plans[service]).owners

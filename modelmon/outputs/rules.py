@@ -49,7 +49,16 @@ from modelmon.conventions import (
 from modelmon.durations import parse_duration
 from modelmon.formatting import number
 from modelmon.layout import Layout
-from modelmon.plan import AlertPlan, BurnAlertPlan, ProjectPlan, Signal, SloPlan, ThresholdAlertPlan, is_derived
+from modelmon.plan import (
+    AlertPlan,
+    BurnAlertPlan,
+    ProjectPlan,
+    ServicePlan,
+    Signal,
+    SloPlan,
+    ThresholdAlertPlan,
+    is_derived,
+)
 from modelmon.serialize import dump_yaml
 
 
@@ -78,21 +87,35 @@ class RuleFile:
 
 
 def files(project: ProjectPlan, layout: Layout, stand_in: bool = False) -> dict[str, str]:
-    """One rule file per service; `stand_in`: as promtool can parse them (STAND_IN for MetricsQL)."""
+    """One rule file per service, and for the promtool tests of a service with MetricsQL SLIs the
+    copy they load (STAND_IN for each MetricsQL query); `stand_in`: the rule files alone, as promtool
+    can parse them."""
     found = {}
     for service in project.services:
-        built = rule_file(service.slos, stand_in)
-        if built.group_names != list(service.rule_groups):  # promtool tests order the groups by the plan's names
-            raise RuntimeError(f"rules write groups {built.group_names}, the plan names {service.rule_groups}")
-        text = dump_yaml({"groups": built.groups})
-        found[layout.rules_path(service.service)] = layout.header([service.source]) + text
+        metricsql = any(plan.metricsql for plan in service.slos)
+        header = layout.header([service.source])
+        found[layout.rules_path(service.service)] = header + _text(service, stand_in and metricsql)
+        if metricsql and not stand_in and layout.promtool_tests:
+            found[layout.test_rules_path(service.service)] = header + STAND_IN_NOTE + _text(service, True)
     return found
+
+
+def _text(service: ServicePlan, stand_in: bool) -> str:
+    built = rule_file(service.slos, stand_in)
+    if built.group_names != list(service.rule_groups):  # promtool tests order the groups by the plan's names
+        raise RuntimeError(f"rules write groups {built.group_names}, the plan names {service.rule_groups}")
+    return dump_yaml({"groups": built.groups})
 
 
 # In the rules promtool tests load, each MetricsQL query of an SLI (Sloth's validate_victoria_metrics
 # plugin; vmalert checks those) is this PromQL instead: it records nothing, as the queries record
 # nothing on the tests' input series, which give what they would record.
 STAND_IN = "vector(1) unless vector(1)"
+STAND_IN_NOTE = (
+    "# The rules of this service as its promtool tests load them: each MetricsQL query (vmalert checks\n"
+    f"# them) is `{STAND_IN}`, which records nothing, as the queries record nothing on\n"
+    "# the tests' input series, which give what they would record.\n"
+)
 
 
 def rule_file(plans: Sequence[SloPlan], stand_in: bool = False) -> RuleFile:

@@ -31,7 +31,6 @@ from modelmon.conventions import (
 from modelmon.durations import format_duration, parse_duration
 from modelmon.formatting import number
 from modelmon.layout import OUTPUTS, Layout
-from modelmon.outputs import rules
 from modelmon.outputs.promtool_tests.scenarios import PERIOD, Scenario, scenarios
 from modelmon.outputs.promtool_tests.simulation import Simulation, alert_shape, plan_shape
 from modelmon.outputs.promtool_tests.traffic import RECORDED_INPUT_KINDS, TestGenerationError, TestGenerationErrors
@@ -300,8 +299,8 @@ def files(project: ProjectPlan, layout: Layout, memo: TestGroups | None = None) 
     tests_dir = layout.promtool_tests or OUTPUTS["promtool_tests"][0]
     for service in project.services:
         plans, order = list(service.slos), list(service.rule_groups)
-        # promtool cannot parse MetricsQL: tests of such a service load its rules with a stand-in
-        # for each MetricsQL query (rules.STAND_IN), written beside them.
+        # promtool cannot parse MetricsQL: tests of such a service load the copy of its rules the
+        # rules output writes, with a stand-in for each MetricsQL query.
         test_rules = layout.test_rules_path(service.service) if any(p.metricsql for p in plans) else None
         rules_path = posixpath.relpath(test_rules or layout.rules_path(service.service), tests_dir)
         try:
@@ -316,19 +315,9 @@ def files(project: ProjectPlan, layout: Layout, memo: TestGroups | None = None) 
         if layout.promtool_tests:
             for every, text in texts.items():
                 found[layout.tests_path(service.service, every)] = layout.header([service.source]) + text
-            if test_rules:
-                groups = rules.rule_file(plans, stand_in=True).groups
-                found[test_rules] = layout.header([service.source]) + STAND_IN_NOTE + dump_yaml({"groups": groups})
     if problems:
         raise TestGenerationErrors(problems)
     return found
-
-
-STAND_IN_NOTE = (
-    "# The rules of this service as its promtool tests load them: each MetricsQL query (vmalert checks\n"
-    f"# them) is `{rules.STAND_IN}`, which records nothing, as the queries record nothing on\n"
-    "# the tests' input series, which give what they would record.\n"
-)
 
 
 def _generation_order(plan: SloPlan) -> tuple:
