@@ -12,6 +12,7 @@ compile in memory and writes nothing.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -22,8 +23,10 @@ from modelmon import amtool, promtool, transaction, vmalert
 from modelmon import layout as layouts
 from modelmon.cache import TestGroups
 from modelmon.checks import check_all
+from modelmon.conventions import SLOTH_INFO_RECORD
+from modelmon.formats import sloth
 from modelmon.layout import GENERATED_MARK, Layout
-from modelmon.loader import LoadedSpec, LoadedWindows, SpecError, SpecErrors, load_file
+from modelmon.loader import FieldPath, LoadedSpec, LoadedWindows, SpecError, SpecErrors, load_file
 from modelmon.outputs import alertmanager, dashboard, kubernetes, promtool_tests, reference, rules, runbooks
 from modelmon.outputs.promtool_tests import TestGenerationError, TestGenerationErrors
 from modelmon.outputs.rules import RuleFile, rule_file
@@ -325,6 +328,22 @@ def write_all(root: Path, compiled: Compiled) -> Written:
     return Written(written, removed, checks, recovered)
 
 
+_INVALID_LABEL = re.compile(r"invalid label name: (?P<name>.*)")
+
+
+def _info_label_path(item: LoadedSpec, index: int, problem: promtool.RuleProblem) -> FieldPath | None:
+    """Where the info label promtool cannot read is written: the last info_labels/v1 plugin of the
+    SLO's chain that sets it (as the plugin merges them), if `problem` is about one."""
+    name = _INVALID_LABEL.fullmatch(problem.message)
+    if problem.rule != SLOTH_INFO_RECORD or name is None:
+        return None
+    slo = item.spec.slos[index]
+    for path, plugin in reversed(sloth.chain(getattr(item.spec, "slo_plugins", None), slo.plugins)):
+        if plugin.id == sloth.INFO_LABELS and name["name"] in (plugin.config.get("labels") or {}):
+            return (*(path if path[0] == "slo_plugins" else ("slos", index, *path)), "config", "labels", name["name"])
+    return None
+
+
 def _promtool_errors(
     loaded: list[LoadedSpec], project: ProjectPlan, problems: list[promtool.RuleProblem], output: str, layout: Layout
 ) -> list[SpecError]:
@@ -340,13 +359,16 @@ def _promtool_errors(
         indexes = {slo.name: index for index, slo in item.slos() if slo.name in planned}
         for problem in problems:
             owner = owners.get((problem.group, problem.index))
-            # One error per SLO and complaint: a broken query fails in every window.
-            key = (item.display, owner, problem.message)
-            if owner in indexes and key not in errors:
-                errors[key] = item.positions.error(
-                    ("slos", indexes[owner], "sli"),
-                    f"promtool rejects the generated rule {problem.rule}: {problem.message}",
-                )
+            if owner not in indexes:
+                continue
+            # A label name Prometheus 2 cannot read is a plugin's info label; else the query is the SLI's.
+            label = _info_label_path(item, indexes[owner], problem)
+            where = label or ("slos", indexes[owner], "sli")
+            # One error per place and complaint: a broken query fails in every window.
+            key = (item.display, where, problem.message)
+            if key not in errors:
+                message = f"promtool rejects the generated rule {problem.rule}: {problem.message}"
+                errors[key] = item.positions.error(where, message, at_key=label is not None)
     if not errors:
         return [SpecError(layout.rules, 1, 1, "", f"promtool check rules failed:\n{output.strip()}")]
     return list(errors.values())

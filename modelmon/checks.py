@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pydantic import ValidationError
 
 from modelmon.conventions import (
+    LOOKBACK_DELTA_S,
     RESERVED_ALERT_LABELS,
     RESERVED_LABELS,
     SHORT_WINDOW,
@@ -177,7 +178,56 @@ def _check_plugins(item: LoadedSpec) -> list[SpecError]:
             elif plugin.id == sloth.INFO_LABELS:
                 errors += _check_info_plugin(item, path, plugin.config)
             elif plugin.id == sloth.RULE_INTERVALS:
-                errors += _plugin_config(item, path, plugin.config, sloth.RuleIntervalsConfig)[1]
+                errors += _check_intervals_plugin(item, path, plugin.config)
+    return errors
+
+
+# What other rules read of an SLO's own groups, found only when written within Prometheus'
+# lookback: its error ratios (the burn-rate alerts, a raw SLI's tiles and coverage) and its
+# metadata (the budget-exhausted alert, the dashboard's stat panels). Nothing reads its alerts.
+READ_BY_OTHERS = {
+    "sliError": ("sli_error", "the alerts and 5m tiles that read its error ratios"),
+    "metadata": ("metadata", "the budget-exhausted alert and the dashboard panels that read its metadata"),
+}
+
+
+def _check_intervals_plugin(item: LoadedSpec, path: FieldPath, config: dict) -> list[SpecError]:
+    found, errors = _plugin_config(item, path, config, sloth.RuleIntervalsConfig)
+    if found is None:
+        return errors
+    slow: dict[str, list[str]] = {}  # the key, as written, that sets too long an interval -> its readers
+    for key, (field, readers) in READ_BY_OTHERS.items():
+        given = getattr(found.interval, field)
+        if parse_duration(given or found.interval.default) > LOOKBACK_DELTA_S:
+            slow.setdefault(key if given else "default", []).append(readers)
+    lookback = format_duration(LOOKBACK_DELTA_S)
+    for key, readers in slow.items():
+        value = config["interval"][key]
+        errors.append(
+            item.positions.error(
+                (*path, "config", "interval", key),
+                f"an interval of {value} is longer than Prometheus' {lookback} lookback: {' and '.join(readers)} "
+                f"would find nothing between two evaluations; use {lookback} or less",
+            )
+        )
+    return errors
+    lookback = format_duration(LOOKBACK_DELTA_S)
+    slow: dict[str, list[str]] = {}  # the key that sets a too long interval -> what it would starve
+    for key, readers in READ_BY_OTHERS.items():
+        given = getattr(found.interval, key)
+        setting = key if given is not None else "default"
+        if parse_duration(given or found.interval.default) > LOOKBACK_DELTA_S:
+            slow.setdefault(setting, []).append(readers)
+    for setting, readers in slow.items():
+        field = sloth.RuleIntervalsConfig.model_fields["interval"].annotation.model_fields[setting]
+        value = getattr(found.interval, setting)
+        errors.append(
+            item.positions.error(
+                (*path, "config", "interval", field.alias or setting),
+                f"an interval of {value} is longer than Prometheus' {lookback} lookback: "
+                f"{' and '.join(readers)} would find nothing between two evaluations; use {lookback} or less",
+            )
+        )
     return errors
 
 

@@ -62,6 +62,9 @@ DERIVED_FROM_S = 6 * 3600
 # A tile is the 5m rate the SLI group records anyway for the threshold alerts and panels.
 TILE_WINDOW = SHORT_WINDOW
 TILE_INTERVAL = "5m"
+# Prometheus' default --query.lookback-delta: an instant query finds a series' newest sample
+# only if it is no older than this, so whatever rules read must be written at least this often.
+LOOKBACK_DELTA_S = 300
 # The long-window averages are read by alerts with instant queries, so they are
 # recorded well inside Prometheus' 5m lookback: a slow or missed evaluation never
 # makes them vanish for an alert.
@@ -146,7 +149,8 @@ def sli_group(service: str) -> str:
 
 def slo_sli_group(service: str, slo: str) -> str:
     """One SLO's short-window ratios, when Sloth's rule_intervals plugin gives them an interval of
-    their own (the shared rates they divide stay in sli_group, evaluated just before)."""
+    their own (the shared rates they divide stay in sli_group). Prometheus runs each group at its
+    own phase, so readers take the newest ratio within the lookback (checks.READ_BY_OTHERS)."""
     return f"{service}-{slo}-sli"
 
 

@@ -633,7 +633,9 @@ def _pydantic_error(error: dict, positions: Positions, part: tuple[type[BaseMode
     if kind == "extra_forbidden":
         key = loc[-1]
         model, depth = part or (positions.root, 0)
-        allowed = [positions.spell(name) for name in specmodel.allowed_keys(loc[depth:-1], model)]
+        allowed = specmodel.allowed_keys(loc[depth:-1], model)
+        if part is None:  # the spec's own keys, in the file's spelling; a plugin's config has one spelling
+            allowed = [positions.spell(name) for name in allowed]
         message = f"unknown field {key!r}"
         close = _closest(str(key), allowed)
         if close:

@@ -124,6 +124,19 @@ def test_a_file_of_empty_documents_is_empty(project):
 # --- the Kubernetes resources --------------------------------------------------------------
 
 
+def test_a_plugin_key_misspelt_in_a_resource_is_suggested_as_the_plugin_spells_it(project):
+    """A PrometheusServiceLevel spells its own fields in camelCase, its plugins' config as the plugin
+    reads it: the budget plugin's `alert_name`, which would be refused as `alertName`."""
+    plugin = "      plugins:\n        chain:\n          - id: sloth.dev/contrib/error_budget_exhausted_alert/v1\n"
+    plugin += "            config: {alert_nme: Spent}\n"
+    text = K8S_EXAMPLE.replace("      alerting:\n", plugin + "      alerting:\n", 1)
+    assert errors(project({"x.yaml": text})) == [
+        f"slos/x.yaml:{at(text, 'alert_nme')}: spec.slos[0].plugins.chain[0].config.alert_nme: unknown field "
+        "'alert_nme'; did you mean 'alert_name'?"
+    ]
+    assert errors(project({"x.yaml": text.replace("alert_nme", "alert_name")})) == []
+
+
 def test_a_prometheus_service_level_compiles_to_the_rules_of_the_same_prometheus_v1_file(project, tmp_path):
     plain = build.compile_all(project({"myservice.yaml": SLOTH_EXAMPLE}))
     (tmp_path / "slos" / "myservice.yaml").write_text(K8S_EXAMPLE)
@@ -412,9 +425,9 @@ def test_the_rule_intervals_plugin_sets_the_intervals_of_the_slos_own_groups(
     project, capsys, interval, sli, meta, alerts
 ):
     """As Sloth's plugin does, for the SLO's error ratios, metadata and alerts: the ratios move to a
-    group of their own (the rates they divide, shared, stay in the service's), evaluated before the
-    tiles that keep the 5m one; the long windows stay in the 1m group that averages the tiles. The
-    generated tests, evaluated every minute as promtool evaluates every group, still pass."""
+    group of their own (the rates they divide, shared, stay in the service's); the long windows stay
+    in the 1m group that averages the tiles. The generated tests, evaluated every minute as promtool
+    evaluates every group, in file order, still pass."""
     root = project({"svc.yaml": intervals_plugin(interval)})
     compiled = build.compile_all(root)
     groups = {g["name"]: g for g in yaml.safe_load(compiled.files["rules/svc.yml"])["groups"]}
@@ -445,6 +458,73 @@ def test_the_rule_intervals_plugin_sets_the_intervals_of_the_slos_own_groups(
     assert not any(r["record"].startswith("slo:sli_error:") for r in groups["svc-sli"]["rules"])
     assert cli.main(["--root", str(root), "build"]) == 0, capsys.readouterr().err
     assert cli.main(["--root", str(root), "test"]) == 0, capsys.readouterr().err
+
+
+def test_the_last_rule_intervals_plugin_of_the_chain_sets_every_group_it_names(project):
+    """Sloth runs the file's plugins, then the SLO's: the SLO's plugin sets each group again (its
+    default standing for the keys it leaves out), so none of the file's intervals survive; a
+    lower priority runs it first, and the file's plugin wins."""
+    text = intervals_plugin("{default: 3m}").replace(
+        "slos:\n",
+        "slo_plugins:\n  chain:\n    - {id: sloth.dev/contrib/rule_intervals/v1, "
+        "config: {interval: {default: 2m, alert: 1m, sliError: 30s}}}\nslos:\n",
+        1,
+    )
+    compiled = build.compile_all(project({"svc.yaml": text}))
+    groups = {g["name"]: g.get("interval") for g in yaml.safe_load(compiled.files["rules/svc.yml"])["groups"]}
+    assert (groups["svc-requests-sli"], groups["svc-requests-meta"], groups["svc-requests-alerts"]) == ("3m",) * 3
+    alone = build.compile_all(
+        project(
+            {
+                "svc.yaml": text.replace(
+                    "config: {interval: {default: 3m}}", "priority: -1, config: {interval: {default: 3m}}"
+                )
+            }
+        )
+    )
+    first = {g["name"]: g.get("interval") for g in yaml.safe_load(alone.files["rules/svc.yml"])["groups"]}
+    assert (first["svc-requests-sli"], first["svc-requests-meta"], first["svc-requests-alerts"]) == ("30s", "2m", "1m")
+
+
+@pytest.mark.parametrize(
+    ("interval", "key", "needle", "readers"),
+    [
+        (
+            "{default: 1m, sliError: 10m}",
+            "sliError",
+            "10m",
+            "the alerts and 5m tiles that read its error ratios",
+        ),
+        (
+            "{default: 1m, metadata: 6m}",
+            "metadata",
+            "6m",
+            "the budget-exhausted alert and the dashboard panels that read its metadata",
+        ),
+        (
+            "{default: 10m, alert: 1m}",
+            "default",
+            "10m",
+            "the alerts and 5m tiles that read its error ratios and the budget-exhausted alert and the "
+            "dashboard panels that read its metadata",
+        ),
+    ],
+)
+def test_an_interval_other_rules_would_outwait_is_refused_where_it_is_set(project, interval, key, needle, readers):
+    """A record written every 10m is gone, for an instant query, 5m after each evaluation (Prometheus'
+    lookback): a burn-rate alert reading it would reset its `for` every other evaluation."""
+    text = intervals_plugin(interval)
+    assert errors(project({"svc.yaml": text})) == [
+        f"slos/svc.yaml:{at(text, needle)}: slos[0].plugins.chain[0].config.interval.{key}: an interval of "
+        f"{needle} is longer than Prometheus' 5m lookback: {readers} would find nothing between two "
+        "evaluations; use 5m or less"
+    ]
+
+
+def test_only_the_alerts_may_be_evaluated_less_often_than_the_lookback(project):
+    """Nothing reads an alert rule's output; Prometheus keeps a firing alert alive at Alertmanager for
+    4 evaluation intervals, so a 10m alert group pages late, never falsely resolved."""
+    assert errors(project({"svc.yaml": intervals_plugin("{default: 5m, alert: 10m}")})) == []
 
 
 def test_a_chain_that_replaces_sloths_without_its_alert_rules_is_refused(project):

@@ -225,6 +225,46 @@ def test_info_labels_may_have_the_utf8_names_prometheus_3_reads_and_its_tests_qu
     assert cli.main(["--root", str(root), "test"]) == 0, capsys.readouterr().err
 
 
+def test_label_names_with_quotes_and_backslashes_are_escaped_where_the_tests_spell_them(project, capsys):
+    """The generated tests write the series as PromQL text: a name with a quote or a backslash is a
+    quoted string there, escaped (unescaped, promtool cannot parse the series or reads another name)."""
+    root = project({"svc.yaml": info_plugin("{labels: {'say\"hi': x, 'c\\d': y}}")})
+    compiled = build.compile_all(root)
+    [info] = [r for r in rules_of(compiled, "svc") if r.get("record") == "sloth_slo_info"]
+    assert {'say"hi': "x", "c\\d": "y"}.items() <= info["labels"].items()
+    tests = yaml.safe_load(compiled.files["prometheus/tests/svc.test.yml"])
+    spelt = [s["labels"] for g in tests["tests"] for t in g.get("promql_expr_test", []) for s in t["exp_samples"]]
+    info_series = [text for text in spelt if text.startswith("sloth_slo_info{")]
+    assert info_series and all('"c\\\\d"="y"' in t and '"say\\"hi"="x"' in t for t in info_series)
+    assert cli.main(["--root", str(root), "build"]) == 0, capsys.readouterr().err
+    assert cli.main(["--root", str(root), "test"]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["slo", "file"])
+def test_prometheus_2_refusing_an_info_label_name_is_placed_at_the_label(project, capsys, monkeypatch, where):
+    """Prometheus 2.42's promtool refuses the UTF-8 name Prometheus 3 reads: the error names the
+    plugin label that made it, in the SLO's chain or the file's, not the SLI."""
+    monkeypatch.setenv("MODELMON_PROMTOOL", binaries.debian("promtool"))
+    text = info_plugin("{labels: {team: a, plug-l1: in-k1}}")
+    path = "slos[0].plugins.chain[0]"
+    if where == "file":
+        plugin = "    plugins:\n      chain:\n        - id: sloth.dev/contrib/info_labels/v1\n"
+        plugin += "          config: {labels: {team: a, plug-l1: in-k1}}\n"
+        text = text.replace(plugin, "").replace(
+            "slos:\n",
+            "slo_plugins:\n  chain:\n    - id: sloth.dev/contrib/info_labels/v1\n"
+            "      config: {labels: {team: a, plug-l1: in-k1}}\nslos:\n",
+            1,
+        )
+        path = "slo_plugins.chain[0]"
+    root = project({"svc.yaml": text})
+    assert cli.main(["--root", str(root), "build"]) == 2
+    assert (
+        f"slos/svc.yaml:{at(text, 'plug-l1')}: {path}.config.labels.plug-l1: promtool rejects the generated rule "
+        "sloth_slo_info: invalid label name: plug-l1"
+    ) in capsys.readouterr().err.splitlines()
+
+
 @pytest.mark.parametrize(
     ("config", "needle", "message"),
     [
