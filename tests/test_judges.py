@@ -12,6 +12,7 @@ their ground instead.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -89,3 +90,25 @@ def test_both_amtools_accept_the_alertmanager_config(amtool):
     result = run(amtool(), "check-config", str(REPO / "alertmanager" / "alertmanager.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+
+
+def test_utf8_info_label_names_load_into_vmalert_but_not_into_mimir(tmp_path):
+    """What docs/other-engines.md says of Sloth's info_labels with names only Prometheus 3 reads:
+    vmalert takes the file, mimirtool's parser (like Prometheus 2's) refuses it, naming the label;
+    a legacy name passes both, so the refusal is the name's."""
+    from tests.test_sloth_names import info_plugin
+
+    vmalert = shutil.which("vmalert") or "/usr/bin/vmalert"
+    for name, loads_in_mimir in (("plug-l1", False), ("plug_l1", True)):
+        root = tmp_path / name
+        (root / "slos").mkdir(parents=True)
+        (root / "slos" / "svc.yaml").write_text(info_plugin(f"{{labels: {{{name}: in-k1}}}}"))
+        build.write_all(root, build.compile_all(root))
+        rules = root / "rules" / "svc.yml"
+        assert f"{name}: in-k1" in rules.read_text()
+        mimir = run(binaries.pinned("mimirtool"), "rules", "lint", "--dry-run", str(rules))
+        assert (mimir.returncode == 0) is loads_in_mimir, mimir.stdout + mimir.stderr
+        if not loads_in_mimir:
+            assert f"invalid label name: {name}" in mimir.stdout + mimir.stderr
+        checked = run(vmalert, "-dryRun", f"-rule={rules}")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
