@@ -210,19 +210,23 @@ def refused_outputs(
 
 
 def _vmalert_errors(loaded: list[LoadedSpec], project: ProjectPlan) -> list[SpecError]:
-    """vmalert's MetricsQL parser on each query of the SLIs that say they are MetricsQL, placed at the SLI."""
+    """vmalert's MetricsQL parser on each query of the SLIs that say they are MetricsQL (one run for
+    them all), placed at the query's field; one error per field, as a broken query fails in every window."""
     plans = {(service.service, plan.name): plan for service in project.services for plan in service.slos}
-    errors = []
+    asked: list[tuple[LoadedSpec, FieldPath, str]] = []
     for item in loaded:
         service = getattr(item.spec, "service", None)  # a file whose service was refused planned nothing
         for index, slo in item.slos():
             plan = plans.get((service, slo.name))
-            for query in rules.metricsql_queries(plan) if plan else ():
-                if (problem := vmalert.query_error(query)) is not None:
-                    message = f"vmalert rejects the MetricsQL query {query!r}: {problem}"
-                    errors.append(item.positions.error(("slos", index, "sli"), message))
-                    break  # one error per SLI: a broken query fails in every window
-    return errors
+            for sli_field, query in rules.metricsql_queries(plan) if plan else ():
+                asked.append((item, ("slos", index, "sli", *sli_field), query))
+    errors: dict[tuple, SpecError] = {}
+    for at, problem in sorted(vmalert.query_errors([query for *_, query in asked]).items()):
+        item, path, query = asked[at]
+        if (item.display, path) not in errors:
+            message = f"vmalert rejects the MetricsQL query {query!r}: {problem}"
+            errors[item.display, path] = item.positions.error(path, message)
+    return list(errors.values())
 
 
 def _amtool_errors(loaded: list[LoadedSpec], output: str, layout: Layout) -> list[SpecError]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import os
 import shlex
 import subprocess
@@ -13,10 +14,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import yaml
+
 from modelmon import amtool, backfill, build, cache, doctor, focused, promtool, transaction, vmalert
 from modelmon import layout as layouts
 from modelmon.durations import parse_duration
 from modelmon.formats import convert
+from modelmon.layout import TEST_RULES_FOLDER
 from modelmon.loader import SpecErrors
 from modelmon.outputs import reference
 from modelmon.serialize import dump_yaml
@@ -154,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         promtool.PromtoolMissing,
         amtool.AmtoolMissing,
         vmalert.VmalertMissing,
+        vmalert.VmalertFailed,
         transaction.InterruptedBuild,
     ) as err:
         print(f"modelmon: {err}", file=sys.stderr)
@@ -285,13 +290,18 @@ def _build(root: Path, layout: layouts.Layout, args) -> int:
     return 0
 
 
+def _loaded_rules(test: Path) -> list[Path]:
+    """The rule files a promtool test file loads, resolved: read from its head, which comes before
+    its (long) `tests:`."""
+    with test.open(encoding="utf-8") as lines:
+        head = "".join(itertools.takewhile(lambda line: not line.startswith("tests:"), lines))
+    given = (yaml.safe_load(head) or {}).get("rule_files") or []
+    return [(test.parent / str(path)).resolve() for path in given]
+
+
 def _test(root: Path, layout: layouts.Layout, args) -> int:
     # A service with MetricsQL SLIs is checked as its tests load it: promtool cannot parse MetricsQL
     # (the build had vmalert check those queries).
-    rules = [
-        stand_in if (stand_in := root / layout.test_rules_path(path.stem)).is_file() else path
-        for path in layout.rule_files(root)
-    ]
     tests = layout.test_files(root)
     if layout.promtool_tests is None:
         print("promtool tests are turned off in the layout (outputs.promtool_tests = false)", file=sys.stderr)
@@ -299,6 +309,17 @@ def _test(root: Path, layout: layouts.Layout, args) -> int:
     if not tests:
         print(f"no promtool tests under {layout.promtool_tests}/; run `{layout.command}` first", file=sys.stderr)
         return EXIT_TESTS
+    loaded = {test: _loaded_rules(test) for test in tests}
+    for test, paths in loaded.items():
+        for missing in (p for p in paths if not p.is_file()):
+            shown = missing.relative_to(root) if missing.is_relative_to(root) else missing
+            print(f"{shown}, which {test.relative_to(root)} loads, is missing; run `{layout.command}`", file=sys.stderr)
+            return EXIT_TESTS
+    stood_in = {path for paths in loaded.values() for path in paths if path.parent.name == TEST_RULES_FOLDER}
+    rules = [
+        stand_in if (stand_in := (root / layout.test_rules_path(path.stem)).resolve()) in stood_in else path
+        for path in layout.rule_files(root)
+    ]
     ok, _, output = promtool.check_rules(rules)
     if not ok:
         print(output, file=sys.stderr)
@@ -347,15 +368,18 @@ def _test(root: Path, layout: layouts.Layout, args) -> int:
 
 def _backfill(root: Path, layout: layouts.Layout, args) -> int:
     _, project = build.load_project(root, layout)
-    plans = {service.service: list(service.slos) for service in project.services}
-    metricsql = [service.source for service in project.services if any(p.metricsql for p in service.slos)]
+    # promtool parses the rules it backfills with, and MetricsQL is not PromQL: such services are left
+    # to vmalert, which replays rules over the past itself; the others are backfilled all the same.
+    metricsql = [s for s in project.services if any(p.metricsql for p in s.slos)]
     if metricsql:
-        # promtool parses the rules it backfills with, and MetricsQL is not PromQL.
         print(
-            f"modelmon: {', '.join(metricsql)}: MetricsQL SLIs, which promtool cannot backfill; VictoriaMetrics' "
-            "vmalert replays rules over the past itself (vmalert -rule=... -replay.timeFrom=... -replay.timeTo=...)",
+            f"modelmon: {', '.join(s.source for s in metricsql)}: MetricsQL SLIs, which promtool cannot backfill, "
+            "left out; VictoriaMetrics' vmalert replays rules over the past itself (vmalert -rule=... "
+            "-replay.timeFrom=... -replay.timeTo=...)",
             file=sys.stderr,
         )
+    plans = {s.service: list(s.slos) for s in project.services if s not in metricsql}
+    if not plans:
         return EXIT_USAGE
     groups = backfill.tile_groups(plans)
     if not groups:

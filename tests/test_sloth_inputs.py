@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelmon import build, cli, promtool
+from modelmon import build, cli, promtool, vmalert
 from modelmon.loader import SpecErrors
 from tests.test_sloth import SLOTH_EXAMPLE
 from tests.test_validation import at
@@ -701,11 +701,59 @@ def test_metricsql_slis_compile_for_vmalert_and_their_tests_run_on_a_stand_in_fo
     ]
 
 
-def test_a_metricsql_query_vmalert_refuses_is_placed_at_its_sli(project):
+def test_each_metricsql_query_vmalert_refuses_is_placed_at_its_field(project):
+    """vmalert checks every query of the project in one run and names each it refuses: one error per
+    field (a broken query fails in every window), each at the query that has it."""
     text = METRICSQL.replace("rate(requests_duration_seconds_bucket[{{.window}}])))", "rate(x[{{.window}}]))")
-    [error] = errors(project({"grpc.yaml": text}))
-    assert error.startswith(f"slos/grpc.yaml:{at(text, 'events:', part='events')}: slos[0].sli: vmalert rejects ")
+    text = text.replace("total_query: vector(1)[{{.window}}]", 'total_query: x{a="b" or a="c"}[{{.window}}]')
+    error, total = errors(project({"grpc.yaml": text}))
+    assert error.startswith(
+        f"slos/grpc.yaml:{at(text, '1 - histogram_share')}: slos[0].sli.events.error_query: vmalert rejects "
+    )
     assert error.endswith('argList: unexpected token ""; want ",", ")"; unparsed data: ""')
+    assert total.startswith(f"slos/grpc.yaml:{at(text, 'x{a=')}: slos[0].sli.events.total_query: vmalert rejects ")
+    assert total.endswith('labelFilters: unexpected token "or"; want ",", "}"; unparsed data: "or a=\\"c\\"}[5m]"')
+
+
+@pytest.mark.parametrize(
+    ("program", "says"),
+    [
+        ("#!/bin/sh\nexit 1\n", "-dryRun exited with 1 without naming a query"),
+        ("#!/bin/sh\necho 'flag provided but not defined: -dryRun' >&2\nexit 2\n", "flag provided but not defined"),
+    ],
+)
+def test_a_vmalert_that_names_no_query_is_the_tools_failure_not_the_specs(
+    project, tmp_path, monkeypatch, capsys, program, says
+):
+    """Another program behind MODELMON_VMALERT (or a broken vmalert) fails the build with its own
+    words, never as an error in the SLO's query."""
+    fake = tmp_path / "vmalert"
+    fake.write_text(program)
+    fake.chmod(0o755)
+    monkeypatch.setenv("MODELMON_VMALERT", str(fake))
+    root = project({"grpc.yaml": METRICSQL})
+    assert cli.main(["--root", str(root), "validate"]) == cli.EXIT_SPEC
+    err = capsys.readouterr().err
+    assert f"modelmon: {fake} " in err and says in err and "slos/grpc.yaml" not in err
+
+
+def test_a_vmalert_that_hangs_is_stopped_and_named(project, tmp_path, monkeypatch, capsys):
+    fake = tmp_path / "vmalert"
+    fake.write_text("#!/bin/sh\nexec sleep 30\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("MODELMON_VMALERT", str(fake))
+    monkeypatch.setattr(vmalert, "TIMEOUT_S", 1)
+    assert cli.main(["--root", str(project({"grpc.yaml": METRICSQL})), "validate"]) == cli.EXIT_SPEC
+    assert f"modelmon: {fake} -dryRun did not finish in 1 s" in capsys.readouterr().err
+
+
+def test_the_runbook_of_a_metricsql_alert_sends_on_call_to_victoriametrics_not_prometheus(project):
+    """Prometheus cannot parse the page's queries, nor has it the rules to show."""
+    compiled = build.compile_all(project({"grpc.yaml": METRICSQL, "web.yaml": events_service("web", "WebBurn")}))
+    metricsql, promql = compiled.files["runbooks/GrpcLatency.md"], compiled.files["runbooks/WebBurn.md"]
+    assert "into vmui (Prometheus cannot parse them)" in metricsql and "vmalert's Groups page" in metricsql
+    assert "Prometheus' Graph page" not in metricsql and "Prometheus' Rules page" not in metricsql
+    assert "Prometheus' Graph page" in promql and "Prometheus' Rules page" in promql and "vmui" not in promql
 
 
 def test_without_the_plugin_a_metricsql_query_is_promtools_to_refuse(project):
@@ -734,8 +782,19 @@ def test_metricsql_slis_are_not_backfilled_by_promtool(project, tmp_path, capsys
         cli.main(["--root", str(root), "backfill", "--prometheus", "http://127.0.0.1:9", "--output-dir", str(out)])
         == cli.EXIT_USAGE
     )
-    assert "slos/grpc.yaml: MetricsQL SLIs, which promtool cannot backfill" in capsys.readouterr().err
+    assert "slos/grpc.yaml: MetricsQL SLIs, which promtool cannot backfill, left out" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_metricsql_service_leaves_the_other_services_to_backfill(project, tmp_path, capsys):
+    """The PromQL service beside it is backfilled all the same: the run goes on to ask Prometheus
+    (here a closed port) where the live tiles begin, for the other service's tiles."""
+    root = project({"grpc.yaml": METRICSQL, "web.yaml": events_service("web")})
+    out = tmp_path / "blocks"
+    code = cli.main(["--root", str(root), "backfill", "--prometheus", "http://127.0.0.1:9", "--output-dir", str(out)])
+    err = capsys.readouterr().err
+    assert "slos/grpc.yaml: MetricsQL SLIs, which promtool cannot backfill, left out" in err
+    assert code == cli.EXIT_BACKFILL and "127.0.0.1:9" in err, err
 
 
 def test_a_raw_metricsql_sli_stands_in_for_its_ratio_query_and_its_tests_pass(project, capsys):

@@ -243,15 +243,17 @@ def metricsql_signals(plans: Sequence[SloPlan]) -> set[Signal]:
     return {s for p in plans if p.metricsql for s in p.signals if not s.shared}
 
 
-def metricsql_queries(plan: SloPlan) -> list[str]:
-    """Every MetricsQL query the SLO's rules run, once each: what vmalert checks."""
+def metricsql_queries(plan: SloPlan) -> list[tuple[tuple[str, str], str]]:
+    """Every MetricsQL query the SLO's rules run, once each, with the SLI field it comes from
+    (("events", "error_query"), ...): what vmalert checks."""
     if not plan.metricsql:
         return []
     if plan.total is None:
-        found = [plan.ratio_expr(w) for w in plan.raw_windows]
+        found = [(("raw", "error_ratio_query"), plan.ratio_expr(w)) for w in plan.raw_windows]
     else:
         own = metricsql_signals([plan])  # the same queries the stand-in replaces
-        found = [s.expr(w) for s in plan.signals if s in own for w in plan.raw_windows]
+        fields = {plan.total: "total_query", plan.bad: "error_query"}
+        found = [(("events", fields[s]), s.expr(w)) for s in plan.signals if s in own for w in plan.raw_windows]
     return list(dict.fromkeys(found))
 
 

@@ -124,6 +124,11 @@ def placeholder(label: str) -> str:
     return "$" + label.upper()
 
 
+# Where an engine shows each rule's last evaluation and error.
+PROMETHEUS_RULES_PAGE = "Prometheus' Rules page"
+VMALERT_GROUPS_PAGE = "vmalert's Groups page (/vmalert/groups)"
+
+
 # --- What a page says ---------------------------------------------------------------
 
 
@@ -273,8 +278,8 @@ def diagnosis_queries(page: Page) -> list[Query]:
         Query(
             "The SLI straight from the source series",
             f"The error ratio over {SHORT_WINDOW} computed from the raw series, without the recording rules"
-            f"{by}. If it disagrees with the recorded ratio, check rule evaluation on Prometheus' "
-            "Rules page.",
+            f"{by}. If it disagrees with the recorded ratio, check rule evaluation on "
+            f"{VMALERT_GROUPS_PAGE if plan.metricsql else PROMETHEUS_RULES_PAGE}.",
             plan.error_ratio_expr(SHORT_WINDOW),
         )
     )
