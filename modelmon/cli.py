@@ -293,10 +293,14 @@ def _build(root: Path, layout: layouts.Layout, args) -> int:
 def _loaded_rules(test: Path) -> list[Path]:
     """The rule files a promtool test file loads, resolved: read from its head, which comes before
     its (long) `tests:`."""
-    with test.open(encoding="utf-8") as lines:
+    with test.open(encoding="utf-8", errors="replace") as lines:
         head = "".join(itertools.takewhile(lambda line: not line.startswith("tests:"), lines))
-    given = (yaml.safe_load(head) or {}).get("rule_files") or []
-    return [(test.parent / str(path)).resolve() for path in given]
+    try:
+        given = yaml.safe_load(head)
+    except yaml.YAMLError:
+        return []  # not a file modelmon wrote: promtool says what is wrong with it
+    files = given.get("rule_files") if isinstance(given, dict) else None
+    return [(test.parent / str(path)).resolve() for path in files] if isinstance(files, list) else []
 
 
 def _test(root: Path, layout: layouts.Layout, args) -> int:
@@ -309,13 +313,14 @@ def _test(root: Path, layout: layouts.Layout, args) -> int:
     if not tests:
         print(f"no promtool tests under {layout.promtool_tests}/; run `{layout.command}` first", file=sys.stderr)
         return EXIT_TESTS
-    loaded = {test: _loaded_rules(test) for test in tests}
-    for test, paths in loaded.items():
-        for missing in (p for p in paths if not p.is_file()):
+    # The stand-ins the tests load (a test file modelmon did not write is promtool's to judge).
+    loads = {(test, path) for test in tests for path in _loaded_rules(test) if path.parent.name == TEST_RULES_FOLDER}
+    for test, missing in sorted(loads):
+        if not missing.is_file():
             shown = missing.relative_to(root) if missing.is_relative_to(root) else missing
             print(f"{shown}, which {test.relative_to(root)} loads, is missing; run `{layout.command}`", file=sys.stderr)
             return EXIT_TESTS
-    stood_in = {path for paths in loaded.values() for path in paths if path.parent.name == TEST_RULES_FOLDER}
+    stood_in = {path for _, path in loads}
     rules = [
         stand_in if (stand_in := (root / layout.test_rules_path(path.stem)).resolve()) in stood_in else path
         for path in layout.rule_files(root)

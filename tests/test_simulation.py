@@ -11,11 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelmon import build
+from modelmon.outputs.promtool_tests import simulation as simulation_module
 from modelmon.outputs.promtool_tests import writer
 from modelmon.outputs.promtool_tests.scenarios import Scenario, scenarios, simulation
 from modelmon.outputs.promtool_tests.simulation import avg_over_time, rate, rates, summed
 from modelmon.outputs.promtool_tests.traffic import TOTAL_PER_S, Phase, Traffic, errors_per_s, series_labels
 from modelmon.outputs.promtool_tests.writer import promql_round
+from tests.project_files import EVERY_FORM
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -157,3 +159,34 @@ def test_rates_at_every_time_are_rate_at_each_to_the_last_bit(steps, start, wind
         assert (expected is not None) == ok, t
         if ok:
             assert value == expected, (t, value, expected)
+
+
+def _every_form_plans(tmp_path_factory) -> list:
+    root = tmp_path_factory.mktemp("every-form")
+    (root / "slos").mkdir()
+    (root / "slos" / "checkout.yaml").write_text(EVERY_FORM.lstrip())
+    return [plan for service in build.compile_all(root).project.services for plan in service.slos]
+
+
+def test_every_alerts_series_is_its_state_machine_stepped_one_evaluation_at_a_time(plans, tmp_path_factory):
+    """holds_series and fires_series compute every evaluation at once (numpy); condition() and the
+    AlertState replay compute one at a time. On every scenario of the shipped SLOs and of every
+    SLI form, both engines, each alert and group: the same booleans at every evaluation, and the
+    same first firing."""
+    compared = 0
+    for plan in [*plans.values(), *_every_form_plans(tmp_path_factory)]:
+        for scenario in scenarios(plan):
+            for version in (2, 3):
+                simulation_module.clear_cores()  # nothing computed by the other path is reused
+                sim = scenario.simulation(plan, version)
+                for alert in plan.alerts():
+                    for key in sim.groups:
+                        stepped = [(at, fired) for at, fired in sim._replay(alert, key, 0, sim.length)]
+                        holds = [sim.condition(alert, at, key)[0] for at, _ in stepped]
+                        assert sim.holds_series(alert, key).tolist() == holds, (plan.name, scenario.title, alert.name)
+                        fires = sim.fires_series(alert, key).tolist()
+                        assert fires == [fired for _, fired in stepped], (plan.name, scenario.title, alert.name)
+                        first = next((at for at, fired in stepped if fired), None)
+                        assert sim.first_firing(alert, key) == first
+                        compared += len(stepped)
+    assert compared > 100_000

@@ -24,7 +24,7 @@ from modelmon.durations import parse_duration
 from modelmon.formatting import number
 from modelmon.gotemplate import render
 from modelmon.outputs.promtool_tests.traffic import REQUEST_KINDS, Traffic, group_key
-from modelmon.plan import AlertPlan, BudgetAlertPlan, BurnAlertPlan, SloPlan, is_derived
+from modelmon.plan import AlertPlan, BudgetAlertPlan, BurnAlertPlan, SloPlan, ThresholdAlertPlan, is_derived
 
 # --- PromQL functions, as the engine computes them ----------------------------------
 
@@ -216,9 +216,9 @@ class Simulation:
         core = _core(plan, traffic, length, step, every, unit, version, offset)
         self.counters, self.fast, self.groups = core.counters, core.fast, core.groups
         self._ratios, self._tiles, self._running = core.ratios, core.tiles, core.running
-        self._first, self._clock = core.first, core.clock
+        self._clock = core.clock
         self._conditions, self._firing, self._encoded = core.conditions, core.firing, core.encoded
-        self._rate_sums, self._arrays = core.rate_sums, core.arrays
+        self._rate_sums, self._arrays, self._series_cache = core.rate_sums, core.arrays, core.series
 
     def units(self, seconds: int) -> int:
         return seconds // self.unit
@@ -326,11 +326,8 @@ class Simulation:
         """A signal's 5m tile (role "ratio": a raw SLI's 5m ratio) at every evaluation."""
         if (role, key) not in self._tiles:
             tile = self.units(parse_duration(TILE_WINDOW))
-            at = range(0, self.length + 1, self.every)
-            if role == "ratio":
-                self._tiles[role, key] = [self.raw_ratio(tile, m, key) for m in at]
-            else:
-                self._tiles[role, key] = [self.rate(role, tile, m, key) for m in at]
+            values = self._raw_ratio_series(tile, key) if role == "ratio" else self._rates(role, tile, key)
+            self._tiles[role, key] = [None if v != v else v for v in values.tolist()]  # NaN: none
         return self._tiles[role, key]
 
     def _span(self, window: int, minute: int) -> tuple[int, int]:
@@ -464,30 +461,172 @@ class Simulation:
 
     def _replay(self, alert: AlertPlan, key: tuple, start: int, end: int) -> Iterator[tuple[int, bool]]:
         """The alert's state machine for group `key`, inactive at `start` and stepped through every
-        evaluation to `end`: each evaluation's time and whether the alert fires there."""
+        evaluation to `end`, one condition at a time: each evaluation's time and whether the alert
+        fires there (the reference fires_series must match; tests/test_simulation.py)."""
         state = AlertState(self.units(alert.for_s))
         for at in range(start, end + 1, self.every):
             yield at, state.evaluate(at, self.condition(alert, at, key)[0])
 
+    def fires_series(self, alert: AlertPlan, key: tuple) -> np.ndarray:
+        """Whether the alert fires for group `key` at each evaluation of the scenario (by index): the
+        state machine of AlertState over holds_series at once. Firing means holding at every
+        evaluation since one at least `for` ago, so it fires where its run of holding evaluations
+        began `for` or more before."""
+        cache_key = (alert_shape(alert), key)
+        found = self._firing.get(cache_key)
+        if found is None:
+            holds = self.holds_series(alert, key)
+            index = np.arange(len(holds))
+            began = np.maximum.accumulate(np.where(holds & ~np.concatenate(([False], holds[:-1])), index, 0))
+            found = self._firing[cache_key] = holds & ((index - began) * self.every >= self.units(alert.for_s))
+        return found
+
     def firing(self, alert: AlertPlan, at: int, key: tuple) -> bool:
-        """Whether the alert fires for group `key` at the evaluation at `at`. Firing means active
-        since an evaluation at least `for` ago, so only the evaluations from that one on can tell:
-        the state machine starts there (or at the first evaluation), inactive."""
+        """Whether the alert fires for group `key` at the evaluation at `at`."""
         if at % self.every:
             raise ValueError(f"no evaluation at {at}: rules are evaluated every {self.every}")
-        cache_key = (alert_shape(alert), at, key)
-        if cache_key not in self._firing:
-            hold = -(-self.units(alert.for_s) // self.every) * self.every
-            *_, (_, self._firing[cache_key]) = self._replay(alert, key, max(0, at - hold), at)
-        return self._firing[cache_key]
+        return bool(self.fires_series(alert, key)[at // self.every])
 
     def first_firing(self, alert: AlertPlan, key: tuple) -> int | None:
         """The first evaluation at which the alert fires for group `key`, None within the scenario."""
-        cache_key = (alert_shape(alert), key)
-        if cache_key not in self._first:
-            replay = self._replay(alert, key, 0, self.length)
-            self._first[cache_key] = next((at for at, fired in replay if fired), None)
-        return self._first[cache_key]
+        fires = self.fires_series(alert, key)
+        return int(np.argmax(fires)) * self.every if fires.any() else None
+
+    # --- every evaluation at once: what the state machine reads ------------------------
+
+    def holds_series(self, alert: AlertPlan, key: tuple) -> np.ndarray:
+        """condition(alert, at, key)[0] at every evaluation of the scenario, as an array; the burn
+        and threshold alerts from their ratios' arrays, a budget alert one evaluation at a time."""
+        at = np.arange(0, self.length + 1, self.every)
+        if isinstance(alert, BurnAlertPlan):
+            threshold = float(number(alert.threshold))
+            return self._above(self.units(alert.long_s), key, threshold) & self._above(
+                self.units(alert.short_s), key, threshold
+            )
+        if isinstance(alert, ThresholdAlertPlan):
+            ratio = self.ratio_series(self.units(parse_duration(SHORT_WINDOW)), key)
+            with np.errstate(invalid="ignore"):
+                if alert.below:
+                    return (1 - ratio) < float(number(alert.ratio))
+                return ratio > float(number(alert.ratio))
+        return self._budget_holds(alert, key, at)
+
+    def _budget_holds(self, alert: AlertPlan, key: tuple, at: np.ndarray) -> np.ndarray:
+        """A budget alert's condition at every evaluation: the budget remaining at most 0."""
+        period = self.units(self.plan.period_s)
+        spent = self._spent_series(self.ratio_series(period, key), key)
+        with np.errstate(invalid="ignore"):
+            holds = (1 - spent) <= 0
+        # Too close to call on the running sums: condition() decides those on the exact value.
+        for i in np.flatnonzero(np.abs(spent - 1) <= 1e-9).tolist():
+            holds[i] = self.condition(alert, int(at[i]), key)[0]
+        return holds
+
+    def _spent_series(self, ratio: np.ndarray, key: tuple) -> np.ndarray:
+        """budget_spent(ratio, at, key) at every evaluation, NaN where it has none."""
+        budget = float(number(self.plan.budget))
+        if self.plan.coverage_clock is None:
+            return ratio / budget
+        return ratio * self._recent_coverage_series(key) / budget
+
+    def _coverage_series(self, key: tuple) -> np.ndarray:
+        """coverage(at, key) at every evaluation, NaN before the first tile."""
+        at = np.arange(0, self.length + 1, self.every)
+        self.coverage(0, key)  # the clock, made once
+        following = np.asarray(self._clock["ratio" if self.plan.total is None else "total", key])
+        lo, hi = self._spans(self.units(self.plan.period_s))
+        first = following[lo]
+        since = (at * self.unit).astype(np.float64) - (first * self.every * self.unit).astype(np.float64)
+        coverage = np.minimum((since + parse_duration(TILE_WINDOW)) / self.plan.period_s, 1.0)
+        return np.where(first < hi, coverage, np.nan)
+
+    def _spans(self, window: int) -> tuple[np.ndarray, np.ndarray]:
+        """_span(window, at) at every evaluation: the indices each range starts and ends at."""
+        at = np.arange(0, self.length + 1, self.every)
+        start = at - window
+        ceil = -(-np.maximum(0, start) // self.every)
+        return np.where(start >= 0, start // self.every + 1, ceil) if self.version >= 3 else ceil, at // self.every + 1
+
+    def _recent_coverage_series(self, key: tuple) -> np.ndarray:
+        """recent_coverage(at, key) at every evaluation: the newest coverage in the lookback."""
+        if ("coverage", key) in self._series_cache:
+            return self._series_cache["coverage", key]
+        coverage = self._coverage_series(key)
+        found = np.full(len(coverage), np.nan)
+        lookback = self.units(parse_duration(COVERAGE_LOOKBACK))
+        index = np.arange(len(coverage))
+        for back in range(lookback // self.every + 1):  # the newest evaluation first, as recent_coverage
+            t = (index - back) * self.every
+            inside = (t > index * self.every - lookback) if self.version >= 3 else (t >= index * self.every - lookback)
+            inside &= t >= 0
+            candidate = np.where(inside, coverage[np.maximum(index - back, 0)], np.nan)
+            found = np.where(np.isnan(found), candidate, found)
+        self._series_cache["coverage", key] = found
+        return found
+
+    def _above(self, window_min: int, key: tuple, threshold: float) -> np.ndarray:
+        """above(window_min, at, key, threshold)[0] at every evaluation."""
+        value = self.ratio_series(window_min, key).copy()
+        # Too close to call on the running sums: decided on the exact value, as above() does.
+        for i in np.flatnonzero(np.abs(value - threshold) <= 1e-9).tolist():
+            exact = self.ratio(window_min, i * self.every, key)
+            value[i] = np.nan if exact is None else exact
+        with np.errstate(invalid="ignore"):
+            return value > threshold
+
+    def ratio_series(self, window_min: int, key: tuple) -> np.ndarray:
+        """ratio(window_min, at, key, exact=False) at every evaluation, NaN where it has none."""
+        cache_key = ("ratio", window_min, key)
+        found = self._series_cache.get(cache_key)
+        if found is None:
+            if is_derived(window_min * self.unit):
+                found = self._long_ratio_series(window_min, key)
+            else:
+                found = self._raw_ratio_series(window_min, key)
+            self._series_cache[cache_key] = found
+        return found
+
+    def _rates(self, role: str, window: int, key: tuple) -> np.ndarray:
+        """rate(role, window, at, key) at every evaluation, NaN where it has none."""
+        found = self._rate_sums.get((role, window, key))
+        if found is None:
+            found = self._rate_series(role, window, key)
+        values = np.array([np.nan if v is None else v for v in found], dtype=np.float64)
+        if role == "bad" and self.plan.kind in REQUEST_KINDS:  # `or on (...) 0 * requests`
+            total = self._rates("total", window, key)
+            values = np.where(np.isnan(values), 0.0 * total, values)
+        return values
+
+    def _raw_ratio_series(self, window: int, key: tuple) -> np.ndarray:
+        total = self._rates("total", window, key)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if self.plan.kind == "latency":
+                ratio = (total - self._rates("good", window, key)) / total
+            else:
+                ratio = self._rates("bad", window, key) / total
+            return np.where(total > 0, ratio, np.nan)
+
+    def _over_time_series(self, role: str, window: int, key: tuple, total: bool = False) -> np.ndarray:
+        """over_time(role, window, at, key, exact=False, total) at every evaluation, NaN for None."""
+        self.over_time(role, window, 0, key, exact=False)  # the running sums, made once
+        sums, counts = (np.asarray(a) for a in self._running[role, key])
+        lo, hi = self._spans(window)
+        count = counts[hi] - counts[lo]
+        summed = sums[hi] - sums[lo]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, summed if total else summed / count, np.nan)
+
+    def _long_ratio_series(self, window: int, key: tuple) -> np.ndarray:
+        if self.plan.total is None:
+            return self._over_time_series("ratio", window, key)
+        summed = not self.plan.total.shared  # an events SLI divides the sums of its own tiles
+        total = self._over_time_series("total", window, key, summed)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if self.plan.kind == "latency":
+                ratio = (total - self._over_time_series("good", window, key)) / total
+            else:
+                ratio = self._over_time_series("bad", window, key, summed) / total
+            return np.where(total > 0, ratio, np.nan)
 
     def alerts(self, name: str, at: int) -> list[FiringAlert]:
         """The alerts named `name` firing at `at`, as Prometheus shows them: the series' labels
@@ -550,10 +689,10 @@ class _Core:
     ratios: dict[tuple, float | None] = field(default_factory=dict)
     tiles: dict[tuple, list[float | None]] = field(default_factory=dict)
     running: dict[tuple, tuple[list[float], list[int]]] = field(default_factory=dict)
-    first: dict[tuple, int | None] = field(default_factory=dict)
     clock: dict[tuple, list[int]] = field(default_factory=dict)
     conditions: dict[tuple, tuple[bool, float]] = field(default_factory=dict)
-    firing: dict[tuple, bool] = field(default_factory=dict)
+    firing: dict[tuple, np.ndarray] = field(default_factory=dict)  # (alert shape, group) -> by evaluation
+    series: dict[tuple, np.ndarray] = field(default_factory=dict)  # ratios at every evaluation
     encoded: dict[tuple[int, int], object] = field(default_factory=dict)  # (traffic, counter) -> input text
     rate_sums: dict[tuple, list[float | None]] = field(default_factory=dict)  # (role, window, group) -> by evaluation
     arrays: dict[int, tuple[list[float], np.ndarray]] = field(default_factory=dict)  # id(counter) -> it, as an array
