@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelmon import build
+from modelmon.durations import parse_duration
 from modelmon.outputs.promtool_tests import simulation as simulation_module
 from modelmon.outputs.promtool_tests import writer
 from modelmon.outputs.promtool_tests.scenarios import Scenario, scenarios, simulation
@@ -189,4 +190,12 @@ def test_every_alerts_series_is_its_state_machine_stepped_one_evaluation_at_a_ti
                         first = next((at for at, fired in stepped if fired), None)
                         assert sim.first_firing(alert, key) == first
                         compared += len(stepped)
+                at = range(0, sim.length + 1, sim.every)
+                for key in sim.groups:  # what the recorded inputs and tiles are made of
+                    for window in {sim.units(parse_duration(w)) for w in plan.raw_windows}:
+                        ratios = [sim.raw_ratio(window, m, key) for m in at]
+                        assert [None if v != v else v for v in sim._raw_ratio_series(window, key).tolist()] == ratios
+                        for role in ("total", "bad") if plan.total is not None else ():
+                            rates = [sim.rate(role, window, m, key) for m in at]
+                            assert [None if v != v else v for v in sim._rates(role, window, key).tolist()] == rates
     assert compared > 100_000

@@ -244,6 +244,16 @@ class Simulation:
             self._encoded[traffic, counter] = encode(self.input_values(values))
         return self._encoded[traffic, counter]
 
+    def encoded_series(self, role: str, window: int, key: tuple, encode) -> object:
+        """`encode` of what a signal records over `window` (role "ratio": a raw SLI's ratio) for group
+        `key` at every evaluation, None where it records nothing: the recorded inputs of the tests of
+        events and raw SLIs, encoded once per shape."""
+        cache_key = (role, window, key)
+        if cache_key not in self._encoded:
+            values = self._raw_ratio_series(window, key) if role == "ratio" else self._rates(role, window, key)
+            self._encoded[cache_key] = encode([None if v != v else v for v in values.tolist()])  # NaN: none
+        return self._encoded[cache_key]
+
     def sample_labels(self, key: tuple) -> dict[str, str]:
         return {**dict(zip(self.plan.group_by, key, strict=True)), **self.plan.labels}
 
@@ -693,7 +703,7 @@ class _Core:
     conditions: dict[tuple, tuple[bool, float]] = field(default_factory=dict)
     firing: dict[tuple, np.ndarray] = field(default_factory=dict)  # (alert shape, group) -> by evaluation
     series: dict[tuple, np.ndarray] = field(default_factory=dict)  # ratios at every evaluation
-    encoded: dict[tuple[int, int], object] = field(default_factory=dict)  # (traffic, counter) -> input text
+    encoded: dict[tuple, object] = field(default_factory=dict)  # (traffic, counter) or (role, window, group) -> text
     rate_sums: dict[tuple, list[float | None]] = field(default_factory=dict)  # (role, window, group) -> by evaluation
     arrays: dict[int, tuple[list[float], np.ndarray]] = field(default_factory=dict)  # id(counter) -> it, as an array
 

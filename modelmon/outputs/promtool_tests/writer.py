@@ -91,7 +91,7 @@ def input_series(plan: SloPlan, sim: Simulation) -> list[dict]:
         # 10,000 samples, and a period of them every 2 minutes would be 21,600.)
         for key in sim.groups:
             for record, labels, values in _recorded_inputs(plan, sim, key):
-                series.append({"series": series_text(record, labels), "values": expanding(values)})
+                series.append({"series": series_text(record, labels), "values": values})
         return series
     for i, traffic in enumerate(sim.traffic):
         if plan.kind == "latency":
@@ -111,10 +111,9 @@ def input_series(plan: SloPlan, sim: Simulation) -> list[dict]:
     return series
 
 
-def _recorded_inputs(plan: SloPlan, sim: Simulation, key: tuple) -> list[tuple[str, dict, list[float | None]]]:
+def _recorded_inputs(plan: SloPlan, sim: Simulation, key: tuple) -> list[tuple[str, dict, str]]:
     """What an events or raw SLI's own queries record for one group, at every evaluation: each
-    record, its labels as the rules write them, its values."""
-    at = range(0, sim.length + 1, sim.every)
+    record, its labels as the rules write them, its values in expanding notation."""
     tile = sim.units(parse_duration(TILE_WINDOW))
     labels = sim.sample_labels(key)
     if plan.total is None:
@@ -122,20 +121,20 @@ def _recorded_inputs(plan: SloPlan, sim: Simulation, key: tuple) -> list[tuple[s
             (
                 plan.sli_record(w),
                 {**labels, **plan.window_labels(w)},
-                [sim.raw_ratio(sim.units(parse_duration(w)), m, key) for m in at],
+                sim.encoded_series("ratio", sim.units(parse_duration(w)), key, expanding),
             )
             for w in plan.raw_windows
         ]
         if plan.derived_windows:
             tile_labels = {**labels, **plan.ratio_tile_labels}
-            found.append((plan.ratio_tile, tile_labels, [sim.raw_ratio(tile, m, key) for m in at]))
+            found.append((plan.ratio_tile, tile_labels, sim.encoded_series("ratio", tile, key, expanding)))
         return found
     found = []
     for role, signal in (("total", plan.total), ("bad", plan.bad)):
         windows = [(signal.rate(w), sim.units(parse_duration(w))) for w in plan.raw_windows]
         if plan.derived_windows:
             windows.append((signal.tile, tile))
-        found += [(record, labels, [sim.rate(role, w, m, key) for m in at]) for record, w in windows]
+        found += [(record, labels, sim.encoded_series(role, w, key, expanding)) for record, w in windows]
     return found
 
 
@@ -297,6 +296,7 @@ def files(project: ProjectPlan, layout: Layout, memo: TestGroups | None = None) 
     found: dict[str, str] = {}
     problems: list[TestGenerationError] = []
     tests_dir = layout.promtool_tests or OUTPUTS["promtool_tests"][0]
+    made = _generated([p for service in project.services for p in service.slos], _groups_of(memo))
     for service in project.services:
         plans, order = list(service.slos), list(service.rule_groups)
         # promtool cannot parse MetricsQL: tests of such a service load the copy of its rules the
@@ -304,10 +304,7 @@ def files(project: ProjectPlan, layout: Layout, memo: TestGroups | None = None) 
         test_rules = layout.test_rules_path(service.service) if any(p.metricsql for p in plans) else None
         rules_path = posixpath.relpath(test_rules or layout.rules_path(service.service), tests_dir)
         try:
-            if memo is None:
-                texts = {every: dump_yaml(content) for every, content in test_files(plans, rules_path, order).items()}
-            else:
-                texts = _test_texts(plans, rules_path, order, memo)
+            texts = _texts(_by_interval(plans, made), rules_path, order, dumped=memo is not None)
         except TestGenerationError as err:
             err.service = service.service
             problems.append(err)
@@ -331,25 +328,47 @@ def _plan_groups(plan: SloPlan) -> list[tuple[int, dict]]:
     return [(scenario.every * scenario.unit, test_group(plan, scenario)) for scenario in scenarios(plan)]
 
 
-def _by_interval(plans: list[SloPlan], groups_of) -> dict[int, list]:
-    """`groups_of(plan)`'s groups of every SLO, by evaluation interval, in the SLOs' order."""
-    made: dict[int, list[tuple[int, object]]] = {}
-    # SLOs of one shape one after another, so the simulations they share are still kept
-    # (simulation.CORE_VALUES_KEPT); the groups are written in the SLOs' own order all the same.
-    failed: list[tuple[int, TestGenerationError]] = []
-    for index in sorted(range(len(plans)), key=lambda i: _generation_order(plans[i])):
+def _groups_of(memo: TestGroups | None):
+    """What one SLO's groups are made of: dicts (no memo), or each group dumped once and kept in
+    `memo`, by plan, for the next build."""
+    if memo is None:
+        return _plan_groups
+
+    def texts_of(plan: SloPlan) -> list[tuple[int, str]]:
+        found = memo.get(plan)
+        if found is None:
+            found = [(every, dump_yaml([group])) for every, group in _plan_groups(plan)]
+            memo.put(plan, found)
+        return found
+
+    return texts_of
+
+
+def _generated(plans: list[SloPlan], groups_of) -> dict[int, list | TestGenerationError]:
+    """`groups_of(plan)` for each plan (by id), or the error it raised. Made in _generation_order
+    across every file: SLOs of one shape one after another, so the simulations they share are
+    still kept (simulation.CORE_VALUES_KEPT) wherever their files are."""
+    made: dict[int, list | TestGenerationError] = {}
+    for plan in sorted(plans, key=_generation_order):
         try:
-            groups = groups_of(plans[index])
+            made[id(plan)] = groups_of(plan)
         except TestGenerationError as err:
-            err.slo = plans[index].name
-            failed.append((index, err))
-            continue
-        for every, group in groups:
-            made.setdefault(every, []).append((index, group))
-    if failed:
-        raise min(failed, key=lambda found: found[0])[1]  # the file's first SLO without tests, as in file order
-    # Stable: one SLO's groups keep their scenario order.
-    return {every: [group for _, group in sorted(found, key=lambda g: g[0])] for every, found in sorted(made.items())}
+            err.slo = plan.name
+            made[id(plan)] = err
+    return made
+
+
+def _by_interval(plans: list[SloPlan], made: dict[int, list | TestGenerationError]) -> dict[int, list]:
+    """The groups `made` of a file's SLOs, by evaluation interval, in the SLOs' order (one SLO's in
+    its scenarios' order); raises the error of the file's first SLO without tests."""
+    for plan in plans:
+        if isinstance(failed := made[id(plan)], TestGenerationError):
+            raise failed
+    found: dict[int, list] = {}
+    for plan in plans:
+        for every, group in made[id(plan)]:
+            found.setdefault(every, []).append(group)
+    return dict(sorted(found.items()))
 
 
 def _head(rules_path: str, every: int, group_order: list[str]) -> dict:
@@ -366,24 +385,21 @@ def test_files(plans: list[SloPlan], rules_path: str, group_order: list[str]) ->
     """promtool test files keyed by their evaluation interval (seconds)."""
     return {
         every: {**_head(rules_path, every, group_order), "tests": tests}
-        for every, tests in _by_interval(plans, _plan_groups).items()
+        for every, tests in _by_interval(plans, _generated(plans, _plan_groups)).items()
     }
 
 
-def _test_texts(plans: list[SloPlan], rules_path: str, group_order: list[str], memo: TestGroups) -> dict[int, str]:
-    """The test files as text, each group dumped once and kept in `memo`: a file is its head, then
-    `tests:` and each group as the item of a block sequence, which is how the whole file dumps."""
-
-    def texts_of(plan: SloPlan) -> list[tuple[int, str]]:
-        found = memo.get(plan)
-        if found is None:
-            found = [(every, dump_yaml([group])) for every, group in _plan_groups(plan)]
-            memo.put(plan, found)
-        return found
-
+def _texts(groups: dict[int, list], rules_path: str, group_order: list[str], dumped: bool) -> dict[int, str]:
+    """The test files as text. Groups `dumped` one by one: a file is its head, then `tests:` and
+    each group as the item of a block sequence, which is how the whole file dumps."""
+    if not dumped:
+        return {
+            every: dump_yaml({**_head(rules_path, every, group_order), "tests": tests})
+            for every, tests in groups.items()
+        }
     return {
         every: dump_yaml(_head(rules_path, every, group_order)) + "tests:\n" + _joined(texts)
-        for every, texts in _by_interval(plans, texts_of).items()
+        for every, texts in groups.items()
     }
 
 
