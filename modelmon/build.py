@@ -223,9 +223,9 @@ def _vmalert_errors(loaded: list[LoadedSpec], project: ProjectPlan) -> list[Spec
     errors: dict[tuple, SpecError] = {}
     for at, problem in sorted(vmalert.query_errors([query for *_, query in asked]).items()):
         item, path, query = asked[at]
-        if (item.display, path) not in errors:
+        if (id(item), path) not in errors:
             message = f"vmalert rejects the MetricsQL query {query!r}: {problem}"
-            errors[item.display, path] = item.positions.error(path, message)
+            errors[id(item), path] = item.positions.error(path, message)
     return list(errors.values())
 
 
@@ -368,8 +368,8 @@ def _promtool_errors(
             # A label name Prometheus 2 cannot read is a plugin's info label; else the query is the SLI's.
             label = _info_label_path(item, indexes[owner], problem)
             where = label or ("slos", indexes[owner], "sli")
-            # One error per place and complaint: a broken query fails in every window.
-            key = (item.display, where, problem.message)
+            # One error per place (in its document) and complaint: a broken query fails in every window.
+            key = (id(item), where, problem.message)
             if key not in errors:
                 message = f"promtool rejects the generated rule {problem.rule}: {problem.message}"
                 errors[key] = item.positions.error(where, message, at_key=label is not None)

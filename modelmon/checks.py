@@ -166,6 +166,11 @@ def _check_plugins(item: LoadedSpec) -> list[SpecError]:
                 "disable alerts with alerting.page_alert and ticket_alert",
             )
         )
+    effective = set()  # where each SLO's last rule_intervals plugin is written: the one its groups take
+    for i, slo in item.slos():
+        taken = [where for where, p in sloth.chain(item.spec.slo_plugins, slo.plugins) if p.id == sloth.RULE_INTERVALS]
+        if taken:
+            effective.add(taken[-1] if taken[-1][0] == "slo_plugins" else ("slos", i, *taken[-1]))
     for where, block in blocks:
         if block is None:
             continue
@@ -178,7 +183,7 @@ def _check_plugins(item: LoadedSpec) -> list[SpecError]:
             elif plugin.id == sloth.INFO_LABELS:
                 errors += _check_info_plugin(item, path, plugin.config)
             elif plugin.id == sloth.RULE_INTERVALS:
-                errors += _check_intervals_plugin(item, path, plugin.config)
+                errors += _check_intervals_plugin(item, path, plugin.config, path in effective)
     return errors
 
 
@@ -186,14 +191,16 @@ def _check_plugins(item: LoadedSpec) -> list[SpecError]:
 # lookback: its error ratios (the burn-rate alerts, a raw SLI's tiles and coverage) and its
 # metadata (the budget-exhausted alert, the dashboard's stat panels). Nothing reads its alerts.
 READ_BY_OTHERS = {
-    "sliError": ("sli_error", "the alerts and 5m tiles that read its error ratios"),
+    "sliError": ("sli_error", "the burn-rate alerts and records (and a raw SLI's tiles) that read its error ratios"),
     "metadata": ("metadata", "the budget-exhausted alert and the dashboard panels that read its metadata"),
 }
 
 
-def _check_intervals_plugin(item: LoadedSpec, path: FieldPath, config: dict) -> list[SpecError]:
+def _check_intervals_plugin(item: LoadedSpec, path: FieldPath, config: dict, effective: bool) -> list[SpecError]:
+    """The plugin's config; its intervals against the lookback only if some SLO's groups take them
+    (`effective`: the last such plugin of its chain), as a plugin another one overrides sets nothing."""
     found, errors = _plugin_config(item, path, config, sloth.RuleIntervalsConfig)
-    if found is None:
+    if found is None or not effective:
         return errors
     slow: dict[str, list[str]] = {}  # the key, as written, that sets too long an interval -> its readers
     for key, (field, readers) in READ_BY_OTHERS.items():
@@ -208,24 +215,6 @@ def _check_intervals_plugin(item: LoadedSpec, path: FieldPath, config: dict) -> 
                 (*path, "config", "interval", key),
                 f"an interval of {value} is longer than Prometheus' {lookback} lookback: {' and '.join(readers)} "
                 f"would find nothing between two evaluations; use {lookback} or less",
-            )
-        )
-    return errors
-    lookback = format_duration(LOOKBACK_DELTA_S)
-    slow: dict[str, list[str]] = {}  # the key that sets a too long interval -> what it would starve
-    for key, readers in READ_BY_OTHERS.items():
-        given = getattr(found.interval, key)
-        setting = key if given is not None else "default"
-        if parse_duration(given or found.interval.default) > LOOKBACK_DELTA_S:
-            slow.setdefault(setting, []).append(readers)
-    for setting, readers in slow.items():
-        field = sloth.RuleIntervalsConfig.model_fields["interval"].annotation.model_fields[setting]
-        value = getattr(found.interval, setting)
-        errors.append(
-            item.positions.error(
-                (*path, "config", "interval", field.alias or setting),
-                f"an interval of {value} is longer than Prometheus' {lookback} lookback: "
-                f"{' and '.join(readers)} would find nothing between two evaluations; use {lookback} or less",
             )
         )
     return errors

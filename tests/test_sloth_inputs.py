@@ -493,7 +493,7 @@ def test_the_last_rule_intervals_plugin_of_the_chain_sets_every_group_it_names(p
             "{default: 1m, sliError: 10m}",
             "sliError",
             "10m",
-            "the alerts and 5m tiles that read its error ratios",
+            "the burn-rate alerts and records (and a raw SLI's tiles) that read its error ratios",
         ),
         (
             "{default: 1m, metadata: 6m}",
@@ -505,7 +505,8 @@ def test_the_last_rule_intervals_plugin_of_the_chain_sets_every_group_it_names(p
             "{default: 10m, alert: 1m}",
             "default",
             "10m",
-            "the alerts and 5m tiles that read its error ratios and the budget-exhausted alert and the "
+            "the burn-rate alerts and records (and a raw SLI's tiles) that read its error ratios and the "
+            "budget-exhausted alert and the "
             "dashboard panels that read its metadata",
         ),
     ],
@@ -519,6 +520,25 @@ def test_an_interval_other_rules_would_outwait_is_refused_where_it_is_set(projec
         f"{needle} is longer than Prometheus' 5m lookback: {readers} would find nothing between two "
         "evaluations; use 5m or less"
     ]
+
+
+def test_an_interval_a_later_plugin_overrides_is_not_judged_against_the_lookback(project):
+    """The file's 10m never reaches a group: the SLO's own plugin, run after it, sets every group
+    again (and so does the second of two plugins in one chain)."""
+    file_level = intervals_plugin("{default: 1m}").replace(
+        "slos:\n",
+        "slo_plugins:\n  chain:\n    - {id: sloth.dev/contrib/rule_intervals/v1, config: {interval: {default: 10m}}}\n"
+        "slos:\n",
+        1,
+    )
+    assert errors(project({"svc.yaml": file_level})) == []
+    twice = intervals_plugin("{default: 10m}").replace(
+        "    alerting:\n",
+        "        - {id: sloth.dev/contrib/rule_intervals/v1, config: {interval: {default: 2m}}}\n    alerting:\n",
+        1,
+    )
+    assert errors(project({"svc.yaml": twice})) == []
+    assert len(errors(project({"svc.yaml": twice.replace("default: 2m", "default: 6m")}))) == 1
 
 
 def test_only_the_alerts_may_be_evaluated_less_often_than_the_lookback(project):
@@ -715,6 +735,17 @@ def test_each_metricsql_query_vmalert_refuses_is_placed_at_its_field(project):
     assert total.endswith('labelFilters: unexpected token "or"; want ",", "}"; unparsed data: "or a=\\"c\\"}[5m]"')
 
 
+def test_bad_metricsql_queries_in_two_documents_of_one_file_are_both_placed(project):
+    """The same field of two services of one file is two places, not one."""
+    bad = METRICSQL.replace("rate(requests_duration_seconds_bucket[{{.window}}])))", "rate(x[{{.window}}]))")
+    text = bad + "---\n" + bad.replace("service: grpc", "service: grpc2").replace("GrpcLatency", "Grpc2Latency")
+    found = errors(project({"grpc.yaml": text}))
+    assert [e.split(": ")[0] for e in found] == [
+        f"slos/grpc.yaml:{at(text, '1 - histogram_share')}",
+        f"slos/grpc.yaml:{at(text, '1 - histogram_share', occurrence=2)}",
+    ]
+
+
 @pytest.mark.parametrize(
     ("program", "says"),
     [
@@ -754,6 +785,26 @@ def test_the_runbook_of_a_metricsql_alert_sends_on_call_to_victoriametrics_not_p
     assert "into vmui (Prometheus cannot parse them)" in metricsql and "vmalert's Groups page" in metricsql
     assert "Prometheus' Graph page" not in metricsql and "Prometheus' Rules page" not in metricsql
     assert "Prometheus' Graph page" in promql and "Prometheus' Rules page" in promql and "vmui" not in promql
+
+
+def test_modelmon_test_never_hands_promtool_the_metricsql_rules(project, capsys):
+    """The tests of a MetricsQL service load the stand-in copy: deleted, promtool is not handed the
+    real rules (it cannot parse MetricsQL) and the user is told what to run; with the service's
+    tests deleted instead, promtool still checks the stand-in, not the real rules."""
+    root = project({"grpc.yaml": METRICSQL, "web.yaml": events_service("web", "WebBurn")})
+    assert cli.main(["--root", str(root), "build"]) == 0, capsys.readouterr().err
+    stand_in = root / "prometheus/tests/promtool-rules/grpc.yml"
+    kept = stand_in.read_text()
+    stand_in.unlink()
+    capsys.readouterr()
+    assert cli.main(["--root", str(root), "test"]) == cli.EXIT_TESTS
+    err = capsys.readouterr().err
+    assert err.startswith("prometheus/tests/promtool-rules/grpc.yml, which prometheus/tests/grpc.")
+    assert "loads, is missing; run `" in err and "histogram_share" not in err
+    stand_in.write_text(kept)
+    for test in (root / "prometheus" / "tests").glob("grpc*.test.yml"):
+        test.unlink()
+    assert cli.main(["--root", str(root), "test"]) == 0, capsys.readouterr().err
 
 
 def test_without_the_plugin_a_metricsql_query_is_promtools_to_refuse(project):
