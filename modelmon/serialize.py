@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import yaml
 
@@ -10,10 +11,11 @@ import yaml
 # about 1 µs a character, which a thousand SLOs' rules and tests make seconds. The two write
 # the same text except for a few kinds of characters libyaml spells its own way (it escapes
 # characters outside the Basic Multilingual Plane, such as emoji, yaml/libyaml#279, and the
-# YAML 1.1 line breaks NEL, LS and PS) and a string of line breaks only at the end of a
-# document: a document holding any of them is dumped by the pure-Python emitter, so outputs
-# never depend on how PyYAML was built (tests/test_outputs.py compares the two).
-_LIBYAML_SPELLS_ITS_OWN_WAY = re.compile("[\U00010000-\U0010ffff\x85\u2028\u2029]|\n\n\\Z|\\A\n\\Z")
+# YAML 1.1 line breaks NEL, LS and PS, and writes a key holding a carriage return as a `? `
+# key) and a string of line breaks only at the end of a document: a document holding any of
+# them is dumped by the pure-Python emitter, so outputs never depend on how PyYAML was built
+# (tests/test_outputs.py compares the two).
+_LIBYAML_SPELLS_ITS_OWN_WAY = re.compile("[\U00010000-\U0010ffff\x85\u2028\u2029\r]|\n\n\\Z|\\A\n\\Z")
 _BASE = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
@@ -34,8 +36,102 @@ PURE_PYTHON_DUMPER = _dumper(yaml.SafeDumper)
 
 
 def dump_yaml(data: object) -> str:
+    """`data` as block-style YAML. Mappings and sequences of one-line scalars (every promtool test
+    group, most rules) are laid out here, each scalar spelt by PyYAML once and kept: PyYAML's
+    representer takes most of a thousand SLOs' build. Anything else (a multi-line string, a
+    sequence in a sequence, a long key) is dumped by PyYAML whole; both give the same text
+    (tests/test_outputs.py compares them)."""
+    if isinstance(data, dict | list) and data:
+        out: list[str] = []
+        try:
+            _block(data, 0, "", out)
+        except _Unsupported:
+            pass
+        else:
+            return "".join(out)
+    return pyyaml_dump(data)
+
+
+def pyyaml_dump(data: object) -> str:
+    """`data` as PyYAML dumps it, with libyaml's emitter where it spells the text alike."""
     dumper = PURE_PYTHON_DUMPER if any(map(_LIBYAML_SPELLS_ITS_OWN_WAY.search, _strings(data))) else _Dumper
     return yaml.dump(data, Dumper=dumper, sort_keys=False, width=100_000, allow_unicode=True)
+
+
+class _Unsupported(Exception):
+    """A part of the data whose YAML depends on where it stands: PyYAML lays out the whole."""
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+@lru_cache(maxsize=1 << 17)
+def _value_text(kind: type, value: object, spelt: str | None = None) -> str:
+    """A one-line scalar as PyYAML spells it after `key: ` or `- ` (kept by type, as True == 1, and
+    a float by its repr too, as -0.0 == 0.0)."""
+    text = pyyaml_dump({"k": value})
+    if not text.startswith("k: ") or text.count("\n") != 1:
+        raise _Unsupported
+    return text[3:-1]
+
+
+@lru_cache(maxsize=1 << 14)
+def _key_text(kind: type, key: object, spelt: str | None = None) -> str:
+    """A mapping key as PyYAML spells it before `: ` (a long one takes `? `: not here)."""
+    text = pyyaml_dump({key: 0})
+    if not text.endswith(": 0\n") or text.count("\n") != 1 or text.startswith("? "):
+        raise _Unsupported
+    return text[:-4]
+
+
+def forget_scalars() -> None:
+    """Forget the scalars spelt so far (a test that swaps the emitter spells them again)."""
+    _value_text.cache_clear()
+    _key_text.cache_clear()
+
+
+# Line breaks to YAML (1.1, as PyYAML reads it): a scalar holding one continues on lines indented
+# as deep as it stands.
+_LINE_BREAK = re.compile("[\n\r\x85\u2028\u2029]")
+
+
+def _scalar(value: object) -> str:
+    if type(value) not in _SCALARS or (isinstance(value, str) and _LINE_BREAK.search(value)):
+        raise _Unsupported
+    return _value_text(type(value), value, repr(value) if type(value) is float else None)
+
+
+def _block(data: dict | list, indent: int, prefix: str, out: list[str]) -> None:
+    """A non-empty mapping or sequence in PyYAML's block style (indent 2, sequences in a mapping
+    not indented), its first line starting with `prefix`."""
+    if isinstance(data, list):
+        for item in data:
+            if isinstance(item, dict) and item:
+                _block(item, indent + 2, " " * indent + "- ", out)
+            elif isinstance(item, list) and item:
+                raise _Unsupported
+            else:
+                out.append(f"{' ' * indent}- {_flow_or_scalar(item)}\n")
+        return
+    for i, (key, value) in enumerate(data.items()):
+        if type(key) not in _SCALARS or (isinstance(key, str) and _LINE_BREAK.search(key)):
+            raise _Unsupported
+        spelt = _key_text(type(key), key, repr(key) if type(key) is float else None)
+        line = f"{prefix if i == 0 else ' ' * indent}{spelt}:"
+        if isinstance(value, dict) and value:
+            out.append(line + "\n")
+            _block(value, indent + 2, " " * (indent + 2), out)
+        elif isinstance(value, list) and value:
+            out.append(line + "\n")
+            _block(value, indent, "", out)
+        else:
+            out.append(f"{line} {_flow_or_scalar(value)}\n")
+
+
+def _flow_or_scalar(value: object) -> str:
+    if isinstance(value, dict | list):  # empty: PyYAML writes it in flow style
+        return "{}" if isinstance(value, dict) else "[]"
+    return _scalar(value)
 
 
 def _strings(data: object):
