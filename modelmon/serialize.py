@@ -84,10 +84,33 @@ def _key_text(kind: type, key: object, spelt: str | None = None) -> str:
     return text[:-4]
 
 
+_OTHER_LINE_BREAK = re.compile("[\r\x85\u2028\u2029]")
+
+
+@lru_cache(maxsize=1 << 12)
+def _literal(value: str) -> tuple[str, tuple[str, ...]]:
+    """A multi-line string as PyYAML writes it as a mapping's value: what follows `key: ` (a
+    literal block's header, or a one-line double-quoted scalar when it cannot be a block), and
+    the block's lines as they stand under a key at the top (PyYAML indents them 2 more than the
+    key, so a deeper key's are that much deeper). A block that keeps its final line breaks (`|+`)
+    ends a document with `...`, so it is PyYAML's to place."""
+    text = pyyaml_dump({"k": value})
+    first, _, rest = text.partition("\n")
+    head = first.removeprefix("k: ")
+    if not head.startswith("|"):
+        if rest:
+            raise _Unsupported
+        return head, ()
+    if "+" in head:
+        raise _Unsupported
+    return head, tuple(rest.removesuffix("\n").split("\n"))
+
+
 def forget_scalars() -> None:
     """Forget the scalars spelt so far (a test that swaps the emitter spells them again)."""
     _value_text.cache_clear()
     _key_text.cache_clear()
+    _literal.cache_clear()
 
 
 # Line breaks to YAML (1.1, as PyYAML reads it): a scalar holding one continues on lines indented
@@ -124,6 +147,10 @@ def _block(data: dict | list, indent: int, prefix: str, out: list[str]) -> None:
         elif isinstance(value, list) and value:
             out.append(line + "\n")
             _block(value, indent, "", out)
+        elif isinstance(value, str) and "\n" in value and not _OTHER_LINE_BREAK.search(value):
+            head, lines = _literal(value)
+            out.append(f"{line} {head}\n")
+            out += [f"{' ' * indent}{text}\n" if text else "\n" for text in lines]
         else:
             out.append(f"{line} {_flow_or_scalar(value)}\n")
 
