@@ -5,12 +5,17 @@ whose plan changed generated again."""
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from modelmon import build, cache, cli
+from modelmon.loader import SpecErrors
+from modelmon.outputs.promtool_tests import traffic, writer
 from tests.test_backfill import RAW_SLI
 from tests.test_sloth import SLOTH_EXAMPLE
 from tests.test_sloth_names import compatible
@@ -100,3 +105,56 @@ def test_the_key_of_a_plan_is_the_same_in_every_process(project):
         for seed in ("1", "2", "3")
     }
     assert len(keys) == 1
+
+
+class _CountingContexts:
+    """multiprocessing as the writer sees it, counting the process pools it starts."""
+
+    def __init__(self):
+        self.pools = 0
+
+    def get_all_start_methods(self):
+        return multiprocessing.get_all_start_methods()
+
+    def get_context(self, method):
+        context = multiprocessing.get_context(method)
+        counter = self
+
+        class Counted:
+            def Pool(self, processes):  # multiprocessing's name
+                counter.pools += 1
+                return context.Pool(processes)
+
+        return Counted()
+
+
+def test_groups_made_by_several_processes_are_the_straightforward_paths(project, monkeypatch):
+    """Many SLOs to generate go to one forked process per core, each taking whole shapes: the
+    files are the same text as one process makes without a memo, and each SLO's groups are kept."""
+    assert len(os.sched_getaffinity(0)) >= 2, "one core: this test would compare one process with itself"
+    root = project(SPECS)
+    counting = _CountingContexts()
+    monkeypatch.setattr(writer, "multiprocessing", counting)
+    monkeypatch.setattr(writer, "PARALLEL_FROM", 1)
+    memo = cache.TestGroups(root)
+    assert build.compile_all(root, memo=memo).files == straightforward(root)
+    assert counting.pools == 1 and memo.missed == 3
+    assert build.compile_all(root, memo=cache.TestGroups(root)).files == straightforward(root)
+
+
+def test_an_slo_without_tests_is_named_whichever_process_generated_it(project, monkeypatch):
+    """The error crosses back from the process that met it, placed at the SLO's field as ever."""
+    real = writer._plan_groups
+
+    def failing(plan):
+        if plan.service == "named":
+            raise traffic.TestGenerationError(("sli",), "no traffic proves it")
+        return real(plan)
+
+    monkeypatch.setattr(writer, "_plan_groups", failing)  # forked processes inherit it
+    monkeypatch.setattr(writer, "PARALLEL_FROM", 1)
+    root = project(SPECS)
+    with pytest.raises(SpecErrors) as raised:
+        build.compile_all(root, memo=cache.TestGroups(root))
+    [error] = raised.value.errors
+    assert str(error).startswith("slos/n.yaml:") and str(error).endswith(": slos[0].sli: no traffic proves it")

@@ -9,6 +9,8 @@ values. One file per evaluation interval: promtool evaluates every group of a fi
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 import posixpath
 from decimal import Decimal
 
@@ -296,7 +298,7 @@ def files(project: ProjectPlan, layout: Layout, memo: TestGroups | None = None) 
     found: dict[str, str] = {}
     problems: list[TestGenerationError] = []
     tests_dir = layout.promtool_tests or OUTPUTS["promtool_tests"][0]
-    made = _generated([p for service in project.services for p in service.slos], _groups_of(memo))
+    made = _generated([p for service in project.services for p in service.slos], memo)
     for service in project.services:
         plans, order = list(service.slos), list(service.rule_groups)
         # promtool cannot parse MetricsQL: tests of such a service load the copy of its rules the
@@ -328,34 +330,72 @@ def _plan_groups(plan: SloPlan) -> list[tuple[int, dict]]:
     return [(scenario.every * scenario.unit, test_group(plan, scenario)) for scenario in scenarios(plan)]
 
 
-def _groups_of(memo: TestGroups | None):
-    """What one SLO's groups are made of: dicts (no memo), or each group dumped once and kept in
-    `memo`, by plan, for the next build."""
-    if memo is None:
-        return _plan_groups
-
-    def texts_of(plan: SloPlan) -> list[tuple[int, str]]:
-        found = memo.get(plan)
-        if found is None:
-            found = [(every, dump_yaml([group])) for every, group in _plan_groups(plan)]
-            memo.put(plan, found)
-        return found
-
-    return texts_of
-
-
-def _generated(plans: list[SloPlan], groups_of) -> dict[int, list | TestGenerationError]:
-    """`groups_of(plan)` for each plan (by id), or the error it raised. Made in _generation_order
-    across every file: SLOs of one shape one after another, so the simulations they share are
-    still kept (simulation.CORE_VALUES_KEPT) wherever their files are."""
+def _generated(plans: list[SloPlan], memo: TestGroups | None) -> dict[int, list | TestGenerationError]:
+    """Each plan's groups (by id), or the error it raised: kept in `memo` from an earlier build, or
+    generated (and kept), as dicts without a memo and as text dumped group by group with one.
+    Generated in _generation_order across every file: SLOs of one shape one after another, so
+    the simulations they share are still kept (simulation.CORE_VALUES_KEPT) wherever their files
+    are; many of them on every core, each taking whole shapes."""
     made: dict[int, list | TestGenerationError] = {}
+    todo = []
     for plan in sorted(plans, key=_generation_order):
-        try:
-            made[id(plan)] = groups_of(plan)
-        except TestGenerationError as err:
-            err.slo = plan.name
-            made[id(plan)] = err
+        found = memo.get(plan) if memo is not None else None
+        if found is None:
+            todo.append(plan)
+        else:
+            made[id(plan)] = found
+    dumped = memo is not None
+    results = _in_processes(todo) if dumped and len(todo) >= PARALLEL_FROM else [_made(p, dumped) for p in todo]
+    for plan, result in zip(todo, results, strict=True):
+        if isinstance(result, tuple):  # (path, message): the error, as it crossed from a process
+            result = TestGenerationError(*result)
+            result.slo = plan.name
+        elif memo is not None:
+            memo.put(plan, result)
+        made[id(plan)] = result
     return made
+
+
+def _made(plan: SloPlan, dumped: bool) -> list | tuple:
+    """One plan's groups (each dumped, if `dumped`), or its TestGenerationError as (path, message)."""
+    try:
+        groups = _plan_groups(plan)
+    except TestGenerationError as err:
+        return (err.path, str(err))
+    return [(every, dump_yaml([group])) for every, group in groups] if dumped else groups
+
+
+# Below this many SLOs to generate, starting processes costs more than they save (one SLO
+# changed: its tests alone). The results are the same text whoever makes them.
+PARALLEL_FROM = 40
+_TODO: list[SloPlan] = []  # what the forked processes generate from (inherited, never pickled)
+
+
+def _in_processes(todo: list[SloPlan]) -> list:
+    """_made(plan, dumped=True) of each plan, the plans cut at shape boundaries into one run of
+    about equal length per core, each run made by a forked process (or here, with one core)."""
+    workers = min(len(os.sched_getaffinity(0)), 8)
+    keys = [_generation_order(plan) for plan in todo]
+    cuts = [0]
+    for n in range(1, workers):
+        cut = max(len(todo) * n // workers, cuts[-1])
+        while 0 < cut < len(todo) and keys[cut] == keys[cut - 1]:  # a shape stays in one process
+            cut += 1
+        cuts.append(cut)
+    runs = [(a, b) for a, b in zip(cuts, [*cuts[1:], len(todo)], strict=True) if b > a]
+    if len(runs) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [_made(plan, True) for plan in todo]
+    global _TODO
+    _TODO = todo
+    try:
+        with multiprocessing.get_context("fork").Pool(len(runs)) as pool:
+            return [result for run in pool.map(_made_run, runs) for result in run]
+    finally:
+        _TODO = []
+
+
+def _made_run(run: tuple[int, int]) -> list:
+    return [_made(plan, True) for plan in _TODO[run[0] : run[1]]]
 
 
 def _by_interval(plans: list[SloPlan], made: dict[int, list | TestGenerationError]) -> dict[int, list]:
@@ -385,7 +425,7 @@ def test_files(plans: list[SloPlan], rules_path: str, group_order: list[str]) ->
     """promtool test files keyed by their evaluation interval (seconds)."""
     return {
         every: {**_head(rules_path, every, group_order), "tests": tests}
-        for every, tests in _by_interval(plans, _generated(plans, _plan_groups)).items()
+        for every, tests in _by_interval(plans, _generated(plans, None)).items()
     }
 
 
