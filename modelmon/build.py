@@ -19,7 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from types import ModuleType
 
-from modelmon import amtool, promtool, transaction, vmalert
+from modelmon import amtool, cache, promtool, transaction, vmalert
 from modelmon import layout as layouts
 from modelmon.cache import TestGroups
 from modelmon.checks import check_all
@@ -134,7 +134,7 @@ def load_project(
 
 
 def _checked_project(
-    root: Path, layout: Layout, specs: list[Path] | None
+    root: Path, layout: Layout, specs: list[Path] | None, keep: bool = False
 ) -> tuple[list[LoadedSpec], ProjectPlan, dict[ModuleType, dict[str, str]]]:
     """load_project's work, and the outputs promtool and amtool accepted on the way (by output
     module), which a build keeps rather than render and check them again."""
@@ -152,7 +152,7 @@ def _checked_project(
         message = "the spec files hold Sloth AlertWindows and no SLO: nothing to compile"
         raise SpecErrors([SpecError(layout.slos, 1, 1, "", message)])
     errors += problems
-    refused, accepted = refused_outputs(loaded, project, layout)
+    refused, accepted = refused_outputs(loaded, project, layout, root, keep)
     errors += refused
     if errors:
         raise SpecErrors(errors)
@@ -167,7 +167,7 @@ def _with_project_settings(item: LoadedSpec, layout: Layout) -> LoadedSpec:
 
 
 def refused_outputs(
-    loaded: list[LoadedSpec], project: ProjectPlan, layout: Layout
+    loaded: list[LoadedSpec], project: ProjectPlan, layout: Layout, root: Path | None = None, keep: bool = False
 ) -> tuple[list[SpecError], dict[ModuleType, dict[str, str]]]:
     """promtool (`check rules`) and amtool (`check-config`) on what every SLO that planned makes,
     traced back to the spec: a query promtool refuses (a Sloth query's syntax, a raw ratio's) or a
@@ -184,11 +184,16 @@ def refused_outputs(
         # vmalert each MetricsQL query. The stand-in keeps every rule where it is, so errors name the same.
         metricsql = any(plan.metricsql for service in project.services for plan in service.slos)
         checked = rules.files(project, layout, stand_in=True) if metricsql else made
+        # The files this promtool accepted before (in `root`'s cache) are not checked again.
+        known = cache.AcceptedRules(root, keep)
         paths = []
         for index, (_, content) in enumerate(sorted(checked.items())):
-            paths.append(Path(scratch) / f"{index}.yml")  # the service names its file: no name of ours here
-            paths[-1].write_text(content, encoding="utf-8")
-        ok, problems, output = promtool.check_rules(paths)
+            if not known.accepted(content):
+                paths.append(Path(scratch) / f"{index}.yml")  # the service names its file: no name of ours here
+                paths[-1].write_text(content, encoding="utf-8")
+        ok, problems, output = promtool.check_rules(paths) if paths else (True, [], "")
+        if ok:
+            known.keep(list(checked.values()))
         refused = _vmalert_errors(loaded, project)
         if ok and not refused:
             accepted[rules] = made
@@ -246,7 +251,8 @@ def compile_all(
     `specs`: the spec files to compile (default: the layout's slos folder); `memo`: the promtool
     test groups earlier builds generated, by SLO plan (the one output that costs time per SLO)."""
     layout = layout or layouts.load(root)
-    loaded, project, accepted = _checked_project(root, layout, specs)
+    # Only a build that keeps its test groups keeps what promtool accepted (check and validate write nothing).
+    loaded, project, accepted = _checked_project(root, layout, specs, keep=memo is not None and memo.store)
     files: dict[str, str] = {}
     for output in OUTPUTS:
         try:

@@ -10,6 +10,7 @@ a fresh clone, and CI, always build in full.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -107,6 +108,43 @@ def remember(root: Path, key: str, files: dict[str, str]) -> None:
 
 
 TEST_GROUPS_DIR = f"{transaction.STATE_DIR}/test-groups"
+ACCEPTED_RULES_PATH = f"{transaction.STATE_DIR}/promtool-accepted.json"
+
+
+class AcceptedRules:
+    """The rule files this promtool accepted, by digest of the binary and the file's text: `promtool
+    check rules` judges each file alone, so a build where one service changed checks that one.
+    Without a root (a conversion's scratch check), nothing is known; `store` false (validate,
+    `build --check`), nothing is kept."""
+
+    def __init__(self, root: Path | None, store: bool = True):
+        self.path = None if root is None else root / ACCEPTED_RULES_PATH
+        self.store = store
+        self.binary = _binary_identity(promtool.find_promtool)
+        self.known: set[str] = set()
+        # None kept, or not ours: every file is checked.
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            if self.path is not None:
+                self.known = set(json.loads(self.path.read_text(encoding="utf-8")))
+
+    def digest(self, content: str) -> str:
+        return _digest(f"{self.binary}\0{content}".encode())
+
+    def accepted(self, content: str) -> bool:
+        return self.digest(content) in self.known
+
+    def keep(self, contents: list[str]) -> None:
+        """Remember these accepted files, and only the ones this build has (the set stays small)."""
+        if self.path is None or not self.store:
+            return
+        self.known = {self.digest(content) for content in contents}
+        try:
+            transaction.state_dir(self.path.parent.parent)
+            scratch = self.path.with_suffix(".tmp")
+            scratch.write_text(json.dumps(sorted(self.known)), encoding="utf-8")
+            os.replace(scratch, self.path)
+        except OSError:
+            pass  # a cache that cannot be written is no error
 
 
 def stable_repr(value: object) -> str:

@@ -13,9 +13,10 @@ import sys
 import pytest
 import yaml
 
-from modelmon import build, cache, cli
+from modelmon import build, cache, cli, promtool
 from modelmon.loader import SpecErrors
 from modelmon.outputs.promtool_tests import traffic, writer
+from tests import binaries
 from tests.test_backfill import RAW_SLI
 from tests.test_sloth import SLOTH_EXAMPLE
 from tests.test_sloth_names import compatible
@@ -158,3 +159,30 @@ def test_an_slo_without_tests_is_named_whichever_process_generated_it(project, m
         build.compile_all(root, memo=cache.TestGroups(root))
     [error] = raised.value.errors
     assert str(error).startswith("slos/n.yaml:") and str(error).endswith(": slos[0].sli: no traffic proves it")
+
+
+def test_promtool_checks_only_the_rule_files_it_has_not_accepted_before(project, monkeypatch):
+    """promtool judges each rule file alone: after one service changed, that file alone is checked;
+    another promtool binary checks them all again, and a file it refuses is never remembered."""
+    root = project(SPECS)
+    asked: list[int] = []
+    real = promtool.check_rules
+
+    def counted(paths):
+        asked.append(len(paths))
+        return real(paths)
+
+    monkeypatch.setattr(promtool, "check_rules", counted)
+    build.compile_all(root, memo=cache.TestGroups(root))
+    build.compile_all(root, memo=cache.TestGroups(root))  # all accepted before: promtool is not run
+    (root / "slos" / "r.yaml").write_text(RAW_SLI.replace("objective: 99", "objective: 98", 1))
+    build.compile_all(root, memo=cache.TestGroups(root))
+    monkeypatch.setenv("MODELMON_PROMTOOL", binaries.debian("promtool"))
+    build.compile_all(root, memo=cache.TestGroups(root))
+    assert asked == [3, 1, 3]
+    broken = RAW_SLI.replace("sum(rate(errors[{{.window}}]))", "sum(rate(errors[{{.window}}])", 1)
+    (root / "slos" / "r.yaml").write_text(broken)
+    for _ in range(2):  # refused, and refused again: never remembered as accepted
+        with pytest.raises(SpecErrors, match="promtool rejects the generated rule"):
+            build.compile_all(root, memo=cache.TestGroups(root))
+    assert asked[-2:] == [1, 1]
