@@ -25,7 +25,7 @@ from modelmon.cache import TestGroups
 from modelmon.checks import check_all
 from modelmon.conventions import SLOTH_INFO_RECORD
 from modelmon.formats import sloth
-from modelmon.layout import GENERATED_MARK, Layout
+from modelmon.layout import Layout
 from modelmon.loader import FieldPath, LoadedSpec, LoadedWindows, SpecError, SpecErrors, load_file
 from modelmon.outputs import alertmanager, dashboard, kubernetes, promtool_tests, reference, rules, runbooks
 from modelmon.outputs.promtool_tests import TestGenerationError, TestGenerationErrors
@@ -81,11 +81,7 @@ class Compiled:
 
 def spec_paths(root: Path, layout: Layout | None = None) -> list[Path]:
     """The spec files of the layout's slos folder (the folder only, not its subfolders)."""
-    return _yaml_files(root / (layout or layouts.load(root)).slos)
-
-
-def _yaml_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("*.y*ml") if p.suffix in (".yaml", ".yml") and p.is_file())
+    return (layout or layouts.load(root)).spec_paths(root)
 
 
 def input_paths(root: Path, given: list[Path]) -> list[Path]:
@@ -94,7 +90,7 @@ def input_paths(root: Path, given: list[Path]) -> list[Path]:
     missing: list[SpecError] = []
     for path in given:
         if path.is_dir():
-            files = _yaml_files(path)
+            files = layouts.yaml_files(path)
             if not files:
                 missing.append(SpecError(_display(root, path), 1, 1, "", "no SLO files (*.yaml, *.yml) in this folder"))
             found += files
@@ -282,13 +278,7 @@ def stale_files(root: Path, files: dict[str, str], layout: Layout | None = None)
 
 def orphans(root: Path, files: dict[str, str], layout: Layout | None = None) -> list[str]:
     """Generated files (they carry the mark) in the layout's output places that the build no longer makes."""
-    found = []
-    for pattern in (layout or layouts.load(root)).generated_patterns():
-        for path in sorted(root.glob(pattern)):
-            relative = path.relative_to(root).as_posix()
-            if path.is_file() and relative not in files and GENERATED_MARK in (_read(path) or "")[:200]:
-                found.append(relative)
-    return sorted(set(found))
+    return (layout or layouts.load(root)).orphans(root, files)
 
 
 def _read(path: Path) -> str | None:

@@ -129,6 +129,20 @@ class Layout:
             patterns += [self.alertmanager, self.alertmanager_templates_path()]
         return patterns
 
+    def orphans(self, root: Path, files: dict[str, str]) -> list[str]:
+        """Generated files (they carry the mark) in the output places that a build making `files` no longer makes."""
+        found = []
+        for pattern in self.generated_patterns():
+            for path in sorted(root.glob(pattern)):
+                relative = path.relative_to(root).as_posix()
+                if path.is_file() and relative not in files and GENERATED_MARK in (_head_text(path) or ""):
+                    found.append(relative)
+        return sorted(set(found))
+
+    def spec_paths(self, root: Path) -> list[Path]:
+        """The spec files of the slos folder (the folder only, not its subfolders)."""
+        return yaml_files(root / self.slos)
+
     def rule_files(self, root: Path) -> list[Path]:
         """The rule files in the rules folder, not the promtool tests that may share it."""
         return sorted(p for p in (root / self.rules).glob("*.yml") if not p.name.endswith(".test.yml"))
@@ -260,3 +274,16 @@ def _display(root: Path, path: Path) -> str:
         return str(path.resolve().relative_to(root.resolve()))
     except ValueError:
         return str(path)
+
+
+def yaml_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.y*ml") if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def _head_text(path: Path) -> str | None:
+    """The start of a file, where the generated mark stands (None once it is gone)."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as text:
+            return text.read(200)
+    except FileNotFoundError:
+        return None

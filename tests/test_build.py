@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from modelmon import build, cli
+from modelmon.layout import GENERATED_MARK
 
 REPO = Path(__file__).resolve().parent.parent
 # Every file the shipped spec compiles into (rules, tests, dashboard, runbooks, ...).
@@ -90,7 +91,7 @@ def test_unchanged_rebuild_is_skipped_until_a_spec_or_an_output_changes(models_p
     assert rules.read_text() == committed
     # A generated file no spec makes (brought back by a checkout) is not hidden by the cache.
     orphan = models_project / "rules" / "old-service.yml"
-    orphan.write_text(f"# {build.GENERATED_MARK} from slos/old.yaml.\ngroups: []\n")
+    orphan.write_text(f"# {GENERATED_MARK} from slos/old.yaml.\ngroups: []\n")
     assert cli.main([*root, "build", "--check"]) == cli.EXIT_STALE
     assert "  rules/old-service.yml\n" in capsys.readouterr().err
     assert cli.main([*root, "build"]) == 0
@@ -124,7 +125,7 @@ def test_removed_spec_removes_its_generated_files(models_project, capsys):
 
 def test_build_says_removed_for_a_generated_file_it_deletes_and_counts_it_apart(models_project, capsys):
     orphan = models_project / "rules" / "old-service.yml"
-    orphan.write_text(f"# {build.GENERATED_MARK} from slos/old.yaml.\ngroups: []\n")
+    orphan.write_text(f"# {GENERATED_MARK} from slos/old.yaml.\ngroups: []\n")
 
     assert cli.main(["--root", str(models_project), "build"]) == 0
 

@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from modelmon import build
+from modelmon.layout import GENERATED_MARK
 from modelmon.outputs import kubernetes
 from stack import processes
 from stack.webhook import WebhookReceiver
@@ -136,7 +137,7 @@ def test_prometheus_rule_holds_exactly_the_rules_file_groups():
     assert services
     for service in services:
         text = compiled.files[kubernetes.path(service)]
-        assert text.startswith(f"# {build.GENERATED_MARK} from ")
+        assert text.startswith(f"# {GENERATED_MARK} from ")
         resource = yaml.safe_load(text)
         rules = yaml.safe_load(compiled.files[f"{build.RULES_DIR}/{service}.yml"])
         assert resource["spec"]["groups"] == rules["groups"]

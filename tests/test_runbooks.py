@@ -20,6 +20,7 @@ import yaml
 
 from modelmon import build, cli, promtool
 from modelmon.formatting import number
+from modelmon.layout import GENERATED_MARK
 from modelmon.outputs import runbooks
 from modelmon.spec import SloFile
 
@@ -234,7 +235,7 @@ def test_build_check_flags_a_hand_edited_runbook_and_a_page_of_an_alert_that_is_
     page = models_project / "runbooks" / "ModelAvailabilityLow.md"
     page.write_text(page.read_text() + "\nCall Bob.\n")
     gone = models_project / "runbooks" / "ModelRetiredAlert.md"
-    header = runbooks.html_header(build.GENERATED_MARK, ["slos/old.yaml"], "make rules")
+    header = runbooks.html_header(GENERATED_MARK, ["slos/old.yaml"], "make rules")
     gone.write_text(header + "\n# ModelRetiredAlert\n")
 
     assert cli.main(["--root", str(models_project), "build", "--check"]) == cli.EXIT_STALE
