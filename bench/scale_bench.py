@@ -1,6 +1,11 @@
 """The compiler at scale (issue 14): a realistic 1,000-SLO mix, built with the real CLI.
 
-Run: .venv/bin/python bench/scale_bench.py [--slos 1000] [--per-file 10,100] [--skip-test]
+Run: .venv/bin/python bench/scale_bench.py [--slos 1000] [--per-file 10,100] [--test]
+     [--sweep 10,100,300,1000] [--test-sizes 1,10]
+
+`--sweep` builds each size (10 SLOs a file) for the plot of build time against SLO count
+(bench/results/scale.png and docs/img/scale.png; needs matplotlib, `make bench` installs it);
+`--test-sizes` times `modelmon test` of N SLOs of the mix in one file, for seconds per SLO.
 
 For each spread of the SLOs over files (10 a file: 100 services; 100 a file: 10 services)
 a throwaway project gets the mix below, and the real `modelmon` CLI, each run in a process
@@ -30,6 +35,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 MODELMON = REPO / ".venv" / "bin" / "modelmon"
 RESULTS = REPO / "bench" / "results" / "scale.json"
+PLOTS = (REPO / "bench" / "results" / "scale.png", REPO / "docs" / "img" / "scale.png")
 OBJECTIVES = (90, 95, 99, 99.5, 99.9, 99.95)
 KINDS = ("availability", "error_rate", "latency", "events", "raw")
 # Custom windows: every tenth SLO, and every 90% one (the default 1h page would need 144 %
@@ -121,11 +127,64 @@ def measure(count: int, per_file: int, test: bool) -> dict:
         return result
 
 
+def measure_tests(count: int) -> dict:
+    """`modelmon test` of `count` SLOs of the mix in one file, after a build."""
+    with tempfile.TemporaryDirectory(prefix="modelmon-scale-test-") as folder:
+        root = Path(folder)
+        make_project(root, count, count)
+        run(root, "build")
+        tested = run(root, "test")
+        return {"slos": count, "test": tested, "s_per_slo": round(tested["wall_s"] / count, 2)}
+
+
+def plot(sweep: list[dict], tests: list[dict]) -> None:
+    """Build times against SLO count (log-log), and `modelmon test` seconds per SLO in one file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    counts = [r["slos"] for r in sweep]
+    for key, label, style in (
+        ("full_build", "full build (--no-cache)", "o-"),
+        ("one_slo_changed_build", "one SLO changed", "s-"),
+        ("validate", "validate", "^--"),
+        ("unchanged_build", "unchanged build", "v:"),
+    ):
+        left.plot(counts, [r[key]["wall_s"] for r in sweep], style, label=label)
+    left.plot(
+        counts, [c * sweep[-1]["full_build"]["wall_s"] / counts[-1] for c in counts], "k:", alpha=0.4, label="linear"
+    )
+    left.set_xscale("log")
+    left.set_yscale("log")
+    left.set_xlabel("SLOs (the issue 14 mix, 10 a file)")
+    left.set_ylabel("wall seconds, 2 cores")
+    left.set_title("modelmon build", fontsize=10)
+    left.grid(True, which="both", alpha=0.3)
+    left.legend(fontsize=8)
+    if tests:
+        right.plot([t["slos"] for t in tests], [t["s_per_slo"] for t in tests], "o-")
+        right.set_xscale("log")
+        right.set_ylim(bottom=0)
+    right.set_xlabel("SLOs in one file")
+    right.set_ylabel("wall seconds per SLO")
+    right.set_title("modelmon test (promtool 3), per SLO", fontsize=10)
+    right.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    for path in PLOTS:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--slos", type=int, default=1000)
     parser.add_argument("--per-file", default="10,100", help="SLOs a file, one spread per value (default 10,100)")
     parser.add_argument("--test", action="store_true", help="also time `modelmon test` (promtool; long)")
+    parser.add_argument("--sweep", default="", help="SLO counts to build at 10 a file, for the plot (e.g. 10,100,1000)")
+    parser.add_argument("--test-sizes", default="", help="SLO counts in one file to time `modelmon test` for")
     args = parser.parse_args()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     results = []
@@ -139,8 +198,43 @@ def main() -> int:
         cells = " | ".join(f"{r[c]['wall_s']} ({r[c]['cpu_s']})" for c in columns)
         peak = max(r[c]["peak_rss_mb"] for c in columns)
         print(f"| {r['slos']} | {r['per_file']} | {r['files']} | {cells} | {peak} |")
+    sweep = []
+    for count in (int(n) for n in args.sweep.split(",") if n):
+        print(f"sweep: {count} SLOs, 10 a file ...", file=sys.stderr, flush=True)
+        sweep.append(
+            results[0]
+            if results and results[0]["slos"] == count and results[0]["per_file"] == 10
+            else measure(count, 10, False)
+        )
+    tests = []
+    for count in (int(n) for n in args.test_sizes.split(",") if n):
+        print(f"modelmon test: {count} SLOs in one file ...", file=sys.stderr, flush=True)
+        tests.append(measure_tests(count))
+    if sweep:
+        print("\n| SLOs | full build s | unchanged s | one SLO changed s | validate s | full build s per SLO |")
+        print("|---:|---:|---:|---:|---:|---:|")
+        for r in sweep:
+            print(
+                f"| {r['slos']} | {r['full_build']['wall_s']} | {r['unchanged_build']['wall_s']} | "
+                f"{r['one_slo_changed_build']['wall_s']} | {r['validate']['wall_s']} | "
+                f"{r['full_build']['wall_s'] / r['slos']:.4f} |"
+            )
+    if tests:
+        print("\n| SLOs in one file | modelmon test s (CPU s) | s per SLO |")
+        print("|---:|---:|---:|")
+        for t in tests:
+            print(f"| {t['slos']} | {t['test']['wall_s']} ({t['test']['cpu_s']}) | {t['s_per_slo']} |")
+    if sweep:
+        plot(sweep, tests)
+        print(f"\nwrote {', '.join(str(p.relative_to(REPO)) for p in PLOTS)}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    report = {"commit": commit.stdout.strip(), "nproc": len(os.sched_getaffinity(0)), "runs": results}
+    report = {
+        "commit": commit.stdout.strip(),
+        "nproc": len(os.sched_getaffinity(0)),
+        "runs": results,
+        "sweep": sweep,
+        "tests": tests,
+    }
     RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"\nwrote {RESULTS.relative_to(REPO)}")
     return 0
