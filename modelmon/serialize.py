@@ -87,8 +87,23 @@ def _key_text(kind: type, key: object, spelt: str | None = None) -> str:
 _OTHER_LINE_BREAK = re.compile("[\r\x85\u2028\u2029]")
 
 
-@lru_cache(maxsize=1 << 12)
+# What only PyYAML knows how to write in a block: a tab or control character, other line
+# breaks, a byte-order mark, anything outside the Basic Multilingual Plane.
+_NOT_PLAIN_IN_BLOCK = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff\U00010000-\U0010ffff]")
+
+
 def _literal(value: str) -> tuple[str, tuple[str, ...]]:
+    """_spelt_literal(value), and without asking PyYAML for the plain `|` blocks rule expressions
+    are: one final line break, no space or break to start with (an indentation indicator), no
+    space before a line break (PyYAML quotes those), only characters every emitter writes alike."""
+    plain = len(value) > 1 and value[-1] == "\n" and value[-2] not in " \n" and value[0] not in " \n"
+    if plain and " \n" not in value and not _NOT_PLAIN_IN_BLOCK.search(value):
+        return "|", tuple(f"  {line}" if line else "" for line in value[:-1].split("\n"))
+    return _spelt_literal(value)
+
+
+@lru_cache(maxsize=1 << 12)
+def _spelt_literal(value: str) -> tuple[str, tuple[str, ...]]:
     """A multi-line string as PyYAML writes it as a mapping's value: what follows `key: ` (a
     literal block's header, or a one-line double-quoted scalar when it cannot be a block), and
     the block's lines as they stand under a key at the top (PyYAML indents them 2 more than the
@@ -110,7 +125,7 @@ def forget_scalars() -> None:
     """Forget the scalars spelt so far (a test that swaps the emitter spells them again)."""
     _value_text.cache_clear()
     _key_text.cache_clear()
-    _literal.cache_clear()
+    _spelt_literal.cache_clear()
 
 
 # Line breaks to YAML (1.1, as PyYAML reads it): a scalar holding one continues on lines indented
