@@ -140,6 +140,7 @@ def test_the_installed_wheel_validates_by_path_and_builds_only_what_the_reposito
         "runbooks/index.md",
         *(f"runbooks/{alert}.md" for alert in alerts),
         ".modelmon/build-cache.json",
+        ".modelmon/promtool-accepted.json",  # the rule files this promtool accepted (modelmon.cache)
         ".modelmon/build.lock",  # one build at a time (modelmon.transaction)
         ".modelmon/.gitignore",
     }
