@@ -130,7 +130,7 @@ def load_project(
 
 
 def _checked_project(
-    root: Path, layout: Layout, specs: list[Path] | None, keep: bool = False
+    root: Path, layout: Layout, specs: list[Path] | None, known: cache.AcceptedRules | None = None
 ) -> tuple[list[LoadedSpec], ProjectPlan, dict[ModuleType, dict[str, str]]]:
     """load_project's work, and the outputs promtool and amtool accepted on the way (by output
     module), which a build keeps rather than render and check them again."""
@@ -148,7 +148,7 @@ def _checked_project(
         message = "the spec files hold Sloth AlertWindows and no SLO: nothing to compile"
         raise SpecErrors([SpecError(layout.slos, 1, 1, "", message)])
     errors += problems
-    refused, accepted = refused_outputs(loaded, project, layout, root, keep)
+    refused, accepted = refused_outputs(loaded, project, layout, known)
     errors += refused
     if errors:
         raise SpecErrors(errors)
@@ -163,7 +163,7 @@ def _with_project_settings(item: LoadedSpec, layout: Layout) -> LoadedSpec:
 
 
 def refused_outputs(
-    loaded: list[LoadedSpec], project: ProjectPlan, layout: Layout, root: Path | None = None, keep: bool = False
+    loaded: list[LoadedSpec], project: ProjectPlan, layout: Layout, known: cache.AcceptedRules | None = None
 ) -> tuple[list[SpecError], dict[ModuleType, dict[str, str]]]:
     """promtool (`check rules`) and amtool (`check-config`) on what every SLO that planned makes,
     traced back to the spec: a query promtool refuses (a Sloth query's syntax, a raw ratio's) or a
@@ -180,8 +180,8 @@ def refused_outputs(
         # vmalert each MetricsQL query. The stand-in keeps every rule where it is, so errors name the same.
         metricsql = any(plan.metricsql for service in project.services for plan in service.slos)
         checked = rules.files(project, layout, stand_in=True) if metricsql else made
-        # The files this promtool accepted before (in `root`'s cache) are not checked again.
-        known = cache.AcceptedRules(root, keep)
+        # The files this promtool accepted before (`known`, a build's cache) are not checked again.
+        known = known or cache.AcceptedRules(None)
         paths = []
         for index, (_, content) in enumerate(sorted(checked.items())):
             if not known.accepted(content):
@@ -247,8 +247,10 @@ def compile_all(
     `specs`: the spec files to compile (default: the layout's slos folder); `memo`: the promtool
     test groups earlier builds generated, by SLO plan (the one output that costs time per SLO)."""
     layout = layout or layouts.load(root)
-    # Only a build that keeps its test groups keeps what promtool accepted (check and validate write nothing).
-    loaded, project, accepted = _checked_project(root, layout, specs, keep=memo is not None and memo.store)
+    # What promtool accepted before is read and kept as the test groups are: --no-cache checks every
+    # rule file again, validate and --check keep nothing.
+    known = None if memo is None else cache.AcceptedRules(root, store=memo.store, read=memo.read)
+    loaded, project, accepted = _checked_project(root, layout, specs, known)
     files: dict[str, str] = {}
     for output in OUTPUTS:
         try:

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import platform
+import subprocess
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -112,26 +113,35 @@ ACCEPTED_RULES_PATH = f"{transaction.STATE_DIR}/promtool-accepted.json"
 
 
 class AcceptedRules:
-    """The rule files this promtool accepted, by digest of the binary and the file's text: `promtool
-    check rules` judges each file alone, so a build where one service changed checks that one.
-    Without a root (a conversion's scratch check), nothing is known; `store` false (validate,
-    `build --check`), nothing is kept."""
+    """The rule files this promtool accepted, by digest of the binary (its path, size, time and
+    `--version`: a wrapper script keeps the first three whatever it runs) and the file's text.
+    `promtool check rules` judges each file alone, so a build where one service changed checks
+    that one. Without a root nothing is known or kept; `read` false (`build --no-cache`) every
+    file is checked; `store` false (validate, `build --check`) nothing is kept."""
 
-    def __init__(self, root: Path | None, store: bool = True):
+    def __init__(self, root: Path | None, store: bool = True, read: bool = True):
         self.path = None if root is None else root / ACCEPTED_RULES_PATH
         self.store = store
-        self.binary = _binary_identity(promtool.find_promtool)
         self.known: set[str] = set()
         # None kept, or not ours: every file is checked.
         with contextlib.suppress(OSError, ValueError, TypeError):
-            if self.path is not None:
+            if self.path is not None and read:
                 self.known = set(json.loads(self.path.read_text(encoding="utf-8")))
+
+    @functools.cached_property
+    def binary(self) -> str:
+        try:
+            version = promtool.run("--version")
+            said = f"{version.returncode} {version.stdout} {version.stderr}"
+        except (RuntimeError, OSError, subprocess.SubprocessError) as err:
+            said = type(err).__name__
+        return f"{_binary_identity(promtool.find_promtool)}\0{said}"
 
     def digest(self, content: str) -> str:
         return _digest(f"{self.binary}\0{content}".encode())
 
     def accepted(self, content: str) -> bool:
-        return self.digest(content) in self.known
+        return bool(self.known) and self.digest(content) in self.known
 
     def keep(self, contents: list[str]) -> None:
         """Remember these accepted files, and only the ones this build has (the set stays small)."""
@@ -140,7 +150,7 @@ class AcceptedRules:
         self.known = {self.digest(content) for content in contents}
         try:
             transaction.state_dir(self.path.parent.parent)
-            scratch = self.path.with_suffix(".tmp")
+            scratch = self.path.with_suffix(f".{os.getpid()}.tmp")
             scratch.write_text(json.dumps(sorted(self.known)), encoding="utf-8")
             os.replace(scratch, self.path)
         except OSError:

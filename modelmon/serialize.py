@@ -54,8 +54,17 @@ def dump_yaml(data: object) -> str:
 
 def pyyaml_dump(data: object) -> str:
     """`data` as PyYAML dumps it, with libyaml's emitter where it spells the text alike."""
-    dumper = PURE_PYTHON_DUMPER if any(map(_LIBYAML_SPELLS_ITS_OWN_WAY.search, _strings(data))) else _Dumper
+    differs = any(_libyaml_spells_its_own_way(text, key) for text, key in _strings(data))
+    dumper = PURE_PYTHON_DUMPER if differs else _Dumper
     return yaml.dump(data, Dumper=dumper, sort_keys=False, width=100_000, allow_unicode=True)
+
+
+def _libyaml_spells_its_own_way(text: str, key: bool) -> bool:
+    """Whether libyaml writes `text` otherwise than the pure emitter: the characters above, and as
+    a key, the empty one (`'':` against `? ''`) and one over 128 bytes of UTF-8 but not over 128
+    characters (libyaml counts bytes to its simple-key limit, the pure emitter characters: a
+    Prometheus 3 label name of 43 CJK characters)."""
+    return bool(_LIBYAML_SPELLS_ITS_OWN_WAY.search(text)) or (key and (not text or len(text.encode()) > 128))
 
 
 class _Unsupported(Exception):
@@ -176,13 +185,13 @@ def _flow_or_scalar(value: object) -> str:
     return _scalar(value)
 
 
-def _strings(data: object):
-    """Every string in `data`, keys included."""
+def _strings(data: object, key: bool = False):
+    """Every string in `data`, keys included, each with whether it is a key."""
     if isinstance(data, str):
-        yield data
+        yield data, key
     elif isinstance(data, dict):
-        for key, value in data.items():
-            yield from _strings(key)
+        for name, value in data.items():
+            yield from _strings(name, True)
             yield from _strings(value)
     elif isinstance(data, list | tuple):
         for item in data:

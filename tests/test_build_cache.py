@@ -5,10 +5,10 @@ whose plan changed generated again."""
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import subprocess
 import sys
+from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 import yaml
@@ -108,38 +108,39 @@ def test_the_key_of_a_plan_is_the_same_in_every_process(project):
     assert len(keys) == 1
 
 
-class _CountingContexts:
-    """multiprocessing as the writer sees it, counting the process pools it starts."""
-
-    def __init__(self):
-        self.pools = 0
-
-    def get_all_start_methods(self):
-        return multiprocessing.get_all_start_methods()
-
-    def get_context(self, method):
-        context = multiprocessing.get_context(method)
-        counter = self
-
-        class Counted:
-            def Pool(self, processes):  # multiprocessing's name
-                counter.pools += 1
-                return context.Pool(processes)
-
-        return Counted()
-
-
 def test_groups_made_by_several_processes_are_the_straightforward_paths(project, monkeypatch):
     """Many SLOs to generate go to one forked process per core, each taking whole shapes: the
     files are the same text as one process makes without a memo, and each SLO's groups are kept."""
     assert len(os.sched_getaffinity(0)) >= 2, "one core: this test would compare one process with itself"
     root = project(SPECS)
-    counting = _CountingContexts()
-    monkeypatch.setattr(writer, "multiprocessing", counting)
+    pools = []
+
+    class Counted(ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            pools.append(kwargs["max_workers"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(writer, "ProcessPoolExecutor", Counted)
     monkeypatch.setattr(writer, "PARALLEL_FROM", 1)
     memo = cache.TestGroups(root)
     assert build.compile_all(root, memo=memo).files == straightforward(root)
-    assert counting.pools == 1 and memo.missed == 3
+    assert pools == [2] and memo.missed == 3
+    assert build.compile_all(root, memo=cache.TestGroups(root)).files == straightforward(root)
+
+
+def test_a_generating_process_that_dies_leaves_its_slos_to_the_build(project, monkeypatch):
+    """Killed (out of memory, a crash): its SLOs are generated here, and the build ends with the
+    same files, neither hanging nor failing."""
+    real, parent = writer._plan_groups, os.getpid()
+
+    def dying(plan):
+        if os.getpid() != parent and plan.service == "named":
+            os._exit(3)
+        return real(plan)
+
+    monkeypatch.setattr(writer, "_plan_groups", dying)  # forked processes inherit it
+    monkeypatch.setattr(writer, "PARALLEL_FROM", 1)
+    root = project(SPECS)
     assert build.compile_all(root, memo=cache.TestGroups(root)).files == straightforward(root)
 
 
@@ -186,3 +187,21 @@ def test_promtool_checks_only_the_rule_files_it_has_not_accepted_before(project,
         with pytest.raises(SpecErrors, match="promtool rejects the generated rule"):
             build.compile_all(root, memo=cache.TestGroups(root))
     assert asked[-2:] == [1, 1]
+
+
+def test_a_promtool_behind_a_wrapper_or_no_cache_checks_every_rule_file_again(project, monkeypatch, tmp_path):
+    """A wrapper script (an asdf shim, a docker run) keeps its path, size and time whatever it runs:
+    promtool's --version tells them apart. `build --no-cache` checks every file whatever is known."""
+    root = project(SPECS)
+    asked: list[int] = []
+    real = promtool.check_rules
+    monkeypatch.setattr(promtool, "check_rules", lambda paths: (asked.append(len(paths)), real(paths))[1])
+    wrapper = tmp_path / "promtool"
+    wrapper.write_text('#!/bin/sh\nexec "$REAL_PROMTOOL" "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("MODELMON_PROMTOOL", str(wrapper))
+    for real_promtool in (binaries.pinned("promtool"), binaries.pinned("promtool"), binaries.debian("promtool")):
+        monkeypatch.setenv("REAL_PROMTOOL", real_promtool)
+        build.compile_all(root, memo=cache.TestGroups(root))
+    build.compile_all(root, memo=cache.TestGroups(root, read=False))
+    assert asked == [3, 3, 3]  # the pinned one again: nothing to check

@@ -135,8 +135,10 @@ def test_libyaml_and_pure_python_pyyaml_write_the_same_outputs(specs, tmp_path, 
 
 # Keys as the outputs have them: label and field names, or Prometheus 3's UTF-8 label names
 # (printable, at most 120 characters).
-_KEY = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=8) | st.text(
-    st.characters(codec="utf-8").filter(str.isprintable), min_size=1, max_size=120
+_KEY = (
+    st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=8)
+    | st.text(st.characters(codec="utf-8").filter(str.isprintable), max_size=120)
+    | st.text(st.sampled_from("日é🚀a"), min_size=30, max_size=50)  # over 128 bytes, under 128 characters
 )
 _TEXT = st.text(st.characters(codec="utf-8"), max_size=30) | st.text(
     st.sampled_from(list("ab \n\t:#-'\"\x85é😀\u2028|>")), max_size=12

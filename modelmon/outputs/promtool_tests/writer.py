@@ -12,6 +12,8 @@ import math
 import multiprocessing
 import os
 import posixpath
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from decimal import Decimal
 
 from modelmon import contract
@@ -373,8 +375,9 @@ _TODO: list[SloPlan] = []  # what the forked processes generate from (inherited,
 
 def _in_processes(todo: list[SloPlan]) -> list:
     """_made(plan, dumped=True) of each plan, the plans cut at shape boundaries into one run of
-    about equal length per core, each run made by a forked process (or here, with one core)."""
-    workers = min(len(os.sched_getaffinity(0)), 8)
+    about equal length per core, each run made by a forked process (or here, with one core). A
+    process that dies (out of memory) leaves its run to this one: the same text, later."""
+    workers = min(_cores(), 8)
     keys = [_generation_order(plan) for plan in todo]
     cuts = [0]
     for n in range(1, workers):
@@ -388,10 +391,25 @@ def _in_processes(todo: list[SloPlan]) -> list:
     global _TODO
     _TODO = todo
     try:
-        with multiprocessing.get_context("fork").Pool(len(runs)) as pool:
-            return [result for run in pool.map(_made_run, runs) for result in run]
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=len(runs), mp_context=context) as pool:
+            futures = [pool.submit(_made_run, run) for run in runs]
+            made = []
+            for run, future in zip(runs, futures, strict=True):
+                try:
+                    made += future.result()
+                except BrokenProcessPool:
+                    made += _made_run(run)
+            return made
     finally:
         _TODO = []
+
+
+def _cores() -> int:
+    """The cores this process may run on (where the system says; else every core)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _made_run(run: tuple[int, int]) -> list:
