@@ -307,24 +307,31 @@ def write_all(root: Path, compiled: Compiled) -> Written:
     layout = compiled.layout
     with transaction.locked(root), transaction.scratch_folder(root) as scratch:
         recovered = transaction.finish(root, keep=scratch)
-        for path, content in compiled.files.items():
+        written = sorted(path for path, content in compiled.files.items() if _read(root / path) != content)
+        rule_paths = [layout.rules_path(service) for service in sorted(compiled.plans)]
+        proven = compiled.is_proven(rules, rule_paths)
+        needs_amtool = layout.alertmanager in compiled.files and not compiled.is_proven(
+            alertmanager, [layout.alertmanager]
+        )
+        # Only what changes goes through the scratch folder, unless a checker still has to read
+        # the outputs there (with the files they name: amtool reads the templates).
+        staged = written if proven and not needs_amtool else compiled.files
+        for path in sorted(staged):
             target = scratch / path
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content, encoding="utf-8")
-        rule_paths = [layout.rules_path(service) for service in sorted(compiled.plans)]
-        if not compiled.is_proven(rules, rule_paths):
+            target.write_text(compiled.files[path], encoding="utf-8")
+        if not proven:
             ok, problems, output = promtool.check_rules([scratch / path for path in rule_paths])
             if not ok:
                 output = output.replace(f"{scratch}/", "")
                 raise SpecErrors(_promtool_errors(compiled.loaded, compiled.project, problems, output, layout))
         checks.append("promtool check rules")
         if layout.alertmanager in compiled.files:
-            if not compiled.is_proven(alertmanager, [layout.alertmanager]):
+            if needs_amtool:
                 ok, output = amtool.check_config(scratch / layout.alertmanager)
                 if not ok:
                     raise SpecErrors(_amtool_errors(compiled.loaded, output.replace(f"{scratch}/", ""), layout))
             checks.append("amtool check-config")
-        written = [path for path in stale_files(root, compiled.files, layout) if path in compiled.files]
         removed = orphans(root, compiled.files, layout)
         transaction.commit(root, scratch, written, removed)
     return Written(written, removed, checks, recovered)
