@@ -9,6 +9,11 @@ coverage and budget, and one pending/firing state machine for every alert. promt
 then checks the real engine against them, so a wrong model shows up as a failing test,
 never as a silently wrong expectation. Float operations follow the engine's order so
 the values agree to the last bit.
+
+Rates, ratios and every alert's condition and state are computed for all the evaluations of
+a scenario at once (numpy: `rates`, `holds_series`, `fires_series`); the methods that take one
+evaluation (`rate`, `ratio`, `condition`, `_replay`) give the exact values the tests state and
+are the reference the arrays are tested against (tests/test_simulation.py).
 """
 
 from __future__ import annotations
