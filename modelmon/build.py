@@ -130,7 +130,11 @@ def load_project(
 
 
 def _checked_project(
-    root: Path, layout: Layout, specs: list[Path] | None, known: cache.AcceptedRules | None = None
+    root: Path,
+    layout: Layout,
+    specs: list[Path] | None,
+    known: cache.AcceptedRules | None = None,
+    kept: cache.ServiceTexts | None = None,
 ) -> tuple[list[LoadedSpec], ProjectPlan, dict[ModuleType, dict[str, str]]]:
     """load_project's work, and the outputs promtool and amtool accepted on the way (by output
     module), which a build keeps rather than render and check them again."""
@@ -148,7 +152,7 @@ def _checked_project(
         message = "the spec files hold Sloth AlertWindows and no SLO: nothing to compile"
         raise SpecErrors([SpecError(layout.slos, 1, 1, "", message)])
     errors += problems
-    refused, accepted = refused_outputs(loaded, project, layout, known)
+    refused, accepted = refused_outputs(loaded, project, layout, known, kept)
     errors += refused
     if errors:
         raise SpecErrors(errors)
@@ -163,7 +167,11 @@ def _with_project_settings(item: LoadedSpec, layout: Layout) -> LoadedSpec:
 
 
 def refused_outputs(
-    loaded: list[LoadedSpec], project: ProjectPlan, layout: Layout, known: cache.AcceptedRules | None = None
+    loaded: list[LoadedSpec],
+    project: ProjectPlan,
+    layout: Layout,
+    known: cache.AcceptedRules | None = None,
+    kept: cache.ServiceTexts | None = None,
 ) -> tuple[list[SpecError], dict[ModuleType, dict[str, str]]]:
     """promtool (`check rules`) and amtool (`check-config`) on what every SLO that planned makes,
     traced back to the spec: a query promtool refuses (a Sloth query's syntax, a raw ratio's) or a
@@ -175,11 +183,11 @@ def refused_outputs(
     errors: list[SpecError] = []
     accepted: dict[ModuleType, dict[str, str]] = {}
     with tempfile.TemporaryDirectory(prefix="modelmon-check-") as scratch:
-        made = rules.files(project, layout)
+        made = rules.files(project, layout, kept=kept)
         # promtool cannot parse MetricsQL: it checks the rest, with the stand-in the tests load, and
         # vmalert each MetricsQL query. The stand-in keeps every rule where it is, so errors name the same.
         metricsql = any(plan.metricsql for service in project.services for plan in service.slos)
-        checked = rules.files(project, layout, stand_in=True) if metricsql else made
+        checked = rules.files(project, layout, stand_in=True, kept=kept) if metricsql else made
         # The files this promtool accepted before (`known`, a build's cache) are not checked again.
         known = known or cache.AcceptedRules(None)
         paths = []
@@ -250,7 +258,8 @@ def compile_all(
     # What promtool accepted before is read and kept as the test groups are: --no-cache checks every
     # rule file again, validate and --check keep nothing.
     known = None if memo is None else cache.AcceptedRules(root, store=memo.store, read=memo.read)
-    loaded, project, accepted = _checked_project(root, layout, specs, known)
+    kept = None if memo is None else memo.services  # the texts made from one service's plan alone
+    loaded, project, accepted = _checked_project(root, layout, specs, known, kept)
     files: dict[str, str] = {}
     for output in OUTPUTS:
         try:
@@ -258,6 +267,8 @@ def compile_all(
                 files.update(accepted[output])
             elif output is promtool_tests:
                 files.update(output.files(project, layout, memo))
+            elif output is runbooks:
+                files.update(output.files(project, layout, kept))
             else:
                 files.update(output.files(project, layout))
         except TestGenerationErrors as err:

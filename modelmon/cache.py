@@ -172,25 +172,75 @@ def stable_repr(value: object) -> str:
     return repr(value)
 
 
-class TestGroups:
+class _Kept:
+    """Values kept from one build to the next in `folder`, one JSON file per key, each with the
+    text its key digests (a digest matching another's would be a wrong output, not a slow one).
+    `read` false (`build --no-cache`): none is read, all are written anew; `store` false
+    (validate, `build --check`): none is written."""
+
+    def __init__(self, folder: Path, store: bool, read: bool):
+        self.folder = folder
+        self.store = store
+        self.read = read
+        self.used: set[str] = set()
+
+    def _get(self, key: str, text: str) -> object | None:
+        self.used.add(key)
+        if not self.read:
+            return None
+        try:
+            record = json.loads((self.folder / f"{key}.json").read_text(encoding="utf-8"))
+            if record["plan"] == text:
+                return record["value"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # none, or not one this build wrote: made again
+        return None
+
+    def _put(self, key: str, text: str, value: object) -> None:
+        if not self.store:
+            return
+        # A scratch file of its own, then one rename: two builds writing one entry, or a prune
+        # beside them, never leave half an entry. A cache that cannot be written is no error.
+        try:
+            transaction.state_dir(self.folder.parent.parent)
+            self.folder.mkdir(exist_ok=True)
+            with tempfile.NamedTemporaryFile("w", dir=self.folder, suffix=".tmp", delete=False) as scratch:
+                scratch.write(json.dumps({"plan": text, "value": value}))
+        except OSError:
+            return
+        try:
+            os.replace(scratch.name, self.folder / f"{key}.json")
+        except OSError:
+            Path(scratch.name).unlink(missing_ok=True)
+
+    def prune(self) -> None:
+        """Forget the entries this build did not use (after a whole build only)."""
+        if not self.store or not self.folder.is_dir():
+            return
+        for path in self.folder.glob("*.json"):  # another build's scratch files are its own
+            if path.stem not in self.used:
+                path.unlink(missing_ok=True)
+
+
+class TestGroups(_Kept):
     """Each SLO's generated promtool test groups, kept from one build to the next.
 
     An SLO's groups are a function of its plan alone (every number and name its scenarios
     and expectations read) and of the generator: keyed by both, a build replays only the SLOs
-    whose plan changed, and a thousand SLOs of which one changed rebuild in seconds.
-    `read` false (`build --no-cache`): none is read, all are written anew; `store` false
-    (validate, `build --check`): none is written."""
+    whose plan changed, and a thousand SLOs of which one changed rebuild in seconds. The texts
+    made from one service's plan alone (`services`) are kept beside them, alike."""
 
     def __init__(self, root: Path, store: bool = True, read: bool = True):
-        self.folder = root / TEST_GROUPS_DIR
-        self.store = store
-        self.read = read
-        self.used: set[str] = set()
+        super().__init__(root / TEST_GROUPS_DIR, store, read)
         self.missed = 0  # plans whose groups had to be generated
         self._entries: dict[int, tuple[object, str, str]] = {}  # id(plan) -> plan, key, text
+        self.services = ServiceTexts(root, self)
 
     def key(self, plan: object) -> str:
         return self._entry(plan)[0]
+
+    def plan_text(self, plan: object) -> str:
+        return self._entry(plan)[1]
 
     def _entry(self, plan: object) -> tuple[str, str]:
         """The plan's key and text, made once per plan (its text takes about 0.5 ms)."""
@@ -202,43 +252,50 @@ class TestGroups:
         return found[1], found[2]
 
     def get(self, plan: object) -> list | None:
-        key, text = self._entry(plan)
-        self.used.add(key)
-        if not self.read:
+        found = self._get(*self._entry(plan))
+        if found is None:
             self.missed += 1
             return None
-        try:
-            record = json.loads((self.folder / f"{key}.json").read_text(encoding="utf-8"))
-            # The plan's text too: a digest matching another plan's would be a wrong test, not a slow one.
-            if record["plan"] == text:
-                return [(every, text) for every, text in record["groups"]]
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # none, or not one this build wrote: generated again
-        self.missed += 1
-        return None
+        return [(every, text) for every, text in found]
 
     def put(self, plan: object, groups: list) -> None:
-        if not self.store:
-            return
-        key, text = self._entry(plan)
-        # A scratch file of its own, then one rename: two builds writing one entry, or a prune
-        # beside them, never leave half an entry. A cache that cannot be written is no error.
-        try:
-            transaction.state_dir(self.folder.parent.parent)
-            self.folder.mkdir(exist_ok=True)
-            with tempfile.NamedTemporaryFile("w", dir=self.folder, suffix=".tmp", delete=False) as scratch:
-                scratch.write(json.dumps({"plan": text, "groups": groups}))
-        except OSError:
-            return
-        try:
-            os.replace(scratch.name, self.folder / f"{key}.json")
-        except OSError:
-            Path(scratch.name).unlink(missing_ok=True)
+        self._put(*self._entry(plan), groups)
 
     def prune(self) -> None:
-        """Forget the groups of SLOs this build no longer has (after a whole build only)."""
-        if not self.store or not self.folder.is_dir():
-            return
-        for path in self.folder.glob("*.json"):  # another build's scratch files are its own
-            if path.stem not in self.used:
-                path.unlink(missing_ok=True)
+        """After a whole build: keep the service texts it made, forget what it no longer has."""
+        self.services.flush()
+        super().prune()
+        self.services.prune()
+
+
+SERVICE_TEXTS_DIR = f"{transaction.STATE_DIR}/service-texts"
+
+
+class ServiceTexts(_Kept):
+    """Texts made from one service's plan alone (its rule file, its runbook pages), by what they
+    are (`kind`, with whatever else they read) and the service's plan: a build after one SLO
+    changed renders that service's again and takes the others' as they were."""
+
+    def __init__(self, root: Path, groups: TestGroups):
+        super().__init__(root / SERVICE_TEXTS_DIR, groups.store, groups.read)
+        self.groups = groups  # which knows each SLO's plan text
+        # Kept once the build went through (flush): a build that fails leaves the state as it was.
+        self._made: dict[str, tuple[str, object]] = {}
+
+    def _entry(self, kind: str, service) -> tuple[str, str]:
+        text = "\0".join(
+            [kind, stable_repr(dataclasses.replace(service, slos=())), *map(self.groups.plan_text, service.slos)]
+        )
+        return _digest(f"{generator_key()}\0{text}".encode()), text
+
+    def get(self, kind: str, service) -> object | None:
+        return self._get(*self._entry(kind, service))
+
+    def put(self, kind: str, service, value: object) -> None:
+        key, text = self._entry(kind, service)
+        self._made[key] = (text, value)
+
+    def flush(self) -> None:
+        for key, (text, value) in self._made.items():
+            self._put(key, text, value)
+        self._made.clear()

@@ -205,3 +205,30 @@ def test_a_promtool_behind_a_wrapper_or_no_cache_checks_every_rule_file_again(pr
         build.compile_all(root, memo=cache.TestGroups(root))
     build.compile_all(root, memo=cache.TestGroups(root, read=False))
     assert asked == [3, 3, 3]  # the pinned one again: nothing to check
+
+
+def test_kept_service_texts_make_the_files_the_straightforward_path_makes(project):
+    """A service's rule file and runbook pages are kept by its plan once a build went through:
+    the next build takes them as they were, and after one SLO changed makes that service's
+    again (a kept text of the old plan would be a wrong output, not a slow one)."""
+    root = project(SPECS)
+    first = cache.TestGroups(root)
+    build.compile_all(root, memo=first)
+    first.prune()  # what a build does once it went through
+    assert len(list((root / cache.SERVICE_TEXTS_DIR).glob("*.json"))) == 6  # rules and runbooks of 3 services
+    again = cache.TestGroups(root)
+    assert build.compile_all(root, memo=again).files == straightforward(root)
+    assert again.services._made == {}  # every text was kept
+    (root / "slos" / "r.yaml").write_text(RAW_SLI.replace("objective: 99", "objective: 98", 1))
+    changed = cache.TestGroups(root)
+    assert build.compile_all(root, memo=changed).files == straightforward(root)
+    assert len(changed.services._made) == 2  # that service's rules and runbooks, made again
+
+
+def test_a_build_that_fails_keeps_no_service_text(project):
+    root = project(SPECS)
+    (root / "slos" / "r.yaml").write_text(RAW_SLI.replace("[{{.window}}]))", "[{{.window}}])", 1))
+    memo = cache.TestGroups(root)
+    with pytest.raises(SpecErrors):
+        build.compile_all(root, memo=memo)
+    assert not (root / cache.SERVICE_TEXTS_DIR).exists()

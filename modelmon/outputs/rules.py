@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from modelmon.cache import ServiceTexts
 from modelmon.conventions import (
     BUDGET_REMAINING_RECORD,
     COVERAGE_LOOKBACK,
@@ -86,17 +87,29 @@ class RuleFile:
         return [g["name"] for g in self.groups]
 
 
-def files(project: ProjectPlan, layout: Layout, stand_in: bool = False) -> dict[str, str]:
+def files(
+    project: ProjectPlan, layout: Layout, stand_in: bool = False, kept: ServiceTexts | None = None
+) -> dict[str, str]:
     """One rule file per service, and for the promtool tests of a service with MetricsQL SLIs the
     copy they load (STAND_IN for each MetricsQL query); `stand_in`: the rule files alone, as promtool
-    can parse them."""
+    can parse them. `kept`: the rule texts earlier builds made, by service plan."""
     found = {}
     for service in project.services:
         metricsql = any(plan.metricsql for plan in service.slos)
         header = layout.header([service.source])
-        found[layout.rules_path(service.service)] = header + _text(service, stand_in and metricsql)
+        found[layout.rules_path(service.service)] = header + _kept_text(service, stand_in and metricsql, kept)
         if metricsql and not stand_in and layout.promtool_tests:
-            found[layout.test_rules_path(service.service)] = header + STAND_IN_NOTE + _text(service, True)
+            found[layout.test_rules_path(service.service)] = header + STAND_IN_NOTE + _kept_text(service, True, kept)
+    return found
+
+
+def _kept_text(service: ServicePlan, stand_in: bool, kept: ServiceTexts | None) -> str:
+    kind = f"rules stand_in={stand_in}"
+    found = kept.get(kind, service) if kept is not None else None
+    if found is None:
+        found = _text(service, stand_in)
+        if kept is not None:
+            kept.put(kind, service, found)
     return found
 
 

@@ -21,6 +21,7 @@ from functools import cache
 import jinja2
 
 from modelmon import contract, markup
+from modelmon.cache import ServiceTexts
 from modelmon.conventions import (
     BUDGET_REMAINING_RECORD,
     COVERAGE_RECORD,
@@ -341,26 +342,33 @@ def render_index(found: list[Page], header: str, command: str) -> str:
     return _environment().get_template("runbook_index.md.j2").render(pages=found, header=header, command=command)
 
 
-def files(project: ProjectPlan, layout: Layout) -> dict[str, str]:
-    """Every runbook page and the index, in the layout's runbooks folder."""
+def files(project: ProjectPlan, layout: Layout, kept: ServiceTexts | None = None) -> dict[str, str]:
+    """Every runbook page and the index, in the layout's runbooks folder; `kept`: the pages earlier
+    builds rendered, by service plan."""
     if not layout.runbooks:
         return {}
     if not layout.dashboards:  # no dashboard written: the pages link to none
         project = replace(project, services=tuple(replace(s, dashboard=None) for s in project.services))
-    pages = render_all(project, GENERATED_MARK, layout.command)
+    pages = render_all(project, GENERATED_MARK, layout.command, kept)
     return {layout.runbook_path(path, RUNBOOKS_DIR): text for path, text in pages.items()}
 
 
-def render_all(project: ProjectPlan, mark: str, command: str) -> dict[str, str]:
+def render_all(project: ProjectPlan, mark: str, command: str, kept: ServiceTexts | None = None) -> dict[str, str]:
     """Every runbook page and the index, as {path: content}; `mark` is the generated-file mark,
     `command` the one that regenerates the pages."""
     out: dict[str, str] = {}
     every: list[Page] = []
     for service in project.services:
-        header = html_header(mark, [service.source], command)
-        for page in pages(service):
-            out[page.path] = render_page(page, service.dashboard, header)
-            every.append(page)
+        found = pages(service)
+        every += found
+        kind = f"runbooks {mark}\0{command}"  # what the pages read besides the service's plan
+        rendered = kept.get(kind, service) if kept is not None else None
+        if rendered is None:
+            header = html_header(mark, [service.source], command)
+            rendered = {page.path: render_page(page, service.dashboard, header) for page in found}
+            if kept is not None:
+                kept.put(kind, service, rendered)
+        out.update(rendered)
     every.sort(key=lambda p: (p.plan.service, p.name))
     out[INDEX_PATH] = render_index(every, html_header(mark, sorted(project.sources), command), command)
     return out
