@@ -190,11 +190,15 @@ class _Kept:
             return None
         try:
             record = json.loads((self.folder / f"{key}.json").read_text(encoding="utf-8"))
-            if record["plan"] == text:
+            if record["plan"] == text and self._valid(record["value"]):
                 return record["value"]
         except (OSError, ValueError, KeyError, TypeError):
             pass  # none, or not one this build wrote: made again
         return None
+
+    def _valid(self, value: object) -> bool:
+        """Whether a kept value has the shape this build makes (else it is made again)."""
+        raise NotImplementedError
 
     def _put(self, key: str, text: str, value: object) -> None:
         if not self.store:
@@ -251,6 +255,11 @@ class TestGroups(_Kept):
             self._entries[id(plan)] = found  # the plan is held: its id names no other plan meanwhile
         return found[1], found[2]
 
+    def _valid(self, value: object) -> bool:
+        return isinstance(value, list) and all(
+            isinstance(g, list) and len(g) == 2 and isinstance(g[0], int) and isinstance(g[1], str) for g in value
+        )
+
     def get(self, plan: object) -> list | None:
         found = self._get(*self._entry(plan))
         if found is None:
@@ -279,8 +288,14 @@ class ServiceTexts(_Kept):
     def __init__(self, root: Path, groups: TestGroups):
         super().__init__(root / SERVICE_TEXTS_DIR, groups.store, groups.read)
         self.groups = groups  # which knows each SLO's plan text
-        # Kept once the build went through (flush): a build that fails leaves the state as it was.
+        # Kept once the build has made every output (flush): a build that fails on the way keeps
+        # none. (Each is right for its key whatever happens after.)
         self._made: dict[str, tuple[str, object]] = {}
+
+    def _valid(self, value: object) -> bool:
+        if isinstance(value, dict):
+            return all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+        return isinstance(value, str)
 
     def _entry(self, kind: str, service) -> tuple[str, str]:
         text = "\0".join(

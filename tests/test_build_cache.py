@@ -70,10 +70,16 @@ def test_a_damaged_or_foreign_entry_is_generated_again(project):
     entries = sorted((root / cache.TEST_GROUPS_DIR).iterdir())
     entries[0].write_text("{not json")
     record = json.loads(entries[1].read_text())
-    entries[1].write_text(json.dumps({**record, "plan": "another plan", "groups": [[60, "- name: forged\n"]]}))
+    entries[1].write_text(json.dumps({**record, "plan": "another plan", "value": [[60, "- name: forged\n"]]}))
+    record = json.loads(entries[2].read_text())
+    entries[2].write_text(json.dumps({**record, "value": 1}))  # its own plan, a value of another shape
     memo = cache.TestGroups(root)
     assert build.compile_all(root, memo=memo).files == straightforward(root)
-    assert memo.missed == 2
+    assert memo.missed == 3
+    memo.prune()
+    for entry in sorted((root / cache.SERVICE_TEXTS_DIR).iterdir()):  # the kept rule files and pages alike
+        entry.write_text(json.dumps({**json.loads(entry.read_text()), "value": {"x": 1}}))
+    assert build.compile_all(root, memo=cache.TestGroups(root)).files == straightforward(root)
 
 
 def test_a_build_forgets_the_groups_of_slos_it_no_longer_has(project, capsys):
