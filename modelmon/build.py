@@ -360,7 +360,7 @@ def _info_label_path(item: LoadedSpec, index: int, problem: promtool.RuleProblem
     slo = item.spec.slos[index]
     for path, plugin in reversed(sloth.chain(getattr(item.spec, "slo_plugins", None), slo.plugins)):
         if plugin.id == sloth.INFO_LABELS and name["name"] in (plugin.config.get("labels") or {}):
-            return (*(path if path[0] == "slo_plugins" else ("slos", index, *path)), "config", "labels", name["name"])
+            return (*sloth.in_file(path, index), "config", "labels", name["name"])
     return None
 
 

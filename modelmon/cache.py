@@ -303,12 +303,14 @@ class ServiceTexts(_Kept):
         )
         return _digest(f"{generator_key()}\0{text}".encode()), text
 
-    def get(self, kind: str, service) -> object | None:
-        return self._get(*self._entry(kind, service))
-
-    def put(self, kind: str, service, value: object) -> None:
+    def made(self, kind: str, service, make) -> object:
+        """The text (or texts) of this kind of the service: kept, or `make()` and kept."""
         key, text = self._entry(kind, service)
-        self._made[key] = (text, value)
+        found = self._get(key, text)
+        if found is None:
+            found = make()
+            self._made[key] = (text, found)
+        return found
 
     def flush(self) -> None:
         for key, (text, value) in self._made.items():

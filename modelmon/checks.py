@@ -156,7 +156,7 @@ def _check_plugins(item: LoadedSpec) -> list[SpecError]:
     for i, slo in item.slos():
         where, left_out = sloth.left_out(item.spec.slo_plugins, slo.plugins)
         if left_out:
-            replacing.setdefault(("slos", i, "plugins") if where == ("plugins",) else where, left_out)
+            replacing.setdefault(sloth.in_file(where, i), left_out)
     for where, left_out in replacing.items():
         errors.append(
             item.positions.error(
@@ -170,7 +170,7 @@ def _check_plugins(item: LoadedSpec) -> list[SpecError]:
     for i, slo in item.slos():
         taken = [where for where, p in sloth.chain(item.spec.slo_plugins, slo.plugins) if p.id == sloth.RULE_INTERVALS]
         if taken:
-            effective.add(taken[-1] if taken[-1][0] == "slo_plugins" else ("slos", i, *taken[-1]))
+            effective.add(sloth.in_file(taken[-1], i))
     for where, block in blocks:
         if block is None:
             continue

@@ -142,10 +142,12 @@ def forget_scalars() -> None:
 _LINE_BREAK = re.compile("[\n\r\x85\u2028\u2029]")
 
 
-def _scalar(value: object) -> str:
+def _one_line(value: object) -> tuple[type, object, str | None]:
+    """A one-line scalar as the spellings above keep it (by type, and a float by its repr too);
+    anything else is _Unsupported."""
     if type(value) not in _SCALARS or (isinstance(value, str) and _LINE_BREAK.search(value)):
         raise _Unsupported
-    return _value_text(type(value), value, repr(value) if type(value) is float else None)
+    return type(value), value, repr(value) if type(value) is float else None
 
 
 def _block(data: dict | list, indent: int, prefix: str, out: list[str]) -> None:
@@ -161,10 +163,7 @@ def _block(data: dict | list, indent: int, prefix: str, out: list[str]) -> None:
                 out.append(f"{' ' * indent}- {_flow_or_scalar(item)}\n")
         return
     for i, (key, value) in enumerate(data.items()):
-        if type(key) not in _SCALARS or (isinstance(key, str) and _LINE_BREAK.search(key)):
-            raise _Unsupported
-        spelt = _key_text(type(key), key, repr(key) if type(key) is float else None)
-        line = f"{prefix if i == 0 else ' ' * indent}{spelt}:"
+        line = f"{prefix if i == 0 else ' ' * indent}{_key_text(*_one_line(key))}:"
         if isinstance(value, dict) and value:
             out.append(line + "\n")
             _block(value, indent + 2, " " * (indent + 2), out)
@@ -182,7 +181,7 @@ def _block(data: dict | list, indent: int, prefix: str, out: list[str]) -> None:
 def _flow_or_scalar(value: object) -> str:
     if isinstance(value, dict | list):  # empty: PyYAML writes it in flow style
         return "{}" if isinstance(value, dict) else "[]"
-    return _scalar(value)
+    return _value_text(*_one_line(value))
 
 
 def _strings(data: object, key: bool = False):

@@ -301,6 +301,12 @@ def chain(file: SlothPlugins | None, slo: SlothPlugins | None) -> list[tuple[Fie
     return sorted(found, key=lambda item: item[1].priority)
 
 
+def in_file(where: FieldPath, index: int) -> FieldPath:
+    """A place chain() or left_out() names, as the file's path: the file's own chain as it is, the
+    SLO's under slos[index]."""
+    return where if where[:1] == ("slo_plugins",) else ("slos", index, *where)
+
+
 def left_out(file: SlothPlugins | None, slo: SlothPlugins | None) -> tuple[FieldPath, list[str]]:
     """The rule plugins an SLO's chain lacks once a chain has replaced Sloth's (Sloth would write
     none of their rules), and where that chain is; nothing while Sloth's default chain runs."""

@@ -104,13 +104,9 @@ def files(
 
 
 def _kept_text(service: ServicePlan, stand_in: bool, kept: ServiceTexts | None) -> str:
-    kind = f"rules stand_in={stand_in}"
-    found = kept.get(kind, service) if kept is not None else None
-    if found is None:
-        found = _text(service, stand_in)
-        if kept is not None:
-            kept.put(kind, service, found)
-    return found
+    if kept is None:
+        return _text(service, stand_in)
+    return kept.made(f"rules stand_in={stand_in}", service, lambda: _text(service, stand_in))
 
 
 def _text(service: ServicePlan, stand_in: bool) -> str:

@@ -16,7 +16,7 @@ site's small script (docs/js/fill-labels.js) fills them in from the page address
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, partial
 
 import jinja2
 
@@ -361,17 +361,18 @@ def render_all(project: ProjectPlan, mark: str, command: str, kept: ServiceTexts
     for service in project.services:
         found = pages(service)
         every += found
-        kind = f"runbooks {mark}\0{command}"  # what the pages read besides the service's plan
-        rendered = kept.get(kind, service) if kept is not None else None
-        if rendered is None:
-            header = html_header(mark, [service.source], command)
-            rendered = {page.path: render_page(page, service.dashboard, header) for page in found}
-            if kept is not None:
-                kept.put(kind, service, rendered)
-        out.update(rendered)
+        make = partial(_rendered, service, found, mark, command)
+        # What the pages read besides the service's plan: the mark and the command.
+        out.update(make() if kept is None else kept.made(f"runbooks {mark}\0{command}", service, make))
     every.sort(key=lambda p: (p.plan.service, p.name))
     out[INDEX_PATH] = render_index(every, html_header(mark, sorted(project.sources), command), command)
     return out
+
+
+def _rendered(service: ServicePlan, found: list[Page], mark: str, command: str) -> dict[str, str]:
+    """The pages `found` of the service, by path."""
+    header = html_header(mark, [service.source], command)
+    return {page.path: render_page(page, service.dashboard, header) for page in found}
 
 
 def html_header(mark: str, sources: list[str], command: str) -> str:

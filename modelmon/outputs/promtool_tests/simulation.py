@@ -358,17 +358,21 @@ class Simulation:
         if exact:
             present = [v for v in self.tiles(role, key)[lo:hi] if v is not None]
             return sum_over_time(present) if total else avg_over_time(present, self.version)
+        sums, counts = self._running_sums(role, key)
+        count = counts[hi] - counts[lo]
+        if not count:
+            return None
+        return sums[hi] - sums[lo] if total else (sums[hi] - sums[lo]) / count
+
+    def _running_sums(self, role: str, key: tuple) -> tuple[list[float], list[int]]:
+        """The tiles' running sum and count up to each evaluation, added in order as the engine would."""
         if (role, key) not in self._running:
             sums, counts = [0.0], [0]
             for value in self.tiles(role, key):
                 sums.append(sums[-1] + (value or 0.0))
                 counts.append(counts[-1] + (value is not None))
             self._running[role, key] = (sums, counts)
-        sums, counts = self._running[role, key]
-        count = counts[hi] - counts[lo]
-        if not count:
-            return None
-        return sums[hi] - sums[lo] if total else (sums[hi] - sums[lo]) / count
+        return self._running[role, key]
 
     def long_ratio(self, window: int, minute: int, key: tuple, exact: bool) -> float | None:
         if self.plan.total is None:
@@ -407,20 +411,24 @@ class Simulation:
     def coverage(self, at: int, key: tuple) -> float | None:
         """slo:period_coverage:ratio at `at`: the time since the period's oldest tile plus the
         5 minutes it stands for, over the period, at most 1; None before the first tile."""
+        lo, hi = self._span(self.units(self.plan.period_s), at)
+        first = self._next_tile(key)[lo]
+        if first >= hi:
+            return None
+        since = float(at * self.unit) - float(first * self.every * self.unit)
+        return min((since + parse_duration(TILE_WINDOW)) / self.plan.period_s, 1.0)
+
+    def _next_tile(self, key: tuple) -> list[int]:
+        """For every evaluation: the index of the first evaluation from it on that recorded the
+        tile the coverage clocks (a raw SLI's ratio, else the total)."""
         clock = "ratio" if self.plan.total is None else "total"
         if (clock, key) not in self._clock:
-            # For every evaluation: the index of the first evaluation from it on that recorded a tile.
             tiles = self.tiles(clock, key)
             following = [len(tiles)] * (len(tiles) + 1)
             for i in range(len(tiles) - 1, -1, -1):
                 following[i] = i if tiles[i] is not None else following[i + 1]
             self._clock[clock, key] = following
-        lo, hi = self._span(self.units(self.plan.period_s), at)
-        first = self._clock[clock, key][lo]
-        if first >= hi:
-            return None
-        since = float(at * self.unit) - float(first * self.every * self.unit)
-        return min((since + parse_duration(TILE_WINDOW)) / self.plan.period_s, 1.0)
+        return self._clock[clock, key]
 
     def recent_coverage(self, at: int, key: tuple) -> float | None:
         """last_over_time(slo:period_coverage:ratio[15m]): the newest coverage recorded in the lookback."""
@@ -547,8 +555,7 @@ class Simulation:
     def _coverage_series(self, key: tuple) -> np.ndarray:
         """coverage(at, key) at every evaluation, NaN before the first tile."""
         at = np.arange(0, self.length + 1, self.every)
-        self.coverage(0, key)  # the clock, made once
-        following = np.asarray(self._clock["ratio" if self.plan.total is None else "total", key])
+        following = np.asarray(self._next_tile(key))
         lo, hi = self._spans(self.units(self.plan.period_s))
         first = following[lo]
         since = (at * self.unit).astype(np.float64) - (first * self.every * self.unit).astype(np.float64)
@@ -623,8 +630,7 @@ class Simulation:
 
     def _over_time_series(self, role: str, window: int, key: tuple, total: bool = False) -> np.ndarray:
         """over_time(role, window, at, key, exact=False, total) at every evaluation, NaN for None."""
-        self.over_time(role, window, 0, key, exact=False)  # the running sums, made once
-        sums, counts = (np.asarray(a) for a in self._running[role, key])
+        sums, counts = (np.asarray(a) for a in self._running_sums(role, key))
         lo, hi = self._spans(window)
         count = counts[hi] - counts[lo]
         summed = sums[hi] - sums[lo]
