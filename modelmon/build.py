@@ -22,7 +22,7 @@ from types import ModuleType
 from modelmon import amtool, cache, promtool, transaction, vmalert
 from modelmon import layout as layouts
 from modelmon.cache import TestGroups
-from modelmon.checks import check_all
+from modelmon.checks import check_all, own_checks
 from modelmon.conventions import SLOTH_INFO_RECORD
 from modelmon.formats import sloth
 from modelmon.layout import Layout
@@ -135,19 +135,22 @@ def _checked_project(
     specs: list[Path] | None,
     known: cache.AcceptedRules | None = None,
     kept: cache.ServiceTexts | None = None,
+    kept_specs: cache.KeptSpecs | None = None,
 ) -> tuple[list[LoadedSpec], ProjectPlan, dict[ModuleType, dict[str, str]]]:
     """load_project's work, and the outputs promtool and amtool accepted on the way (by output
-    module), which a build keeps rather than render and check them again."""
+    module), which a build keeps rather than render and check them again. `kept_specs`: the
+    files as earlier builds loaded and checked them."""
     loaded, windows, errors = [], [], []
     paths = spec_paths(root, layout) if specs is None else specs
     if not paths:
         raise SpecErrors([SpecError(layout.slos, 1, 1, "", "no SLO files (*.yaml, *.yml) found")])
     for path in paths:
-        documents, problems = load_file(path, _display(root, path))
+        documents, problems = (kept_specs.loaded if kept_specs else load_file)(path, _display(root, path))
         errors += problems
         loaded += [_with_project_settings(d, layout) for d in documents if isinstance(d, LoadedSpec)]
         windows += [d for d in documents if isinstance(d, LoadedWindows)]
-    problems, project, loaded = check_all(loaded, windows)
+    own = kept_specs.checks(layout.compatibility, windows) if kept_specs else own_checks
+    problems, project, loaded = check_all(loaded, windows, own)
     if windows and not loaded and not errors + problems:
         message = "the spec files hold Sloth AlertWindows and no SLO: nothing to compile"
         raise SpecErrors([SpecError(layout.slos, 1, 1, "", message)])
@@ -259,7 +262,8 @@ def compile_all(
     # rule file again, validate and --check keep nothing.
     known = None if memo is None else cache.AcceptedRules(root, store=memo.store, read=memo.read)
     kept = None if memo is None else memo.services  # the texts made from one service's plan alone
-    loaded, project, accepted = _checked_project(root, layout, specs, known, kept)
+    kept_specs = None if memo is None else memo.specs
+    loaded, project, accepted = _checked_project(root, layout, specs, known, kept, kept_specs)
     files: dict[str, str] = {}
     for output in OUTPUTS:
         try:

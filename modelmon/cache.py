@@ -16,6 +16,7 @@ import functools
 import hashlib
 import json
 import os
+import pickle
 import platform
 import subprocess
 import tempfile
@@ -239,12 +240,17 @@ class TestGroups(_Kept):
         self.missed = 0  # plans whose groups had to be generated
         self._entries: dict[int, tuple[object, str, str]] = {}  # id(plan) -> plan, key, text
         self.services = ServiceTexts(root, self)
+        self.specs = KeptSpecs(root, self)
 
     def key(self, plan: object) -> str:
         return self._entry(plan)[0]
 
     def plan_text(self, plan: object) -> str:
         return self._entry(plan)[1]
+
+    def seed(self, plan: object, text: str) -> None:
+        """The plan's text, known already (kept with the plan: the same plan, the same text)."""
+        self._entries[id(plan)] = (plan, _digest(f"{generator_key()}\0{text}".encode()), text)
 
     def _entry(self, plan: object) -> tuple[str, str]:
         """The plan's key and text, made once per plan (its text takes about 0.5 ms)."""
@@ -271,10 +277,12 @@ class TestGroups(_Kept):
         self._put(*self._entry(plan), groups)
 
     def prune(self) -> None:
-        """After a whole build: keep the service texts it made, forget what it no longer has."""
+        """After a whole build: keep the service texts and specs it made, forget what it no longer has."""
         self.services.flush()
+        self.specs.flush()
         super().prune()
         self.services.prune()
+        self.specs.prune()
 
 
 SERVICE_TEXTS_DIR = f"{transaction.STATE_DIR}/service-texts"
@@ -316,3 +324,149 @@ class ServiceTexts(_Kept):
         for key, (text, value) in self._made.items():
             self._put(key, text, value)
         self._made.clear()
+
+
+SPECS_DIR = f"{transaction.STATE_DIR}/specs"
+
+
+class KeptSpecs:
+    """Each spec file as loaded, and each of its documents as checked and planned alone
+    (checks.own_checks), kept from one build to the next: a build after one SLO changed loads,
+    checks and plans that file and takes the others' as they were; the checks across files run
+    every time, on all of them.
+
+    A file's entry is keyed by its bytes, where it is and the generator; its documents' checks
+    besides by what they read outside the file (modelmon.toml's compatibility, the files that
+    hold the project's AlertWindows). The entry holds the bytes its key digests, as _Kept's do.
+    Entries are pickles (pydantic specs, plan dataclasses) read by _OwnTypes, which makes
+    modelmon's own data types only: a file in .modelmon/ that no build wrote fails to load and is
+    made again, it never runs code."""
+
+    def __init__(self, root: Path, groups: TestGroups):
+        self.folder = root / SPECS_DIR
+        self.groups = groups  # whose plan texts are kept with the plans
+        self.store, self.read = groups.store, groups.read
+        self._files: dict[tuple[str, str], tuple[str, dict]] = {}  # (path, display) -> key, entry
+        self._dirty: set[str] = set()
+        self._context = ""
+        self.loads = 0  # files loaded anew
+        self.checked = 0  # documents checked anew
+
+    def loaded(self, path: Path, display: str) -> tuple[list, list]:
+        """load_file's documents and errors of the file: kept, or loaded and kept."""
+        from modelmon.loader import load_file, read_spec
+
+        try:
+            raw = read_spec(path)
+        except OSError:
+            return load_file(path, display)  # which says why it cannot be read
+        source = [str(path), display, raw]
+        key = _digest(f"{generator_key()}\0{path}\0{display}\0".encode() + raw)
+        entry = self._read(key)
+        if entry is None or entry.get("source") != source:
+            entry = {"source": source, "loaded": load_file(path, display, raw), "checked": {}}
+            self._dirty.add(key)
+            self.loads += 1
+        self._files[str(path), display] = (key, entry)
+        return entry["loaded"]
+
+    def checks(self, compatibility: str | None, windows: list) -> object:
+        """checks.own_checks, kept: for check_all, once every file is loaded (`windows`: the
+        AlertWindows documents they hold)."""
+        from modelmon.checks import own_checks
+
+        files = sorted({key for (_, display), (key, _) in self._files.items() for w in windows if w.display == display})
+        self._context = _digest(f"{compatibility}\0{' '.join(files)}".encode())
+
+        def own(item):
+            found = self._files.get((str(item.path), item.display))
+            if found is None:  # not loaded here
+                return own_checks(item)
+            key, entry = found
+            slot = (self._context, item.document)
+            kept = entry["checked"].get(slot)
+            if kept is None:
+                kept = (own_checks(item), None)
+                entry["checked"][slot] = kept
+                self._dirty.add(key)
+                self.checked += 1
+            elif kept[1] is not None:
+                for plan, text in zip(kept[0].planned[2].slos, kept[1], strict=True):
+                    self.groups.seed(plan, text)
+            return kept[0]
+
+        return own
+
+    def flush(self) -> None:
+        """Keep what this build loaded and checked anew, with its plans' texts (made by the build
+        already). Once the build has made every output, as the other kept values: a build that
+        fails writes nothing, here neither."""
+        if not self.store:
+            return
+        with contextlib.suppress(OSError):
+            transaction.state_dir(self.folder.parent.parent)
+            self.folder.mkdir(exist_ok=True)
+        for key, entry in (found for found in self._files.values() if found[0] in self._dirty):
+            checked = {}
+            for slot, (own, _) in entry["checked"].items():
+                if slot[0] == self._context:  # another context's checks: no build reads them again
+                    plans = own.planned[2].slos if own.planned is not None else None
+                    checked[slot] = (own, None if plans is None else [self.groups.plan_text(p) for p in plans])
+            entry["checked"] = checked
+            try:
+                data = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
+            except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
+                continue  # not kept: loaded again next time
+            try:
+                with tempfile.NamedTemporaryFile("wb", dir=self.folder, suffix=".tmp", delete=False) as scratch:
+                    scratch.write(data)
+            except OSError:
+                return  # a cache that cannot be written is no error
+            try:
+                os.replace(scratch.name, self.folder / f"{key}.pickle")
+            except OSError:
+                Path(scratch.name).unlink(missing_ok=True)
+        self._dirty.clear()
+
+    def prune(self) -> None:
+        """Forget the files this build did not read (after a whole build only)."""
+        if not self.store or not self.folder.is_dir():
+            return
+        used = {key for key, _ in self._files.values()}
+        for path in self.folder.glob("*.pickle"):
+            if path.stem not in used:
+                path.unlink(missing_ok=True)
+
+    def _read(self, key: str) -> dict | None:
+        if not self.read:
+            return None
+        try:
+            with (self.folder / f"{key}.pickle").open("rb") as stream:
+                entry = _OwnTypes(stream).load()
+        except Exception:  # none, or not what a build wrote (of any shape): made again
+            return None
+        return entry if isinstance(entry, dict) and isinstance(entry.get("checked"), dict) else None
+
+
+class _OwnTypes(pickle.Unpickler):
+    """An unpickler that makes modelmon's data types (dataclasses, pydantic models) and the few
+    library values they hold, and nothing else: no function of the standard library runs."""
+
+    LIBRARY = frozenset(
+        {
+            ("decimal", "Decimal"),
+            ("pathlib", "PosixPath"),
+            ("pathlib", "WindowsPath"),
+            ("pydantic.alias_generators", "to_camel"),  # how a Sloth document's fields are spelt
+        }
+    )
+    OWN_FUNCTIONS = frozenset({("modelmon.loader", "_as_written")})
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) in self.LIBRARY or (module, name) in self.OWN_FUNCTIONS:
+            return super().find_class(module, name)
+        if module.split(".")[0] == "modelmon" and "." not in name:  # a dotted name reaches into what a module imports
+            found = super().find_class(module, name)
+            if isinstance(found, type) and (dataclasses.is_dataclass(found) or hasattr(found, "model_fields")):
+                return found
+        raise pickle.UnpicklingError(f"{module}.{name} is not one of modelmon's data types")

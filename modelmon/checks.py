@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from pydantic import ValidationError
 
@@ -46,28 +46,48 @@ from modelmon.plan import (
 from modelmon.spec import Slo, SloFile
 
 
+@dataclasses.dataclass(frozen=True)
+class OwnChecks:
+    """What the checks find in one document alone: a function of the document as checked (its
+    file, modelmon.toml's compatibility, the AlertWindows it borrows), which a build keeps."""
+
+    problems: list[SpecError]  # check_file's
+    slos: list[tuple[int, Slo]]  # the SLOs every check passed, by index in the file: those planned
+    # _check_plans' problems, spec and plan, when the alert names are known (service, alert_prefix).
+    planned: tuple[list[SpecError], SloFile, ServicePlan] | None
+
+
+def own_checks(item: LoadedSpec) -> OwnChecks:
+    """The checks of one document that read no other: check_file, then the plan of what passed."""
+    problems = check_file(item)
+    _, failed = broken_parts(problems)
+    slos = [(i, slo) for i, slo in item.slos() if i not in failed]
+    # Default alert names derive from the service and alert_prefix: without both, they are guesses.
+    planned = None if item.broken & {"service", "alert_prefix"} else _check_plans(item, slos)
+    return OwnChecks(problems, slos, planned)
+
+
 def check_all(
-    loaded: list[LoadedSpec], windows: list[LoadedWindows] = ()
+    loaded: list[LoadedSpec],
+    windows: list[LoadedWindows] = (),
+    own: Callable[[LoadedSpec], OwnChecks] = own_checks,
 ) -> tuple[list[SpecError], ProjectPlan, list[LoadedSpec]]:
     """Every check on whatever validated: a broken field or SLO skips only the checks that read it.
 
     Returns the errors, the plan of what is sound (without errors, the whole project's plan,
     which every output then reads: planned once) and the specs as planned: an SLO without
-    windows of its own takes those of Sloth's AlertWindows for its period."""
+    windows of its own takes those of Sloth's AlertWindows for its period. `own` makes each
+    document's own checks (a build passes one that keeps them); the checks across files are
+    made here, each time."""
     loaded, errors = _with_period_windows(loaded, windows)
     services: dict[str, LoadedSpec] = {}
     boards: dict[str, LoadedSpec] = {}
     receivers: dict[str, tuple[LoadedSpec, object]] = {}
-    # (service, alert name) -> the first SLO of that name: its file, index, name, and whether
-    # it may share the name (an events or raw SLI's own alerting.name)
-    alert_owner: dict[tuple[str, str], tuple[LoadedSpec, int, str, bool]] = {}
-    planned: list[tuple[LoadedSpec, list[tuple[int, Slo]]]] = []
+    planned: list[tuple[LoadedSpec, OwnChecks]] = []
     for item in loaded:
-        problems = check_file(item)
-        errors += problems
-        _, failed = broken_parts(problems)
-        # Default alert names derive from the service and alert_prefix: without both, they are guesses.
-        names_known = not item.broken & {"service", "alert_prefix"}
+        found = own(item)
+        errors += found.problems
+        names_known = found.planned is not None
         if "service" not in item.broken:
             service = item.spec.service
             if service in services:
@@ -100,11 +120,11 @@ def check_all(
                 )
             boards.setdefault(uid, item)
         if names_known:
-            planned.append((item, [(i, slo) for i, slo in item.slos() if i not in failed]))
-    errors += _check_sloth_ids(planned)
+            planned.append((item, found))
+    errors += _check_sloth_ids([(item, found.slos) for item, found in planned])
     services = []
-    for item, slos in planned:
-        problems, spec, service = _check_plans(item, slos, alert_owner)
+    for item, found in planned:
+        problems, spec, service = found.planned
         errors += problems
         services.append((spec, item.display, service))
     return errors, with_shared_alert_names(services), loaded
@@ -367,15 +387,16 @@ def _window_problems(
     return problems
 
 
-def _check_plans(
-    item: LoadedSpec,
-    slos: list[tuple[int, Slo]],
-    alert_owner: dict[tuple[str, str], tuple[LoadedSpec, int, str, bool]],
-) -> tuple[list[SpecError], SloFile, ServicePlan]:
+def _check_plans(item: LoadedSpec, slos: list[tuple[int, Slo]]) -> tuple[list[SpecError], SloFile, ServicePlan]:
     """What only the planned alerts show: names unique in a service, test traffic the selectors accept.
 
-    Only SLOs that passed every other check are planned: planning assumes them sound."""
+    Only SLOs that passed every other check are planned: planning assumes them sound. A service
+    is planned from one document only (another defining it is an error), so the names it holds
+    are all its own: a document's plan reads no other document."""
     errors = []
+    # alert name -> the first SLO of that name: its index, name, and whether it may share the
+    # name (an events or raw SLI's own alerting.name)
+    alert_owner: dict[str, tuple[int, str, bool]] = {}
     spec = item.spec.model_copy(update={"slos": [slo for _, slo in slos]})
     service = plan_service(spec, item.display)
     for (index, slo), plan in zip(slos, service.slos, strict=True):
@@ -403,20 +424,20 @@ def _check_plans(
             # own recorded rates, which no other SLO's rules read: SLOs of those may share the name
             # they are given (`alerting.name`, as Sloth's files do); default names that collide stay
             # an error, being a coincidence of spelling (api-x, api_x).
-            owner = alert_owner.get((item.spec.service, name))
+            owner = alert_owner.get(name)
             given = name == slo.alerting.name and plan.kind in RECORDED_INPUT_KINDS and not _reads_records(plan)
-            apart = given and owner is not None and owner[3]
-            if owner is not None and owner[:2] != (item, index) and not apart:
-                other, other_index, other_slo, _ = owner
+            apart = given and owner is not None and owner[2]
+            if owner is not None and owner[0] != index and not apart:
+                other_index, other_slo, _ = owner
                 errors.append(
                     item.positions.error(
                         ("slos", index, "alerting"),
                         f"alert name {name!r} is already used by SLO {other_slo!r} of the same service "
-                        f"({other.display}, slos[{other_index}]); set alerting.name, alerting.threshold_alert.name, "
+                        f"({item.display}, slos[{other_index}]); set alerting.name, alerting.threshold_alert.name, "
                         "alerting.outage_alert.name or alerting.budget_alert.name to tell them apart",
                     )
                 )
-            alert_owner.setdefault((item.spec.service, name), (item, index, plan.name, given))
+            alert_owner.setdefault(name, (index, plan.name, given))
         try:
             series_labels(plan, 1)
         except TestGenerationError as err:

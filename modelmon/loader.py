@@ -14,7 +14,7 @@ import re
 import struct
 import typing
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -128,6 +128,9 @@ class LoadedSpec:
     broken: frozenset[str]
     # Where each of spec.slos stands in the file: SLOs with errors are left out of spec.slos.
     slo_indexes: tuple[int, ...]
+    # Which of the file's specs it is (a file may hold several documents): what a build keeps of
+    # its checks is kept by file and this.
+    document: int = 0
 
     def slos(self) -> Iterator[tuple[int, Slo]]:
         """Each SLO that validated, with its index in the file."""
@@ -163,10 +166,17 @@ _FORMS = (
 _NOT_A_MAPPING = "the top level must be a mapping with version, service and slos"
 
 
-def load_file(path: Path, display: str | None = None) -> tuple[list[Loaded], list[SpecError]]:
+def read_spec(path: Path) -> bytes:
+    """A spec file's bytes, as far as the loader reads them: one byte past the limit tells it is over."""
+    with path.open("rb") as stream:
+        return stream.read(MAX_FILE_BYTES + 1)
+
+
+def load_file(path: Path, display: str | None = None, raw: bytes | None = None) -> tuple[list[Loaded], list[SpecError]]:
     """Parse and validate one file: each of its documents (or the parts of one that validated), and every error.
 
-    A document is left out when nothing in it can be judged (unreadable, not YAML, not a mapping)."""
+    A document is left out when nothing in it can be judged (unreadable, not YAML, not a mapping).
+    `raw`: the file's bytes (read_spec), when the caller has read them."""
     display = display or str(path)
     if not display.isprintable():  # control characters, and the line separators YAML reads too
         # Generated files name their specs in header comments: a line break there would end the comment.
@@ -175,8 +185,7 @@ def load_file(path: Path, display: str | None = None) -> tuple[list[Loaded], lis
             SpecError(shown, 1, 1, "", "the file name holds a control character or line break; rename the file")
         ]
     try:
-        with path.open("rb") as stream:
-            raw = stream.read(MAX_FILE_BYTES + 1)
+        raw = read_spec(path) if raw is None else raw
         text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         return [], [SpecError(display, 1, 1, "", f"cannot read file: {err}")]
@@ -235,6 +244,7 @@ def load_file(path: Path, display: str | None = None) -> tuple[list[Loaded], lis
         if item is not None:
             item.spec._form = service.api
             loaded.append(item)
+    loaded = [replace(item, document=i) if isinstance(item, LoadedSpec) else item for i, item in enumerate(loaded)]
     slos = sum(len(item.spec.slos) for item in loaded if isinstance(item, LoadedSpec))
     if slos > MAX_SLOS_PER_FILE:  # each document holds at most as many: all of them together too
         message = f"the file's documents hold {slos:,} SLOs; at most {MAX_SLOS_PER_FILE:,} in one file: split it"

@@ -4,8 +4,11 @@ whose plan changed generated again."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import pickle
+import re
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -19,6 +22,7 @@ from modelmon.outputs.promtool_tests import traffic, writer
 from tests import binaries
 from tests.test_backfill import RAW_SLI
 from tests.test_sloth import SLOTH_EXAMPLE
+from tests.test_sloth_inputs import SEVEN_DAYS
 from tests.test_sloth_names import compatible
 
 SPECS = {
@@ -238,3 +242,103 @@ def test_a_build_that_fails_keeps_no_service_text(project):
     with pytest.raises(SpecErrors):
         build.compile_all(root, memo=memo)
     assert not (root / cache.SERVICE_TEXTS_DIR).exists()
+
+
+# The spec files as loaded and checked (.modelmon/specs): a build after one file changed loads and
+# checks that one; every check across files still sees them all.
+
+
+def kept_build(root) -> cache.TestGroups:
+    """A whole build with the build's memo, as `modelmon build` makes it (kept once it went through)."""
+    memo = cache.TestGroups(root)
+    assert build.compile_all(root, memo=memo).files == straightforward(root)
+    memo.prune()
+    return memo
+
+
+def test_kept_specs_load_and_check_only_the_file_that_changed(project):
+    root = project(SPECS)
+    first = kept_build(root)
+    assert (first.specs.loads, first.specs.checked) == (3, 3)
+    again = kept_build(root)
+    assert (again.specs.loads, again.specs.checked) == (0, 0)
+    assert again.missed == 0  # the kept plans are the plans the groups were kept by
+    spec = root / "slos" / "r.yaml"
+    spec.write_text(spec.read_text().replace("objective: 99", "objective: 98", 1))
+    changed = kept_build(root)
+    assert (changed.specs.loads, changed.specs.checked, changed.missed) == (1, 1, 1)
+    (root / "slos" / "n.yaml").unlink()
+    kept_build(root)
+    assert len(list((root / cache.SPECS_DIR).glob("*.pickle"))) == 2  # the gone file forgotten
+
+
+def test_a_kept_file_is_planned_again_when_another_stops_sharing_its_alert_name(project):
+    """s.yaml and n.yaml share the alert name MyServiceHighErrorRate (each alert then links to its
+    own service's runbook page): when n.yaml renames its alert, s.yaml, kept, must link as alone."""
+    root = project(SPECS)
+    kept_build(root)
+    before = straightforward(root)
+    named = root / "slos" / "n.yaml"
+    named.write_text(named.read_text().replace("name: MyServiceHighErrorRate", "name: NamedHighErrorRate"))
+    changed = kept_build(root)  # which compares with the straightforward path
+    assert changed.specs.loads == 1
+    after = straightforward(root)
+    assert after["rules/myservice.yml"] != before["rules/myservice.yml"]
+
+
+def test_checks_across_files_judge_kept_files(project):
+    root = project(SPECS)
+    kept_build(root)
+    named = root / "slos" / "n.yaml"
+    named.write_text(named.read_text().replace('service: "named"', 'service: "myservice"'))
+    memo = cache.TestGroups(root)
+    with pytest.raises(SpecErrors) as raised:
+        build.compile_all(root, memo=memo)
+    assert memo.specs.loads == 1
+    assert [str(e) for e in raised.value.errors] == [
+        "slos/s.yaml:2:10: service: service 'myservice' is also defined in slos/n.yaml:2:10; "
+        "each service compiles to its own rules file"
+    ]  # s.yaml, kept, is judged beside the file that changed
+
+
+def test_kept_checks_follow_the_compatibility_and_alert_windows_they_read(project):
+    weekly = SLOTH_EXAMPLE.replace("objective: 99.9", "objective: 99.9\n    period: 7d")
+    root = project({"w.yaml": weekly, "r.yaml": RAW_SLI})
+    kept_build(root)
+    (root / "modelmon.toml").write_text('compatibility = "sloth"\n' + (root / "modelmon.toml").read_text())
+    toml = kept_build(root)
+    assert (toml.specs.loads, toml.specs.checked) == (0, 2)  # loaded as they were, checked anew
+    assert "sloth_slo_info" in straightforward(root)["rules/myservice.yml"]
+    (root / "slos" / "7d.yaml").write_text(SEVEN_DAYS)
+    windows = kept_build(root)
+    assert (windows.specs.loads, windows.specs.checked) == (1, 2)
+    assert "slo:sli_error:ratio_rate3d" in straightforward(root)["rules/myservice.yml"]
+    seven = root / "slos" / "7d.yaml"
+    seven.write_text(SEVEN_DAYS.replace("longWindow: 3d", "longWindow: 2d"))
+    moved = kept_build(root)
+    assert (moved.specs.loads, moved.specs.checked) == (1, 2)
+    assert "slo:sli_error:ratio_rate2d" in straightforward(root)["rules/myservice.yml"]
+
+
+def test_a_damaged_or_foreign_kept_spec_is_loaded_again_and_never_run(project, tmp_path):
+    """A kept entry is a pickle: one that is not what a build wrote (damaged, or made to run code
+    when read) is loaded from the spec again; nothing in it runs."""
+    root = project(SPECS)
+    kept_build(root)
+    entries = sorted((root / cache.SPECS_DIR).glob("*.pickle"))
+    marker = tmp_path / "ran"
+
+    class Runs:
+        def __reduce__(self):
+            return (exec, (f"open({str(marker)!r}, 'w').close()",))
+
+    entries[0].write_bytes(entries[0].read_bytes()[:100])
+    entries[1].write_bytes(pickle.dumps({"source": None, "loaded": Runs(), "checked": {}}))
+    entries[2].write_bytes(pickle.dumps(Runs()))
+    again = kept_build(root)
+    assert again.specs.loads == 3
+    assert not marker.exists()
+    with pytest.raises(pickle.UnpicklingError, match=re.escape("builtins.exec is not one of modelmon's data types")):
+        cache._OwnTypes(io.BytesIO(pickle.dumps(Runs()))).load()
+    with pytest.raises(pickle.UnpicklingError, match=re.escape("modelmon.cache.os.system")):
+        cache._OwnTypes(io.BytesIO(b"\x80\x04\x8c\x0emodelmon.cache\x8c\tos.system\x93.")).load()

@@ -136,6 +136,9 @@ def test_the_installed_wheel_validates_by_path_and_builds_only_what_the_reposito
     # The service's rule file and runbook pages, as made from its plan.
     kept |= {p for p in files_in(repo) if p.startswith(".modelmon/service-texts/")}
     assert len(kept) == 3
+    # The spec file as loaded and checked.
+    kept |= {p for p in files_in(repo) if p.startswith(".modelmon/specs/") and p.endswith(".pickle")}
+    assert len(kept) == 4
     assert files_in(repo) - kept == {
         "slos/checkout.yaml",
         "rules/checkout.yml",
