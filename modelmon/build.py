@@ -320,6 +320,11 @@ def write_all(root: Path, compiled: Compiled) -> Written:
     then replace every changed file and remove the orphans as one change (modelmon.transaction)."""
     checks = []
     layout = compiled.layout
+    # Every output path is the layout's, inside the project: one that is not (a plan of a kept
+    # entry naming a service "../x") is a bug, never a file written outside.
+    outside = [path for path in compiled.files if Path(path).is_absolute() or ".." in Path(path).parts]
+    if outside:
+        raise RuntimeError(f"refusing to write outside the project: {', '.join(map(repr, sorted(outside)[:3]))}")
     with transaction.locked(root), transaction.scratch_folder(root) as scratch:
         recovered = transaction.finish(root, keep=scratch)
         written = sorted(path for path, content in compiled.files.items() if _read(root / path) != content)

@@ -28,9 +28,10 @@ from modelmon import amtool, promtool, transaction, vmalert
 CACHE_PATH = f"{transaction.STATE_DIR}/build-cache.json"
 GENERATOR = Path(__file__).resolve().parent
 TEMPLATES = GENERATOR / "templates"
-# Libraries whose output lands in generated files (YAML dumping, templates, Grafana's schema types,
-# the rates the tests expect).
-LIBRARIES = ("pyyaml", "jinja2", "pydantic", "grafana-foundation-sdk", "numpy")
+# Libraries whose output lands in generated files or whose judgement lands in the errors (YAML
+# dumping, templates, validation, Grafana's schema types, the rates the tests expect, the RE2 that
+# judges the selectors' regexes).
+LIBRARIES = ("pyyaml", "jinja2", "pydantic", "grafana-foundation-sdk", "numpy", "google-re2")
 
 
 def _digest(data: bytes) -> str:
@@ -339,8 +340,10 @@ class KeptSpecs:
     besides by what they read outside the file (modelmon.toml's compatibility, the files that
     hold the project's AlertWindows). The entry holds the bytes its key digests, as _Kept's do.
     Entries are pickles (pydantic specs, plan dataclasses) read by _OwnTypes, which makes
-    modelmon's own data types only: a file in .modelmon/ that no build wrote fails to load and is
-    made again, it never runs code."""
+    modelmon's own data types only: a file in .modelmon/ that is not such a pickle, or not of the
+    entry's shape, is made again; none runs code. Like the kept test groups and texts, an entry
+    of the right shape is taken as what a build wrote (.modelmon/ is the build's own state, never
+    committed); write_all still writes nothing outside the project, whatever a plan names."""
 
     def __init__(self, root: Path, groups: TestGroups):
         self.folder = root / SPECS_DIR
@@ -445,7 +448,44 @@ class KeptSpecs:
                 entry = _OwnTypes(stream).load()
         except Exception:  # none, or not what a build wrote (of any shape): made again
             return None
-        return entry if isinstance(entry, dict) and isinstance(entry.get("checked"), dict) else None
+        return entry if _entry_shape(entry) else None
+
+
+def _entry_shape(entry: object) -> bool:
+    """Whether an unpickled entry has the shape KeptSpecs writes, to the plans and texts its
+    use reads (else it is made again, not crashed on)."""
+    from modelmon.checks import OwnChecks
+    from modelmon.loader import LoadedSpec, LoadedWindows, SpecError
+    from modelmon.plan import ServicePlan
+
+    if not isinstance(entry, dict) or not isinstance(entry.get("checked"), dict):
+        return False
+    loaded = entry.get("loaded")
+    if not (isinstance(loaded, tuple) and len(loaded) == 2 and all(isinstance(part, list) for part in loaded)):
+        return False
+    if not all(isinstance(d, LoadedSpec | LoadedWindows) for d in loaded[0]) or not all(
+        isinstance(e, SpecError) for e in loaded[1]
+    ):
+        return False
+    for slot, kept in entry["checked"].items():
+        if not (isinstance(slot, tuple) and isinstance(kept, tuple) and len(kept) == 2):
+            return False
+        own, texts = kept
+        if not isinstance(own, OwnChecks):
+            return False
+        planned = own.planned
+        if planned is not None and not (isinstance(planned, tuple) and len(planned) == 3):
+            return False
+        if planned is not None and not isinstance(planned[2], ServicePlan):
+            return False
+        if texts is not None and not (
+            planned is not None
+            and isinstance(texts, list)
+            and len(texts) == len(planned[2].slos)
+            and all(isinstance(t, str) for t in texts)
+        ):
+            return False
+    return True
 
 
 class _OwnTypes(pickle.Unpickler):
@@ -455,11 +495,10 @@ class _OwnTypes(pickle.Unpickler):
     LIBRARY = frozenset(
         {
             ("decimal", "Decimal"),
-            ("pathlib", "PosixPath"),
-            ("pathlib", "WindowsPath"),
+            *((module, name) for module in ("pathlib", "pathlib._local") for name in ("PosixPath", "WindowsPath")),
             ("pydantic.alias_generators", "to_camel"),  # how a Sloth document's fields are spelt
         }
-    )
+    )  # (Python 3.13 pickles paths as pathlib._local's)
     OWN_FUNCTIONS = frozenset({("modelmon.loader", "_as_written")})
 
     def find_class(self, module: str, name: str) -> object:

@@ -342,3 +342,59 @@ def test_a_damaged_or_foreign_kept_spec_is_loaded_again_and_never_run(project, t
         cache._OwnTypes(io.BytesIO(pickle.dumps(Runs()))).load()
     with pytest.raises(pickle.UnpicklingError, match=re.escape("modelmon.cache.os.system")):
         cache._OwnTypes(io.BytesIO(b"\x80\x04\x8c\x0emodelmon.cache\x8c\tos.system\x93.")).load()
+
+
+def test_a_kept_spec_of_modelmons_types_in_another_shape_is_made_again_not_crashed_on(project):
+    root = project(SPECS)
+    kept_build(root)
+    entries = sorted((root / cache.SPECS_DIR).glob("*.pickle"))
+    entry = pickle.loads(entries[0].read_bytes())
+    [(slot, (own, texts))] = entry["checked"].items()
+    entries[0].write_bytes(pickle.dumps({**entry, "loaded": ([own], [])}))  # a document that is not one
+    entry = pickle.loads(entries[1].read_bytes())
+    [(slot, (own, texts))] = entry["checked"].items()
+    entries[1].write_bytes(pickle.dumps({**entry, "checked": {slot: (own, [*texts, "one text too many"])}}))
+    entry = pickle.loads(entries[2].read_bytes())
+    entries[2].write_bytes(pickle.dumps({**entry, "checked": {slot: ("not the checks", None)}}))
+    again = kept_build(root)
+    assert again.specs.loads == 3
+
+
+def test_the_documents_of_one_file_are_kept_and_checked_each(project):
+    two = SLOTH_EXAMPLE + "---\n" + RAW_SLI.lstrip()
+    weekly = SLOTH_EXAMPLE.replace("myservice", "weekly").replace("objective: 99.9", "objective: 99.9\n    period: 7d")
+    root = project({"two.yaml": two, "windows.yaml": SEVEN_DAYS + "---\n" + weekly})
+    first = kept_build(root)
+    assert (first.specs.loads, first.specs.checked) == (2, 3)
+    again = kept_build(root)
+    assert (again.specs.loads, again.specs.checked) == (0, 0)
+    spec = root / "slos" / "two.yaml"
+    spec.write_text(two.replace("objective: 99\n", "objective: 98\n", 1))  # the second document's
+    changed = kept_build(root)
+    assert (changed.specs.loads, changed.specs.checked, changed.missed) == (1, 2, 1)
+    assert "slo:sli_error:ratio_rate3d" in straightforward(root)["rules/weekly.yml"]
+
+
+def test_validate_reads_the_kept_specs_and_writes_none(project, capsys):
+    root = project(SPECS)
+    kept_build(root)
+    spec = root / "slos" / "r.yaml"
+    spec.write_text(spec.read_text().replace("objective: 99", "objective: 98", 1))
+    before = sorted((root / cache.SPECS_DIR).iterdir())
+    memo = cache.TestGroups(root, store=False)  # as validate makes it
+    build.compile_all(root, memo=memo)
+    memo.prune()
+    assert memo.specs.loads == 1
+    assert cli.main(["--root", str(root), "validate"]) == 0
+    assert sorted((root / cache.SPECS_DIR).iterdir()) == before
+    capsys.readouterr()
+
+
+def test_nothing_is_written_outside_the_project_whatever_a_plan_names(project, tmp_path):
+    root = project(SPECS)
+    compiled = build.compile_all(root)
+    compiled.files["../outside.yml"] = "groups: []\n"
+    with pytest.raises(RuntimeError, match="refusing to write outside the project"):
+        build.write_all(root, compiled)
+    assert not (root.parent / "outside.yml").exists()
+    assert not (root / "rules").exists()
