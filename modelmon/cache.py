@@ -203,28 +203,37 @@ class _Kept:
         raise NotImplementedError
 
     def _put(self, key: str, text: str, value: object) -> None:
-        if not self.store:
-            return
-        # A scratch file of its own, then one rename: two builds writing one entry, or a prune
-        # beside them, never leave half an entry. A cache that cannot be written is no error.
-        try:
-            transaction.state_dir(self.folder.parent.parent)
-            self.folder.mkdir(exist_ok=True)
-            with tempfile.NamedTemporaryFile("w", dir=self.folder, suffix=".tmp", delete=False) as scratch:
-                scratch.write(json.dumps({"plan": text, "value": value}))
-        except OSError:
-            return
-        try:
-            os.replace(scratch.name, self.folder / f"{key}.json")
-        except OSError:
-            Path(scratch.name).unlink(missing_ok=True)
+        if self.store:
+            _keep_file(self.folder, f"{key}.json", json.dumps({"plan": text, "value": value}).encode())
 
     def prune(self) -> None:
         """Forget the entries this build did not use (after a whole build only)."""
-        if not self.store or not self.folder.is_dir():
-            return
-        for path in self.folder.glob("*.json"):  # another build's scratch files are its own
-            if path.stem not in self.used:
+        if self.store:
+            _forget_unused(self.folder, "*.json", self.used)
+
+
+def _keep_file(folder: Path, name: str, data: bytes) -> None:
+    """`data` as folder/name, by a scratch file of its own and one rename: two builds writing one
+    entry, or a prune beside them, never leave half an entry. A cache that cannot be written is
+    no error."""
+    try:
+        transaction.state_dir(folder.parent.parent)
+        folder.mkdir(exist_ok=True)
+        with tempfile.NamedTemporaryFile("wb", dir=folder, suffix=".tmp", delete=False) as scratch:
+            scratch.write(data)
+    except OSError:
+        return
+    try:
+        os.replace(scratch.name, folder / name)
+    except OSError:
+        Path(scratch.name).unlink(missing_ok=True)
+
+
+def _forget_unused(folder: Path, pattern: str, used: set[str]) -> None:
+    """Remove the entries (`pattern`) whose key a build did not use; another build's scratch files are its own."""
+    if folder.is_dir():
+        for path in folder.glob(pattern):
+            if path.stem not in used:
                 path.unlink(missing_ok=True)
 
 
@@ -251,15 +260,15 @@ class TestGroups(_Kept):
 
     def seed(self, plan: object, text: str) -> None:
         """The plan's text, known already (kept with the plan: the same plan, the same text)."""
+        # The plan is held: its id names no other plan meanwhile.
         self._entries[id(plan)] = (plan, _digest(f"{generator_key()}\0{text}".encode()), text)
 
     def _entry(self, plan: object) -> tuple[str, str]:
         """The plan's key and text, made once per plan (its text takes about 0.5 ms)."""
         found = self._entries.get(id(plan))
         if found is None or found[0] is not plan:
-            text = stable_repr(plan)
-            found = (plan, _digest(f"{generator_key()}\0{text}".encode()), text)
-            self._entries[id(plan)] = found  # the plan is held: its id names no other plan meanwhile
+            self.seed(plan, stable_repr(plan))
+            found = self._entries[id(plan)]
         return found[1], found[2]
 
     def _valid(self, value: object) -> bool:
@@ -378,7 +387,8 @@ class KeptSpecs:
         AlertWindows documents they hold)."""
         from modelmon.checks import own_checks
 
-        files = sorted({key for (_, display), (key, _) in self._files.items() for w in windows if w.display == display})
+        holders = {w.display for w in windows}
+        files = sorted({key for (_, display), (key, _) in self._files.items() if display in holders})
         self._context = _digest(f"{compatibility}\0{' '.join(files)}".encode())
 
         def own(item):
@@ -406,9 +416,6 @@ class KeptSpecs:
         fails writes nothing, here neither."""
         if not self.store:
             return
-        with contextlib.suppress(OSError):
-            transaction.state_dir(self.folder.parent.parent)
-            self.folder.mkdir(exist_ok=True)
         for key, entry in (found for found in self._files.values() if found[0] in self._dirty):
             checked = {}
             for slot, (own, _) in entry["checked"].items():
@@ -420,25 +427,13 @@ class KeptSpecs:
                 data = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
             except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
                 continue  # not kept: loaded again next time
-            try:
-                with tempfile.NamedTemporaryFile("wb", dir=self.folder, suffix=".tmp", delete=False) as scratch:
-                    scratch.write(data)
-            except OSError:
-                return  # a cache that cannot be written is no error
-            try:
-                os.replace(scratch.name, self.folder / f"{key}.pickle")
-            except OSError:
-                Path(scratch.name).unlink(missing_ok=True)
+            _keep_file(self.folder, f"{key}.pickle", data)
         self._dirty.clear()
 
     def prune(self) -> None:
         """Forget the files this build did not read (after a whole build only)."""
-        if not self.store or not self.folder.is_dir():
-            return
-        used = {key for key, _ in self._files.values()}
-        for path in self.folder.glob("*.pickle"):
-            if path.stem not in used:
-                path.unlink(missing_ok=True)
+        if self.store:
+            _forget_unused(self.folder, "*.pickle", {key for key, _ in self._files.values()})
 
     def _read(self, key: str) -> dict | None:
         if not self.read:
@@ -474,9 +469,9 @@ def _entry_shape(entry: object) -> bool:
         if not isinstance(own, OwnChecks):
             return False
         planned = own.planned
-        if planned is not None and not (isinstance(planned, tuple) and len(planned) == 3):
-            return False
-        if planned is not None and not isinstance(planned[2], ServicePlan):
+        if planned is not None and not (
+            isinstance(planned, tuple) and len(planned) == 3 and isinstance(planned[2], ServicePlan)
+        ):
             return False
         if texts is not None and not (
             planned is not None
