@@ -286,6 +286,10 @@ class TestGroups(_Kept):
     def put(self, plan: object, groups: list) -> None:
         self._put(*self._entry(plan), groups)
 
+    def still_used(self, plan: object) -> None:
+        """Keep the plan's groups past this build's prune, unread (its service's test files were kept whole)."""
+        self.used.add(self.key(plan))
+
     def prune(self) -> None:
         """After a whole build: keep the service texts and specs it made, forget what it no longer has."""
         self.services.flush()
@@ -299,9 +303,11 @@ SERVICE_TEXTS_DIR = f"{transaction.STATE_DIR}/service-texts"
 
 
 class ServiceTexts(_Kept):
-    """Texts made from one service's plan alone (its rule file, its runbook pages), by what they
-    are (`kind`, with whatever else they read) and the service's plan: a build after one SLO
-    changed renders that service's again and takes the others' as they were."""
+    """Texts made from one service's plan alone (its rule file, its runbook pages, its test files),
+    by what they are (`kind`, with whatever else they read) and the service's plan: a build after
+    one SLO changed renders that service's again and takes the others' as they were. Texts made
+    from one SLO's plan and what `kind` says they read besides (`made_from`) are kept alike: the
+    changed service's other SLOs' runbook pages are taken as they were too."""
 
     def __init__(self, root: Path, groups: TestGroups):
         super().__init__(root / SERVICE_TEXTS_DIR, groups.store, groups.read)
@@ -315,20 +321,44 @@ class ServiceTexts(_Kept):
             return all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
         return isinstance(value, str)
 
-    def _entry(self, kind: str, service) -> tuple[str, str]:
-        text = "\0".join(
-            [kind, stable_repr(dataclasses.replace(service, slos=())), *map(self.groups.plan_text, service.slos)]
-        )
-        return _digest(f"{generator_key()}\0{text}".encode()), text
-
     def made(self, kind: str, service, make) -> object:
         """The text (or texts) of this kind of the service: kept, or `make()` and kept."""
-        key, text = self._entry(kind, service)
-        found = self._get(key, text)
+        return self.made_from(self._of_service(kind, service), service.slos, make)
+
+    def made_from(self, kind: str, plans, make) -> object:
+        """The text (or texts) made from these SLO plans and what `kind` says (all else they read):
+        kept, or `make()` and kept."""
+        found = self.find_from(kind, plans)
         if found is None:
             found = make()
-            self._made[key] = (text, found)
+            self.put_from(kind, plans, found)
         return found
+
+    def find(self, kind: str, service) -> object | None:
+        """The kept text (or texts) of this kind of the service, if any; `put` keeps one."""
+        return self.find_from(self._of_service(kind, service), service.slos)
+
+    def put(self, kind: str, service, value: object) -> None:
+        self.put_from(self._of_service(kind, service), service.slos, value)
+
+    def find_from(self, kind: str, plans) -> object | None:
+        return self._get(*self._entry(kind, plans))
+
+    def put_from(self, kind: str, plans, value: object) -> None:
+        key, text = self._entry(kind, plans)
+        self._made[key] = (text, value)
+
+    def still_used(self, kind: str, plans) -> None:
+        """Keep the entry of these plans past this build's prune, unread (a text kept whole was made of it)."""
+        self.used.add(self._entry(kind, plans)[0])
+
+    @staticmethod
+    def _of_service(kind: str, service) -> str:
+        return f"{kind}\0{stable_repr(dataclasses.replace(service, slos=()))}"
+
+    def _entry(self, kind: str, plans) -> tuple[str, str]:
+        text = "\0".join([kind, *map(self.groups.plan_text, plans)])
+        return _digest(f"{generator_key()}\0{text}".encode()), text
 
     def flush(self) -> None:
         for key, (text, value) in self._made.items():

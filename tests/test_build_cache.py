@@ -18,6 +18,7 @@ import yaml
 
 from modelmon import build, cache, cli, promtool
 from modelmon.loader import SpecErrors
+from modelmon.outputs import runbooks
 from modelmon.outputs.promtool_tests import traffic, writer
 from tests import binaries
 from tests.test_backfill import RAW_SLI
@@ -218,21 +219,58 @@ def test_a_promtool_behind_a_wrapper_or_no_cache_checks_every_rule_file_again(pr
 
 
 def test_kept_service_texts_make_the_files_the_straightforward_path_makes(project):
-    """A service's rule file and runbook pages are kept by its plan once a build went through:
-    the next build takes them as they were, and after one SLO changed makes that service's
-    again (a kept text of the old plan would be a wrong output, not a slow one)."""
+    """A service's rule file, runbook pages and test files are kept by its plan once a build went
+    through, and each SLO's pages by its own plan: the next build takes them as they were, and
+    after one SLO changed makes that service's again (a kept text of the old plan would be a
+    wrong output, not a slow one)."""
     root = project(SPECS)
     first = cache.TestGroups(root)
     build.compile_all(root, memo=first)
     first.prune()  # what a build does once it went through
-    assert len(list((root / cache.SERVICE_TEXTS_DIR).glob("*.json"))) == 6  # rules and runbooks of 3 services
+    # Rules, runbooks and tests of 3 services, and the runbook pages of each of their 3 SLOs.
+    assert len(list((root / cache.SERVICE_TEXTS_DIR).glob("*.json"))) == 3 * 3 + 3
     again = cache.TestGroups(root)
     assert build.compile_all(root, memo=again).files == straightforward(root)
     assert again.services._made == {}  # every text was kept
     (root / "slos" / "r.yaml").write_text(RAW_SLI.replace("objective: 99", "objective: 98", 1))
     changed = cache.TestGroups(root)
     assert build.compile_all(root, memo=changed).files == straightforward(root)
-    assert len(changed.services._made) == 2  # that service's rules and runbooks, made again
+    assert len(changed.services._made) == 4  # that service's rules, runbooks, tests and its SLO's pages
+    assert changed.missed == 1
+
+
+TWO_SLOS = (
+    RAW_SLI
+    + """\
+  - name: other
+    objective: 99.5
+    sli:
+      raw:
+        error_ratio_query: sum(rate(failures[{{.window}}])) / sum(rate(requests[{{.window}}]))
+    alerting: {name: OtherBurn}
+"""
+)
+
+
+def test_a_changed_slo_renders_its_own_pages_and_tests_alone_after_builds_that_kept_its_service_whole(
+    project, monkeypatch
+):
+    """A build that takes a service's pages and test files whole reads none of its SLOs' own
+    entries, and keeps them still: when one SLO changes next, the other's pages and test groups
+    are there to take (a prune that forgot them would render and generate both)."""
+    root = project({"r.yaml": TWO_SLOS})
+    kept_build(root)
+    kept_build(root)  # the service taken whole
+    rendered = []
+    render_page = runbooks.render_page
+    monkeypatch.setattr(
+        runbooks, "render_page", lambda page, *a: rendered.append(page.plan.name) or render_page(page, *a)
+    )
+    (root / "slos" / "r.yaml").write_text(TWO_SLOS.replace("objective: 99.5", "objective: 99.1"))
+    memo = cache.TestGroups(root)
+    files = build.compile_all(root, memo=memo).files
+    assert (set(rendered), memo.missed) == ({"other"}, 1)
+    assert files == straightforward(root)
 
 
 def test_a_build_that_fails_keeps_no_service_text(project):

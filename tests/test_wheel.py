@@ -133,12 +133,12 @@ def test_the_installed_wheel_validates_by_path_and_builds_only_what_the_reposito
     assert tests and all(p.startswith("prometheus/tests/checkout") and p.endswith(".test.yml") for p in tests)
     kept = {p for p in files_in(repo) if p.startswith(".modelmon/test-groups/")}  # each SLO's test groups
     assert len(kept) == 1
-    # The service's rule file and runbook pages, as made from its plan.
+    # The service's rule file, runbook pages and test files, as made from its plan, and its SLO's pages.
     kept |= {p for p in files_in(repo) if p.startswith(".modelmon/service-texts/")}
-    assert len(kept) == 3
+    assert len(kept) == 1 + 4
     # The spec file as loaded and checked.
     kept |= {p for p in files_in(repo) if p.startswith(".modelmon/specs/") and p.endswith(".pickle")}
-    assert len(kept) == 4
+    assert len(kept) == 1 + 4 + 1
     assert files_in(repo) - kept == {
         "slos/checkout.yaml",
         "rules/checkout.yml",

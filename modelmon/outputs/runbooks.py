@@ -21,7 +21,7 @@ from functools import cache, partial
 import jinja2
 
 from modelmon import contract, markup
-from modelmon.cache import ServiceTexts
+from modelmon.cache import ServiceTexts, stable_repr
 from modelmon.conventions import (
     BUDGET_REMAINING_RECORD,
     COVERAGE_RECORD,
@@ -355,24 +355,53 @@ def files(project: ProjectPlan, layout: Layout, kept: ServiceTexts | None = None
 
 def render_all(project: ProjectPlan, mark: str, command: str, kept: ServiceTexts | None = None) -> dict[str, str]:
     """Every runbook page and the index, as {path: content}; `mark` is the generated-file mark,
-    `command` the one that regenerates the pages."""
+    `command` the one that regenerates the pages. `kept`: the pages earlier builds rendered, by
+    service plan, and by SLO plan with the little of its service a page reads: a service whose
+    plan changed renders the pages of its SLOs that changed."""
     out: dict[str, str] = {}
     every: list[Page] = []
     for service in project.services:
         found = pages(service)
         every += found
-        make = partial(_rendered, service, found, mark, command)
+        header = html_header(mark, [service.source], command)
+        if kept is None:
+            out.update(_rendered(found, service.dashboard, header))
+            continue
+        by_slo = [(_reads(plan, mine, service, header), plan, mine) for plan, mine in _by_slo(service, found)]
+
+        def make(by_slo=by_slo, board=service.dashboard, header=header) -> dict[str, str]:
+            made: dict[str, str] = {}
+            for reads, plan, mine in by_slo:
+                made.update(kept.made_from(reads, [plan], partial(_rendered, mine, board, header)))
+            return made
+
         # What the pages read besides the service's plan: the mark and the command.
-        out.update(make() if kept is None else kept.made(f"runbooks {mark}\0{command}", service, make))
+        out.update(kept.made(f"runbooks {mark}\0{command}", service, make))
+        for reads, plan, _ in by_slo:  # the pages of each SLO stay kept, whether or not read here
+            kept.still_used(reads, [plan])
     every.sort(key=lambda p: (p.plan.service, p.name))
     out[INDEX_PATH] = render_index(every, html_header(mark, sorted(project.sources), command), command)
     return out
 
 
-def _rendered(service: ServicePlan, found: list[Page], mark: str, command: str) -> dict[str, str]:
-    """The pages `found` of the service, by path."""
-    header = html_header(mark, [service.source], command)
-    return {page.path: render_page(page, service.dashboard, header) for page in found}
+def _by_slo(service: ServicePlan, found: list[Page]) -> list[tuple[SloPlan, list[Page]]]:
+    """The pages `found`, by the SLO they are of, in the service's order (an SLO without alerts has none)."""
+    mine: dict[int, list[Page]] = {}
+    for page in found:
+        mine.setdefault(id(page.plan), []).append(page)
+    return [(plan, mine[id(plan)]) for plan in service.slos if id(plan) in mine]
+
+
+def _reads(plan: SloPlan, mine: list[Page], service: ServicePlan, header: str) -> str:
+    """All an SLO's pages read besides its plan, as text: the header, the file's model families
+    (with who serves them) and the links into the dashboard (the board's panel ids)."""
+    links = dashboard_links(plan, service.dashboard)
+    return "\0".join(["runbook pages", header, stable_repr(mine[0].families), stable_repr(links)])
+
+
+def _rendered(found: list[Page], board: DashboardPlan | None, header: str) -> dict[str, str]:
+    """The pages `found`, by path."""
+    return {page.path: render_page(page, board, header) for page in found}
 
 
 def html_header(mark: str, sources: list[str], command: str) -> str:

@@ -300,24 +300,58 @@ def files(project: ProjectPlan, layout: Layout, memo: TestGroups | None = None) 
     found: dict[str, str] = {}
     problems: list[TestGenerationError] = []
     tests_dir = layout.promtool_tests or OUTPUTS["promtool_tests"][0]
-    made = _generated([p for service in project.services for p in service.slos], memo)
+    # The rule file each service's tests load, which their text names: promtool cannot parse
+    # MetricsQL, so tests of such a service load the copy of its rules the rules output writes,
+    # with a stand-in for each MetricsQL query.
+    rules_paths = {
+        service.service: posixpath.relpath(
+            layout.test_rules_path(service.service)
+            if any(p.metricsql for p in service.slos)
+            else layout.rules_path(service.service),
+            tests_dir,
+        )
+        for service in project.services
+    }
+    # A service whose test files a build kept whole (by its plan) needs none of its SLOs' groups.
+    kept = {} if memo is None else _kept_texts(project, rules_paths, memo)
+    todo = [p for service in project.services if service.service not in kept for p in service.slos]
+    made = _generated(todo, memo)
     for service in project.services:
-        plans, order = list(service.slos), list(service.rule_groups)
-        # promtool cannot parse MetricsQL: tests of such a service load the copy of its rules the
-        # rules output writes, with a stand-in for each MetricsQL query.
-        test_rules = layout.test_rules_path(service.service) if any(p.metricsql for p in plans) else None
-        rules_path = posixpath.relpath(test_rules or layout.rules_path(service.service), tests_dir)
-        try:
-            texts = _texts(_by_interval(plans, made), rules_path, order, dumped=memo is not None)
-        except TestGenerationError as err:
-            err.service = service.service
-            problems.append(err)
-            continue
+        rules_path = rules_paths[service.service]
+        if service.service in kept:
+            texts = kept[service.service]
+        else:
+            try:
+                groups = _by_interval(list(service.slos), made)
+            except TestGenerationError as err:
+                err.service = service.service
+                problems.append(err)
+                continue
+            texts = _texts(groups, rules_path, list(service.rule_groups), dumped=memo is not None)
+            if memo is not None:
+                memo.services.put(_TEXTS_KIND + rules_path, service, {str(n): text for n, text in texts.items()})
         if layout.promtool_tests:
             for every, text in texts.items():
                 found[layout.tests_path(service.service, every)] = layout.header([service.source]) + text
     if problems:
         raise TestGenerationErrors(problems)
+    return found
+
+
+# What a service's test files read besides its plan: the rule file they load (after this, by path).
+_TEXTS_KIND = "promtool tests\0"
+
+
+def _kept_texts(project: ProjectPlan, rules_paths: dict[str, str], memo: TestGroups) -> dict[str, dict[int, str]]:
+    """The test files earlier builds made of each service whose plan is as it was, by evaluation
+    interval; the groups they were joined from stay kept beside them."""
+    found = {}
+    for service in project.services:
+        texts = memo.services.find(_TEXTS_KIND + rules_paths[service.service], service)
+        if isinstance(texts, dict) and all(every.isdigit() for every in texts):
+            found[service.service] = {int(every): text for every, text in texts.items()}
+            for plan in service.slos:
+                memo.still_used(plan)
     return found
 
 
