@@ -6,6 +6,9 @@ Run: .venv/bin/python bench/scale_bench.py [--slos 1000] [--per-file 10,100] [--
 `--sweep` builds each size (10 SLOs a file) for the plot of build time against SLO count
 (bench/results/scale.png and docs/img/scale.png; needs matplotlib, `make bench` installs it);
 `--test-sizes` times `modelmon test` of N SLOs of the mix in one file, for seconds per SLO.
+A run that times neither keeps the last figures of `modelmon test` in the results (with the
+commit they were measured at). Each rebuild and validate runs `--repeat` times (default 3),
+the median kept, and a CPU probe records how fast the (shared) machine was that day.
 
 For each spread of the SLOs over files (10 a file: 100 services; 100 a file: 10 services)
 a throwaway project gets the mix below, and the real `modelmon` CLI, each run in a process
@@ -112,18 +115,29 @@ def run(root: Path, *args: str) -> dict:
     return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
 
 
-def measure(count: int, per_file: int, test: bool) -> dict:
+def median(runs: list[dict]) -> dict:
+    """The run of median wall time, with every run's wall time beside it (a shared machine's noise)."""
+    middle = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
+    return {**middle, "wall_s_runs": [r["wall_s"] for r in runs]} if len(runs) > 1 else middle
+
+
+def measure(count: int, per_file: int, test: bool, repeat: int = 1) -> dict:
     with tempfile.TemporaryDirectory(prefix="modelmon-scale-") as folder:
         root = Path(folder)
         specs = make_project(root, count, per_file)
         result = {"slos": count, "per_file": per_file, "files": len(specs)}
         result["full_build"] = run(root, "build", "--no-cache")
-        result["unchanged_build"] = run(root, "build")
-        first = specs[0].read_text(encoding="utf-8")
-        specs[0].write_text(first.replace("objective: 90", "objective: 91", 1), encoding="utf-8")
-        result["one_slo_changed_build"] = run(root, "build")
+        result["unchanged_build"] = median([run(root, "build") for _ in range(repeat)])
+        changed = []
+        for n in range(repeat):
+            # One SLO's objective changed each time: the first 90 % one, to 91 % and back.
+            first = specs[0].read_text(encoding="utf-8")
+            was, now = ("objective: 90\n", "objective: 91\n")[:: 1 if n % 2 == 0 else -1]
+            specs[0].write_text(first.replace(was, now, 1), encoding="utf-8")
+            changed.append(run(root, "build"))
+        result["one_slo_changed_build"] = median(changed)
         # After a build: the test groups it kept stand for those of every unchanged SLO.
-        result["validate"] = run(root, "validate")
+        result["validate"] = median([run(root, "validate") for _ in range(repeat)])
         if test:
             result["test"] = run(root, "test")
             result["test"]["s_per_slo"] = round(result["test"]["wall_s"] / count, 2)
@@ -138,6 +152,19 @@ def measure_tests(count: int) -> dict:
         run(root, "build")
         tested = run(root, "test")
         return {"slos": count, "test": tested, "s_per_slo": round(tested["wall_s"] / count, 2)}
+
+
+def cpu_probe() -> float:
+    """This machine's speed today, as seconds for 10M additions in a Python loop (median of 5): a
+    shared machine's figures on two days compare only beside it."""
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        total = 0
+        for n in range(10_000_000):
+            total += n
+        times.append(time.perf_counter() - started)
+    return round(sorted(times)[2], 3)
 
 
 def plot(sweep: list[dict], tests: list[dict]) -> None:
@@ -188,7 +215,13 @@ def main() -> int:
     parser.add_argument("--test", action="store_true", help="also time `modelmon test` of the mix, first spread (long)")
     parser.add_argument("--sweep", default="", help="SLO counts to build at 10 a file, for the plot (e.g. 10,100,1000)")
     parser.add_argument("--test-sizes", default="", help="SLO counts in one file to time `modelmon test` for")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each rebuild and validate; the median is kept")
     args = parser.parse_args()
+    # `modelmon test` takes an hour for the mix: a run that does not time it keeps the last figures
+    # (with the commit they were measured at), as the plot does.
+    earlier = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
+    probe = cpu_probe()
+    print(f"CPU probe (10M additions in Python, median of 5): {probe} s", file=sys.stderr, flush=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     results = []
     for at, per_file in enumerate(int(n) for n in args.per_file.split(",")):
@@ -196,7 +229,7 @@ def main() -> int:
         # `modelmon test` runs each SLO's groups against its own rules (modelmon/focused.py): how
         # the SLOs are spread over files changes little of it, so the first spread is tested alone
         # (--test-sizes measures the other end, many SLOs in one file).
-        results.append(measure(args.slos, per_file, args.test and at == 0))
+        results.append(measure(args.slos, per_file, args.test and at == 0, args.repeat))
     columns = ["full_build", "unchanged_build", "one_slo_changed_build", "validate"]
     print("| SLOs | a file | files | " + " | ".join(f"{c} s (CPU s)" for c in columns) + " | peak RSS MB |")
     print("|---:|---:|---:|" + "---:|" * len(columns) + "---:|")
@@ -216,7 +249,7 @@ def main() -> int:
         sweep.append(
             results[0]
             if results and results[0]["slos"] == count and results[0]["per_file"] == 10
-            else measure(count, 10, False)
+            else measure(count, 10, False, args.repeat)
         )
     tests = []
     for count in (int(n) for n in args.test_sizes.split(",") if n):
@@ -237,16 +270,25 @@ def main() -> int:
         for t in tests:
             print(f"| {t['slos']} | {t['test']['wall_s']} ({t['test']['cpu_s']}) | {t['s_per_slo']} |")
     if sweep:
-        plot(sweep, tests)
+        plot(sweep, tests or earlier.get("tests", []))
         print(f"\nwrote {', '.join(str(p.relative_to(REPO)) for p in PLOTS)}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "commit": commit.stdout.strip(),
         "nproc": len(os.sched_getaffinity(0)),
+        "cpu_probe_s": probe,
+        "repeat": args.repeat,
         "runs": results,
         "sweep": sweep,
         "tests": tests,
     }
+    if not tests and earlier.get("tests"):
+        report["tests"] = earlier["tests"]
+        report["tests_commit"] = earlier.get("tests_commit", earlier.get("commit"))
+    mix_test = (earlier.get("runs") or [{}])[0].get("test")
+    if not args.test and (mix_test or earlier.get("mix_test")):
+        report["mix_test"] = mix_test or earlier["mix_test"]
+        report["mix_test_commit"] = earlier.get("commit") if mix_test else earlier["mix_test_commit"]
     RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"\nwrote {RESULTS.relative_to(REPO)}")
     return 0

@@ -12,6 +12,7 @@ compile in memory and writes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -125,21 +126,19 @@ def load_project(
     independent problem; the checks include what test generation needs (test traffic the
     selectors accept) without generating the tests. They plan what is sound: without errors,
     that is the whole project, planned once."""
-    loaded, project, _ = _checked_project(root, layout or layouts.load(root), specs)
+    layout = layout or layouts.load(root)
+    loaded, project, errors = _planned_project(root, layout, specs)
+    errors += refused_outputs(loaded, project, layout)[0]
+    if errors:
+        raise SpecErrors(errors)
     return loaded, project
 
 
-def _checked_project(
-    root: Path,
-    layout: Layout,
-    specs: list[Path] | None,
-    known: cache.AcceptedRules | None = None,
-    kept: cache.ServiceTexts | None = None,
-    kept_specs: cache.KeptSpecs | None = None,
-) -> tuple[list[LoadedSpec], ProjectPlan, dict[ModuleType, dict[str, str]]]:
-    """load_project's work, and the outputs promtool and amtool accepted on the way (by output
-    module), which a build keeps rather than render and check them again. `kept_specs`: the
-    files as earlier builds loaded and checked them."""
+def _planned_project(
+    root: Path, layout: Layout, specs: list[Path] | None, kept_specs: cache.KeptSpecs | None = None
+) -> tuple[list[LoadedSpec], ProjectPlan, list[SpecError]]:
+    """Every spec loaded, checked and planned where sound, with the problems found (promtool and
+    amtool not asked yet). `kept_specs`: the files as earlier builds loaded and checked them."""
     loaded, windows, errors = [], [], []
     paths = spec_paths(root, layout) if specs is None else specs
     if not paths:
@@ -154,12 +153,7 @@ def _checked_project(
     if windows and not loaded and not errors + problems:
         message = "the spec files hold Sloth AlertWindows and no SLO: nothing to compile"
         raise SpecErrors([SpecError(layout.slos, 1, 1, "", message)])
-    errors += problems
-    refused, accepted = refused_outputs(loaded, project, layout, known, kept)
-    errors += refused
-    if errors:
-        raise SpecErrors(errors)
-    return loaded, project, accepted
+    return loaded, project, errors + problems
 
 
 def _with_project_settings(item: LoadedSpec, layout: Layout) -> LoadedSpec:
@@ -180,45 +174,93 @@ def refused_outputs(
     traced back to the spec: a query promtool refuses (a Sloth query's syntax, a raw ratio's) or a
     route amtool refuses is found by `validate` too, beside every other error of the run, not only
     when `build` proves its outputs. Also the files each checker accepted, by output module."""
-    project = ProjectPlan(tuple(service for service in project.services if service.slos))
-    if not project.services:
-        return [], {}
-    errors: list[SpecError] = []
-    accepted: dict[ModuleType, dict[str, str]] = {}
-    with tempfile.TemporaryDirectory(prefix="modelmon-check-") as scratch:
-        made = rules.files(project, layout, kept=kept)
+    with Checking(loaded, project, layout, known, kept) as checking:
+        return checking.verdict()
+
+
+class Checking:
+    """refused_outputs' work, asked at once and read when needed (`verdict()`): promtool checks
+    the rule files in a process of its own while the build makes the other outputs. `made`: the
+    files the checkers judge, by output module (what the build writes, if they accept them).
+    Leaving the `with` block stops a check no one waited for and removes its files."""
+
+    def __init__(
+        self,
+        loaded: list[LoadedSpec],
+        project: ProjectPlan,
+        layout: Layout,
+        known: cache.AcceptedRules | None = None,
+        kept: cache.ServiceTexts | None = None,
+    ):
+        self.loaded, self.layout = loaded, layout
+        self.project = ProjectPlan(tuple(service for service in project.services if service.slos))
+        self.known = known or cache.AcceptedRules(None)  # a build's cache: files accepted before
+        self.kept = kept
+        self.made: dict[ModuleType, dict[str, str]] = {}
+        self._stack = contextlib.ExitStack()
+        self._verdict: tuple[list[SpecError], dict[ModuleType, dict[str, str]]] | None = None
+
+    def __enter__(self) -> Checking:
+        try:
+            if self.project.services:
+                self._scratch = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="modelmon-check-")))
+                self._start()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def _start(self) -> None:
+        project, layout = self.project, self.layout
+        self.made[rules] = rules.files(project, layout, kept=self.kept)
         # promtool cannot parse MetricsQL: it checks the rest, with the stand-in the tests load, and
         # vmalert each MetricsQL query. The stand-in keeps every rule where it is, so errors name the same.
         metricsql = any(plan.metricsql for service in project.services for plan in service.slos)
-        checked = rules.files(project, layout, stand_in=True, kept=kept) if metricsql else made
-        # The files this promtool accepted before (`known`, a build's cache) are not checked again.
-        known = known or cache.AcceptedRules(None)
+        self._checked = rules.files(project, layout, stand_in=True, kept=self.kept) if metricsql else self.made[rules]
+        # The files this promtool accepted before are not checked again.
         paths = []
-        for index, (_, content) in enumerate(sorted(checked.items())):
-            if not known.accepted(content):
-                paths.append(Path(scratch) / f"{index}.yml")  # the service names its file: no name of ours here
+        for index, (_, content) in enumerate(sorted(self._checked.items())):
+            if not self.known.accepted(content):
+                paths.append(self._scratch / f"{index}.yml")  # the service names its file: no name of ours here
                 paths[-1].write_text(content, encoding="utf-8")
-        ok, problems, output = promtool.check_rules(paths) if paths else (True, [], "")
-        if ok:
-            known.keep(list(checked.values()))
-        refused = _vmalert_errors(loaded, project)
-        if ok and not refused:
-            accepted[rules] = made
-        elif not ok:
-            errors += _promtool_errors(loaded, project, problems, output.replace(f"{scratch}/", ""), layout)
-        errors += refused
-        made = alertmanager.files(project, layout)
-        if layout.alertmanager in made:
+        self._rules_check = self._stack.enter_context(promtool.RulesCheck(paths)) if paths else None
+        config = alertmanager.files(project, layout)
+        if layout.alertmanager in config:
+            self.made[alertmanager] = config
+
+    def verdict(self) -> tuple[list[SpecError], dict[ModuleType, dict[str, str]]]:
+        """The errors promtool, vmalert and amtool find, and the files each checker accepted, by output module."""
+        if self._verdict is None:
+            self._verdict = self._judged() if self.project.services else ([], {})
+        return self._verdict
+
+    def _judged(self) -> tuple[list[SpecError], dict[ModuleType, dict[str, str]]]:
+        project, layout, scratch = self.project, self.layout, self._scratch
+        accepted: dict[ModuleType, dict[str, str]] = {}
+        refused = _vmalert_errors(self.loaded, project)  # while promtool checks
+        refused_config = []
+        if made := self.made.get(alertmanager):
             # The config and its templates where they will be: amtool checks the templates it names too.
             for path, content in made.items():
-                (Path(scratch) / "am" / path).parent.mkdir(parents=True, exist_ok=True)
-                (Path(scratch) / "am" / path).write_text(content, encoding="utf-8")
-            ok, output = amtool.check_config(Path(scratch) / "am" / layout.alertmanager)
+                (scratch / "am" / path).parent.mkdir(parents=True, exist_ok=True)
+                (scratch / "am" / path).write_text(content, encoding="utf-8")
+            ok, output = amtool.check_config(scratch / "am" / layout.alertmanager)
             if ok:
                 accepted[alertmanager] = made
             else:
-                errors += _amtool_errors(loaded, output.replace(f"{scratch}/am/", ""), layout)
-    return errors, accepted
+                refused_config = _amtool_errors(self.loaded, output.replace(f"{scratch}/am/", ""), layout)
+        ok, problems, output = self._rules_check.result() if self._rules_check else (True, [], "")
+        errors: list[SpecError] = []
+        if ok:
+            self.known.keep(list(self._checked.values()))
+            if not refused:
+                accepted[rules] = self.made[rules]
+        else:
+            errors += _promtool_errors(self.loaded, project, problems, output.replace(f"{scratch}/", ""), layout)
+        return errors + refused + refused_config, accepted
 
 
 def _vmalert_errors(loaded: list[LoadedSpec], project: ProjectPlan) -> list[SpecError]:
@@ -262,22 +304,45 @@ def compile_all(
     # rule file again, validate and --check keep nothing.
     known = None if memo is None else cache.AcceptedRules(root, store=memo.store, read=memo.read)
     kept = None if memo is None else memo.services  # the texts made from one service's plan alone
-    kept_specs = None if memo is None else memo.specs
-    loaded, project, accepted = _checked_project(root, layout, specs, known, kept, kept_specs)
-    files: dict[str, str] = {}
-    for output in OUTPUTS:
+    loaded, project, errors = _planned_project(root, layout, specs, None if memo is None else memo.specs)
+    with Checking(loaded, project, layout, known, kept) as checking:
+        if errors:
+            raise SpecErrors(errors + checking.verdict()[0])
+        # promtool judges the rule files while the other outputs are made: its errors are the build's,
+        # before those of an SLO no test can prove.
         try:
-            if output in accepted:
-                files.update(accepted[output])
-            elif output is promtool_tests:
-                files.update(output.files(project, layout, memo))
-            elif output is runbooks:
-                files.update(output.files(project, layout, kept))
-            else:
-                files.update(output.files(project, layout))
+            files = _outputs(project, layout, memo, kept, checking)
         except TestGenerationErrors as err:
-            raise SpecErrors([_test_error(loaded, problem) for problem in err.errors]) from None
+            raise SpecErrors(checking.verdict()[0] or [_test_error(loaded, p) for p in err.errors]) from None
+        refused, accepted = checking.verdict()
+        if refused:
+            raise SpecErrors(refused)
     return Compiled(loaded, project, files, layout, accepted)
+
+
+def _outputs(
+    project: ProjectPlan, layout: Layout, memo: TestGroups | None, kept: cache.ServiceTexts | None, checking: Checking
+) -> dict[str, str]:
+    """Every output's files (in OUTPUTS' order); those the checkers judge as `checking` made them.
+    The promtool tests come last, and generate no SLO's tests before promtool's verdict: a
+    refused rule is the build's error, said before the long part, and a build that fails keeps
+    no test group (the rest is made while promtool checks)."""
+    made: dict[ModuleType, dict[str, str]] = {}
+    for output in sorted(OUTPUTS, key=lambda output: output is promtool_tests):
+        if output in checking.made:
+            made[output] = checking.made[output]
+        elif output is promtool_tests:
+            made[output] = output.files(project, layout, memo, before_generating=lambda: _refused_first(checking))
+        elif output is runbooks:
+            made[output] = output.files(project, layout, kept)
+        else:
+            made[output] = output.files(project, layout)
+    return {path: content for output in OUTPUTS for path, content in made[output].items()}
+
+
+def _refused_first(checking: Checking) -> None:
+    if refused := checking.verdict()[0]:
+        raise SpecErrors(refused)
 
 
 def _test_error(loaded: list[LoadedSpec], problem: TestGenerationError) -> SpecError:

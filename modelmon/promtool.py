@@ -47,12 +47,52 @@ _RULE_PROBLEM = re.compile(r'group "(?P<group>[^"]+)", rule (?P<index>\d+), "(?P
 
 def check_rules(paths: list[Path]) -> tuple[bool, list[RuleProblem], str]:
     """`promtool check rules`: success, the problems it names per group and rule, raw output."""
-    result = run("check", "rules", *map(str, paths))
-    output = result.stdout + result.stderr
-    problems = [
-        RuleProblem(m["group"], int(m["index"]), m["rule"], m["message"]) for m in _RULE_PROBLEM.finditer(output)
-    ]
-    return result.returncode == 0, problems, output
+    with RulesCheck(paths) as check:
+        return check.result()
+
+
+class RulesCheck:
+    """`promtool check rules` in a process of its own, started at once: the caller goes on (a
+    build makes its other outputs meanwhile) and `result()` waits for the verdict, check_rules'.
+    Leaving the `with` block stops a check no one waited for. The files must stay until then."""
+
+    def __init__(self, paths: list[Path]):
+        # errors="replace": promtool quotes the rules it refuses, whose label values may hold any bytes.
+        self._process = subprocess.Popen(
+            [find_promtool(), "check", "rules", *map(str, paths)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+        )
+        self._result: tuple[bool, list[RuleProblem], str] | None = None
+
+    def result(self) -> tuple[bool, list[RuleProblem], str]:
+        if self._result is None:
+            try:
+                stdout, stderr = self._process.communicate(timeout=900)
+            except subprocess.TimeoutExpired:
+                self.stop()
+                raise
+            output = stdout + stderr
+            problems = [
+                RuleProblem(m["group"], int(m["index"]), m["rule"], m["message"])
+                for m in _RULE_PROBLEM.finditer(output)
+            ]
+            self._result = (self._process.returncode == 0, problems, output)
+        return self._result
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.communicate()
+
+    def __enter__(self) -> RulesCheck:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._result is None:
+            self.stop()
 
 
 @dataclass

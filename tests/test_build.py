@@ -136,6 +136,31 @@ def test_build_says_removed_for_a_generated_file_it_deletes_and_counts_it_apart(
     assert not orphan.exists()
 
 
+def test_promtool_checks_the_rules_while_the_build_makes_the_other_outputs(models_project, monkeypatch):
+    """The rule files are rendered first and promtool started on them; the runbooks and the kept
+    test files are made meanwhile, and no SLO's tests are generated before its verdict."""
+    said: list[str] = []
+
+    class Watched(build.promtool.RulesCheck):
+        def __init__(self, paths):
+            said.append("promtool started")
+            super().__init__(paths)
+
+        def result(self):
+            said.append("promtool verdict")
+            return super().result()
+
+    runbook_files, generated = build.runbooks.files, build.promtool_tests.writer._generated
+    monkeypatch.setattr(build.promtool, "RulesCheck", Watched)
+    monkeypatch.setattr(build.runbooks, "files", lambda *a: said.append("runbooks") or runbook_files(*a))
+    monkeypatch.setattr(
+        build.promtool_tests.writer, "_generated", lambda *a: said.append("tests generated") or generated(*a)
+    )
+    compiled = build.compile_all(models_project)
+    assert said == ["promtool started", "runbooks", "promtool verdict", "tests generated"]
+    assert compiled.files == build.compile_all(models_project).files
+
+
 def test_a_rule_promtool_refuses_leaves_every_output_untouched(models_project, capsys):
     (models_project / "slos" / "broken.yaml").write_text(
         "version: modelmon/v1\n"
@@ -184,17 +209,18 @@ def test_a_build_runs_promtool_and_amtool_once_each_and_checks_again_what_change
     """validate's checks already proved the rules and the Alertmanager config; the build keeps that
     verdict for exactly those contents, and a file changed since is proven again before it lands."""
     calls: list[str] = []
-    check_rules, check_config = build.promtool.check_rules, build.amtool.check_config
+    check_config = build.amtool.check_config
 
-    def counted_rules(paths):
-        calls.append("promtool")
-        return check_rules(paths)
+    class CountedRules(build.promtool.RulesCheck):
+        def __init__(self, paths):
+            calls.append("promtool")
+            super().__init__(paths)
 
     def counted_config(path):
         calls.append("amtool")
         return check_config(path)
 
-    monkeypatch.setattr(build.promtool, "check_rules", counted_rules)
+    monkeypatch.setattr(build.promtool, "RulesCheck", CountedRules)
     monkeypatch.setattr(build.amtool, "check_config", counted_config)
     compiled = build.compile_all(models_project)
     assert calls == ["promtool", "amtool"]

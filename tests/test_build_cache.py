@@ -173,18 +173,24 @@ def test_an_slo_without_tests_is_named_whichever_process_generated_it(project, m
     assert str(error).startswith("slos/n.yaml:") and str(error).endswith(": slos[0].sli: no traffic proves it")
 
 
+def counted_checks(monkeypatch) -> list[int]:
+    """How many rule files each `promtool check rules` of the test is given, in order."""
+    asked: list[int] = []
+
+    class Counted(promtool.RulesCheck):
+        def __init__(self, paths):
+            asked.append(len(paths))
+            super().__init__(paths)
+
+    monkeypatch.setattr(promtool, "RulesCheck", Counted)
+    return asked
+
+
 def test_promtool_checks_only_the_rule_files_it_has_not_accepted_before(project, monkeypatch):
     """promtool judges each rule file alone: after one service changed, that file alone is checked;
     another promtool binary checks them all again, and a file it refuses is never remembered."""
     root = project(SPECS)
-    asked: list[int] = []
-    real = promtool.check_rules
-
-    def counted(paths):
-        asked.append(len(paths))
-        return real(paths)
-
-    monkeypatch.setattr(promtool, "check_rules", counted)
+    asked = counted_checks(monkeypatch)
     build.compile_all(root, memo=cache.TestGroups(root))
     build.compile_all(root, memo=cache.TestGroups(root))  # all accepted before: promtool is not run
     (root / "slos" / "r.yaml").write_text(RAW_SLI.replace("objective: 99", "objective: 98", 1))
@@ -204,9 +210,7 @@ def test_a_promtool_behind_a_wrapper_or_no_cache_checks_every_rule_file_again(pr
     """A wrapper script (an asdf shim, a docker run) keeps its path, size and time whatever it runs:
     promtool's --version tells them apart. `build --no-cache` checks every file whatever is known."""
     root = project(SPECS)
-    asked: list[int] = []
-    real = promtool.check_rules
-    monkeypatch.setattr(promtool, "check_rules", lambda paths: (asked.append(len(paths)), real(paths))[1])
+    asked = counted_checks(monkeypatch)
     wrapper = tmp_path / "promtool"
     wrapper.write_text('#!/bin/sh\nexec "$REAL_PROMTOOL" "$@"\n')
     wrapper.chmod(0o755)

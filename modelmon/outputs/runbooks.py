@@ -367,7 +367,13 @@ def render_all(project: ProjectPlan, mark: str, command: str, kept: ServiceTexts
         if kept is None:
             out.update(_rendered(found, service.dashboard, header))
             continue
-        by_slo = [(_reads(plan, mine, service, header), plan, mine) for plan, mine in _by_slo(service, found)]
+        # All an SLO's pages read besides its plan: the header, the file's model families (with who
+        # serves them) and the links into the dashboard (the board's panel ids).
+        shared = "\0".join(["runbook pages", header, stable_repr(found[0].families if found else ())])
+        by_slo = [
+            (f"{shared}\0{stable_repr(dashboard_links(plan, service.dashboard))}", plan, mine)
+            for plan, mine in _by_slo(service, found)
+        ]
 
         def make(by_slo=by_slo, board=service.dashboard, header=header) -> dict[str, str]:
             made: dict[str, str] = {}
@@ -390,13 +396,6 @@ def _by_slo(service: ServicePlan, found: list[Page]) -> list[tuple[SloPlan, list
     for page in found:
         mine.setdefault(id(page.plan), []).append(page)
     return [(plan, mine[id(plan)]) for plan in service.slos if id(plan) in mine]
-
-
-def _reads(plan: SloPlan, mine: list[Page], service: ServicePlan, header: str) -> str:
-    """All an SLO's pages read besides its plan, as text: the header, the file's model families
-    (with who serves them) and the links into the dashboard (the board's panel ids)."""
-    links = dashboard_links(plan, service.dashboard)
-    return "\0".join(["runbook pages", header, stable_repr(mine[0].families), stable_repr(links)])
 
 
 def _rendered(found: list[Page], board: DashboardPlan | None, header: str) -> dict[str, str]:

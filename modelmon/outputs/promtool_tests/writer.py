@@ -12,6 +12,7 @@ import math
 import multiprocessing
 import os
 import posixpath
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from decimal import Decimal
@@ -290,10 +291,16 @@ def test_group(plan: SloPlan, scenario: Scenario) -> dict:
     return group
 
 
-def files(project: ProjectPlan, layout: Layout, memo: TestGroups | None = None) -> dict[str, str]:
+def files(
+    project: ProjectPlan,
+    layout: Layout,
+    memo: TestGroups | None = None,
+    before_generating: Callable[[], None] | None = None,
+) -> dict[str, str]:
     """Each service's promtool test files, one per evaluation interval; `memo`: the groups earlier
     builds generated, as text, by SLO plan (None: every group generated and the files dumped whole,
     the straightforward path the memo's files are byte for byte; tests/test_build_cache.py).
+    `before_generating`: called before any SLO's tests are generated (it may raise: the build's errors first).
 
     Generated whether or not the layout writes them: a spec no test traffic can prove is an
     error either way. Raises TestGenerationErrors naming each service's SLO that has none."""
@@ -315,6 +322,8 @@ def files(project: ProjectPlan, layout: Layout, memo: TestGroups | None = None) 
     # A service whose test files a build kept whole (by its plan) needs none of its SLOs' groups.
     kept = {} if memo is None else _kept_texts(project, rules_paths, memo)
     todo = [p for service in project.services if service.service not in kept for p in service.slos]
+    if todo and before_generating is not None:
+        before_generating()
     made = _generated(todo, memo)
     for service in project.services:
         rules_path = rules_paths[service.service]
