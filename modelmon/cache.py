@@ -209,7 +209,7 @@ class _Kept:
     def prune(self) -> None:
         """Forget the entries this build did not use (after a whole build only)."""
         if self.store:
-            _forget_unused(self.folder, "*.json", self.used)
+            _forget_unused(self.folder, ".json", self.used)
 
 
 def _keep_file(folder: Path, name: str, data: bytes) -> None:
@@ -229,12 +229,14 @@ def _keep_file(folder: Path, name: str, data: bytes) -> None:
         Path(scratch.name).unlink(missing_ok=True)
 
 
-def _forget_unused(folder: Path, pattern: str, used: set[str]) -> None:
-    """Remove the entries (`pattern`) whose key a build did not use; another build's scratch files are its own."""
-    if folder.is_dir():
-        for path in folder.glob(pattern):
-            if path.stem not in used:
-                path.unlink(missing_ok=True)
+def _forget_unused(folder: Path, suffix: str, used: set[str]) -> None:
+    """Remove the entries (key + `suffix`) whose key a build did not use; another build's scratch
+    files are its own. (One scandir: a thousand SLOs' entries, every build.)"""
+    with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
+        for entry in entries:
+            key, found, rest = entry.name.partition(".")
+            if f".{rest}" == suffix and found and key not in used:
+                Path(entry.path).unlink(missing_ok=True)
 
 
 class TestGroups(_Kept):
@@ -463,7 +465,7 @@ class KeptSpecs:
     def prune(self) -> None:
         """Forget the files this build did not read (after a whole build only)."""
         if self.store:
-            _forget_unused(self.folder, "*.pickle", {key for key, _ in self._files.values()})
+            _forget_unused(self.folder, ".pickle", {key for key, _ in self._files.values()})
 
     def _read(self, key: str) -> dict | None:
         if not self.read:
