@@ -380,9 +380,11 @@ class Written:
     recovered: list[str]  # what was finished of an interrupted build first, in words
 
 
-def write_all(root: Path, compiled: Compiled) -> Written:
+def write_all(root: Path, compiled: Compiled, key: str | None = None) -> Written:
     """Prove the rules with promtool and the Alertmanager config with amtool in a scratch folder,
-    then replace every changed file and remove the orphans as one change (modelmon.transaction)."""
+    then replace every changed file and remove the orphans as one change (modelmon.transaction).
+    `key`: the build's inputs key, recorded with the outputs as written (cache.remember), before
+    the build lock is let go."""
     checks = []
     layout = compiled.layout
     # Every output path is the layout's, inside the project: one that is not (a plan of a kept
@@ -392,7 +394,16 @@ def write_all(root: Path, compiled: Compiled) -> Written:
         raise RuntimeError(f"refusing to write outside the project: {', '.join(map(repr, sorted(outside)[:3]))}")
     with transaction.locked(root), transaction.scratch_folder(root) as scratch:
         recovered = transaction.finish(root, keep=scratch)
-        written = sorted(path for path, content in compiled.files.items() if _read(root / path) != content)
+        digests = {path: cache.text_digest(content) for path, content in compiled.files.items()}
+        # An output whose status is what the last build recorded is what it wrote: its digest says
+        # whether it changes, unread (a thousand SLOs' test files are 100 MB).
+        recorded = cache.recorded_outputs(root)
+        written = sorted(
+            path
+            for path, content in compiled.files.items()
+            if (digest := cache.still_recorded(root, path, recorded)) != digests[path]
+            and (digest is not None or _read(root / path) != content)
+        )
         rule_paths = [layout.rules_path(service) for service in sorted(compiled.plans)]
         proven = compiled.is_proven(rules, rule_paths)
         needs_amtool = layout.alertmanager in compiled.files and not compiled.is_proven(
@@ -419,6 +430,8 @@ def write_all(root: Path, compiled: Compiled) -> Written:
             checks.append("amtool check-config")
         removed = orphans(root, compiled.files, layout)
         transaction.commit(root, scratch, written, removed)
+        if key is not None:
+            cache.remember(root, key, compiled.files, digests, status=True)
     return Written(written, removed, checks, recovered)
 
 

@@ -20,6 +20,7 @@ import pickle
 import platform
 import subprocess
 import tempfile
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -91,7 +92,10 @@ def outputs_current(root: Path, key: str) -> dict[str, str] | None:
         return None
     if record.get("key") != key:
         return None
+    recorded = recorded_outputs(root, record)
     for path, digest in record["outputs"].items():
+        if still_recorded(root, path, recorded) == digest:
+            continue  # as the build wrote it, by its status: unread
         try:
             if _digest((root / path).read_bytes()) != digest:
                 return None
@@ -100,14 +104,65 @@ def outputs_current(root: Path, key: str) -> dict[str, str] | None:
     return record["outputs"]
 
 
-def remember(root: Path, key: str, files: dict[str, str]) -> None:
-    """Record a build whose outputs on disk equal `files`."""
-    record = {"key": key, "outputs": {path: _digest(text.encode("utf-8")) for path, text in sorted(files.items())}}
+def text_digest(text: str) -> str:
+    """The digest of an output as written (UTF-8), as the record keeps it."""
+    return _digest(text.encode("utf-8"))
+
+
+# A file whose status changed this recently when a build records it may change again within the
+# same tick of the file system's clock (a coarse one's: 2 s) and keep its status: its status is
+# not recorded, and the next build reads it.
+SETTLED_NS = 2_000_000_000
+
+
+def _status(path: Path) -> list[int] | None:
+    """What changes whenever the file does: size, modification and status-change times, inode, device."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return [found.st_size, found.st_mtime_ns, found.st_ctime_ns, found.st_ino, found.st_dev]
+
+
+def remember(
+    root: Path, key: str, files: dict[str, str], digests: dict[str, str] | None = None, status: bool = False
+) -> None:
+    """Record a build whose outputs on disk equal `files` (`digests`: theirs, if known). `status`:
+    with each settled file's status, which the next build trusts to say the file is still what
+    this one recorded (only while holding the build lock, so no other build writes meanwhile)."""
+    digests = digests or {path: text_digest(text) for path, text in files.items()}
+    record: dict[str, object] = {"key": key, "outputs": {path: digests[path] for path in sorted(files)}}
+    if status:
+        settled = time.time_ns() - SETTLED_NS
+        found = {path: _status(root / path) for path in sorted(files)}
+        record["status"] = {path: seen for path, seen in found.items() if seen is not None and seen[2] < settled}
     target = root / CACHE_PATH
     transaction.state_dir(root)
     scratch = target.with_suffix(".tmp")
     scratch.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     os.replace(scratch, target)
+
+
+def recorded_outputs(root: Path, record: dict | None = None) -> dict[str, tuple[str, list[int]]]:
+    """The outputs the last build recorded with their status: path -> (digest, status). `record`:
+    the build's record, if read already."""
+    try:
+        record = record or json.loads((root / CACHE_PATH).read_text(encoding="utf-8"))
+        outputs, status = record["outputs"], record.get("status", {})
+        return {
+            path: (outputs[path], seen)
+            for path, seen in status.items()
+            if isinstance(outputs.get(path), str) and isinstance(seen, list) and all(isinstance(n, int) for n in seen)
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}  # none, or not one this build wrote: every output is read
+
+
+def still_recorded(root: Path, path: str, recorded: dict[str, tuple[str, list[int]]]) -> str | None:
+    """The digest of the output at `path` if its status is still what the last build recorded
+    (the file is then what it wrote), else None (it must be read)."""
+    found = recorded.get(path)
+    return found[0] if found is not None and _status(root / path) == found[1] else None
 
 
 TEST_GROUPS_DIR = f"{transaction.STATE_DIR}/test-groups"

@@ -285,10 +285,9 @@ def _build(root: Path, layout: layouts.Layout, args) -> int:
         cache.remember(root, key, compiled.files)
         print(f"{len(compiled.files)} generated files are up to date")
         return 0
-    done = build.write_all(root, compiled)
+    done = build.write_all(root, compiled, key)
     for line in done.recovered:
         print(line, file=sys.stderr)
-    cache.remember(root, key, compiled.files)
     for path in done.written:
         print(f"wrote {path}")
     for path in done.removed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,62 @@ def test_unchanged_rebuild_is_skipped_until_a_spec_or_an_output_changes(models_p
     spec.write_text(spec.read_text().replace("objective: 99.5\n", "objective: 99\n"))
     assert cli.main([*root, "build", "--no-cache"]) == 0
     assert capsys.readouterr().out == f"{SHIPPED} generated files, 0 changed; {CHECKS}\n"
+
+
+def test_a_build_reads_no_output_whose_status_is_what_the_last_build_recorded(models_project, capsys, monkeypatch):
+    """The record keeps each settled output's status (size, times, inode): an output whose status
+    is still that is what the build wrote, and its digest says whether it changes, unread. Any
+    edit since (in place, or a file put in its place) changes the status: it is read, and put back."""
+    root = ["--root", str(models_project)]
+    monkeypatch.setattr(build.cache, "SETTLED_NS", 0)  # every output recorded at once: no waiting here
+    assert cli.main([*root, "build"]) == 0
+    read: list[str] = []
+    real_read = build._read
+    monkeypatch.setattr(build, "_read", lambda path: read.append(path.name) or real_read(path))
+    spec = models_project / "slos" / "models.yaml"
+    spec.write_text(spec.read_text().replace("objective: 99\n", "objective: 99.5\n"))
+    capsys.readouterr()
+    assert cli.main([*root, "build"]) == 0
+    assert read == []
+    assert "wrote rules/models-monitoring.yml" in capsys.readouterr().out
+    assert build.stale_files(models_project, build.compile_all(models_project).files) == []
+    read.clear()  # which read them all
+
+    rules, index = models_project / "rules" / "models-monitoring.yml", models_project / "runbooks" / "index.md"
+    written, listed = rules.read_text(), index.read_text()
+
+    def edit_in_place():  # the same size, a later time
+        rules.write_text(written.replace("vector(0.995)", "vector(0.996)"))
+        stamp = os.stat(rules)
+        os.utime(rules, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 1_000_000_000))
+
+    edit_in_place()
+    replacement = index.with_name("replacement")
+    replacement.write_text(listed.replace("| 99", "| 98", 1))  # the same size, another file put in its place
+    os.replace(replacement, index)
+    assert cli.main([*root, "build"]) == 0
+    assert sorted(read) == ["index.md", "models-monitoring.yml"]
+    assert (rules.read_text(), index.read_text()) == (written, listed)
+    # Nothing changed since: the build is skipped, unless an output's status says it was edited.
+    assert cli.main([*root, "build"]) == 0
+    assert capsys.readouterr().out.endswith(
+        "generated files are up to date (specs and generator unchanged since the last build)\n"
+    )
+    edit_in_place()
+    assert cli.main([*root, "build"]) == 0
+    assert capsys.readouterr().out.startswith("wrote rules/models-monitoring.yml\n")
+    assert rules.read_text() == written
+
+
+def test_an_output_written_just_now_is_recorded_without_its_status(models_project):
+    """Its status could still be that of a change made within the file system clock's tick: the
+    next build reads it."""
+    spec = models_project / "slos" / "models.yaml"
+    spec.write_text(spec.read_text().replace("objective: 99\n", "objective: 99.5\n"))
+    assert cli.main(["--root", str(models_project), "build"]) == 0
+    record = json.loads((models_project / build.cache.CACHE_PATH).read_text())
+    assert "rules/models-monitoring.yml" in record["outputs"]
+    assert "rules/models-monitoring.yml" not in record["status"]
 
 
 def test_removed_spec_removes_its_generated_files(models_project, capsys):
