@@ -13,6 +13,7 @@ compile in memory and writes nothing.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -389,7 +390,7 @@ def write_all(root: Path, compiled: Compiled, key: str | None = None) -> Written
     layout = compiled.layout
     # Every output path is the layout's, inside the project: one that is not (a plan of a kept
     # entry naming a service "../x") is a bug, never a file written outside.
-    outside = [path for path in compiled.files if Path(path).is_absolute() or ".." in Path(path).parts]
+    outside = [path for path in compiled.files if path.startswith("/") or ".." in path.split("/")]  # POSIX paths
     if outside:
         raise RuntimeError(f"refusing to write outside the project: {', '.join(map(repr, sorted(outside)[:3]))}")
     with transaction.locked(root), transaction.scratch_folder(root) as scratch:
@@ -398,11 +399,11 @@ def write_all(root: Path, compiled: Compiled, key: str | None = None) -> Written
         # An output whose status is what the last build recorded is what it wrote: its digest says
         # whether it changes, unread (a thousand SLOs' test files are 100 MB).
         recorded = cache.recorded_outputs(root)
+        status = {path: cache.status_of(os.path.join(root, path)) for path in compiled.files}
         written = sorted(
             path
             for path, content in compiled.files.items()
-            if (digest := cache.still_recorded(root, path, recorded)) != digests[path]
-            and (digest is not None or _read(root / path) != content)
+            if _changed(root / path, content, digests[path], recorded.get(path), status[path])
         )
         rule_paths = [layout.rules_path(service) for service in sorted(compiled.plans)]
         proven = compiled.is_proven(rules, rule_paths)
@@ -431,8 +432,18 @@ def write_all(root: Path, compiled: Compiled, key: str | None = None) -> Written
         removed = orphans(root, compiled.files, layout)
         transaction.commit(root, scratch, written, removed)
         if key is not None:
-            cache.remember(root, key, compiled.files, digests, status=True)
+            # What was not written is as it was seen (settled ones are recorded, fresh ones not).
+            status.update({path: cache.status_of(root / path) for path in written})
+            cache.remember(root, key, compiled.files, digests, status)
     return Written(written, removed, checks, recovered)
+
+
+def _changed(path: Path, content: str, digest: str, recorded: tuple[str, list[int]] | None, status) -> bool:
+    """Whether the output at `path` differs from `content`: by the digest the last build recorded
+    while the file's status is still the one recorded with it, else by reading it."""
+    if recorded is not None and recorded[1] == status:
+        return recorded[0] != digest
+    return _read(path) != content
 
 
 _INVALID_LABEL = re.compile(r"invalid label name: (?P<name>.*)")

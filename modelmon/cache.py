@@ -115,7 +115,7 @@ def text_digest(text: str) -> str:
 SETTLED_NS = 2_000_000_000
 
 
-def _status(path: Path) -> list[int] | None:
+def status_of(path: Path | str) -> list[int] | None:
     """What changes whenever the file does: size, modification and status-change times, inode, device."""
     try:
         found = os.stat(path)
@@ -125,21 +125,26 @@ def _status(path: Path) -> list[int] | None:
 
 
 def remember(
-    root: Path, key: str, files: dict[str, str], digests: dict[str, str] | None = None, status: bool = False
+    root: Path,
+    key: str,
+    files: dict[str, str],
+    digests: dict[str, str] | None = None,
+    status: dict[str, list[int] | None] | None = None,
 ) -> None:
     """Record a build whose outputs on disk equal `files` (`digests`: theirs, if known). `status`:
-    with each settled file's status, which the next build trusts to say the file is still what
-    this one recorded (only while holding the build lock, so no other build writes meanwhile)."""
+    the status (status_of) of outputs as they are now, of which the settled ones are kept for the
+    next build to trust (only while holding the build lock: no other build writes meanwhile)."""
     digests = digests or {path: text_digest(text) for path, text in files.items()}
     record: dict[str, object] = {"key": key, "outputs": {path: digests[path] for path in sorted(files)}}
-    if status:
+    if status is not None:
         settled = time.time_ns() - SETTLED_NS
-        found = {path: _status(root / path) for path in sorted(files)}
-        record["status"] = {path: seen for path, seen in found.items() if seen is not None and seen[2] < settled}
+        record["status"] = {
+            path: seen for path, seen in sorted(status.items()) if seen is not None and seen[2] < settled
+        }
     target = root / CACHE_PATH
     transaction.state_dir(root)
     scratch = target.with_suffix(".tmp")
-    scratch.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    scratch.write_text(json.dumps(record) + "\n", encoding="utf-8")  # one line: json's C encoder
     os.replace(scratch, target)
 
 
@@ -162,7 +167,7 @@ def still_recorded(root: Path, path: str, recorded: dict[str, tuple[str, list[in
     """The digest of the output at `path` if its status is still what the last build recorded
     (the file is then what it wrote), else None (it must be read)."""
     found = recorded.get(path)
-    return found[0] if found is not None and _status(root / path) == found[1] else None
+    return found[0] if found is not None and status_of(root / path) == found[1] else None
 
 
 TEST_GROUPS_DIR = f"{transaction.STATE_DIR}/test-groups"
