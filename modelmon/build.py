@@ -399,6 +399,7 @@ def write_all(root: Path, compiled: Compiled, key: str | None = None) -> Written
         # An output whose status is what the last build recorded is what it wrote: its digest says
         # whether it changes, unread (a thousand SLOs' test files are 100 MB).
         recorded = cache.recorded_outputs(root)
+        seen_at = cache.file_system_now(root)  # before looking: what changed within 2 s of it is not trusted
         status = {path: cache.status_of(os.path.join(root, path)) for path in compiled.files}
         written = sorted(
             path
@@ -434,7 +435,7 @@ def write_all(root: Path, compiled: Compiled, key: str | None = None) -> Written
         if key is not None:
             # What was not written is as it was seen (settled ones are recorded, fresh ones not).
             status.update({path: cache.status_of(root / path) for path in written})
-            cache.remember(root, key, compiled.files, digests, status)
+            cache.remember(root, key, compiled.files, digests, status, seen_at)
     return Written(written, removed, checks, recovered)
 
 

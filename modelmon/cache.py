@@ -20,7 +20,6 @@ import pickle
 import platform
 import subprocess
 import tempfile
-import time
 from importlib import metadata
 from pathlib import Path
 
@@ -109,10 +108,24 @@ def text_digest(text: str) -> str:
     return _digest(text.encode("utf-8"))
 
 
-# A file whose status changed this recently when a build records it may change again within the
-# same tick of the file system's clock (a coarse one's: 2 s) and keep its status: its status is
-# not recorded, and the next build reads it.
+# A file whose status changed this recently before a build looked at it may change again within
+# the same tick of the file system's clock (a coarse one's: 2 s) and keep its status: its status
+# is not recorded, and the next build reads it.
 SETTLED_NS = 2_000_000_000
+CLOCK_PATH = f"{transaction.STATE_DIR}/clock"
+
+
+def file_system_now(root: Path) -> int | None:
+    """The project's file system clock now (the status-change time of a file touched here: the
+    clock a file's status is stamped by, which on a network file system is the server's), or None."""
+    try:
+        transaction.state_dir(root)
+        clock = root / CLOCK_PATH
+        clock.touch()
+        os.utime(clock)
+        return os.stat(clock).st_ctime_ns
+    except OSError:
+        return None
 
 
 def status_of(path: Path | str) -> list[int] | None:
@@ -130,14 +143,16 @@ def remember(
     files: dict[str, str],
     digests: dict[str, str] | None = None,
     status: dict[str, list[int] | None] | None = None,
+    seen_at: int | None = None,
 ) -> None:
     """Record a build whose outputs on disk equal `files` (`digests`: theirs, if known). `status`:
-    the status (status_of) of outputs as they are now, of which the settled ones are kept for the
-    next build to trust (only while holding the build lock: no other build writes meanwhile)."""
+    the outputs' status (status_of), looked at no earlier than `seen_at` (file_system_now), of
+    which those settled by then are kept for the next build to trust (only while holding the
+    build lock: no other build writes meanwhile)."""
     digests = digests or {path: text_digest(text) for path, text in files.items()}
     record: dict[str, object] = {"key": key, "outputs": {path: digests[path] for path in sorted(files)}}
-    if status is not None:
-        settled = time.time_ns() - SETTLED_NS
+    if status is not None and seen_at is not None:
+        settled = seen_at - SETTLED_NS
         record["status"] = {
             path: seen for path, seen in sorted(status.items()) if seen is not None and seen[2] < settled
         }
@@ -292,7 +307,7 @@ def _keep_file(folder: Path, name: str, data: bytes) -> None:
 def _forget_unused(folder: Path, suffix: str, used: set[str]) -> None:
     """Remove the entries (key + `suffix`) whose key a build did not use; another build's scratch
     files are its own. (One scandir: a thousand SLOs' entries, every build.)"""
-    with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:  # a cache that cannot be read is no error
         for entry in entries:
             key, found, rest = entry.name.partition(".")
             if f".{rest}" == suffix and found and key not in used:

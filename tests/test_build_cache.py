@@ -21,6 +21,7 @@ from modelmon.loader import SpecErrors
 from modelmon.outputs import runbooks
 from modelmon.outputs.promtool_tests import traffic, writer
 from tests import binaries
+from tests.conftest import REPO
 from tests.test_backfill import RAW_SLI
 from tests.test_sloth import SLOTH_EXAMPLE
 from tests.test_sloth_inputs import SEVEN_DAYS
@@ -275,6 +276,26 @@ def test_a_changed_slo_renders_its_own_pages_and_tests_alone_after_builds_that_k
     files = build.compile_all(root, memo=memo).files
     assert (set(rendered), memo.missed) == ({"other"}, 1)
     assert files == straightforward(root)
+
+
+def test_kept_runbook_pages_follow_what_they_read_of_their_service(project):
+    """An SLO's pages are kept by its plan and what they read of the service besides: the header
+    (the spec file's name), the model families and the dashboard's links. A change to one of
+    those alone, an SLO's plan as it was, renders its pages again (kept_build compares)."""
+    models = (REPO / "slos" / "models.yaml").read_text()
+    root = project({"models.yaml": models})
+    kept_build(root)
+    (root / "slos" / "models.yaml").rename(root / "slos" / "llm.yaml")
+    renamed = kept_build(root)
+    assert renamed.missed == 0  # the plans are as they were: their tests are kept
+    families = "  families:\n    - {name: Claude, pattern: 'claude.*'}\n    - {name: Llama, pattern: '.*llama.*'}\n"
+    changed = models.replace("  uid: models-monitoring\n", "  uid: llm-board\n" + families)
+    (root / "slos" / "llm.yaml").write_text(changed)
+    kept_build(root)
+    # Another SLO gone: the panels after its own move up, and the others' pages link to new ids.
+    availability = models[models.index("  - name: availability") : models.index("  - name: error-rate")]
+    (root / "slos" / "llm.yaml").write_text(changed.replace(availability, ""))
+    kept_build(root)
 
 
 def test_a_build_that_fails_keeps_no_service_text(project):
