@@ -9,6 +9,8 @@ Run: .venv/bin/python bench/scale_bench.py [--slos 1000] [--per-file 10,100] [--
 A run that times neither keeps the last figures of `modelmon test` in the results (with the
 commit they were measured at). Each rebuild and validate runs `--repeat` times (default 3),
 the median kept, and a CPU probe records how fast the (shared) machine was that day.
+`--against REV` times another commit's CLI too (a git worktree of it), on a project of its
+own, the two by turns: on a shared machine whose speed drifts, the pair compares the code.
 
 For each spread of the SLOs over files (10 a file: 100 services; 100 a file: 10 services)
 a throwaway project gets the mix below, and the real `modelmon` CLI, each run in a process
@@ -24,6 +26,7 @@ selector and every tenth (and every 90% one) with its own windows.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -98,12 +101,14 @@ def make_project(root: Path, count: int, per_file: int) -> list[Path]:
     return paths
 
 
-def run(root: Path, *args: str) -> dict:
+def run(root: Path, *args: str, cli: Cli | None = None) -> dict:
     """One CLI run in its own process: wall seconds, CPU seconds and peak RSS of it and the
-    processes it waited for (promtool, its generating workers), from wait4: this run's own."""
+    processes it waited for (promtool, its generating workers), from wait4: this run's own.
+    `cli`: the modelmon to run (default: this checkout's)."""
+    command, env = cli or ([str(MODELMON)], None)
     with tempfile.TemporaryFile() as said:
         started = time.perf_counter()
-        child = subprocess.Popen([str(MODELMON), *args], cwd=root, stdout=said, stderr=subprocess.STDOUT)
+        child = subprocess.Popen([*command, *args], cwd=root, stdout=said, stderr=subprocess.STDOUT, env=env)
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - started
         child.returncode = os.waitstatus_to_exitcode(status)
@@ -115,32 +120,61 @@ def run(root: Path, *args: str) -> dict:
     return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
 
 
+# A modelmon to run: its command and environment (None: this process's).
+Cli = tuple[list[str], dict[str, str] | None]
+
+
+@contextlib.contextmanager
+def checkout_cli(revision: str):
+    """The modelmon of another commit (a worktree of it, run by this environment's Python), for
+    --against: the two timed turn about, so a shared machine's drift falls on both alike."""
+    with tempfile.TemporaryDirectory(prefix="modelmon-against-") as folder:
+        tree = Path(folder) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(tree), revision], cwd=REPO, check=True)
+        try:
+            code = "import sys; from modelmon.cli import main; sys.argv[0] = 'modelmon'; sys.exit(main())"
+            yield [str(REPO / ".venv" / "bin" / "python"), "-c", code], {**os.environ, "PYTHONPATH": str(tree)}
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, check=False)
+
+
 def median(runs: list[dict]) -> dict:
     """The run of median wall time, with every run's wall time beside it (a shared machine's noise)."""
     middle = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
     return {**middle, "wall_s_runs": [r["wall_s"] for r in runs]} if len(runs) > 1 else middle
 
 
-def measure(count: int, per_file: int, test: bool, repeat: int = 1) -> dict:
+def measure(count: int, per_file: int, test: bool, repeat: int = 1, against: Cli | None = None) -> dict:
+    """The four timings of this checkout's CLI (and of `against`'s, on a project of its own, run by
+    turns with this one's: `result["against"]`)."""
+    clis = {"this": None, **({"against": against} if against else {})}
     with tempfile.TemporaryDirectory(prefix="modelmon-scale-") as folder:
-        root = Path(folder)
-        specs = make_project(root, count, per_file)
-        result = {"slos": count, "per_file": per_file, "files": len(specs)}
-        result["full_build"] = run(root, "build", "--no-cache")
-        result["unchanged_build"] = median([run(root, "build") for _ in range(repeat)])
-        changed = []
-        for n in range(repeat):
-            # One SLO's objective changed each time: the first 90 % one, to 91 % and back.
-            first = specs[0].read_text(encoding="utf-8")
-            was, now = ("objective: 90\n", "objective: 91\n")[:: 1 if n % 2 == 0 else -1]
-            specs[0].write_text(first.replace(was, now, 1), encoding="utf-8")
-            changed.append(run(root, "build"))
-        result["one_slo_changed_build"] = median(changed)
-        # After a build: the test groups it kept stand for those of every unchanged SLO.
-        result["validate"] = median([run(root, "validate") for _ in range(repeat)])
+        roots = {side: Path(folder) / side for side in clis}
+        specs = {side: make_project(root, count, per_file) for side, root in roots.items()}
+        found = {side: {"slos": count, "per_file": per_file, "files": len(specs[side])} for side in clis}
+
+        def timed(key: str, *args: str, change: bool = False) -> None:
+            runs: dict[str, list[dict]] = {side: [] for side in clis}
+            for n in range(1 if key == "full_build" else repeat):
+                for side, cli in clis.items():
+                    if change:  # one SLO's objective each time: the first 90 % one, to 91 % and back
+                        first = specs[side][0].read_text(encoding="utf-8")
+                        was, now = ("objective: 90\n", "objective: 91\n")[:: 1 if n % 2 == 0 else -1]
+                        specs[side][0].write_text(first.replace(was, now, 1), encoding="utf-8")
+                    runs[side].append(run(roots[side], *args, cli=cli))
+            for side in clis:
+                found[side][key] = median(runs[side])
+
+        timed("full_build", "build", "--no-cache")
+        timed("unchanged_build", "build")
+        timed("one_slo_changed_build", "build", change=True)
+        timed("validate", "validate")  # after a build: its kept test groups stand for every unchanged SLO
+        result = found["this"]
         if test:
-            result["test"] = run(root, "test")
+            result["test"] = run(roots["this"], "test")
             result["test"]["s_per_slo"] = round(result["test"]["wall_s"] / count, 2)
+        if against:
+            result["against"] = found["against"]
         return result
 
 
@@ -216,6 +250,7 @@ def main() -> int:
     parser.add_argument("--sweep", default="", help="SLO counts to build at 10 a file, for the plot (e.g. 10,100,1000)")
     parser.add_argument("--test-sizes", default="", help="SLO counts in one file to time `modelmon test` for")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each rebuild and validate; the median is kept")
+    parser.add_argument("--against", default="", help="a commit whose CLI is timed too, by turns (the spreads only)")
     args = parser.parse_args()
     # `modelmon test` takes an hour for the mix: a run that does not time it keeps the last figures
     # (with the commit they were measured at), as the plot does.
@@ -224,19 +259,22 @@ def main() -> int:
     print(f"CPU probe (10M additions in Python, median of 5): {probe} s", file=sys.stderr, flush=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     results = []
-    for at, per_file in enumerate(int(n) for n in args.per_file.split(",")):
-        print(f"{args.slos} SLOs, {per_file} a file ...", file=sys.stderr, flush=True)
-        # `modelmon test` runs each SLO's groups against its own rules (modelmon/focused.py): how
-        # the SLOs are spread over files changes little of it, so the first spread is tested alone
-        # (--test-sizes measures the other end, many SLOs in one file).
-        results.append(measure(args.slos, per_file, args.test and at == 0, args.repeat))
+    with checkout_cli(args.against) if args.against else contextlib.nullcontext() as against:
+        for at, per_file in enumerate(int(n) for n in args.per_file.split(",")):
+            print(f"{args.slos} SLOs, {per_file} a file ...", file=sys.stderr, flush=True)
+            # `modelmon test` runs each SLO's groups against its own rules (modelmon/focused.py): how
+            # the SLOs are spread over files changes little of it, so the first spread is tested alone
+            # (--test-sizes measures the other end, many SLOs in one file).
+            results.append(measure(args.slos, per_file, args.test and at == 0, args.repeat, against))
     columns = ["full_build", "unchanged_build", "one_slo_changed_build", "validate"]
     print("| SLOs | a file | files | " + " | ".join(f"{c} s (CPU s)" for c in columns) + " | peak RSS MB |")
     print("|---:|---:|---:|" + "---:|" * len(columns) + "---:|")
     for r in results:
-        cells = " | ".join(f"{r[c]['wall_s']} ({r[c]['cpu_s']})" for c in columns)
-        peak = max(r[c]["peak_rss_mb"] for c in columns)
-        print(f"| {r['slos']} | {r['per_file']} | {r['files']} | {cells} | {peak} |")
+        for name, row in (("", r), (f" ({args.against})", r.get("against"))):
+            if row:
+                cells = " | ".join(f"{row[c]['wall_s']} ({row[c]['cpu_s']})" for c in columns)
+                peak = max(row[c]["peak_rss_mb"] for c in columns)
+                print(f"| {row['slos']}{name} | {row['per_file']} | {row['files']} | {cells} | {peak} |")
     for r in results:
         if "test" in r:
             print(
@@ -278,6 +316,7 @@ def main() -> int:
         "nproc": len(os.sched_getaffinity(0)),
         "cpu_probe_s": probe,
         "repeat": args.repeat,
+        **({"against": args.against} if args.against else {}),
         "runs": results,
         "sweep": sweep,
         "tests": tests,
