@@ -112,16 +112,14 @@ def text_digest(text: str) -> str:
 # the same tick of the file system's clock (a coarse one's: 2 s) and keep its status: its status
 # is not recorded, and the next build reads it.
 SETTLED_NS = 2_000_000_000
-CLOCK_PATH = f"{transaction.STATE_DIR}/clock"
 
 
 def file_system_now(root: Path) -> int | None:
-    """The project's file system clock now (the status-change time of a file touched here: the
-    clock a file's status is stamped by, which on a network file system is the server's), or None."""
+    """The project's file system clock now, or None: the status-change time of the build lock,
+    touched (the clock every file's status is stamped by, which on a network file system is the
+    server's). A build holds the lock while it asks."""
     try:
-        transaction.state_dir(root)
-        clock = root / CLOCK_PATH
-        clock.touch()
+        clock = root / transaction.LOCK
         os.utime(clock)
         return os.stat(clock).st_ctime_ns
     except OSError:
