@@ -203,11 +203,13 @@ def test_promtool_checks_the_rules_while_the_build_makes_the_other_outputs(model
     """The rule files are rendered first and promtool started on them; the runbooks and the kept
     test files are made meanwhile, and no SLO's tests are generated before its verdict."""
     said: list[str] = []
+    checks: list[build.promtool.RulesCheck] = []
 
     class Watched(build.promtool.RulesCheck):
         def __init__(self, paths):
             said.append("promtool started")
             super().__init__(paths)
+            checks.append(self)
 
         def result(self):
             said.append("promtool verdict")
@@ -215,7 +217,13 @@ def test_promtool_checks_the_rules_while_the_build_makes_the_other_outputs(model
 
     runbook_files, generated = build.runbooks.files, build.promtool_tests.writer._generated
     monkeypatch.setattr(build.promtool, "RulesCheck", Watched)
-    monkeypatch.setattr(build.runbooks, "files", lambda *a: said.append("runbooks") or runbook_files(*a))
+
+    def runbooks(*args):
+        # promtool not waited for yet (a check that waited as it started would have its exit code).
+        said.append("runbooks" if checks[0]._process.returncode is None else "runbooks after promtool")
+        return runbook_files(*args)
+
+    monkeypatch.setattr(build.runbooks, "files", runbooks)
     monkeypatch.setattr(
         build.promtool_tests.writer, "_generated", lambda *a: said.append("tests generated") or generated(*a)
     )
