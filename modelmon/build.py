@@ -404,7 +404,7 @@ def write_all(root: Path, compiled: Compiled, key: str | None = None) -> Written
         written = sorted(
             path
             for path, content in compiled.files.items()
-            if _changed(root / path, content, digests[path], recorded.get(path), status[path])
+            if _changed(root / path, content, digests[path], cache.still_recorded(recorded, path, status[path]))
         )
         rule_paths = [layout.rules_path(service) for service in sorted(compiled.plans)]
         proven = compiled.is_proven(rules, rule_paths)
@@ -439,12 +439,11 @@ def write_all(root: Path, compiled: Compiled, key: str | None = None) -> Written
     return Written(written, removed, checks, recovered)
 
 
-def _changed(path: Path, content: str, digest: str, recorded: tuple[str, list[int]] | None, status) -> bool:
-    """Whether the output at `path` differs from `content`: by the digest the last build recorded
-    while the file's status is still the one recorded with it, else by reading it."""
-    if recorded is not None and recorded[1] == status:
-        return recorded[0] != digest
-    return _read(path) != content
+def _changed(path: Path, content: str, digest: str, recorded: str | None) -> bool:
+    """Whether the output at `path` differs from `content` (of `digest`): by `recorded`, the digest
+    the last build recorded while the file's status is still the one recorded with it
+    (cache.still_recorded), else by reading it."""
+    return recorded != digest if recorded is not None else _read(path) != content
 
 
 _INVALID_LABEL = re.compile(r"invalid label name: (?P<name>.*)")

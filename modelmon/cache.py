@@ -93,7 +93,7 @@ def outputs_current(root: Path, key: str) -> dict[str, str] | None:
         return None
     recorded = recorded_outputs(root, record)
     for path, digest in record["outputs"].items():
-        if still_recorded(root, path, recorded) == digest:
+        if still_recorded(recorded, path, status_of(root / path)) == digest:
             continue  # as the build wrote it, by its status: unread
         try:
             if _digest((root / path).read_bytes()) != digest:
@@ -176,11 +176,11 @@ def recorded_outputs(root: Path, record: dict | None = None) -> dict[str, tuple[
         return {}  # none, or not one this build wrote: every output is read
 
 
-def still_recorded(root: Path, path: str, recorded: dict[str, tuple[str, list[int]]]) -> str | None:
-    """The digest of the output at `path` if its status is still what the last build recorded
-    (the file is then what it wrote), else None (it must be read)."""
+def still_recorded(recorded: dict[str, tuple[str, list[int]]], path: str, status: list[int] | None) -> str | None:
+    """The digest the last build recorded for the output at `path` if `status` (status_of, now) is
+    still the one recorded with it (the file is then what it wrote), else None (it must be read)."""
     found = recorded.get(path)
-    return found[0] if found is not None and status_of(root / path) == found[1] else None
+    return found[0] if found is not None and status == found[1] else None
 
 
 TEST_GROUPS_DIR = f"{transaction.STATE_DIR}/test-groups"
