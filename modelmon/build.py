@@ -16,6 +16,7 @@ import contextlib
 import os
 import re
 import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -50,11 +51,40 @@ SPEC_DOC_PATH = layouts.OUTPUTS["spec_reference"][0]
 OUTPUTS = (rules, kubernetes, promtool_tests, dashboard, runbooks, alertmanager, reference)
 
 
+class Outputs(Mapping[str, str]):
+    """Every output's content by repo-relative path. Those an earlier build kept whole
+    (cache.KeptContent: a kept service's test files) are read when asked for, once; their
+    digest is known unread (write_all needs no more of a file still as the last build wrote it)."""
+
+    def __init__(self, contents: dict[str, str | cache.KeptContent]):
+        self._contents = contents
+
+    def __getitem__(self, path: str) -> str:
+        found = self._contents[path]
+        if isinstance(found, cache.KeptContent):
+            found = self._contents[path] = found.text()
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._contents)
+
+    def __contains__(self, path: object) -> bool:  # (Mapping's asks for the content)
+        return path in self._contents
+
+    def __len__(self) -> int:
+        return len(self._contents)
+
+    def digest(self, path: str) -> str:
+        """cache.text_digest of the output's content, read only if it is not kept."""
+        found = self._contents[path]
+        return found.digest if isinstance(found, cache.KeptContent) else cache.text_digest(found)
+
+
 @dataclass
 class Compiled:
     loaded: list[LoadedSpec]  # for error positions
     project: ProjectPlan  # what every output was written from
-    files: dict[str, str]  # repo-relative path -> content
+    files: Outputs  # repo-relative path -> content
     layout: Layout
     # The files of an output (rules, alertmanager) its checker (promtool, amtool) accepted while
     # validating: a build need not check them again while they are unchanged.
@@ -323,7 +353,7 @@ def compile_all(
 
 def _outputs(
     project: ProjectPlan, layout: Layout, memo: TestGroups | None, kept: cache.ServiceTexts | None, checking: Checking
-) -> dict[str, str]:
+) -> Outputs:
     """Every output's files (in OUTPUTS' order); those the checkers judge as `checking` made them.
     The promtool tests come last, and generate no SLO's tests before promtool's verdict: a
     refused rule is the build's error, said before the long part, and a build that fails keeps
@@ -338,7 +368,7 @@ def _outputs(
             made[output] = output.files(project, layout, kept)
         else:
             made[output] = output.files(project, layout)
-    return {path: content for output in OUTPUTS for path, content in made[output].items()}
+    return Outputs({path: content for output in OUTPUTS for path, content in made[output].items()})
 
 
 def _refused_first(checking: Checking) -> None:
@@ -353,13 +383,13 @@ def _test_error(loaded: list[LoadedSpec], problem: TestGenerationError) -> SpecE
     return item.positions.error(("slos", index, *problem.path), str(problem))
 
 
-def stale_files(root: Path, files: dict[str, str], layout: Layout | None = None) -> list[str]:
+def stale_files(root: Path, files: Mapping[str, str], layout: Layout | None = None) -> list[str]:
     """Outputs whose committed content differs from the generator's, and generated files no spec makes any more."""
     stale = [path for path, content in files.items() if _read(root / path) != content]
     return sorted(stale + orphans(root, files, layout))
 
 
-def orphans(root: Path, files: dict[str, str], layout: Layout | None = None) -> list[str]:
+def orphans(root: Path, files: Mapping[str, str], layout: Layout | None = None) -> list[str]:
     """Generated files (they carry the mark) in the layout's output places that the build no longer makes."""
     return (layout or layouts.load(root)).orphans(root, files)
 
@@ -395,7 +425,7 @@ def write_all(root: Path, compiled: Compiled, key: str | None = None) -> Written
         raise RuntimeError(f"refusing to write outside the project: {', '.join(map(repr, sorted(outside)[:3]))}")
     with transaction.locked(root), transaction.scratch_folder(root) as scratch:
         recovered = transaction.finish(root, keep=scratch)
-        digests = {path: cache.text_digest(content) for path, content in compiled.files.items()}
+        digests = {path: compiled.files.digest(path) for path in compiled.files}
         # An output whose status is what the last build recorded is what it wrote: its digest says
         # whether it changes, unread (a thousand SLOs' test files are 100 MB).
         recorded = cache.recorded_outputs(root)
@@ -403,8 +433,8 @@ def write_all(root: Path, compiled: Compiled, key: str | None = None) -> Written
         status = {path: cache.status_of(os.path.join(root, path)) for path in compiled.files}
         written = sorted(
             path
-            for path, content in compiled.files.items()
-            if _changed(root / path, content, digests[path], cache.still_recorded(recorded, path, status[path]))
+            for path, digest in digests.items()
+            if _changed(root / path, digest, cache.still_recorded(recorded, path, status[path]))
         )
         rule_paths = [layout.rules_path(service) for service in sorted(compiled.plans)]
         proven = compiled.is_proven(rules, rule_paths)
@@ -439,11 +469,15 @@ def write_all(root: Path, compiled: Compiled, key: str | None = None) -> Written
     return Written(written, removed, checks, recovered)
 
 
-def _changed(path: Path, content: str, digest: str, recorded: str | None) -> bool:
-    """Whether the output at `path` differs from `content` (of `digest`): by `recorded`, the digest
-    the last build recorded while the file's status is still the one recorded with it
-    (cache.still_recorded), else by reading it."""
-    return recorded != digest if recorded is not None else _read(path) != content
+def _changed(path: Path, digest: str, recorded: str | None) -> bool:
+    """Whether the output at `path` differs from the content of `digest`: by `recorded`, the
+    digest the last build recorded while the file's status is still the one recorded with it
+    (cache.still_recorded), else by reading it (as text: line ends as Python reads them, as
+    stale_files compares)."""
+    if recorded is not None:
+        return recorded != digest
+    found = _read(path)
+    return found is None or cache.text_digest(found) != digest
 
 
 _INVALID_LABEL = re.compile(r"invalid label name: (?P<name>.*)")

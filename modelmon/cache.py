@@ -20,6 +20,7 @@ import pickle
 import platform
 import subprocess
 import tempfile
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -253,6 +254,8 @@ class _Kept:
     `read` false (`build --no-cache`): none is read, all are written anew; `store` false
     (validate, `build --check`): none is written."""
 
+    SUFFIXES: tuple[str, ...] = (".json",)  # of the files an entry is kept in (prune forgets them)
+
     def __init__(self, folder: Path, store: bool, read: bool):
         self.folder = folder
         self.store = store
@@ -282,7 +285,7 @@ class _Kept:
     def prune(self) -> None:
         """Forget the entries this build did not use (after a whole build only)."""
         if self.store:
-            _forget_unused(self.folder, ".json", self.used)
+            _forget_unused(self.folder, self.SUFFIXES, self.used)
 
 
 def _keep_file(folder: Path, name: str, data: bytes) -> None:
@@ -302,13 +305,13 @@ def _keep_file(folder: Path, name: str, data: bytes) -> None:
         Path(scratch.name).unlink(missing_ok=True)
 
 
-def _forget_unused(folder: Path, suffix: str, used: set[str]) -> None:
-    """Remove the entries (key + `suffix`) whose key a build did not use; another build's scratch
-    files are its own. (One scandir: a thousand SLOs' entries, every build.)"""
+def _forget_unused(folder: Path, suffixes: tuple[str, ...], used: set[str]) -> None:
+    """Remove the entries (key + one of `suffixes`) whose key a build did not use; another build's
+    scratch files are its own. (One scandir: a thousand SLOs' entries, every build.)"""
     with contextlib.suppress(OSError), os.scandir(folder) as entries:  # a cache that cannot be read is no error
         for entry in entries:
             key, found, rest = entry.name.partition(".")
-            if f".{rest}" == suffix and found and key not in used:
+            if f".{rest}" in suffixes and found and key not in used:
                 Path(entry.path).unlink(missing_ok=True)
 
 
@@ -375,6 +378,7 @@ class TestGroups(_Kept):
 
 
 SERVICE_TEXTS_DIR = f"{transaction.STATE_DIR}/service-texts"
+CONTENTS_SUFFIX = ".contents"  # a ServiceTexts entry of outputs kept as written (find_contents)
 
 
 class ServiceTexts(_Kept):
@@ -384,12 +388,15 @@ class ServiceTexts(_Kept):
     from one SLO's plan and what `kind` says they read besides (`made_from`) are kept alike: the
     changed service's other SLOs' runbook pages are taken as they were too."""
 
+    SUFFIXES = (".json", CONTENTS_SUFFIX)
+
     def __init__(self, root: Path, groups: TestGroups):
         super().__init__(root / SERVICE_TEXTS_DIR, groups.store, groups.read)
         self.groups = groups  # which knows each SLO's plan text
         # Kept once the build has made every output (flush): a build that fails on the way keeps
         # none. (Each is right for its key whatever happens after.)
         self._made: dict[str, tuple[str, object]] = {}
+        self._made_contents: dict[str, tuple[str, dict[str, str]]] = {}
 
     def _valid(self, value: object) -> bool:
         if isinstance(value, dict):
@@ -435,10 +442,86 @@ class ServiceTexts(_Kept):
         text = "\0".join([kind, *map(self.groups.plan_text, plans)])
         return _digest(f"{generator_key()}\0{text}".encode()), text
 
+    def find_contents(self, kind: str, service, remake: Callable[[], dict[str, str]]) -> dict[str, KeptContent] | None:
+        """Outputs of this kind of the service as `put_contents` kept them, by name, each unread
+        (KeptContent): a kept service's test files are 100 MB at a thousand SLOs, and a build
+        reads one only when the file on disk is not what the last build wrote. `remake()`: the
+        contents made again, for an entry gone or damaged by the time one is read."""
+        key, text = self._entry(self._of_service(kind, service), service.slos)
+        self.used.add(key)
+        if not self.read:
+            return None
+        entry = self.folder / f"{key}{CONTENTS_SUFFIX}"
+        try:
+            with entry.open("rb") as kept:
+                line = kept.readline()
+            head = json.loads(line)
+            if head["plan"] != text or not _contents_shape(head["contents"]):
+                return None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # none, or not one this build wrote: made again
+        found, offset = {}, len(line)
+        made_again = functools.cache(remake)
+        for name, length, digest in head["contents"]:
+            found[name] = KeptContent(digest, entry, offset, length, lambda name=name: made_again()[name])
+            offset += length
+        return found
+
+    def put_contents(self, kind: str, service, contents: dict[str, str]) -> None:
+        """Keep outputs of this kind of the service (name -> content), for find_contents."""
+        key, text = self._entry(self._of_service(kind, service), service.slos)
+        self._made_contents[key] = (text, contents)
+
     def flush(self) -> None:
         for key, (text, value) in self._made.items():
             self._put(key, text, value)
         self._made.clear()
+        for key, (text, contents) in self._made_contents.items():
+            if self.store:
+                data = [content.encode("utf-8") for content in contents.values()]
+                listed = [[name, len(d), _digest(d)] for name, d in zip(contents, data, strict=True)]
+                # One line of JSON (which escapes every line break), then the contents as written.
+                head = json.dumps({"plan": text, "contents": listed}).encode() + b"\n"
+                _keep_file(self.folder, f"{key}{CONTENTS_SUFFIX}", b"".join([head, *data]))
+        self._made_contents.clear()
+
+
+def _contents_shape(listed: object) -> bool:
+    return isinstance(listed, list) and all(
+        isinstance(item, list)
+        and len(item) == 3
+        and isinstance(item[0], str)
+        and isinstance(item[1], int)
+        and item[1] >= 0
+        and isinstance(item[2], str)
+        for item in listed
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class KeptContent:
+    """An output's content an earlier build kept, unread: its digest is known (write_all needs
+    no more of a file still as the last build wrote it); `text()` reads it when asked."""
+
+    digest: str  # text_digest of the content
+    entry: Path  # the file it is kept in, from `offset`, `length` bytes
+    offset: int
+    length: int
+    remake: Callable[[], str]  # the content made again, should the entry be gone or damaged by then
+
+    def text(self) -> str:
+        try:
+            with self.entry.open("rb") as kept:
+                kept.seek(self.offset)
+                data = kept.read(self.length)
+            if _digest(data) == self.digest:
+                return data.decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            pass  # another build's prune, or a damaged entry: made again
+        made = self.remake()
+        if text_digest(made) != self.digest:
+            raise RuntimeError(f"a kept output of {self.entry.name} differs from the one made again: a generator bug")
+        return made
 
 
 SPECS_DIR = f"{transaction.STATE_DIR}/specs"
@@ -538,7 +621,7 @@ class KeptSpecs:
     def prune(self) -> None:
         """Forget the files this build did not read (after a whole build only)."""
         if self.store:
-            _forget_unused(self.folder, ".pickle", {key for key, _ in self._files.values()})
+            _forget_unused(self.folder, (".pickle",), {key for key, _ in self._files.values()})
 
     def _read(self, key: str) -> dict | None:
         if not self.read:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -300,7 +301,8 @@ def test_a_build_runs_promtool_and_amtool_once_each_and_checks_again_what_change
 
     compiled = build.compile_all(models_project)
     [rules] = [path for path in compiled.files if path.startswith("rules/")]
-    compiled.files[rules] += "  - this is not a rule group\n"
+    files = {**compiled.files, rules: compiled.files[rules] + "  - this is not a rule group\n"}
+    compiled = dataclasses.replace(compiled, files=build.Outputs(files))
     calls.clear()
     with pytest.raises(build.SpecErrors):
         build.write_all(models_project, compiled)

@@ -4,6 +4,7 @@ whose plan changed generated again."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -12,6 +13,7 @@ import re
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import pytest
 import yaml
@@ -83,9 +85,14 @@ def test_a_damaged_or_foreign_entry_is_generated_again(project):
     assert build.compile_all(root, memo=memo).files == straightforward(root)
     assert memo.missed == 3
     memo.prune()
-    for entry in sorted((root / cache.SERVICE_TEXTS_DIR).iterdir()):  # the kept rule files and pages alike
+    for entry in sorted((root / cache.SERVICE_TEXTS_DIR).glob("*.json")):  # the kept rule files and pages alike
         entry.write_text(json.dumps({**json.loads(entry.read_text()), "value": {"x": 1}}))
-    assert build.compile_all(root, memo=cache.TestGroups(root)).files == straightforward(root)
+    for entry in sorted((root / cache.SERVICE_TEXTS_DIR).glob("*.contents")):  # the kept test files
+        head, rest = entry.read_bytes().split(b"\n", 1)
+        entry.write_bytes(json.dumps({**json.loads(head), "contents": [["60", -1, "x"]]}).encode() + b"\n" + rest)
+    again = cache.TestGroups(root)
+    assert build.compile_all(root, memo=again).files == straightforward(root)
+    assert len(again.services._made_contents) == 3  # made again, each
 
 
 def test_a_build_forgets_the_groups_of_slos_it_no_longer_has(project, capsys):
@@ -232,16 +239,53 @@ def test_kept_service_texts_make_the_files_the_straightforward_path_makes(projec
     first = cache.TestGroups(root)
     build.compile_all(root, memo=first)
     first.prune()  # what a build does once it went through
-    # Rules, runbooks and tests of 3 services, and the runbook pages of each of their 3 SLOs.
-    assert len(list((root / cache.SERVICE_TEXTS_DIR).glob("*.json"))) == 3 * 3 + 3
+    # Each service's rule file, runbook pages, index rows and test files; each SLO's pages.
+    kept = sorted(entry.suffix for entry in (root / cache.SERVICE_TEXTS_DIR).iterdir())
+    assert kept == [".contents"] * 3 + [".json"] * (3 * 3 + 3)
     again = cache.TestGroups(root)
     assert build.compile_all(root, memo=again).files == straightforward(root)
-    assert again.services._made == {}  # every text was kept
+    assert again.services._made == again.services._made_contents == {}  # every text was kept
     (root / "slos" / "r.yaml").write_text(RAW_SLI.replace("objective: 99", "objective: 98", 1))
     changed = cache.TestGroups(root)
     assert build.compile_all(root, memo=changed).files == straightforward(root)
-    assert len(changed.services._made) == 4  # that service's rules, runbooks, tests and its SLO's pages
+    # That service's rules, runbooks, index rows and its SLO's pages, and its test files.
+    assert (len(changed.services._made), len(changed.services._made_contents)) == (4, 1)
     assert changed.missed == 1
+
+
+def test_kept_test_files_are_read_only_where_the_file_is_not_as_the_last_build_wrote_it(project, monkeypatch):
+    """A kept service's test files are taken by their digest, unread, while each file on disk has
+    the status the last build recorded; one gone or edited is written again from its kept
+    content, or from the kept groups where that entry is gone or damaged by then."""
+    monkeypatch.setattr(cache, "SETTLED_NS", 0)  # every status settled: no wait in a test
+    root = project(SPECS)
+    assert cli.main(["--root", str(root), "build"]) == 0
+    (root / "slos" / "r.yaml").write_text(RAW_SLI.replace("objective: 99", "objective: 98", 1))
+    memo = cache.TestGroups(root)
+    compiled = build.compile_all(root, memo=memo)
+    memo.prune()
+
+    def unread() -> set[str]:
+        return {path for path, found in compiled.files._contents.items() if isinstance(found, cache.KeptContent)}
+
+    kept = unread()
+    by_service = {service: sorted(p for p in kept if f"/{service}." in p) for service in ("myservice", "named")}
+    assert all(by_service.values()) and kept == {*by_service["myservice"], *by_service["named"]}
+    gone, edited = by_service["myservice"][0], by_service["named"][0]
+    (root / gone).unlink()
+    (root / edited).write_text((root / edited).read_text() + "# edited\n")
+    # Each kept entry by the rule file its tests load (the second part of what its key digests).
+    entries = {
+        Path(json.loads(entry.read_bytes().split(b"\n", 1)[0])["plan"].split("\0")[1]).stem: entry
+        for entry in (root / cache.SERVICE_TEXTS_DIR).glob("*.contents")
+    }
+    entries["myservice"].unlink()  # as another build's prune would
+    damaged = entries["named"].read_bytes()
+    entries["named"].write_bytes(damaged.replace(b"eval_time", b"eval_tim3", 1))
+    written = build.write_all(root, compiled).written
+    assert {gone, edited} <= set(written) and not set(written) & (kept - {gone, edited})
+    assert unread() == kept - {gone, edited}  # the others' files unread
+    assert {path: (root / path).read_text() for path in compiled.files} == straightforward(root)
 
 
 TWO_SLOS = (
@@ -456,7 +500,7 @@ def test_validate_reads_the_kept_specs_and_writes_none(project, capsys):
 def test_nothing_is_written_outside_the_project_whatever_a_plan_names(project, tmp_path):
     root = project(SPECS)
     compiled = build.compile_all(root)
-    compiled.files["../outside.yml"] = "groups: []\n"
+    compiled = dataclasses.replace(compiled, files=build.Outputs({**compiled.files, "../outside.yml": "groups: []\n"}))
     with pytest.raises(RuntimeError, match="refusing to write outside the project"):
         build.write_all(root, compiled)
     assert not (root.parent / "outside.yml").exists()

@@ -79,7 +79,7 @@ def check_contents(wheel: Path) -> None:
     assert modules <= set(names) and templates <= set(names)
     assert set(names) - modules - templates == {n for n in names if n.startswith("modelmon-0.1.0.dist-info/")}
     entry_points = zipfile.ZipFile(wheel).read("modelmon-0.1.0.dist-info/entry_points.txt").decode()
-    assert "modelmon = modelmon.cli:main" in entry_points
+    assert "modelmon = modelmon.cli:run" in entry_points
 
 
 def user_repository(tmp_path: Path, spec: str) -> Path:
@@ -133,12 +133,13 @@ def test_the_installed_wheel_validates_by_path_and_builds_only_what_the_reposito
     assert tests and all(p.startswith("prometheus/tests/checkout") and p.endswith(".test.yml") for p in tests)
     kept = {p for p in files_in(repo) if p.startswith(".modelmon/test-groups/")}  # each SLO's test groups
     assert len(kept) == 1
-    # The service's rule file, runbook pages and test files, as made from its plan, and its SLO's pages.
+    # The service's rule file, runbook pages, index rows and test files, as made from its plan, and
+    # its SLO's pages.
     kept |= {p for p in files_in(repo) if p.startswith(".modelmon/service-texts/")}
-    assert len(kept) == 1 + 4
+    assert len(kept) == 1 + 5
     # The spec file as loaded and checked.
     kept |= {p for p in files_in(repo) if p.startswith(".modelmon/specs/") and p.endswith(".pickle")}
-    assert len(kept) == 1 + 4 + 1
+    assert len(kept) == 1 + 5 + 1
     assert files_in(repo) - kept == {
         "slos/checkout.yaml",
         "rules/checkout.yml",

@@ -338,8 +338,16 @@ def render_page(page: Page, board: DashboardPlan | None, header: str) -> str:
     )
 
 
-def render_index(found: list[Page], header: str, command: str) -> str:
-    return _environment().get_template("runbook_index.md.j2").render(pages=found, header=header, command=command)
+def render_index(rows: list[tuple[str, str]], header: str, command: str) -> str:
+    """The index of every page; `rows`: each service's (name, index_rows)."""
+    blocks = [block for _, block in sorted(rows, key=lambda row: row[0])]  # service names are the project's own
+    return _environment().get_template("runbook_index.md.j2").render(rows=blocks, header=header, command=command)
+
+
+def index_rows(found: list[Page]) -> str:
+    """One service's rows of the index, by alert name: read from its plan alone."""
+    pages = sorted(found, key=lambda page: page.name)
+    return _environment().get_template("runbook_index_rows.md.j2").render(pages=pages)
 
 
 def files(project: ProjectPlan, layout: Layout, kept: ServiceTexts | None = None) -> dict[str, str]:
@@ -359,14 +367,15 @@ def render_all(project: ProjectPlan, mark: str, command: str, kept: ServiceTexts
     service plan, and by SLO plan with the little of its service a page reads: a service whose
     plan changed renders the pages of its SLOs that changed."""
     out: dict[str, str] = {}
-    every: list[Page] = []
+    rows: list[tuple[str, str]] = []
     for service in project.services:
         found = pages(service)
-        every += found
         header = html_header(mark, [service.source], command)
         if kept is None:
+            rows.append((service.service, index_rows(found)))
             out.update(_rendered(found, service.dashboard, header))
             continue
+        rows.append((service.service, kept.made("runbook index rows", service, partial(index_rows, found))))
         # All an SLO's pages read besides its plan: the header, the file's model families (with who
         # serves them) and the links into the dashboard (the board's panel ids).
         shared = "\0".join(["runbook pages", header, stable_repr(found[0].families if found else ())])
@@ -385,8 +394,7 @@ def render_all(project: ProjectPlan, mark: str, command: str, kept: ServiceTexts
         out.update(kept.made(f"runbooks {mark}\0{command}", service, make))
         for reads, plan, _ in by_slo:  # the pages of each SLO stay kept, whether or not read here
             kept.still_used(reads, [plan])
-    every.sort(key=lambda p: (p.plan.service, p.name))
-    out[INDEX_PATH] = render_index(every, html_header(mark, sorted(project.sources), command), command)
+    out[INDEX_PATH] = render_index(rows, html_header(mark, sorted(project.sources), command), command)
     return out
 
 

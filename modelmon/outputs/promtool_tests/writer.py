@@ -18,7 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 from decimal import Decimal
 
 from modelmon import contract
-from modelmon.cache import TestGroups
+from modelmon.cache import KeptContent, TestGroups
 from modelmon.conventions import (
     BUDGET_REMAINING_RECORD,
     COVERAGE_RECORD,
@@ -39,7 +39,7 @@ from modelmon.layout import OUTPUTS, Layout
 from modelmon.outputs.promtool_tests.scenarios import PERIOD, Scenario, scenarios
 from modelmon.outputs.promtool_tests.simulation import Simulation, alert_shape, plan_shape
 from modelmon.outputs.promtool_tests.traffic import RECORDED_INPUT_KINDS, TestGenerationError, TestGenerationErrors
-from modelmon.plan import ProjectPlan, SloPlan
+from modelmon.plan import ProjectPlan, ServicePlan, SloPlan
 from modelmon.serialize import dump_yaml
 
 
@@ -296,15 +296,16 @@ def files(
     layout: Layout,
     memo: TestGroups | None = None,
     before_generating: Callable[[], None] | None = None,
-) -> dict[str, str]:
+) -> dict[str, str | KeptContent]:
     """Each service's promtool test files, one per evaluation interval; `memo`: the groups earlier
-    builds generated, as text, by SLO plan (None: every group generated and the files dumped whole,
+    builds generated, as text, by SLO plan, and the files of each service whose plan is as it was
+    (cache.KeptContent: unread, by their digest) (None: every group generated and the files dumped whole,
     the straightforward path the memo's files are byte for byte; tests/test_build_cache.py).
     `before_generating`: called before any SLO's tests are generated (it may raise: the build's errors first).
 
     Generated whether or not the layout writes them: a spec no test traffic can prove is an
     error either way. Raises TestGenerationErrors naming each service's SLO that has none."""
-    found: dict[str, str] = {}
+    found: dict[str, str | KeptContent] = {}
     problems: list[TestGenerationError] = []
     tests_dir = layout.promtool_tests or OUTPUTS["promtool_tests"][0]
     # The rule file each service's tests load, which their text names: promtool cannot parse
@@ -319,46 +320,68 @@ def files(
         )
         for service in project.services
     }
+    headers = {service.service: layout.header([service.source]) for service in project.services}
     # A service whose test files a build kept whole (by its plan) needs none of its SLOs' groups.
-    kept = {} if memo is None else _kept_texts(project, rules_paths, memo)
+    kept = {} if memo is None else _kept_contents(project, rules_paths, headers, memo)
     todo = [p for service in project.services if service.service not in kept for p in service.slos]
     if todo and before_generating is not None:
         before_generating()
     made = _generated(todo, memo)
     for service in project.services:
-        rules_path = rules_paths[service.service]
         if service.service in kept:
-            texts = kept[service.service]
+            contents = kept[service.service]
         else:
             try:
-                groups = _by_interval(list(service.slos), made)
+                contents = _contents(service, made, rules_paths[service.service], headers[service.service], memo)
             except TestGenerationError as err:
                 err.service = service.service
                 problems.append(err)
                 continue
-            texts = _texts(groups, rules_path, list(service.rule_groups), dumped=memo is not None)
             if memo is not None:
-                memo.services.put(_TEXTS_KIND + rules_path, service, {str(n): text for n, text in texts.items()})
+                kind = _contents_kind(rules_paths[service.service], headers[service.service])
+                memo.services.put_contents(kind, service, {str(n): content for n, content in contents.items()})
         if layout.promtool_tests:
-            for every, text in texts.items():
-                found[layout.tests_path(service.service, every)] = layout.header([service.source]) + text
+            for every, content in contents.items():
+                found[layout.tests_path(service.service, every)] = content
     if problems:
         raise TestGenerationErrors(problems)
     return found
 
 
-# What a service's test files read besides its plan: the rule file they load (after this, by path).
-_TEXTS_KIND = "promtool tests\0"
+def _contents(
+    service: ServicePlan,
+    made: dict[int, list | TestGenerationError],
+    rules_path: str,
+    header: str,
+    memo: TestGroups | None,
+) -> dict[int, str]:
+    """A service's test files as written (header first), by evaluation interval, from its SLOs' groups."""
+    texts = _texts(_by_interval(list(service.slos), made), rules_path, list(service.rule_groups), memo is not None)
+    return {every: header + text for every, text in texts.items()}
 
 
-def _kept_texts(project: ProjectPlan, rules_paths: dict[str, str], memo: TestGroups) -> dict[str, dict[int, str]]:
+def _contents_kind(rules_path: str, header: str) -> str:
+    """What a service's test files read besides its plan: the rule file they load (by path), and their header."""
+    return f"promtool tests\0{rules_path}\0{header}"
+
+
+def _kept_contents(
+    project: ProjectPlan, rules_paths: dict[str, str], headers: dict[str, str], memo: TestGroups
+) -> dict[str, dict[int, str | KeptContent]]:
     """The test files earlier builds made of each service whose plan is as it was, by evaluation
-    interval; the groups they were joined from stay kept beside them."""
+    interval, unread (cache.KeptContent); the groups they were joined from stay kept beside them
+    (which make them again, should the kept files be gone by the time one is read)."""
     found = {}
     for service in project.services:
-        texts = memo.services.find(_TEXTS_KIND + rules_paths[service.service], service)
-        if isinstance(texts, dict) and all(every.isdigit() for every in texts):
-            found[service.service] = {int(every): text for every, text in texts.items()}
+        rules_path, header = rules_paths[service.service], headers[service.service]
+
+        def remake(service=service, rules_path=rules_path, header=header) -> dict[str, str]:
+            contents = _contents(service, _generated(list(service.slos), memo), rules_path, header, memo)
+            return {str(every): content for every, content in contents.items()}
+
+        contents = memo.services.find_contents(_contents_kind(rules_path, header), service, remake)
+        if contents is not None and all(every.isdigit() for every in contents):
+            found[service.service] = {int(every): content for every, content in contents.items()}
             for plan in service.slos:
                 memo.still_used(plan)
     return found
