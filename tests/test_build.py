@@ -200,6 +200,24 @@ def test_build_says_removed_for_a_generated_file_it_deletes_and_counts_it_apart(
     assert not orphan.exists()
 
 
+def test_orphans_are_found_in_every_folder_of_the_runbooks_and_by_the_mark_alone(models_project, capsys):
+    """A page of a shared alert name stands three folders down, and a hidden name is a name: each
+    generated file no spec makes is removed; a file without the mark is the user's."""
+    marked = f"<!-- {GENERATED_MARK} from slos/old.yaml. -->\n# Old\n"
+    deep = models_project / "runbooks" / "OldAlert" / "old" / "slo" / "index.md"
+    deep.parent.mkdir(parents=True)
+    for path, text in ((deep, marked), (models_project / "runbooks" / ".old.md", marked)):
+        path.write_text(text)
+    (models_project / "runbooks" / "notes.md").write_text("# Our notes\n")
+    assert build.orphans(models_project, build.compile_all(models_project).files) == [
+        "runbooks/.old.md",
+        "runbooks/OldAlert/old/slo/index.md",
+    ]
+    assert cli.main(["--root", str(models_project), "build"]) == 0
+    assert not deep.exists() and (models_project / "runbooks" / "notes.md").exists()
+    capsys.readouterr()
+
+
 def test_promtool_checks_the_rules_while_the_build_makes_the_other_outputs(models_project, monkeypatch):
     """The rule files are rendered first and promtool started on them; the runbooks and the kept
     test files are made meanwhile, and no SLO's tests are generated before its verdict."""
