@@ -416,13 +416,6 @@ class ServiceTexts(_Kept):
             self.put_from(kind, plans, found)
         return found
 
-    def find(self, kind: str, service) -> object | None:
-        """The kept text (or texts) of this kind of the service, if any; `put` keeps one."""
-        return self.find_from(self._of_service(kind, service), service.slos)
-
-    def put(self, kind: str, service, value: object) -> None:
-        self.put_from(self._of_service(kind, service), service.slos, value)
-
     def find_from(self, kind: str, plans) -> object | None:
         return self._get(*self._entry(kind, plans))
 
@@ -476,13 +469,12 @@ class ServiceTexts(_Kept):
         for key, (text, value) in self._made.items():
             self._put(key, text, value)
         self._made.clear()
-        for key, (text, contents) in self._made_contents.items():
-            if self.store:
-                data = [content.encode("utf-8") for content in contents.values()]
-                listed = [[name, len(d), _digest(d)] for name, d in zip(contents, data, strict=True)]
-                # One line of JSON (which escapes every line break), then the contents as written.
-                head = json.dumps({"plan": text, "contents": listed}).encode() + b"\n"
-                _keep_file(self.folder, f"{key}{CONTENTS_SUFFIX}", b"".join([head, *data]))
+        for key, (text, contents) in self._made_contents.items() if self.store else ():
+            data = [content.encode("utf-8") for content in contents.values()]
+            listed = [[name, len(d), _digest(d)] for name, d in zip(contents, data, strict=True)]
+            # One line of JSON (which escapes every line break), then the contents as written.
+            head = json.dumps({"plan": text, "contents": listed}).encode() + b"\n"
+            _keep_file(self.folder, f"{key}{CONTENTS_SUFFIX}", b"".join([head, *data]))
         self._made_contents.clear()
 
 

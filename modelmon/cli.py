@@ -500,7 +500,7 @@ COMMANDS = {
 def run() -> int:
     """The `modelmon` command: main, and then the process ends without a garbage collection of
     the heap a build leaves, which the system takes back whole (a thousand SLOs' plans and
-    specs: 0.2 s of a one-change build, measured in bench/scale_bench.py)."""
+    specs: about 0.2 s of a one-change build, timed by turns with and without it)."""
     code = main()
     gc.freeze()  # what is left is no one's garbage to find: interpreter exit skips it
     return code

@@ -340,7 +340,9 @@ def render_page(page: Page, board: DashboardPlan | None, header: str) -> str:
 
 def render_index(rows: list[tuple[str, str]], header: str, command: str) -> str:
     """The index of every page; `rows`: each service's (name, index_rows)."""
-    blocks = [block for _, block in sorted(rows, key=lambda row: row[0])]  # service names are the project's own
+    # By service name (unique in a project: checks.check_all), each block by alert name: the
+    # order of every page by (service, alert name).
+    blocks = [block for _, block in sorted(rows, key=lambda row: row[0])]
     return _environment().get_template("runbook_index.md.j2").render(rows=blocks, header=header, command=command)
 
 
