@@ -18,7 +18,7 @@ import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from types import ModuleType
 
@@ -230,6 +230,7 @@ class Checking:
         self.made: dict[ModuleType, dict[str, str]] = {}
         self._stack = contextlib.ExitStack()
         self._verdict: tuple[list[SpecError], dict[ModuleType, dict[str, str]]] | None = None
+        self._rules_check: promtool.RulesCheck | None = None  # promtool's, on the files it has not accepted before
 
     def __enter__(self) -> Checking:
         try:
@@ -261,6 +262,10 @@ class Checking:
         config = alertmanager.files(project, layout)
         if layout.alertmanager in config:
             self.made[alertmanager] = config
+
+    def judged(self) -> bool:
+        """Whether verdict() would wait for no checker (promtool is done, or had nothing to check)."""
+        return self._verdict is not None or self._rules_check is None or self._rules_check.finished()
 
     def verdict(self) -> tuple[list[SpecError], dict[ModuleType, dict[str, str]]]:
         """The errors promtool, vmalert and amtool find, and the files each checker accepted, by output module."""
@@ -363,7 +368,7 @@ def _outputs(
         if output in checking.made:
             made[output] = checking.made[output]
         elif output is promtool_tests:
-            made[output] = output.files(project, layout, memo, before_generating=lambda: _refused_first(checking))
+            made[output] = output.files(project, layout, memo, before_generating=partial(_refused_first, checking))
         elif output is runbooks:
             made[output] = output.files(project, layout, kept)
         else:
@@ -371,8 +376,10 @@ def _outputs(
     return Outputs({path: content for output in OUTPUTS for path, content in made[output].items()})
 
 
-def _refused_first(checking: Checking) -> None:
-    if refused := checking.verdict()[0]:
+def _refused_first(checking: Checking, wait: bool) -> None:
+    """Raise the checkers' errors: waiting for promtool's verdict (before the tests of many SLOs are
+    generated), or if it is in (before each SLO's: a few SLOs' tests are made while promtool checks)."""
+    if (wait or checking.judged()) and (refused := checking.verdict()[0]):
         raise SpecErrors(refused)
 
 

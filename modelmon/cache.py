@@ -248,13 +248,19 @@ def stable_repr(value: object) -> str:
     return repr(value)
 
 
-class _Kept:
-    """Values kept from one build to the next in `folder`, one JSON file per key, each with the
-    text its key digests (a digest matching another's would be a wrong output, not a slow one).
-    `read` false (`build --no-cache`): none is read, all are written anew; `store` false
-    (validate, `build --check`): none is written."""
+ENTRY_SUFFIX = ".contents"
+# What earlier versions kept entries as (one JSON document each): a prune forgets them too.
+OLD_ENTRY_SUFFIX = ".json"
 
-    SUFFIXES: tuple[str, ...] = (".json",)  # of the files an entry is kept in (prune forgets them)
+
+class _Kept:
+    """Values kept from one build to the next in `folder`, one file per key (`_entry_data`), each
+    with the text its key digests (a digest matching another's would be a wrong output, not a
+    slow one). A value is kept as its parts (`_parts`: texts, each with a name), made of them
+    again by `_value`. `read` false (`build --no-cache`): none is read, all are written anew;
+    `store` false (validate, `build --check`): none is written."""
+
+    SUFFIXES = (ENTRY_SUFFIX, OLD_ENTRY_SUFFIX)  # of the files an entry is kept in (prune forgets them)
 
     def __init__(self, folder: Path, store: bool, read: bool):
         self.folder = folder
@@ -267,25 +273,71 @@ class _Kept:
         if not self.read:
             return None
         try:
-            record = json.loads((self.folder / f"{key}.json").read_text(encoding="utf-8"))
-            if record["plan"] == text and self._valid(record["value"]):
-                return record["value"]
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # none, or not one this build wrote: made again
-        return None
+            data = (self.folder / f"{key}{ENTRY_SUFFIX}").read_bytes()
+        except OSError:
+            return None  # none: made again
+        end = data.find(b"\n") + 1
+        listed = _entry_head(data[:end], text)
+        if listed is None:
+            return None
+        parts, offset = [], end
+        for name, length, digest in listed:
+            part = data[offset : offset + length]
+            offset += length
+            if _digest(part) != digest:
+                return None  # damaged: made again
+            parts.append((name, part.decode("utf-8")))  # (what was digested was valid UTF-8)
+        return self._value(parts) if offset == len(data) else None
 
-    def _valid(self, value: object) -> bool:
-        """Whether a kept value has the shape this build makes (else it is made again)."""
+    def _parts(self, value: object) -> list[tuple[str | None, str]]:
+        """A value as the parts it is kept as: texts, each with a name (or None)."""
+        raise NotImplementedError
+
+    def _value(self, parts: list[tuple[str | None, str]]) -> object | None:
+        """The value kept as `parts`, or None if they are not of the shape `_parts` makes (made again)."""
         raise NotImplementedError
 
     def _put(self, key: str, text: str, value: object) -> None:
         if self.store:
-            _keep_file(self.folder, f"{key}.json", json.dumps({"plan": text, "value": value}).encode())
+            _keep_file(self.folder, f"{key}{ENTRY_SUFFIX}", _entry_data(text, self._parts(value)))
 
     def prune(self) -> None:
         """Forget the entries this build did not use (after a whole build only)."""
         if self.store:
             _forget_unused(self.folder, self.SUFFIXES, self.used)
+
+
+def _entry_data(text: str, parts: list[tuple[str | None, str]]) -> bytes:
+    """An entry as kept: one line of JSON (which escapes every line break) with the text its key
+    digests and each part's name, length and digest, then the parts as they are. Read without
+    JSON decoding them: a part is the 1 MB of a rule file or 3 MB of test files."""
+    data = [content.encode("utf-8") for _, content in parts]
+    listed = [[name, len(d), _digest(d)] for (name, _), d in zip(parts, data, strict=True)]
+    return b"".join([json.dumps({"plan": text, "contents": listed}).encode() + b"\n", *data])
+
+
+def _entry_head(line: bytes, text: str) -> list | None:
+    """The parts an entry's first line lists (name, length, digest), if it is the entry of `text`
+    and of the shape _entry_data writes; else None (not one this build wrote: made again)."""
+    try:
+        head = json.loads(line)
+        if head["plan"] == text and _contents_shape(head["contents"]):
+            return head["contents"]
+    except (ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def _contents_shape(listed: object) -> bool:
+    return isinstance(listed, list) and all(
+        isinstance(item, list)
+        and len(item) == 3
+        and (item[0] is None or isinstance(item[0], str))
+        and isinstance(item[1], int)
+        and item[1] >= 0
+        and isinstance(item[2], str)
+        for item in listed
+    )
 
 
 def _keep_file(folder: Path, name: str, data: bytes) -> None:
@@ -349,17 +401,19 @@ class TestGroups(_Kept):
             found = self._entries[id(plan)]
         return found[1], found[2]
 
-    def _valid(self, value: object) -> bool:
-        return isinstance(value, list) and all(
-            isinstance(g, list) and len(g) == 2 and isinstance(g[0], int) and isinstance(g[1], str) for g in value
-        )
+    def _parts(self, value: object) -> list[tuple[str | None, str]]:
+        return [(str(every), text) for every, text in value]  # each group's interval (seconds) and text
+
+    def _value(self, parts: list[tuple[str | None, str]]) -> object | None:
+        if all(name is not None and name.isdigit() for name, _ in parts):
+            return [(int(every), text) for every, text in parts]
+        return None
 
     def get(self, plan: object) -> list | None:
         found = self._get(*self._entry(plan))
         if found is None:
             self.missed += 1
-            return None
-        return [(every, text) for every, text in found]
+        return found
 
     def put(self, plan: object, groups: list) -> None:
         self._put(*self._entry(plan), groups)
@@ -378,7 +432,6 @@ class TestGroups(_Kept):
 
 
 SERVICE_TEXTS_DIR = f"{transaction.STATE_DIR}/service-texts"
-CONTENTS_SUFFIX = ".contents"  # a ServiceTexts entry of outputs kept as written (find_contents)
 
 
 class ServiceTexts(_Kept):
@@ -388,20 +441,20 @@ class ServiceTexts(_Kept):
     from one SLO's plan and what `kind` says they read besides (`made_from`) are kept alike: the
     changed service's other SLOs' runbook pages are taken as they were too."""
 
-    SUFFIXES = (".json", CONTENTS_SUFFIX)
-
     def __init__(self, root: Path, groups: TestGroups):
         super().__init__(root / SERVICE_TEXTS_DIR, groups.store, groups.read)
-        self.groups = groups  # which knows each SLO's plan text
+        self.groups = groups  # which knows each SLO's key
         # Kept once the build has made every output (flush): a build that fails on the way keeps
         # none. (Each is right for its key whatever happens after.)
         self._made: dict[str, tuple[str, object]] = {}
-        self._made_contents: dict[str, tuple[str, dict[str, str]]] = {}
 
-    def _valid(self, value: object) -> bool:
-        if isinstance(value, dict):
-            return all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
-        return isinstance(value, str)
+    def _parts(self, value: object) -> list[tuple[str | None, str]]:
+        return [(None, value)] if isinstance(value, str) else list(value.items())  # a text, or texts by name
+
+    def _value(self, parts: list[tuple[str | None, str]]) -> object | None:
+        if len(parts) == 1 and parts[0][0] is None:
+            return parts[0][1]
+        return dict(parts) if all(name is not None for name, _ in parts) else None
 
     def made(self, kind: str, service, make) -> object:
         """The text (or texts) of this kind of the service: kept, or `make()` and kept."""
@@ -432,7 +485,10 @@ class ServiceTexts(_Kept):
         return f"{kind}\0{stable_repr(dataclasses.replace(service, slos=()))}"
 
     def _entry(self, kind: str, plans) -> tuple[str, str]:
-        text = "\0".join([kind, *map(self.groups.plan_text, plans)])
+        # The plans by their keys (each the digest of the generator and the plan's text): a
+        # service's plan texts are 650 KB at 100 SLOs, and this entry's text is kept and compared
+        # on every read, by each kind of the service.
+        text = "\0".join([kind, *map(self.groups.key, plans)])
         return _digest(f"{generator_key()}\0{text}".encode()), text
 
     def find_contents(self, kind: str, service, remake: Callable[[], dict[str, str]]) -> dict[str, KeptContent] | None:
@@ -444,18 +500,18 @@ class ServiceTexts(_Kept):
         self.used.add(key)
         if not self.read:
             return None
-        entry = self.folder / f"{key}{CONTENTS_SUFFIX}"
+        entry = self.folder / f"{key}{ENTRY_SUFFIX}"
         try:
             with entry.open("rb") as kept:
                 line = kept.readline()
-            head = json.loads(line)
-            if head["plan"] != text or not _contents_shape(head["contents"]):
-                return None
-        except (OSError, ValueError, KeyError, TypeError):
-            return None  # none, or not one this build wrote: made again
+        except OSError:
+            return None  # none: made again
+        listed = _entry_head(line, text)
+        if listed is None or any(name is None for name, _, _ in listed):
+            return None
         found, offset = {}, len(line)
         made_again = functools.cache(remake)
-        for name, length, digest in head["contents"]:
+        for name, length, digest in listed:
             found[name] = KeptContent(digest, entry, offset, length, lambda name=name: made_again()[name])
             offset += length
         return found
@@ -463,31 +519,12 @@ class ServiceTexts(_Kept):
     def put_contents(self, kind: str, service, contents: dict[str, str]) -> None:
         """Keep outputs of this kind of the service (name -> content), for find_contents."""
         key, text = self._entry(self._of_service(kind, service), service.slos)
-        self._made_contents[key] = (text, contents)
+        self._made[key] = (text, contents)
 
     def flush(self) -> None:
         for key, (text, value) in self._made.items():
             self._put(key, text, value)
         self._made.clear()
-        for key, (text, contents) in self._made_contents.items() if self.store else ():
-            data = [content.encode("utf-8") for content in contents.values()]
-            listed = [[name, len(d), _digest(d)] for name, d in zip(contents, data, strict=True)]
-            # One line of JSON (which escapes every line break), then the contents as written.
-            head = json.dumps({"plan": text, "contents": listed}).encode() + b"\n"
-            _keep_file(self.folder, f"{key}{CONTENTS_SUFFIX}", b"".join([head, *data]))
-        self._made_contents.clear()
-
-
-def _contents_shape(listed: object) -> bool:
-    return isinstance(listed, list) and all(
-        isinstance(item, list)
-        and len(item) == 3
-        and isinstance(item[0], str)
-        and isinstance(item[1], int)
-        and item[1] >= 0
-        and isinstance(item[2], str)
-        for item in listed
-    )
 
 
 @dataclasses.dataclass(frozen=True)

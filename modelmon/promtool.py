@@ -82,6 +82,10 @@ class RulesCheck:
             self._result = (self._process.returncode == 0, problems, output)
         return self._result
 
+    def finished(self) -> bool:
+        """Whether result() would not wait."""
+        return self._result is not None or self._process.poll() is not None
+
     def stop(self) -> None:
         if self._process.poll() is None:
             self._process.kill()

@@ -6,11 +6,14 @@ import dataclasses
 import json
 import os
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
-from modelmon import build, cli
+from modelmon import build, cache, cli
 from modelmon.layout import GENERATED_MARK
+from modelmon.loader import SpecErrors
+from modelmon.outputs.promtool_tests import writer
 
 REPO = Path(__file__).resolve().parent.parent
 # Every file the shipped spec compiles into (rules, tests, dashboard, runbooks, ...).
@@ -218,50 +221,98 @@ def test_orphans_are_found_in_every_folder_of_the_runbooks_and_by_the_mark_alone
     capsys.readouterr()
 
 
-def test_promtool_checks_the_rules_while_the_build_makes_the_other_outputs(models_project, monkeypatch):
-    """The rule files are rendered first and promtool started on them; the runbooks and the kept
-    test files are made meanwhile, and no SLO's tests are generated before its verdict."""
-    said: list[str] = []
-    checks: list[build.promtool.RulesCheck] = []
+# A raw SLI whose query promtool refuses (a parenthesis left open), at slos/broken.yaml:7:7.
+BROKEN_RAW_SLI = (
+    "version: modelmon/v1\n"
+    "service: broken\n"
+    "slos:\n"
+    "  - name: raw-broken\n"
+    "    objective: 99\n"
+    "    sli:\n"
+    "      raw:\n"
+    "        error_ratio_query: sum(rate(model_errors_total[{{.window}}]) /\n"
+)
 
-    class Watched(build.promtool.RulesCheck):
-        def __init__(self, paths):
-            said.append("promtool started")
-            super().__init__(paths)
-            checks.append(self)
 
-        def result(self):
-            said.append("promtool verdict")
-            return super().result()
+class Watched(build.promtool.RulesCheck):
+    """promtool's check, saying when it starts and when its verdict is asked for (in `said`);
+    `done`: what finished() says (None: whether promtool's process has ended)."""
 
-    runbook_files, generated = build.runbooks.files, build.promtool_tests.writer._generated
+    said: ClassVar[list[str]] = []
+    started: ClassVar[list[build.promtool.RulesCheck]] = []
+    done: ClassVar[bool | None] = None
+
+    def __init__(self, paths):
+        self.said.append("promtool started")
+        super().__init__(paths)
+        self.started.append(self)
+
+    def finished(self):
+        if self.done is None:
+            return super().finished()
+        if self.done:
+            self._process.wait()  # its verdict is in
+        return self.done
+
+    def result(self):
+        self.said.append("promtool verdict")
+        return super().result()
+
+
+@pytest.fixture
+def watched(monkeypatch) -> type[Watched]:
+    """promtool's checks watched (Watched), and each SLO's tests as they are generated."""
+    monkeypatch.setattr(Watched, "said", [])
+    monkeypatch.setattr(Watched, "started", [])
     monkeypatch.setattr(build.promtool, "RulesCheck", Watched)
+    runbook_files, made, in_processes = build.runbooks.files, writer._made, writer._in_processes
 
     def runbooks(*args):
         # promtool not waited for yet (a check that waited as it started would have its exit code).
-        said.append("runbooks" if checks[0]._process.returncode is None else "runbooks after promtool")
+        done = Watched.started[0]._process.returncode is not None
+        Watched.said.append("runbooks after promtool" if done else "runbooks")
         return runbook_files(*args)
 
     monkeypatch.setattr(build.runbooks, "files", runbooks)
     monkeypatch.setattr(
-        build.promtool_tests.writer, "_generated", lambda *a: said.append("tests generated") or generated(*a)
+        writer, "_made", lambda plan, *a: Watched.said.append(f"tests of {plan.name}") or made(plan, *a)
     )
+    monkeypatch.setattr(
+        writer, "_in_processes", lambda todo: Watched.said.append("on every core") or in_processes(todo)
+    )
+    return Watched
+
+
+def test_promtool_checks_the_rules_while_the_build_makes_the_other_outputs(models_project, watched, monkeypatch):
+    """The rule files are rendered first and promtool started on them; the runbooks and the kept
+    test files are made meanwhile, and a few SLOs' tests too while promtool still checks."""
+    watched.done = False  # still checking, whenever asked
     compiled = build.compile_all(models_project)
-    assert said == ["promtool started", "runbooks", "promtool verdict", "tests generated"]
+    slos = [f"tests of {plan.name}" for plans in compiled.plans.values() for plan in plans]
+    assert watched.said[:2] == ["promtool started", "runbooks"]
+    assert sorted(watched.said[2:-1]) == sorted(slos) and len(slos) == 3
+    assert watched.said[-1] == "promtool verdict"
     assert compiled.files == build.compile_all(models_project).files
 
 
+def test_the_tests_of_many_slos_are_generated_after_promtools_verdict(models_project, watched, monkeypatch):
+    monkeypatch.setattr(writer, "PARALLEL_FROM", 2)  # "many": the shipped project's three
+    watched.done = False
+    build.compile_all(models_project, memo=cache.TestGroups(models_project, store=False))
+    assert watched.said[:4] == ["promtool started", "runbooks", "promtool verdict", "on every core"]
+
+
+def test_no_slos_tests_are_generated_once_promtool_refused_a_rule(models_project, watched):
+    """A refused rule is the build's error, said before the tests of the next SLO are generated."""
+    (models_project / "slos" / "broken.yaml").write_text(BROKEN_RAW_SLI)
+    watched.done = True  # the verdict is in at the first SLO
+    with pytest.raises(SpecErrors, match="promtool rejects the generated rule"):
+        build.compile_all(models_project)
+    assert watched.said == ["promtool started", "runbooks", "promtool verdict"]
+
+
 def test_a_rule_promtool_refuses_leaves_every_output_untouched(models_project, capsys):
-    (models_project / "slos" / "broken.yaml").write_text(
-        "version: modelmon/v1\n"
-        "service: broken\n"
-        "slos:\n"
-        "  - name: raw-broken\n"
-        "    objective: 99\n"
-        "    sli:\n"
-        "      raw:\n"
-        "        error_ratio_query: sum(rate(model_errors_total[{{.window}}]) /\n"
-    )
+    (models_project / "slos" / "broken.yaml").write_text(BROKEN_RAW_SLI)
     before = snapshot(models_project)
 
     assert cli.main(["--root", str(models_project), "build"]) == cli.EXIT_SPEC

@@ -5,6 +5,7 @@ whose plan changed generated again."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -76,23 +77,36 @@ def test_a_damaged_or_foreign_entry_is_generated_again(project):
     root = project(SPECS)
     build.compile_all(root, memo=cache.TestGroups(root))
     entries = sorted((root / cache.TEST_GROUPS_DIR).iterdir())
+    forged = b"- name: forged\n"
     entries[0].write_text("{not json")
-    record = json.loads(entries[1].read_text())
-    entries[1].write_text(json.dumps({**record, "plan": "another plan", "value": [[60, "- name: forged\n"]]}))
-    record = json.loads(entries[2].read_text())
-    entries[2].write_text(json.dumps({**record, "value": 1}))  # its own plan, a value of another shape
+    # Another plan's entry, of the right shape (its digest too).
+    other = {"plan": "another plan", "contents": [["60", len(forged), hashlib.sha256(forged).hexdigest()]]}
+    entries[1].write_bytes(json.dumps(other).encode() + b"\n" + forged)
+    # Its own plan, a part damaged (its digest differs).
+    entries[2].write_bytes(entries[2].read_bytes().replace(b"eval_time", b"eval_tim3", 1))
     memo = cache.TestGroups(root)
     assert build.compile_all(root, memo=memo).files == straightforward(root)
     assert memo.missed == 3
     memo.prune()
-    for entry in sorted((root / cache.SERVICE_TEXTS_DIR).glob("*.json")):  # the kept rule files and pages alike
-        entry.write_text(json.dumps({**json.loads(entry.read_text()), "value": {"x": 1}}))
-    for entry in sorted((root / cache.SERVICE_TEXTS_DIR).glob("*.contents")):  # the kept test files
+    texts = sorted((root / cache.SERVICE_TEXTS_DIR).iterdir())  # rule files, pages, index rows, test files
+    for entry in texts[0::3]:  # a head of another shape
         head, rest = entry.read_bytes().split(b"\n", 1)
         entry.write_bytes(json.dumps({**json.loads(head), "contents": [["60", -1, "x"]]}).encode() + b"\n" + rest)
+    for entry in texts[1::3]:
+        entry.write_bytes(entry.read_bytes()[:-1])  # cut short
+    for entry in texts[2::3]:  # parts of another shape: a text without a name among named ones, or alone
+        head, rest = entry.read_bytes().split(b"\n", 1)
+        first, *others = json.loads(head)["contents"]
+        listed = [[None, *first[1:]], *(others or [["", 0, hashlib.sha256(b"").hexdigest()]])]
+        entry.write_bytes(json.dumps({**json.loads(head), "contents": listed}).encode() + b"\n" + rest)
     again = cache.TestGroups(root)
     assert build.compile_all(root, memo=again).files == straightforward(root)
-    assert len(again.services._made_contents) == 3  # made again, each
+    # Made again, each; but test files kept whole are read when asked for (cache.KeptContent): one
+    # cut short is found by its head, and its files made again from the groups when read.
+    unread = {
+        e.stem for e in texts[1::3] if json.loads(e.read_bytes().split(b"\n", 1)[0])["plan"].startswith("promtool")
+    }
+    assert set(again.services._made) == {entry.stem for entry in texts} - unread
 
 
 def test_a_build_forgets_the_groups_of_slos_it_no_longer_has(project, capsys):
@@ -240,16 +254,16 @@ def test_kept_service_texts_make_the_files_the_straightforward_path_makes(projec
     build.compile_all(root, memo=first)
     first.prune()  # what a build does once it went through
     # Each service's rule file, runbook pages, index rows and test files; each SLO's pages.
-    kept = sorted(entry.suffix for entry in (root / cache.SERVICE_TEXTS_DIR).iterdir())
-    assert kept == [".contents"] * 3 + [".json"] * (3 * 3 + 3)
+    kept = [entry.suffix for entry in (root / cache.SERVICE_TEXTS_DIR).iterdir()]
+    assert kept == [cache.ENTRY_SUFFIX] * (3 * 4 + 3)
     again = cache.TestGroups(root)
     assert build.compile_all(root, memo=again).files == straightforward(root)
-    assert again.services._made == again.services._made_contents == {}  # every text was kept
+    assert again.services._made == {}  # every text was kept
     (root / "slos" / "r.yaml").write_text(RAW_SLI.replace("objective: 99", "objective: 98", 1))
     changed = cache.TestGroups(root)
     assert build.compile_all(root, memo=changed).files == straightforward(root)
     # That service's rules, runbooks, index rows and its SLO's pages, and its test files.
-    assert (len(changed.services._made), len(changed.services._made_contents)) == (4, 1)
+    assert len(changed.services._made) == 5
     assert changed.missed == 1
 
 

@@ -295,13 +295,15 @@ def files(
     project: ProjectPlan,
     layout: Layout,
     memo: TestGroups | None = None,
-    before_generating: Callable[[], None] | None = None,
+    before_generating: Callable[[bool], None] | None = None,
 ) -> dict[str, str | KeptContent]:
     """Each service's promtool test files, one per evaluation interval; `memo`: the groups earlier
     builds generated, as text, by SLO plan, and the files of each service whose plan is as it was
     (cache.KeptContent: unread, by their digest) (None: every group generated and the files dumped whole,
     the straightforward path the memo's files are byte for byte; tests/test_build_cache.py).
-    `before_generating`: called before any SLO's tests are generated (it may raise: the build's errors first).
+    `before_generating(wait)`: called before SLOs' tests are generated (it may raise: the build's
+    errors first), with wait true before many are generated on every core, false before each
+    SLO's generated here (_generated).
 
     Generated whether or not the layout writes them: a spec no test traffic can prove is an
     error either way. Raises TestGenerationErrors naming each service's SLO that has none."""
@@ -324,9 +326,7 @@ def files(
     # A service whose test files a build kept whole (by its plan) needs none of its SLOs' groups.
     kept = {} if memo is None else _kept_contents(project, rules_paths, headers, memo)
     todo = [p for service in project.services if service.service not in kept for p in service.slos]
-    if todo and before_generating is not None:
-        before_generating()
-    made = _generated(todo, memo)
+    made = _generated(todo, memo, before_generating)
     for service in project.services:
         if service.service in kept:
             contents = kept[service.service]
@@ -398,12 +398,14 @@ def _plan_groups(plan: SloPlan) -> list[tuple[int, dict]]:
     return [(scenario.every * scenario.unit, test_group(plan, scenario)) for scenario in scenarios(plan)]
 
 
-def _generated(plans: list[SloPlan], memo: TestGroups | None) -> dict[int, list | TestGenerationError]:
+def _generated(
+    plans: list[SloPlan], memo: TestGroups | None, before: Callable[[bool], None] | None = None
+) -> dict[int, list | TestGenerationError]:
     """Each plan's groups (by id), or the error it raised: kept in `memo` from an earlier build, or
     generated (and kept), as dicts without a memo and as text dumped group by group with one.
     Generated in _generation_order across every file: SLOs of one shape one after another, so
     the simulations they share are still kept (simulation.CORE_VALUES_KEPT) wherever their files
-    are; many of them on every core, each taking whole shapes."""
+    are; many of them on every core, each taking whole shapes. `before(wait)`: files' before_generating."""
     made: dict[int, list | TestGenerationError] = {}
     todo = []
     for plan in sorted(plans, key=_generation_order):
@@ -413,7 +415,16 @@ def _generated(plans: list[SloPlan], memo: TestGroups | None) -> dict[int, list 
         else:
             made[id(plan)] = found
     dumped = memo is not None
-    results = _in_processes(todo) if dumped and len(todo) >= PARALLEL_FROM else [_made(p, dumped) for p in todo]
+    if dumped and len(todo) >= PARALLEL_FROM:
+        if before is not None:
+            before(True)
+        results = _in_processes(todo)
+    else:
+        results = []
+        for plan in todo:
+            if before is not None:
+                before(False)
+            results.append(_made(plan, dumped))
     for plan, result in zip(todo, results, strict=True):
         if isinstance(result, tuple):  # (path, message): the error, as it crossed from a process
             result = TestGenerationError(*result)
