@@ -53,11 +53,13 @@ OUTPUTS = (rules, kubernetes, promtool_tests, dashboard, runbooks, alertmanager,
 
 class Outputs(Mapping[str, str]):
     """Every output's content by repo-relative path. Those an earlier build kept whole
-    (cache.KeptContent: a kept service's test files) are read when asked for, once; their
-    digest is known unread (write_all needs no more of a file still as the last build wrote it)."""
+    (cache.KeptContent: a kept service's rule file, runbook pages and test files) are read when
+    asked for, once; their digest is known unread (write_all needs no more of a file still as the
+    last build wrote it)."""
 
     def __init__(self, contents: dict[str, str | cache.KeptContent]):
         self._contents = contents
+        self._digests: dict[str, str] = {}
 
     def __getitem__(self, path: str) -> str:
         found = self._contents[path]
@@ -75,9 +77,10 @@ class Outputs(Mapping[str, str]):
         return len(self._contents)
 
     def digest(self, path: str) -> str:
-        """cache.text_digest of the output's content, read only if it is not kept."""
-        found = self._contents[path]
-        return found.digest if isinstance(found, cache.KeptContent) else cache.text_digest(found)
+        """cache.text_digest of the output's content, read only if it is not kept; once."""
+        if path not in self._digests:
+            self._digests[path] = cache.content_digest(self._contents[path])
+        return self._digests[path]
 
 
 @dataclass
@@ -96,7 +99,9 @@ class Compiled:
         return (
             made is not None
             and set(paths) <= set(made)
-            and all(self.files.get(path) == content for path, content in made.items())
+            and all(
+                path in self.files and self.files.digest(path) == cache.content_digest(c) for path, c in made.items()
+            )
         )
 
     @property
@@ -257,7 +262,7 @@ class Checking:
         for index, (_, content) in enumerate(sorted(self._checked.items())):
             if not self.known.accepted(content):
                 paths.append(self._scratch / f"{index}.yml")  # the service names its file: no name of ours here
-                paths[-1].write_text(content, encoding="utf-8")
+                paths[-1].write_text(cache.content_text(content), encoding="utf-8")
         self._rules_check = self._stack.enter_context(promtool.RulesCheck(paths)) if paths else None
         config = alertmanager.files(project, layout)
         if layout.alertmanager in config:

@@ -109,6 +109,16 @@ def text_digest(text: str) -> str:
     return _digest(text.encode("utf-8"))
 
 
+def content_digest(content: str | KeptContent) -> str:
+    """text_digest of an output's content, read only if it is not kept (KeptContent)."""
+    return content.digest if isinstance(content, KeptContent) else text_digest(content)
+
+
+def content_text(content: str | KeptContent) -> str:
+    """An output's content, read if it is kept (KeptContent)."""
+    return content.text() if isinstance(content, KeptContent) else content
+
+
 # A file whose status changed this recently before a build looked at it may change again within
 # the same tick of the file system's clock (a coarse one's: 2 s) and keep its status: its status
 # is not recorded, and the next build reads it.
@@ -213,13 +223,13 @@ class AcceptedRules:
             said = type(err).__name__
         return f"{_binary_identity(promtool.find_promtool)}\0{said}"
 
-    def digest(self, content: str) -> str:
-        return _digest(f"{self.binary}\0{content}".encode())
+    def digest(self, content: str | KeptContent) -> str:
+        return _digest(f"{self.binary}\0{content_digest(content)}".encode())
 
-    def accepted(self, content: str) -> bool:
+    def accepted(self, content: str | KeptContent) -> bool:
         return bool(self.known) and self.digest(content) in self.known
 
-    def keep(self, contents: list[str]) -> None:
+    def keep(self, contents: list[str | KeptContent]) -> None:
         """Remember these accepted files, and only the ones this build has (the set stays small)."""
         if self.path is None or not self.store:
             return
@@ -514,6 +524,15 @@ class ServiceTexts(_Kept):
         for name, length, digest in listed:
             found[name] = KeptContent(digest, entry, offset, length, lambda name=name: made_again()[name])
             offset += length
+        return found
+
+    def contents(self, kind: str, service, make: Callable[[], dict[str, str]]) -> dict[str, str | KeptContent]:
+        """Outputs of this kind of the service (name -> content): kept, unread (find_contents), or
+        `make()` and kept."""
+        found = self.find_contents(kind, service, make)
+        if found is None:
+            found = make()
+            self.put_contents(kind, service, found)
         return found
 
     def put_contents(self, kind: str, service, contents: dict[str, str]) -> None:

@@ -14,7 +14,6 @@ import re
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import pytest
 import yaml
@@ -267,10 +266,10 @@ def test_kept_service_texts_make_the_files_the_straightforward_path_makes(projec
     assert changed.missed == 1
 
 
-def test_kept_test_files_are_read_only_where_the_file_is_not_as_the_last_build_wrote_it(project, monkeypatch):
-    """A kept service's test files are taken by their digest, unread, while each file on disk has
-    the status the last build recorded; one gone or edited is written again from its kept
-    content, or from the kept groups where that entry is gone or damaged by then."""
+def test_kept_outputs_are_read_only_where_the_file_is_not_as_the_last_build_wrote_it(project, monkeypatch):
+    """A kept service's rule file, runbook pages and test files are taken by their digest, unread,
+    while each file on disk has the status the last build recorded; one gone or edited is written
+    again from its kept content, or made again where that entry is gone or damaged by then."""
     monkeypatch.setattr(cache, "SETTLED_NS", 0)  # every status settled: no wait in a test
     root = project(SPECS)
     assert cli.main(["--root", str(root), "build"]) == 0
@@ -283,22 +282,33 @@ def test_kept_test_files_are_read_only_where_the_file_is_not_as_the_last_build_w
         return {path for path, found in compiled.files._contents.items() if isinstance(found, cache.KeptContent)}
 
     kept = unread()
-    by_service = {service: sorted(p for p in kept if f"/{service}." in p) for service in ("myservice", "named")}
-    assert all(by_service.values()) and kept == {*by_service["myservice"], *by_service["named"]}
-    gone, edited = by_service["myservice"][0], by_service["named"][0]
-    (root / gone).unlink()
-    (root / edited).write_text((root / edited).read_text() + "# edited\n")
-    # Each kept entry by the rule file its tests load (the second part of what its key digests).
+    pages = {p for p in compiled.files if p.startswith("runbooks/") and p != "runbooks/index.md"}
+    outputs = {  # of the two services whose plans are as they were (r.yaml changed: "raw")
+        service: {f"rules/{service}.yml"}
+        | {p for p in compiled.files if p.startswith(f"prometheus/tests/{service}.")}
+        | {p for p in pages if f"/{service}/" in p or p.split("/")[-1].lower().startswith(service)}
+        for service in ("myservice", "named")
+    }
+    assert all(len(found) == 6 for found in outputs.values()) and kept == outputs["myservice"] | outputs["named"]
+    gone_test, edited_rules, gone_page = "prometheus/tests/myservice.test.yml", "rules/named.yml", min(pages & kept)
+    (root / gone_test).unlink()
+    (root / edited_rules).write_text((root / edited_rules).read_text() + "# edited\n")
+    (root / gone_page).unlink()
+    # The kept entries by what they are and the rule file (tests) or header (rules) they read:
+    # the first parts of what their key digests.
     entries = {
-        Path(json.loads(entry.read_bytes().split(b"\n", 1)[0])["plan"].split("\0")[1]).stem: entry
+        tuple(json.loads(entry.read_bytes().split(b"\n", 1)[0])["plan"].split("\0")[:2]): entry
         for entry in (root / cache.SERVICE_TEXTS_DIR).glob("*.contents")
     }
-    entries["myservice"].unlink()  # as another build's prune would
-    damaged = entries["named"].read_bytes()
-    entries["named"].write_bytes(damaged.replace(b"eval_time", b"eval_tim3", 1))
+    entries["promtool tests", "../../rules/myservice.yml"].unlink()  # as another build's prune would
+    (named_rules,) = (
+        entry for (kind, header), entry in entries.items() if kind == "rules stand_in=False" and "slos/n.yaml" in header
+    )
+    named_rules.write_bytes(named_rules.read_bytes().replace(b"record:", b"rec0rd:", 1))  # damaged
     written = build.write_all(root, compiled).written
-    assert {gone, edited} <= set(written) and not set(written) & (kept - {gone, edited})
-    assert unread() == kept - {gone, edited}  # the others' files unread
+    again = {gone_test, edited_rules, gone_page}
+    assert again <= set(written) and not set(written) & (kept - again)
+    assert unread() == kept - again  # the others' files unread
     assert {path: (root / path).read_text() for path in compiled.files} == straightforward(root)
 
 

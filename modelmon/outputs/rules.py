@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from modelmon.cache import ServiceTexts
+from modelmon.cache import KeptContent, ServiceTexts
 from modelmon.conventions import (
     BUDGET_REMAINING_RECORD,
     COVERAGE_LOOKBACK,
@@ -89,24 +89,28 @@ class RuleFile:
 
 def files(
     project: ProjectPlan, layout: Layout, stand_in: bool = False, kept: ServiceTexts | None = None
-) -> dict[str, str]:
+) -> dict[str, str | KeptContent]:
     """One rule file per service, and for the promtool tests of a service with MetricsQL SLIs the
     copy they load (STAND_IN for each MetricsQL query); `stand_in`: the rule files alone, as promtool
-    can parse them. `kept`: the rule texts earlier builds made, by service plan."""
+    can parse them. `kept`: the rule files earlier builds made, by service plan (unread: KeptContent)."""
     found = {}
     for service in project.services:
         metricsql = any(plan.metricsql for plan in service.slos)
         header = layout.header([service.source])
-        found[layout.rules_path(service.service)] = header + _kept_text(service, stand_in and metricsql, kept)
+        found[layout.rules_path(service.service)] = _kept_file(service, header, stand_in and metricsql, kept)
         if metricsql and not stand_in and layout.promtool_tests:
-            found[layout.test_rules_path(service.service)] = header + STAND_IN_NOTE + _kept_text(service, True, kept)
+            found[layout.test_rules_path(service.service)] = _kept_file(service, header + STAND_IN_NOTE, True, kept)
     return found
 
 
-def _kept_text(service: ServicePlan, stand_in: bool, kept: ServiceTexts | None) -> str:
+def _kept_file(service: ServicePlan, header: str, stand_in: bool, kept: ServiceTexts | None) -> str | KeptContent:
+    """A rule file of the service: `header`, then its rules."""
     if kept is None:
-        return _text(service, stand_in)
-    return kept.made(f"rules stand_in={stand_in}", service, lambda: _text(service, stand_in))
+        return header + _text(service, stand_in)
+    made = kept.contents(
+        f"rules stand_in={stand_in}\0{header}", service, lambda: {"": header + _text(service, stand_in)}
+    )
+    return made[""]
 
 
 def _text(service: ServicePlan, stand_in: bool) -> str:

@@ -21,7 +21,7 @@ from functools import cache, partial
 import jinja2
 
 from modelmon import contract, markup
-from modelmon.cache import ServiceTexts, stable_repr
+from modelmon.cache import KeptContent, ServiceTexts, stable_repr
 from modelmon.conventions import (
     BUDGET_REMAINING_RECORD,
     COVERAGE_RECORD,
@@ -352,9 +352,9 @@ def index_rows(found: list[Page]) -> str:
     return _environment().get_template("runbook_index_rows.md.j2").render(pages=pages)
 
 
-def files(project: ProjectPlan, layout: Layout, kept: ServiceTexts | None = None) -> dict[str, str]:
+def files(project: ProjectPlan, layout: Layout, kept: ServiceTexts | None = None) -> dict[str, str | KeptContent]:
     """Every runbook page and the index, in the layout's runbooks folder; `kept`: the pages earlier
-    builds rendered, by service plan."""
+    builds rendered, by service plan (a kept service's unread: KeptContent)."""
     if not layout.runbooks:
         return {}
     if not layout.dashboards:  # no dashboard written: the pages link to none
@@ -363,12 +363,14 @@ def files(project: ProjectPlan, layout: Layout, kept: ServiceTexts | None = None
     return {layout.runbook_path(path, RUNBOOKS_DIR): text for path, text in pages.items()}
 
 
-def render_all(project: ProjectPlan, mark: str, command: str, kept: ServiceTexts | None = None) -> dict[str, str]:
+def render_all(
+    project: ProjectPlan, mark: str, command: str, kept: ServiceTexts | None = None
+) -> dict[str, str | KeptContent]:
     """Every runbook page and the index, as {path: content}; `mark` is the generated-file mark,
     `command` the one that regenerates the pages. `kept`: the pages earlier builds rendered, by
     service plan, and by SLO plan with the little of its service a page reads: a service whose
     plan changed renders the pages of its SLOs that changed."""
-    out: dict[str, str] = {}
+    out: dict[str, str | KeptContent] = {}
     rows: list[tuple[str, str]] = []
     for service in project.services:
         found = pages(service)
@@ -393,7 +395,7 @@ def render_all(project: ProjectPlan, mark: str, command: str, kept: ServiceTexts
             return made
 
         # What the pages read besides the service's plan: the mark and the command.
-        out.update(kept.made(f"runbooks {mark}\0{command}", service, make))
+        out.update(kept.contents(f"runbooks {mark}\0{command}", service, make))
         for reads, plan, _ in by_slo:  # the pages of each SLO stay kept, whether or not read here
             kept.still_used(reads, [plan])
     out[INDEX_PATH] = render_index(rows, html_header(mark, sorted(project.sources), command), command)
