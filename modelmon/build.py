@@ -346,13 +346,16 @@ def compile_all(
     known = None if memo is None else cache.AcceptedRules(root, store=memo.store, read=memo.read)
     kept = None if memo is None else memo.services  # the texts made from one service's plan alone
     loaded, project, errors = _planned_project(root, layout, specs, None if memo is None else memo.specs)
-    with Checking(loaded, project, layout, known, kept) as checking:
+    with contextlib.ExitStack() as stack:
+        # A fresh build's many SLOs' tests are generated on every core from here, while the rest is made.
+        tests = None if errors else stack.enter_context(promtool_tests.TestFiles(project, layout, memo))
+        checking = stack.enter_context(Checking(loaded, project, layout, known, kept))
         if errors:
             raise SpecErrors(errors + checking.verdict()[0])
         # promtool judges the rule files while the other outputs are made: its errors are the build's,
         # before those of an SLO no test can prove.
         try:
-            files = _outputs(project, layout, memo, kept, checking)
+            files = _outputs(project, layout, kept, checking, tests)
         except TestGenerationErrors as err:
             raise SpecErrors(checking.verdict()[0] or [_test_error(loaded, p) for p in err.errors]) from None
         refused, accepted = checking.verdict()
@@ -362,18 +365,22 @@ def compile_all(
 
 
 def _outputs(
-    project: ProjectPlan, layout: Layout, memo: TestGroups | None, kept: cache.ServiceTexts | None, checking: Checking
+    project: ProjectPlan,
+    layout: Layout,
+    kept: cache.ServiceTexts | None,
+    checking: Checking,
+    tests: promtool_tests.TestFiles,
 ) -> Outputs:
     """Every output's files (in OUTPUTS' order); those the checkers judge as `checking` made them.
-    The promtool tests come last, and generate no SLO's tests before promtool's verdict: a
-    refused rule is the build's error, said before the long part, and a build that fails keeps
-    no test group (the rest is made while promtool checks)."""
+    The promtool tests come last, `tests` collected after promtool's verdict (a few SLOs' made
+    while it checks, polled before each): a refused rule is the build's error, said before the
+    long part, and a build that fails keeps no test group (the rest is made while promtool checks)."""
     made: dict[ModuleType, dict[str, str]] = {}
     for output in sorted(OUTPUTS, key=lambda output: output is promtool_tests):
         if output in checking.made:
             made[output] = checking.made[output]
         elif output is promtool_tests:
-            made[output] = output.files(project, layout, memo, before_generating=partial(_refused_first, checking))
+            made[output] = tests.files(before_generating=partial(_refused_first, checking))
         elif output is runbooks:
             made[output] = output.files(project, layout, kept)
         else:
@@ -382,8 +389,9 @@ def _outputs(
 
 
 def _refused_first(checking: Checking, wait: bool) -> None:
-    """Raise the checkers' errors: waiting for promtool's verdict (before the tests of many SLOs are
-    generated), or if it is in (before each SLO's: a few SLOs' tests are made while promtool checks)."""
+    """Raise the checkers' errors: waiting for promtool's verdict (before the tests of many SLOs,
+    generated on every core meanwhile, are collected), or if it is in (before each SLO's of a
+    few, made here while promtool checks)."""
     if (wait or checking.judged()) and (refused := checking.verdict()[0]):
         raise SpecErrors(refused)
 

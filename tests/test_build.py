@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
 import os
+import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -265,7 +267,7 @@ def watched(monkeypatch) -> type[Watched]:
     monkeypatch.setattr(Watched, "said", [])
     monkeypatch.setattr(Watched, "started", [])
     monkeypatch.setattr(build.promtool, "RulesCheck", Watched)
-    runbook_files, made, in_processes = build.runbooks.files, writer._made, writer._in_processes
+    runbook_files, made, runs = build.runbooks.files, writer._made, writer._Runs
 
     def runbooks(*args):
         # promtool not waited for yet (a check that waited as it started would have its exit code).
@@ -277,9 +279,17 @@ def watched(monkeypatch) -> type[Watched]:
     monkeypatch.setattr(
         writer, "_made", lambda plan, *a: Watched.said.append(f"tests of {plan.name}") or made(plan, *a)
     )
-    monkeypatch.setattr(
-        writer, "_in_processes", lambda todo: Watched.said.append("on every core") or in_processes(todo)
-    )
+
+    class Runs(runs):
+        def __init__(self, todo):
+            Watched.said.append("started on every core")
+            super().__init__(todo)
+
+        def results(self):
+            Watched.said.append("collected")
+            return super().results()
+
+    monkeypatch.setattr(writer, "_Runs", Runs)
     return Watched
 
 
@@ -295,11 +305,32 @@ def test_promtool_checks_the_rules_while_the_build_makes_the_other_outputs(model
     assert compiled.files == build.compile_all(models_project).files
 
 
-def test_the_tests_of_many_slos_are_generated_after_promtools_verdict(models_project, watched, monkeypatch):
+def test_the_tests_of_many_slos_are_generated_on_every_core_from_the_start_and_taken_after_the_verdict(
+    models_project, watched, monkeypatch
+):
     monkeypatch.setattr(writer, "PARALLEL_FROM", 2)  # "many": the shipped project's three
     watched.done = False
-    build.compile_all(models_project, memo=cache.TestGroups(models_project, store=False))
-    assert watched.said[:4] == ["promtool started", "runbooks", "promtool verdict", "on every core"]
+    compiled = build.compile_all(models_project, memo=cache.TestGroups(models_project, store=False))
+    assert watched.said == ["started on every core", "promtool started", "runbooks", "promtool verdict", "collected"]
+    assert compiled.files == build.compile_all(models_project).files
+
+
+def test_a_refused_rule_stops_the_processes_generating_tests(models_project, watched, monkeypatch):
+    """They were started before promtool's verdict: the build's error is said as soon as it is
+    in, and no process is left generating."""
+    monkeypatch.setattr(writer, "PARALLEL_FROM", 2)
+    (models_project / "slos" / "broken.yaml").write_text(BROKEN_RAW_SLI)
+    real, parent = writer._plan_groups, os.getpid()
+    monkeypatch.setattr(writer, "_plan_groups", lambda plan: time.sleep(600) if os.getpid() != parent else real(plan))
+    memo = cache.TestGroups(models_project)
+    with pytest.raises(SpecErrors, match="promtool rejects the generated rule"):
+        build.compile_all(models_project, memo=memo)
+    assert watched.said == ["started on every core", "promtool started", "runbooks", "promtool verdict"]
+    assert multiprocessing.active_children() == []
+    memo.prune()  # what a build does once it went through: this one kept nothing
+    assert not (models_project / cache.TEST_GROUPS_DIR).exists() or not list(
+        (models_project / cache.TEST_GROUPS_DIR).iterdir()
+    )
 
 
 def test_no_slos_tests_are_generated_once_promtool_refused_a_rule(models_project, watched):

@@ -13,7 +13,7 @@ import pickle
 import re
 import subprocess
 import sys
-from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import pytest
 import yaml
@@ -88,24 +88,43 @@ def test_a_damaged_or_foreign_entry_is_generated_again(project):
     assert memo.missed == 3
     memo.prune()
     texts = sorted((root / cache.SERVICE_TEXTS_DIR).iterdir())  # rule files, pages, index rows, test files
-    for entry in texts[0::3]:  # a head of another shape
-        head, rest = entry.read_bytes().split(b"\n", 1)
-        entry.write_bytes(json.dumps({**json.loads(head), "contents": [["60", -1, "x"]]}).encode() + b"\n" + rest)
-    for entry in texts[1::3]:
-        entry.write_bytes(entry.read_bytes()[:-1])  # cut short
-    for entry in texts[2::3]:  # parts of another shape: a text without a name among named ones, or alone
-        head, rest = entry.read_bytes().split(b"\n", 1)
-        first, *others = json.loads(head)["contents"]
-        listed = [[None, *first[1:]], *(others or [["", 0, hashlib.sha256(b"").hexdigest()]])]
-        entry.write_bytes(json.dumps({**json.loads(head), "contents": listed}).encode() + b"\n" + rest)
+
+    def head(entry: Path) -> tuple[dict, bytes]:
+        line, rest = entry.read_bytes().split(b"\n", 1)
+        return json.loads(line), rest
+
+    # A service's rule file, pages and test files are found by their entry's head and read when
+    # asked for (cache.KeptContent; a part damaged then: test_kept_outputs_are_read_only_...).
+    whole = [e for e in texts if head(e)[0]["plan"].startswith(("rules stand_in", "runbooks ", "promtool tests"))]
+    damages = [
+        lambda found, rest: (
+            json.dumps({**found, "contents": [["60", -1, "x"]]}).encode(),
+            rest,
+        ),  # a head of another shape
+        lambda found, rest: (json.dumps(found).encode(), rest[:-1]),  # cut short
+        # parts of another shape: a text without a name among named ones, or alone
+        lambda found, rest: (
+            json.dumps(
+                {
+                    **found,
+                    "contents": [
+                        [None, *found["contents"][0][1:]],
+                        *(found["contents"][1:] or [["", 0, hashlib.sha256(b"").hexdigest()]]),
+                    ],
+                }
+            ).encode(),
+            rest,
+        ),
+    ]
+    eager = [e for e in texts if e not in whole]  # index rows, each SLO's pages: read whole
+    for entry, damage in [*((e, damages[0]) for e in whole), *((e, damages[at % 3]) for at, e in enumerate(eager))]:
+        line, rest = damage(*head(entry))
+        entry.write_bytes(line + b"\n" + rest)
     again = cache.TestGroups(root)
     assert build.compile_all(root, memo=again).files == straightforward(root)
-    # Made again, each; but test files kept whole are read when asked for (cache.KeptContent): one
-    # cut short is found by its head, and its files made again from the groups when read.
-    unread = {
-        e.stem for e in texts[1::3] if json.loads(e.read_bytes().split(b"\n", 1)[0])["plan"].startswith("promtool")
-    }
-    assert set(again.services._made) == {entry.stem for entry in texts} - unread
+    assert (len(whole), len(eager)) == (3 * 3, 3 * 2) and set(again.services._made) == {
+        entry.stem for entry in texts
+    }  # made again, each
 
 
 def test_a_build_forgets_the_groups_of_slos_it_no_longer_has(project, capsys):
@@ -147,12 +166,12 @@ def test_groups_made_by_several_processes_are_the_straightforward_paths(project,
     root = project(SPECS)
     pools = []
 
-    class Counted(ProcessPoolExecutor):
-        def __init__(self, *args, **kwargs):
-            pools.append(kwargs["max_workers"])
-            super().__init__(*args, **kwargs)
+    class Counted(writer._Runs):
+        def __init__(self, todo):
+            super().__init__(todo)
+            pools.append(len({process.pid for process, _ in self.started} - {os.getpid()}))
 
-    monkeypatch.setattr(writer, "ProcessPoolExecutor", Counted)
+    monkeypatch.setattr(writer, "_Runs", Counted)
     monkeypatch.setattr(writer, "PARALLEL_FROM", 1)
     memo = cache.TestGroups(root)
     assert build.compile_all(root, memo=memo).files == straightforward(root)

@@ -26,7 +26,7 @@ from modelmon.outputs.promtool_tests.traffic import (
     group_key,
     series_labels,
 )
-from modelmon.outputs.promtool_tests.writer import files, test_files
+from modelmon.outputs.promtool_tests.writer import TestFiles, files, test_files
 
 __all__ = [
     "ERROR_GRAIN",
@@ -34,6 +34,7 @@ __all__ = [
     "Phase",
     "Scenario",
     "Simulation",
+    "TestFiles",
     "TestGenerationError",
     "TestGenerationErrors",
     "Traffic",

@@ -13,8 +13,6 @@ import multiprocessing
 import os
 import posixpath
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from decimal import Decimal
 
 from modelmon import contract
@@ -301,51 +299,86 @@ def files(
     builds generated, as text, by SLO plan, and the files of each service whose plan is as it was
     (cache.KeptContent: unread, by their digest) (None: every group generated and the files dumped whole,
     the straightforward path the memo's files are byte for byte; tests/test_build_cache.py).
-    `before_generating(wait)`: called before SLOs' tests are generated (it may raise: the build's
-    errors first), with wait true before many are generated on every core, false before each
-    SLO's generated here (_generated).
+    `before_generating(wait)`: TestFiles.files'.
 
     Generated whether or not the layout writes them: a spec no test traffic can prove is an
     error either way. Raises TestGenerationErrors naming each service's SLO that has none."""
-    found: dict[str, str | KeptContent] = {}
-    problems: list[TestGenerationError] = []
-    tests_dir = layout.promtool_tests or OUTPUTS["promtool_tests"][0]
-    # The rule file each service's tests load, which their text names: promtool cannot parse
-    # MetricsQL, so tests of such a service load the copy of its rules the rules output writes,
-    # with a stand-in for each MetricsQL query.
-    rules_paths = {
-        service.service: posixpath.relpath(
-            layout.test_rules_path(service.service)
-            if any(p.metricsql for p in service.slos)
-            else layout.rules_path(service.service),
-            tests_dir,
-        )
-        for service in project.services
-    }
-    headers = {service.service: layout.header([service.source]) for service in project.services}
-    # A service whose test files a build kept whole (by its plan) needs none of its SLOs' groups.
-    kept = {} if memo is None else _kept_contents(project, rules_paths, headers, memo)
-    todo = [p for service in project.services if service.service not in kept for p in service.slos]
-    made = _generated(todo, memo, before_generating)
-    for service in project.services:
-        if service.service in kept:
-            contents = kept[service.service]
+    with TestFiles(project, layout, memo) as tests:
+        return tests.files(before_generating)
+
+
+class TestFiles:
+    """files(), started: the groups of many SLOs (a fresh build's) are generated on every core from
+    the moment this is made, while the build makes its other outputs; `files()` collects them.
+    Leaving the `with` block stops the processes of a build that fails before it asks."""
+
+    def __init__(self, project: ProjectPlan, layout: Layout, memo: TestGroups | None = None):
+        self.project, self.layout, self.memo = project, layout, memo
+        self.tests_dir = layout.promtool_tests or OUTPUTS["promtool_tests"][0]
+        # The rule file each service's tests load, which their text names: promtool cannot parse
+        # MetricsQL, so tests of such a service load the copy of its rules the rules output writes,
+        # with a stand-in for each MetricsQL query.
+        self.rules_paths = {
+            service.service: posixpath.relpath(
+                layout.test_rules_path(service.service)
+                if any(p.metricsql for p in service.slos)
+                else layout.rules_path(service.service),
+                self.tests_dir,
+            )
+            for service in project.services
+        }
+        self.headers = {service.service: layout.header([service.source]) for service in project.services}
+        # A service whose test files a build kept whole (by its plan) needs none of its SLOs' groups.
+        self.kept = {} if memo is None else _kept_contents(project, self.rules_paths, self.headers, memo)
+        todo = [p for service in project.services if service.service not in self.kept for p in service.slos]
+        self.made, self.todo = _looked_up(todo, memo)
+        self.runs = _Runs(self.todo) if memo is not None and len(self.todo) >= PARALLEL_FROM else None
+
+    def __enter__(self) -> TestFiles:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.runs is not None:
+            self.runs.stop()
+
+    def files(self, before_generating: Callable[[bool], None] | None = None) -> dict[str, str | KeptContent]:
+        """The test files. `before_generating(wait)`: called before SLOs' tests are generated here (it
+        may raise: the build's errors first), or their runs on every core are waited for: wait true
+        then, false before each SLO's generated here."""
+        project, layout, memo = self.project, self.layout, self.memo
+        if self.runs is not None:
+            if before_generating is not None:
+                before_generating(True)
+            results = self.runs.results()
         else:
-            try:
-                contents = _contents(service, made, rules_paths[service.service], headers[service.service], memo)
-            except TestGenerationError as err:
-                err.service = service.service
-                problems.append(err)
-                continue
-            if memo is not None:
-                kind = _contents_kind(rules_paths[service.service], headers[service.service])
-                memo.services.put_contents(kind, service, {str(n): content for n, content in contents.items()})
-        if layout.promtool_tests:
-            for every, content in contents.items():
-                found[layout.tests_path(service.service, every)] = content
-    if problems:
-        raise TestGenerationErrors(problems)
-    return found
+            results = []
+            for plan in self.todo:
+                if before_generating is not None:
+                    before_generating(False)
+                results.append(_made(plan, memo is not None))
+        made = _with_results(self.made, self.todo, results, memo)
+        found: dict[str, str | KeptContent] = {}
+        problems: list[TestGenerationError] = []
+        for service in project.services:
+            rules_path, header = self.rules_paths[service.service], self.headers[service.service]
+            if service.service in self.kept:
+                contents = self.kept[service.service]
+            else:
+                try:
+                    contents = _contents(service, made, rules_path, header, memo)
+                except TestGenerationError as err:
+                    err.service = service.service
+                    problems.append(err)
+                    continue
+                if memo is not None:
+                    kind = _contents_kind(rules_path, header)
+                    memo.services.put_contents(kind, service, {str(n): content for n, content in contents.items()})
+            if layout.promtool_tests:
+                for every, content in contents.items():
+                    found[layout.tests_path(service.service, every)] = content
+        if problems:
+            raise TestGenerationErrors(problems)
+        return found
 
 
 def _contents(
@@ -398,15 +431,18 @@ def _plan_groups(plan: SloPlan) -> list[tuple[int, dict]]:
     return [(scenario.every * scenario.unit, test_group(plan, scenario)) for scenario in scenarios(plan)]
 
 
-def _generated(
-    plans: list[SloPlan], memo: TestGroups | None, before: Callable[[bool], None] | None = None
-) -> dict[int, list | TestGenerationError]:
+def _generated(plans: list[SloPlan], memo: TestGroups | None) -> dict[int, list | TestGenerationError]:
     """Each plan's groups (by id), or the error it raised: kept in `memo` from an earlier build, or
-    generated (and kept), as dicts without a memo and as text dumped group by group with one.
-    Generated in _generation_order across every file: SLOs of one shape one after another, so
-    the simulations they share are still kept (simulation.CORE_VALUES_KEPT) wherever their files
-    are; many of them on every core, each taking whole shapes. `before(wait)`: files' before_generating."""
-    made: dict[int, list | TestGenerationError] = {}
+    generated (and kept), as dicts without a memo and as text dumped group by group with one."""
+    made, todo = _looked_up(plans, memo)
+    return _with_results(made, todo, [_made(plan, memo is not None) for plan in todo], memo)
+
+
+def _looked_up(plans: list[SloPlan], memo: TestGroups | None) -> tuple[dict[int, list], list[SloPlan]]:
+    """The groups `memo` keeps of these plans (by id), and the plans it has none of, to generate:
+    in _generation_order across every file, SLOs of one shape one after another, so the
+    simulations they share are still kept (simulation.CORE_VALUES_KEPT) wherever their files are."""
+    made: dict[int, list] = {}
     todo = []
     for plan in sorted(plans, key=_generation_order):
         found = memo.get(plan) if memo is not None else None
@@ -414,17 +450,14 @@ def _generated(
             todo.append(plan)
         else:
             made[id(plan)] = found
-    dumped = memo is not None
-    if dumped and len(todo) >= PARALLEL_FROM:
-        if before is not None:
-            before(True)
-        results = _in_processes(todo)
-    else:
-        results = []
-        for plan in todo:
-            if before is not None:
-                before(False)
-            results.append(_made(plan, dumped))
+    return made, todo
+
+
+def _with_results(
+    made: dict[int, list], todo: list[SloPlan], results: list, memo: TestGroups | None
+) -> dict[int, list | TestGenerationError]:
+    """`made` with each plan of `todo`'s groups (_made's result, kept in `memo`) or its error."""
+    made = dict(made)
     for plan, result in zip(todo, results, strict=True):
         if isinstance(result, tuple):  # (path, message): the error, as it crossed from a process
             result = TestGenerationError(*result)
@@ -447,39 +480,67 @@ def _made(plan: SloPlan, dumped: bool) -> list | tuple:
 # Below this many SLOs to generate, starting processes costs more than they save (one SLO
 # changed: its tests alone). The results are the same text whoever makes them.
 PARALLEL_FROM = 40
-_TODO: list[SloPlan] = []  # what the forked processes generate from (inherited, never pickled)
 
 
-def _in_processes(todo: list[SloPlan]) -> list:
+class _Runs:
     """_made(plan, dumped=True) of each plan, the plans cut at shape boundaries into one run of
-    about equal length per core, each run made by a forked process (or here, with one core). A
-    process that dies (out of memory) leaves its run to this one: the same text, later."""
-    workers = min(_cores(), 8)
-    keys = [_generation_order(plan) for plan in todo]
-    cuts = [0]
-    for n in range(1, workers):
-        cut = max(len(todo) * n // workers, cuts[-1])
-        while 0 < cut < len(todo) and keys[cut] == keys[cut - 1]:  # a shape stays in one process
-            cut += 1
-        cuts.append(cut)
-    runs = [(a, b) for a, b in zip(cuts, [*cuts[1:], len(todo)], strict=True) if b > a]
-    if len(runs) < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return [_made(plan, True) for plan in todo]
-    global _TODO
-    _TODO = todo
-    try:
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=len(runs), mp_context=context) as pool:
-            futures = [pool.submit(_made_run, run) for run in runs]
-            made = []
-            for run, future in zip(runs, futures, strict=True):
-                try:
-                    made += future.result()
-                except BrokenProcessPool:
-                    made += _made_run(run)
-            return made
-    finally:
-        _TODO = []
+    about equal length per core, each run made by a forked process, started at once (with one
+    core, or no fork, made here when asked); `results()` waits for them. A process that dies (out
+    of memory) leaves its run to this one: the same text, later. `stop()` ends the processes."""
+
+    def __init__(self, todo: list[SloPlan]):
+        self.todo = todo
+        workers = min(_cores(), 8)
+        keys = [_generation_order(plan) for plan in todo]
+        cuts = [0]
+        for n in range(1, workers):
+            cut = max(len(todo) * n // workers, cuts[-1])
+            while 0 < cut < len(todo) and keys[cut] == keys[cut - 1]:  # a shape stays in one process
+                cut += 1
+            cuts.append(cut)
+        self.runs = [(a, b) for a, b in zip(cuts, [*cuts[1:], len(todo)], strict=True) if b > a]
+        self.started: list[tuple[multiprocessing.process.BaseProcess, object]] = []
+        if len(self.runs) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+            return
+        context = multiprocessing.get_context("fork")  # the plans are inherited, never pickled
+        try:
+            for run in self.runs:
+                receive, send = context.Pipe(duplex=False)
+                process = context.Process(target=_send_run, args=(todo[run[0] : run[1]], send), daemon=True)
+                process.start()
+                send.close()  # the child's end: a child that dies ends the pipe
+                self.started.append((process, receive))
+        except BaseException:
+            self.stop()
+            raise
+
+    def results(self) -> list:
+        if not self.started:
+            return [_made(plan, True) for plan in self.todo]
+        made = []
+        for (a, b), (process, receive) in zip(self.runs, self.started, strict=True):
+            try:
+                made += receive.recv()
+            except (EOFError, OSError):  # the process died before it sent its run
+                made += [_made(plan, True) for plan in self.todo[a:b]]
+            receive.close()
+            process.join()
+        self.started = []
+        return made
+
+    def stop(self) -> None:
+        for process, receive in self.started:
+            if process.is_alive():
+                process.kill()
+            process.join()
+            receive.close()
+        self.started = []
+
+
+def _send_run(plans: list[SloPlan], send) -> None:
+    """In a forked process: the run's results, sent whole."""
+    send.send([_made(plan, True) for plan in plans])
+    send.close()
 
 
 def _cores() -> int:
@@ -487,10 +548,6 @@ def _cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
-
-
-def _made_run(run: tuple[int, int]) -> list:
-    return [_made(plan, True) for plan in _TODO[run[0] : run[1]]]
 
 
 def _by_interval(plans: list[SloPlan], made: dict[int, list | TestGenerationError]) -> dict[int, list]:
