@@ -14,6 +14,8 @@ import os
 import posixpath
 from collections.abc import Callable
 from decimal import Decimal
+from multiprocessing import connection
+from multiprocessing.connection import Connection
 
 from modelmon import contract
 from modelmon.cache import KeptContent, TestGroups
@@ -483,30 +485,29 @@ PARALLEL_FROM = 40
 
 
 class _Runs:
-    """_made(plan, dumped=True) of each plan, the plans cut at shape boundaries into one run of
-    about equal length per core, each run made by a forked process, started at once (with one
-    core, or no fork, made here when asked); `results()` waits for them. A process that dies (out
-    of memory) leaves its run to this one: the same text, later. `stop()` ends the processes."""
+    """_made(plan, dumped=True) of each plan, by forked processes (one per core) started at once;
+    `results()` waits for them (with one core, or no fork, they are made here when asked). The
+    plans are cut at shape boundaries into chunks, several per process, each process taking the
+    next chunk as it is free: shapes cost unlike amounts (a process given half the SLOs by count
+    finished 2.2 s of CPU before the other at 1,000 SLOs, its core idle meanwhile), and a shape
+    stays in one chunk so its SLOs share their simulation. A process that dies (out of memory)
+    leaves the chunk it was making to this one: the same text, later. `stop()` ends them."""
 
     def __init__(self, todo: list[SloPlan]):
         self.todo = todo
         workers = min(_cores(), 8)
-        keys = [_generation_order(plan) for plan in todo]
-        cuts = [0]
-        for n in range(1, workers):
-            cut = max(len(todo) * n // workers, cuts[-1])
-            while 0 < cut < len(todo) and keys[cut] == keys[cut - 1]:  # a shape stays in one process
-                cut += 1
-            cuts.append(cut)
-        self.runs = [(a, b) for a, b in zip(cuts, [*cuts[1:], len(todo)], strict=True) if b > a]
-        self.started: list[tuple[multiprocessing.process.BaseProcess, object]] = []
-        if len(self.runs) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        # (The plans come in _generation_order, which puts each plan_shape's SLOs together: the
+        # simulations they share are kept by plan_shape and traffic.)
+        self.chunks = _at_shape_boundaries([plan_shape(plan) for plan in todo], workers * CHUNKS_PER_PROCESS)
+        self.started: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
+        if workers < 2 or len(self.chunks) < 2 or "fork" not in multiprocessing.get_all_start_methods():
             return
         context = multiprocessing.get_context("fork")  # the plans are inherited, never pickled
+        self._next = context.Value("i", 0)  # the next chunk to take
         try:
-            for run in self.runs:
+            for _ in range(min(workers, len(self.chunks))):
                 receive, send = context.Pipe(duplex=False)
-                process = context.Process(target=_send_run, args=(todo[run[0] : run[1]], send), daemon=True)
+                process = context.Process(target=self._work, args=(send,), daemon=True)
                 process.start()
                 send.close()  # the child's end: a child that dies ends the pipe
                 self.started.append((process, receive))
@@ -514,18 +515,33 @@ class _Runs:
             self.stop()
             raise
 
+    def _work(self, send: Connection) -> None:
+        """In a forked process: chunks, taken in turn, each sent once made."""
+        while True:
+            with self._next.get_lock():
+                at = self._next.value
+                self._next.value += 1
+            if at >= len(self.chunks):
+                break
+            first, end = self.chunks[at]
+            send.send((at, [_made(plan, True) for plan in self.todo[first:end]]))
+        send.close()
+
     def results(self) -> list:
-        if not self.started:
-            return [_made(plan, True) for plan in self.todo]
-        made = []
-        for (a, b), (process, receive) in zip(self.runs, self.started, strict=True):
-            try:
-                made += receive.recv()
-            except (EOFError, OSError):  # the process died before it sent its run
-                made += [_made(plan, True) for plan in self.todo[a:b]]
-            receive.close()
-            process.join()
+        received: dict[int, list] = {}
+        waiting = {receive: process for process, receive in self.started}
+        while waiting:
+            for receive in connection.wait(list(waiting)):  # whichever sent: none waits on a full pipe
+                try:
+                    at, made = receive.recv()
+                    received[at] = made
+                except (EOFError, OSError):  # done, or died (its chunk is made below)
+                    receive.close()
+                    waiting.pop(receive).join()
         self.started = []
+        made = []
+        for at, (first, end) in enumerate(self.chunks):
+            made += received[at] if at in received else [_made(plan, True) for plan in self.todo[first:end]]
         return made
 
     def stop(self) -> None:
@@ -537,10 +553,20 @@ class _Runs:
         self.started = []
 
 
-def _send_run(plans: list[SloPlan], send) -> None:
-    """In a forked process: the run's results, sent whole."""
-    send.send([_made(plan, True) for plan in plans])
-    send.close()
+# Chunks of the SLOs to generate per process: enough that the last ones even out the processes'
+# ends, few enough that sending each costs nothing.
+CHUNKS_PER_PROCESS = 8
+
+
+def _at_shape_boundaries(keys: list, pieces: int) -> list[tuple[int, int]]:
+    """(first, end) of about `pieces` runs of equal length, each cut where the key changes."""
+    cuts = [0]
+    for n in range(1, pieces):
+        cut = max(len(keys) * n // pieces, cuts[-1])
+        while 0 < cut < len(keys) and keys[cut] == keys[cut - 1]:  # a shape stays in one run
+            cut += 1
+        cuts.append(cut)
+    return [(a, b) for a, b in zip(cuts, [*cuts[1:], len(keys)], strict=True) if b > a]
 
 
 def _cores() -> int:
