@@ -179,6 +179,18 @@ def test_groups_made_by_several_processes_are_the_straightforward_paths(project,
     assert build.compile_all(root, memo=cache.TestGroups(root)).files == straightforward(root)
 
 
+def test_the_processes_take_chunks_of_whole_shapes():
+    """Each chunk a process takes holds whole shapes (their SLOs share a simulation), about equal in
+    length, and together the SLOs in their order."""
+    keys = list("aaabbccccdeeeeeeef")
+    chunks = writer._at_shape_boundaries(keys, 6)
+    assert [k for first, end in chunks for k in keys[first:end]] == keys
+    shapes = [set(keys[first:end]) for first, end in chunks]
+    assert all(not a & b for i, a in enumerate(shapes) for b in shapes[i + 1 :])
+    assert chunks == [(0, 3), (3, 9), (9, 17), (17, 18)]  # a cut inside a shape moves to its end
+    assert writer._at_shape_boundaries(list("aaaa"), 3) == [(0, 4)]
+
+
 def test_a_generating_process_that_dies_leaves_its_slos_to_the_build(project, monkeypatch):
     """Killed (out of memory, a crash): its SLOs are generated here, and the build ends with the
     same files, neither hanging nor failing."""
