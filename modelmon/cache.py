@@ -93,15 +93,42 @@ def outputs_current(root: Path, key: str) -> dict[str, str] | None:
     if record.get("key") != key:
         return None
     recorded = recorded_outputs(root, record)
+    seen_at = file_system_now(root)  # before looking: what changed within 2 s of it is not trusted
+    read: dict[str, list[int]] = {}  # outputs read, found as the build wrote them, by their status then
     for path, digest in record["outputs"].items():
-        if still_recorded(recorded, path, status_of(root / path)) == digest:
+        status = status_of(root / path)
+        if still_recorded(recorded, path, status) == digest:
             continue  # as the build wrote it, by its status: unread
         try:
             if _digest((root / path).read_bytes()) != digest:
                 return None
         except FileNotFoundError:
             return None
+        if status is not None:
+            read[path] = status
+    if read and seen_at is not None:
+        _record_settled(root, record, read, seen_at)
     return record["outputs"]
+
+
+def _record_settled(root: Path, record: dict, read: dict[str, list[int]], seen_at: int) -> None:
+    """Add to the record the status of the outputs a check read and found as the build wrote them
+    (`read`: each status as looked at, before reading, no earlier than `seen_at`), those settled
+    by then: the next check takes them unread. (A build records only the outputs settled when it
+    ends; those it wrote itself are not, so every check after it would read them all: 126 MB at
+    a thousand SLOs.) Only while no build holds the lock: one that does records its own."""
+    settled = seen_at - SETTLED_NS
+    fresh = {path: status for path, status in read.items() if status[2] < settled}
+    if not fresh:
+        return
+    target = root / CACHE_PATH
+    with contextlib.suppress(OSError, ValueError), transaction.locked(root, wait=False) as held:
+        if not held or json.loads(target.read_text(encoding="utf-8")) != record:
+            return  # a build is on, or wrote its record since
+        record = {**record, "status": {**record.get("status", {}), **fresh}}
+        scratch = target.with_suffix(".tmp")
+        scratch.write_text(json.dumps(record) + "\n", encoding="utf-8")
+        os.replace(scratch, target)
 
 
 def text_digest(text: str) -> str:

@@ -47,13 +47,18 @@ def state_dir(root: Path) -> Path:
 
 
 @contextlib.contextmanager
-def locked(root: Path) -> Iterator[None]:
-    """Hold the project's build lock: a second build waits for the first."""
+def locked(root: Path, wait: bool = True) -> Iterator[bool]:
+    """Hold the project's build lock: a second build waits for the first (`wait` false: yields
+    False at once instead, holding nothing, while another holds it)."""
     state_dir(root)
     with open(root / LOCK, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 

@@ -164,6 +164,33 @@ def test_a_build_reads_no_output_whose_status_is_what_the_last_build_recorded(mo
     assert rules.read_text() == written
 
 
+def test_an_unchanged_build_records_the_outputs_it_had_to_read_once_they_settled(models_project, monkeypatch):
+    """A build does not record the status of what it wrote (test below): the unchanged build after
+    it reads those outputs, and records the status of those settled by then, so the next reads
+    none. An edit since is still found; a check while a build holds the lock records nothing."""
+    root = models_project
+    assert cli.main(["--root", str(root), "build", "--no-cache"]) == 0
+    key = json.loads((root / build.cache.CACHE_PATH).read_text())["key"]
+    read: list[str] = []
+    real_read = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda path: read.append(path.name) or real_read(path))
+    outputs = build.cache.outputs_current(root, key)
+    assert outputs is not None and len(read) == len(outputs)  # every output, as none was settled
+    monkeypatch.setattr(build.cache, "SETTLED_NS", 0)  # now they are
+    with build.transaction.locked(root):  # a build is on: this check records nothing
+        read.clear()
+        assert build.cache.outputs_current(root, key) == outputs and len(read) == len(outputs)
+    read.clear()
+    assert build.cache.outputs_current(root, key) == outputs and len(read) == len(outputs)
+    read.clear()
+    assert build.cache.outputs_current(root, key) == outputs and read == []
+    rules = root / "rules" / "models-monitoring.yml"
+    text, stamp = rules.read_text(), os.stat(rules)
+    rules.write_text(text.replace("record:", "recorD:", 1))  # the same size, in place, and its time
+    os.utime(rules, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert build.cache.outputs_current(root, key) is None
+
+
 def test_an_output_written_just_now_is_recorded_without_its_status(models_project):
     """Its status could still be that of a change made within the file system clock's tick: the
     next build reads it."""
