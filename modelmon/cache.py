@@ -314,9 +314,10 @@ class _Kept:
         except OSError:
             return None  # none: made again
         end = data.find(b"\n") + 1
-        listed = _entry_head(data[:end], text)
-        if listed is None:
+        found = _entry_head(data[:end], text)
+        if found is None or not found[1]:
             return None
+        listed = found[0]
         parts, offset = [], end
         for name, length, digest in listed:
             part = data[offset : offset + length]
@@ -334,9 +335,9 @@ class _Kept:
         """The value kept as `parts`, or None if they are not of the shape `_parts` makes (made again)."""
         raise NotImplementedError
 
-    def _put(self, key: str, text: str, value: object) -> None:
+    def _put(self, key: str, text: str, value: object, texts: bool = True) -> None:
         if self.store:
-            _keep_file(self.folder, f"{key}{ENTRY_SUFFIX}", _entry_data(text, self._parts(value)))
+            _keep_file(self.folder, f"{key}{ENTRY_SUFFIX}", _entry_data(text, self._parts(value), texts))
 
     def prune(self) -> None:
         """Forget the entries this build did not use (after a whole build only)."""
@@ -344,23 +345,26 @@ class _Kept:
             _forget_unused(self.folder, self.SUFFIXES, self.used)
 
 
-def _entry_data(text: str, parts: list[tuple[str | None, str]]) -> bytes:
+def _entry_data(text: str, parts: list[tuple[str | None, str]], texts: bool = True) -> bytes:
     """An entry as kept: one line of JSON (which escapes every line break) with the text its key
-    digests and each part's name, length and digest, then the parts as they are. Read without
-    JSON decoding them: a part is the 1 MB of a rule file or 3 MB of test files."""
+    digests and each part's name, length and digest, then the parts as they are (`texts` false:
+    not them, only the line). Read without JSON decoding them: a part is the 1 MB of a rule file."""
     data = [content.encode("utf-8") for _, content in parts]
     listed = [[name, len(d), _digest(d)] for (name, _), d in zip(parts, data, strict=True)]
-    return b"".join([json.dumps({"plan": text, "contents": listed}).encode() + b"\n", *data])
+    head = {"plan": text, "contents": listed, **({} if texts else {"texts": False})}
+    return b"".join([json.dumps(head).encode() + b"\n", *(data if texts else ())])
 
 
-def _entry_head(line: bytes, text: str) -> list | None:
-    """The parts an entry's first line lists (name, length, digest), if it is the entry of `text`
-    and of the shape _entry_data writes; else None (not one this build wrote: made again)."""
+def _entry_head(line: bytes, text: str) -> tuple[list, bool] | None:
+    """The parts an entry's first line lists (name, length, digest), and whether they follow it,
+    if it is the entry of `text` and of the shape _entry_data writes; else None (not one this
+    build wrote: made again)."""
     try:
         head = json.loads(line)
-        if head["plan"] == text and _contents_shape(head["contents"]):
-            return head["contents"]
-    except (ValueError, KeyError, TypeError):
+        texts = head.get("texts", True)
+        if head["plan"] == text and _contents_shape(head["contents"]) and isinstance(texts, bool):
+            return head["contents"], texts
+    except (ValueError, KeyError, TypeError, AttributeError):
         pass
     return None
 
@@ -484,6 +488,7 @@ class ServiceTexts(_Kept):
         # Kept once the build has made every output (flush): a build that fails on the way keeps
         # none. (Each is right for its key whatever happens after.)
         self._made: dict[str, tuple[str, object]] = {}
+        self._digests_only: set[str] = set()  # of the keys in _made: put_contents' texts false
 
     def _parts(self, value: object) -> list[tuple[str | None, str]]:
         return [(None, value)] if isinstance(value, str) else list(value.items())  # a text, or texts by name
@@ -543,54 +548,66 @@ class ServiceTexts(_Kept):
                 line = kept.readline()
         except OSError:
             return None  # none: made again
-        listed = _entry_head(line, text)
-        if listed is None or any(name is None for name, _, _ in listed):
+        head = _entry_head(line, text)
+        if head is None or any(name is None for name, _, _ in head[0]):
             return None
+        listed, texts = head
         found, offset = {}, len(line)
         made_again = functools.cache(remake)
         for name, length, digest in listed:
-            found[name] = KeptContent(digest, entry, offset, length, lambda name=name: made_again()[name])
+            found[name] = KeptContent(digest, entry, offset, length, lambda name=name: made_again()[name], texts)
             offset += length
         return found
 
-    def contents(self, kind: str, service, make: Callable[[], dict[str, str]]) -> dict[str, str | KeptContent]:
+    def contents(
+        self, kind: str, service, make: Callable[[], dict[str, str]], texts: bool = True
+    ) -> dict[str, str | KeptContent]:
         """Outputs of this kind of the service (name -> content): kept, unread (find_contents), or
-        `make()` and kept."""
+        `make()` and kept (put_contents)."""
         found = self.find_contents(kind, service, make)
         if found is None:
             found = make()
-            self.put_contents(kind, service, found)
+            self.put_contents(kind, service, found, texts)
         return found
 
-    def put_contents(self, kind: str, service, contents: dict[str, str]) -> None:
-        """Keep outputs of this kind of the service (name -> content), for find_contents."""
+    def put_contents(self, kind: str, service, contents: dict[str, str], texts: bool = True) -> None:
+        """Keep outputs of this kind of the service (name -> content), for find_contents. `texts`
+        false: their digests alone, for outputs `remake` makes again cheaply from other kept
+        entries (test files from their SLOs' groups, pages from each SLO's): a build writes 117 MB
+        less at a thousand SLOs, and reads one only where the file on disk is not as it wrote it."""
         key, text = self._entry(self._of_service(kind, service), service.slos)
         self._made[key] = (text, contents)
+        if not texts:
+            self._digests_only.add(key)
 
     def flush(self) -> None:
         for key, (text, value) in self._made.items():
-            self._put(key, text, value)
+            self._put(key, text, value, texts=key not in self._digests_only)
         self._made.clear()
+        self._digests_only.clear()
 
 
 @dataclasses.dataclass(frozen=True)
 class KeptContent:
     """An output's content an earlier build kept, unread: its digest is known (write_all needs
-    no more of a file still as the last build wrote it); `text()` reads it when asked."""
+    no more of a file still as the last build wrote it); `text()` reads it when asked, or makes
+    it again where the entry holds its digest alone."""
 
     digest: str  # text_digest of the content
     entry: Path  # the file it is kept in, from `offset`, `length` bytes
     offset: int
     length: int
     remake: Callable[[], str]  # the content made again, should the entry be gone or damaged by then
+    stored: bool = True  # whether the entry holds the content (else its digest alone)
 
     def text(self) -> str:
         try:
-            with self.entry.open("rb") as kept:
-                kept.seek(self.offset)
-                data = kept.read(self.length)
-            if _digest(data) == self.digest:
-                return data.decode("utf-8")
+            if self.stored:
+                with self.entry.open("rb") as kept:
+                    kept.seek(self.offset)
+                    data = kept.read(self.length)
+                if _digest(data) == self.digest:
+                    return data.decode("utf-8")
         except (OSError, UnicodeDecodeError):
             pass  # another build's prune, or a damaged entry: made again
         made = self.remake()

@@ -20,6 +20,7 @@ import yaml
 
 from modelmon import build, cache, cli, promtool
 from modelmon.loader import SpecErrors
+from modelmon.outputs import rules as rules_output
 from modelmon.outputs import runbooks
 from modelmon.outputs.promtool_tests import traffic, writer
 from tests import binaries
@@ -300,7 +301,8 @@ def test_kept_service_texts_make_the_files_the_straightforward_path_makes(projec
 def test_kept_outputs_are_read_only_where_the_file_is_not_as_the_last_build_wrote_it(project, monkeypatch):
     """A kept service's rule file, runbook pages and test files are taken by their digest, unread,
     while each file on disk has the status the last build recorded; one gone or edited is written
-    again from its kept content, or made again where that entry is gone or damaged by then."""
+    again from its kept content (a rule file), or made again where that entry is gone or damaged
+    by then, or holds the digests alone (pages and test files, made from each SLO's entries)."""
     monkeypatch.setattr(cache, "SETTLED_NS", 0)  # every status settled: no wait in a test
     root = project(SPECS)
     assert cli.main(["--root", str(root), "build"]) == 0
@@ -322,9 +324,11 @@ def test_kept_outputs_are_read_only_where_the_file_is_not_as_the_last_build_wrot
     }
     assert all(len(found) == 6 for found in outputs.values()) and kept == outputs["myservice"] | outputs["named"]
     gone_test, edited_rules, gone_page = "prometheus/tests/myservice.test.yml", "rules/named.yml", min(pages & kept)
+    gone_rules = "rules/myservice.yml"  # its entry intact: read from it
     (root / gone_test).unlink()
     (root / edited_rules).write_text((root / edited_rules).read_text() + "# edited\n")
     (root / gone_page).unlink()
+    (root / gone_rules).unlink()
     # The kept entries by what they are and the rule file (tests) or header (rules) they read:
     # the first parts of what their key digests.
     entries = {
@@ -336,8 +340,14 @@ def test_kept_outputs_are_read_only_where_the_file_is_not_as_the_last_build_wrot
         entry for (kind, header), entry in entries.items() if kind == "rules stand_in=False" and "slos/n.yaml" in header
     )
     named_rules.write_bytes(named_rules.read_bytes().replace(b"record:", b"rec0rd:", 1))  # damaged
+    rendered: list[str] = []
+    rule_text = rules_output._text
+    monkeypatch.setattr(
+        rules_output, "_text", lambda service, *a: rendered.append(service.service) or rule_text(service, *a)
+    )
     written = build.write_all(root, compiled).written
-    again = {gone_test, edited_rules, gone_page}
+    assert rendered == ["named"]  # myservice's rule file taken from its entry
+    again = {gone_test, edited_rules, gone_page, gone_rules}
     assert again <= set(written) and not set(written) & (kept - again)
     assert unread() == kept - again  # the others' files unread
     assert {path: (root / path).read_text() for path in compiled.files} == straightforward(root)

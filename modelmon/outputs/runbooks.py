@@ -395,7 +395,7 @@ def render_all(
             return made
 
         # What the pages read besides the service's plan: the mark and the command.
-        out.update(kept.contents(f"runbooks {mark}\0{command}", service, make))
+        out.update(kept.contents(f"runbooks {mark}\0{command}", service, make, texts=False))  # each SLO's kept
         for reads, plan, _ in by_slo:  # the pages of each SLO stay kept, whether or not read here
             kept.still_used(reads, [plan])
     out[INDEX_PATH] = render_index(rows, html_header(mark, sorted(project.sources), command), command)

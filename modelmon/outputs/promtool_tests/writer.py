@@ -374,7 +374,8 @@ class TestFiles:
                     continue
                 if memo is not None:
                     kind = _contents_kind(rules_path, header)
-                    memo.services.put_contents(kind, service, {str(n): content for n, content in contents.items()})
+                    by_interval = {str(n): content for n, content in contents.items()}
+                    memo.services.put_contents(kind, service, by_interval, texts=False)  # made again from the groups
             if layout.promtool_tests:
                 for every, content in contents.items():
                     found[layout.tests_path(service.service, every)] = content
