@@ -8,7 +8,8 @@ Run: .venv/bin/python bench/scale_bench.py [--slos 1000] [--per-file 10,100] [--
 `--test-sizes` times `modelmon test` of N SLOs of the mix in one file, for seconds per SLO.
 A run that times neither keeps the last figures of `modelmon test` in the results (with the
 commit they were measured at). Each rebuild and validate runs `--repeat` times (default 3),
-the median kept, and a CPU probe records how fast the (shared) machine was that day.
+the median kept, and a CPU probe records how fast the (shared) machine was that day, before
+each spread and at the end (its speed drifts by half within an hour).
 `--against REV` times another commit's CLI too (a git worktree of it), on a project of its
 own, the two by turns: on a shared machine whose speed drifts, the pair compares the code.
 
@@ -266,10 +267,12 @@ def main() -> int:
     with checkout_cli(args.against) if args.against else contextlib.nullcontext() as against:
         for at, per_file in enumerate(int(n) for n in args.per_file.split(",")):
             print(f"{args.slos} SLOs, {per_file} a file ...", file=sys.stderr, flush=True)
+            spread_probe = probe if at == 0 else cpu_probe()
             # `modelmon test` runs each SLO's groups against its own rules (modelmon/focused.py): how
             # the SLOs are spread over files changes little of it, so the first spread is tested alone
             # (--test-sizes measures the other end, many SLOs in one file).
             results.append(measure(args.slos, per_file, args.test and at == 0, args.repeat, against))
+            results[-1]["cpu_probe_s"] = spread_probe
     columns = ["full_build", "unchanged_build", "one_slo_changed_build", "validate"]
     print("| SLOs | a file | files | " + " | ".join(f"{c} s (CPU s)" for c in columns) + " | peak RSS MB |")
     print("|---:|---:|---:|" + "---:|" * len(columns) + "---:|")
@@ -288,11 +291,11 @@ def main() -> int:
     sweep = []
     for count in (int(n) for n in args.sweep.split(",") if n):
         print(f"sweep: {count} SLOs, 10 a file ...", file=sys.stderr, flush=True)
-        sweep.append(
-            results[0]
-            if results and results[0]["slos"] == count and results[0]["per_file"] == 10
-            else measure(count, 10, False, args.repeat)
-        )
+        if results and results[0]["slos"] == count and results[0]["per_file"] == 10:
+            sweep.append(results[0])
+        else:
+            before = cpu_probe()
+            sweep.append({**measure(count, 10, False, args.repeat), "cpu_probe_s": before})
     tests = []
     for count in (int(n) for n in args.test_sizes.split(",") if n):
         print(f"modelmon test: {count} SLOs in one file ...", file=sys.stderr, flush=True)
@@ -319,6 +322,7 @@ def main() -> int:
         "commit": commit.stdout.strip(),
         "nproc": len(os.sched_getaffinity(0)),
         "cpu_probe_s": probe,
+        "cpu_probe_end_s": cpu_probe(),
         "python_bytecode": "kept: each run's environment without PYTHONDONTWRITEBYTECODE",
         "repeat": args.repeat,
         **({"against": args.against} if args.against else {}),
