@@ -126,7 +126,7 @@ def _record_settled(root: Path, record: dict, read: dict[str, list[int]], seen_a
         if not held or json.loads(target.read_text(encoding="utf-8")) != record:
             return  # a build is on, or wrote its record since
         record = {**record, "status": {**record.get("status", {}), **fresh}}
-        scratch = target.with_suffix(".tmp")
+        scratch = target.with_suffix(f".{os.getpid()}.tmp")  # each writer its own
         scratch.write_text(json.dumps(record) + "\n", encoding="utf-8")
         os.replace(scratch, target)
 
@@ -194,7 +194,7 @@ def remember(
         }
     target = root / CACHE_PATH
     transaction.state_dir(root)
-    scratch = target.with_suffix(".tmp")
+    scratch = target.with_suffix(f".{os.getpid()}.tmp")  # each writer its own
     scratch.write_text(json.dumps(record) + "\n", encoding="utf-8")  # one line: json's C encoder
     os.replace(scratch, target)
 
@@ -446,7 +446,7 @@ class TestGroups(_Kept):
         return [(str(every), text) for every, text in value]  # each group's interval (seconds) and text
 
     def _value(self, parts: list[tuple[str | None, str]]) -> object | None:
-        if all(name is not None and name.isdigit() for name, _ in parts):
+        if all(name is not None and name.isdecimal() for name, _ in parts):  # (int() reads each)
             return [(int(every), text) for every, text in parts]
         return None
 

@@ -110,7 +110,7 @@ def _kept_file(service: ServicePlan, header: str, stand_in: bool, kept: ServiceT
     made = kept.contents(
         f"rules stand_in={stand_in}\0{header}", service, lambda: {"": header + _text(service, stand_in)}
     )
-    return made[""]
+    return made[""] if "" in made else header + _text(service, stand_in)  # (a kept head naming another)
 
 
 def _text(service: ServicePlan, stand_in: bool) -> str:

@@ -416,7 +416,7 @@ def _kept_contents(
             return {str(every): content for every, content in contents.items()}
 
         contents = memo.services.find_contents(_contents_kind(rules_path, header), service, remake)
-        if contents is not None and all(every.isdigit() for every in contents):
+        if contents is not None and all(every.isdecimal() for every in contents):  # (int() reads each)
             found[service.service] = {int(every): content for every, content in contents.items()}
             for plan in service.slos:
                 memo.still_used(plan)
@@ -501,10 +501,15 @@ class _Runs:
         # simulations they share are kept by plan_shape and traffic.)
         self.chunks = _at_shape_boundaries([plan_shape(plan) for plan in todo], workers * CHUNKS_PER_PROCESS)
         self.started: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
+        self._take: int | None = None  # the read end of the chunks' numbers
         if workers < 2 or len(self.chunks) < 2 or "fork" not in multiprocessing.get_all_start_methods():
             return
         context = multiprocessing.get_context("fork")  # the plans are inherited, never pickled
-        self._next = context.Value("i", 0)  # the next chunk to take
+        # The chunks' numbers, 4 bytes each, in a pipe each process reads the next one from: a
+        # process killed while it takes one holds nothing the others wait for (a lock would).
+        self._take, give = os.pipe()
+        os.write(give, b"".join(at.to_bytes(4, "little") for at in range(len(self.chunks))))  # < PIPE_BUF
+        os.close(give)
         try:
             for _ in range(min(workers, len(self.chunks))):
                 receive, send = context.Pipe(duplex=False)
@@ -518,12 +523,8 @@ class _Runs:
 
     def _work(self, send: Connection) -> None:
         """In a forked process: chunks, taken in turn, each sent once made."""
-        while True:
-            with self._next.get_lock():
-                at = self._next.value
-                self._next.value += 1
-            if at >= len(self.chunks):
-                break
+        while taken := os.read(self._take, 4):  # (4 bytes of a multiple of 4: one whole number each)
+            at = int.from_bytes(taken, "little")
             first, end = self.chunks[at]
             send.send((at, [_made(plan, True) for plan in self.todo[first:end]]))
         send.close()
@@ -540,6 +541,7 @@ class _Runs:
                     receive.close()
                     waiting.pop(receive).join()
         self.started = []
+        self._close_take()
         made = []
         for at, (first, end) in enumerate(self.chunks):
             made += received[at] if at in received else [_made(plan, True) for plan in self.todo[first:end]]
@@ -552,6 +554,12 @@ class _Runs:
             process.join()
             receive.close()
         self.started = []
+        self._close_take()
+
+    def _close_take(self) -> None:
+        if self._take is not None:
+            os.close(self._take)
+            self._take = None
 
 
 # Chunks of the SLOs to generate per process: enough that the last ones even out the processes'
