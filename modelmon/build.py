@@ -390,8 +390,8 @@ def _outputs(
 
 def _refused_first(checking: Checking, wait: bool) -> None:
     """Raise the checkers' errors: waiting for promtool's verdict (before the tests of many SLOs,
-    generated on every core meanwhile, are collected), or if it is in (before each SLO's of a
-    few, made here while promtool checks)."""
+    generated on every core meanwhile, are collected, and before a few SLOs' are kept), or if it
+    is in (before each SLO's of a few, made here while promtool checks)."""
     if (wait or checking.judged()) and (refused := checking.verdict()[0]):
         raise SpecErrors(refused)
 

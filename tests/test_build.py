@@ -342,6 +342,18 @@ def test_the_tests_of_many_slos_are_generated_on_every_core_from_the_start_and_t
     assert compiled.files == build.compile_all(models_project).files
 
 
+def test_the_tests_made_while_promtool_checks_are_kept_only_once_it_accepted_the_rules(models_project, watched):
+    """Generated before the verdict, and the verdict refuses: the build fails and keeps none of them."""
+    (models_project / "slos" / "broken.yaml").write_text(BROKEN_RAW_SLI)
+    watched.done = False  # still checking at every SLO
+    memo = cache.TestGroups(models_project)
+    with pytest.raises(SpecErrors, match="promtool rejects the generated rule"):
+        build.compile_all(models_project, memo=memo)
+    assert "tests of raw-broken" in watched.said and watched.said[-1] == "promtool verdict"
+    groups = models_project / cache.TEST_GROUPS_DIR
+    assert not groups.exists() or not list(groups.iterdir())
+
+
 def test_a_refused_rule_stops_the_processes_generating_tests(models_project, watched, monkeypatch):
     """They were started before promtool's verdict: the build's error is said as soon as it is
     in, and no process is left generating."""

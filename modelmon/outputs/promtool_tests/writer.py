@@ -346,7 +346,8 @@ class TestFiles:
     def files(self, before_generating: Callable[[bool], None] | None = None) -> dict[str, str | KeptContent]:
         """The test files. `before_generating(wait)`: called before SLOs' tests are generated here (it
         may raise: the build's errors first), or their runs on every core are waited for: wait true
-        then, false before each SLO's generated here."""
+        then, false before each SLO's generated here, and true once those are made (before any
+        group is kept)."""
         project, layout, memo = self.project, self.layout, self.memo
         if self.runs is not None:
             if before_generating is not None:
@@ -358,6 +359,8 @@ class TestFiles:
                 if before_generating is not None:
                     before_generating(False)
                 results.append(_made(plan, memo is not None))
+            if results and before_generating is not None:
+                before_generating(True)  # their groups are kept once the verdict is in: a failed build keeps none
         made = _with_results(self.made, self.todo, results, memo)
         found: dict[str, str | KeptContent] = {}
         problems: list[TestGenerationError] = []
