@@ -125,10 +125,7 @@ def _record_settled(root: Path, record: dict, read: dict[str, list[int]], seen_a
     with contextlib.suppress(OSError, ValueError), transaction.locked(root, wait=False) as held:
         if not held or json.loads(target.read_text(encoding="utf-8")) != record:
             return  # a build is on, or wrote its record since
-        record = {**record, "status": {**record.get("status", {}), **fresh}}
-        scratch = target.with_suffix(f".{os.getpid()}.tmp")  # each writer its own
-        scratch.write_text(json.dumps(record) + "\n", encoding="utf-8")
-        os.replace(scratch, target)
+        _write_record(target, {**record, "status": {**record.get("status", {}), **fresh}})
 
 
 def text_digest(text: str) -> str:
@@ -192,8 +189,12 @@ def remember(
         record["status"] = {
             path: seen for path, seen in sorted(status.items()) if seen is not None and seen[2] < settled
         }
-    target = root / CACHE_PATH
     transaction.state_dir(root)
+    _write_record(root / CACHE_PATH, record)
+
+
+def _write_record(target: Path, record: dict) -> None:
+    """The build record as `target`, by a scratch file of this process's and one rename."""
     scratch = target.with_suffix(f".{os.getpid()}.tmp")  # each writer its own
     scratch.write_text(json.dumps(record) + "\n", encoding="utf-8")  # one line: json's C encoder
     os.replace(scratch, target)
@@ -487,8 +488,7 @@ class ServiceTexts(_Kept):
         self.groups = groups  # which knows each SLO's key
         # Kept once the build has made every output (flush): a build that fails on the way keeps
         # none. (Each is right for its key whatever happens after.)
-        self._made: dict[str, tuple[str, object]] = {}
-        self._digests_only: set[str] = set()  # of the keys in _made: put_contents' texts false
+        self._made: dict[str, tuple[str, object, bool]] = {}  # key -> text, value, whether its texts are kept
 
     def _parts(self, value: object) -> list[tuple[str | None, str]]:
         return [(None, value)] if isinstance(value, str) else list(value.items())  # a text, or texts by name
@@ -516,7 +516,7 @@ class ServiceTexts(_Kept):
 
     def put_from(self, kind: str, plans, value: object) -> None:
         key, text = self._entry(kind, plans)
-        self._made[key] = (text, value)
+        self._made[key] = (text, value, True)
 
     def still_used(self, kind: str, plans) -> None:
         """Keep the entry of these plans past this build's prune, unread (a text kept whole was made of it)."""
@@ -576,15 +576,12 @@ class ServiceTexts(_Kept):
         entries (test files from their SLOs' groups, pages from each SLO's): a build writes 117 MB
         less at a thousand SLOs, and reads one only where the file on disk is not as it wrote it."""
         key, text = self._entry(self._of_service(kind, service), service.slos)
-        self._made[key] = (text, contents)
-        if not texts:
-            self._digests_only.add(key)
+        self._made[key] = (text, contents, texts)
 
     def flush(self) -> None:
-        for key, (text, value) in self._made.items():
-            self._put(key, text, value, texts=key not in self._digests_only)
+        for key, (text, value, texts) in self._made.items():
+            self._put(key, text, value, texts)
         self._made.clear()
-        self._digests_only.clear()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -105,12 +105,14 @@ def files(
 
 def _kept_file(service: ServicePlan, header: str, stand_in: bool, kept: ServiceTexts | None) -> str | KeptContent:
     """A rule file of the service: `header`, then its rules."""
-    if kept is None:
+
+    def make() -> str:
         return header + _text(service, stand_in)
-    made = kept.contents(
-        f"rules stand_in={stand_in}\0{header}", service, lambda: {"": header + _text(service, stand_in)}
-    )
-    return made[""] if "" in made else header + _text(service, stand_in)  # (a kept head naming another)
+
+    if kept is None:
+        return make()
+    made = kept.contents(f"rules stand_in={stand_in}\0{header}", service, lambda: {"": make()})
+    return made[""] if "" in made else make()  # (a kept head naming another part)
 
 
 def _text(service: ServicePlan, stand_in: bool) -> str:

@@ -349,18 +349,17 @@ class TestFiles:
         then, false before each SLO's generated here, and true once those are made (before any
         group is kept)."""
         project, layout, memo = self.project, self.layout, self.memo
+        before = before_generating or (lambda wait: None)
         if self.runs is not None:
-            if before_generating is not None:
-                before_generating(True)
+            before(True)
             results = self.runs.results()
         else:
             results = []
             for plan in self.todo:
-                if before_generating is not None:
-                    before_generating(False)
+                before(False)
                 results.append(_made(plan, memo is not None))
-            if results and before_generating is not None:
-                before_generating(True)  # their groups are kept once the verdict is in: a failed build keeps none
+            if results:
+                before(True)  # their groups are kept once the verdict is in: a failed build keeps none
         made = _with_results(self.made, self.todo, results, memo)
         found: dict[str, str | KeptContent] = {}
         problems: list[TestGenerationError] = []
