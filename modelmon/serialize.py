@@ -78,10 +78,46 @@ _SCALARS = (str, int, float, bool, type(None))
 def _value_text(kind: type, value: object, spelt: str | None = None) -> str:
     """A one-line scalar as PyYAML spells it after `key: ` or `- ` (kept by type, as True == 1, and
     a float by its repr too, as -0.0 == 0.0)."""
+    if kind is str and (quick := _printable_ascii_text(value)) is not None:
+        return quick
     text = pyyaml_dump({"k": value})
     if not text.startswith("k: ") or text.count("\n") != 1:
         raise _Unsupported
     return text[3:-1]
+
+
+# PyYAML's resolver: which tag a plain scalar reads as (a plain `no` is a bool, `1.5` a float).
+_RESOLVER = yaml.resolver.Resolver()
+_STR_TAG = "tag:yaml.org,2002:str"
+# Characters that make a plain scalar something else where they start it (the emitter's
+# analyze_scalar: indicators, quotes, comments, anchors, tags, directives, block scalars).
+_NOT_FIRST_IN_PLAIN = frozenset(" #,[]{}&*!|>'\"%@`")
+# Longer strings are left to PyYAML: they could reach the emitter's width, where it folds them.
+_QUICK_UP_TO = 1000
+
+
+def _printable_ascii_text(value: str) -> str | None:
+    """A one-line string of printable ASCII as PyYAML's emitter writes it in a block (a value),
+    without dumping a document: plain, or else single-quoted (both emitters choose alike for
+    these characters); None for any other string. Every annotation an alert test expects is its
+    own string (its value is in it), and dumping one took 15 µs: 1.5 s of a thousand SLOs' tests.
+    The choice is the emitter's own analysis for these characters (yaml/emitter.py,
+    analyze_scalar and choose_scalar_style); tests/test_outputs.py compares it with PyYAML's
+    for any text."""
+    if not (0 < len(value) <= _QUICK_UP_TO and value.isascii() and value.isprintable()):
+        return None
+    first, rest = value[0], value[1:]
+    indicator = (
+        first in _NOT_FIRST_IN_PLAIN
+        or (first in "?:-" and (not rest or rest[0] == " "))  # `- `, `? `, `: ` start a block
+        or value.startswith(("---", "..."))  # a document's start or end
+        or value[-1] in " :"  # a trailing space is lost; a trailing colon makes a key
+        or ": " in value
+        or " #" in value  # starts a comment
+    )
+    if not indicator and _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) == _STR_TAG:
+        return value
+    return "'" + value.replace("'", "''") + "'"
 
 
 @lru_cache(maxsize=1 << 14)

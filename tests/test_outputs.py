@@ -166,3 +166,45 @@ def test_dump_yaml_writes_what_the_pure_python_emitter_writes_for_any_mapping(da
     assert serialize.dump_yaml([data, data]) == yaml.dump(
         [data, data], Dumper=serialize.PURE_PYTHON_DUMPER, sort_keys=False, width=100_000, allow_unicode=True
     )
+
+
+# Printable ASCII as the outputs hold it (annotations, series, selectors), and the characters
+# the emitter's choice of plain or quoted turns on.
+_ASCII = (
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=40)
+    | st.text(st.sampled_from(list("ab1 :#-?'\",[]{}&*!|>%@`.~<=+eEyYnNtT0x_")), min_size=1, max_size=8)
+    | st.lists(
+        st.sampled_from(["a", " ", "#", ":", "-", "?", "'", "no", "1", ".5", "e+3", "---", "{x}", "http://h/"]),
+        min_size=1,
+        max_size=6,
+    ).map("".join)
+)
+
+
+@settings(max_examples=3000, deadline=None, database=None, derandomize=True)
+@given(_ASCII)
+def test_printable_ascii_strings_are_spelt_as_pyyaml_spells_them(text):
+    """The one-line strings spelt without dumping a document (serialize._printable_ascii_text)
+    are spelt as both of PyYAML's emitters write them after `k: `, with YAML's words (`no`,
+    `null`, `1.5e+3`, `.inf`, `2001-12-14`), indicators and comment marks among them."""
+    quick = serialize._printable_ascii_text(text)
+    assert quick is not None
+    for dumper in {serialize.PURE_PYTHON_DUMPER, serialize._Dumper}:
+        dumped = yaml.dump({"k": text}, Dumper=dumper, sort_keys=False, width=100_000, allow_unicode=True)
+        assert f"k: {quick}\n" == dumped, dumper
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["no", "Yes", "null", "~", "1.5e+3", "1_000", ".inf", "0x1F", "2001-12-14", "<<", "=", "- a", "a: b", "a #b", "a:"],
+)
+def test_yaml_words_and_indicators_are_quoted(text):
+    assert serialize._printable_ascii_text(text) == f"'{text}'"
+    assert yaml.safe_load(f"k: {serialize._printable_ascii_text(text)}") == {"k": text}
+
+
+def test_strings_the_quick_spelling_leaves_to_pyyaml():
+    assert serialize._printable_ascii_text("") is None
+    assert serialize._printable_ascii_text("é") is None
+    assert serialize._printable_ascii_text("a\tb") is None
+    assert serialize._printable_ascii_text("a" * 1001) is None
