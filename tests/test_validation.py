@@ -11,10 +11,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from modelmon import build, cli
+from modelmon import build, cli, loader
 from modelmon.checks import check_all
 from modelmon.loader import SpecErrors, load_file
+from tests import fuzz_specs
+from tests.conftest import REPO
 
 # --- helpers ------------------------------------------------------------------------
 
@@ -1441,3 +1446,127 @@ def test_default_windows_that_no_outage_can_reach_are_left_out(tmp_path, capsys)
         assert all(a.threshold < 1 for a in plan.burn_alerts)
     assert cli.main(["--root", str(tmp_path / "90"), "build"]) == 0, capsys.readouterr().err
     assert cli.main(["--root", str(tmp_path / "90"), "test"]) == 0, capsys.readouterr().err
+
+
+# --- libyaml and PyYAML's parser read the specs alike ----------------------------------------
+
+
+def _same_nodes(a: yaml.Node, b: yaml.Node, seen: dict[int, int]) -> None:
+    """Two node trees alike: kinds, tags, values, styles, marks, and which nodes are one node (an
+    alias is its anchor's node)."""
+    if id(a) in seen:
+        assert seen[id(a)] == id(b), "an alias names another node"
+        return
+    seen[id(a)] = id(b)
+    assert type(a) is type(b) and a.tag == b.tag
+    start_a, start_b = a.start_mark, b.start_mark  # (where every error points)
+    assert (start_a.line, start_a.column, start_a.index) == (start_b.line, start_b.column, start_b.index), a
+    # An end mark past a line break is the next line's start in libyaml's, the line's end in PyYAML's:
+    # alike by index (no error quotes one).
+    assert a.end_mark.index == b.end_mark.index, a
+    if isinstance(a, yaml.ScalarNode):
+        assert (a.value, a.style or None) == (b.value, b.style or None)  # (plain: '' in libyaml's, None in PyYAML's)
+        return
+    assert bool(a.flow_style) == bool(b.flow_style)  # (an indentless list's: False in libyaml's, None in PyYAML's)
+    assert len(a.value) == len(b.value)
+    if isinstance(a, yaml.MappingNode):
+        for (ka, va), (kb, vb) in zip(a.value, b.value, strict=True):
+            _same_nodes(ka, kb, seen)
+            _same_nodes(va, vb, seen)
+    else:
+        for ia, ib in zip(a.value, b.value, strict=True):
+            _same_nodes(ia, ib, seen)
+
+
+def _read_alike(text: str) -> bool:
+    """Whether libyaml reads `text` as PyYAML's parser does, where the loader asks libyaml
+    (loader.composed): what libyaml accepts, PyYAML accepts too, as the same nodes. Returns
+    whether libyaml was asked: only of text that ends a line, printable ASCII without tabs and
+    backslashes or `!`."""
+    if not loader.libyaml_reads_alike(text):
+        return False
+    try:
+        fast = list(yaml.compose_all(text, Loader=yaml.CSafeLoader))
+    except yaml.YAMLError:
+        return True  # PyYAML's parser reads it, and says what is wrong
+    slow = list(yaml.compose_all(text, Loader=yaml.SafeLoader))  # raises where only libyaml accepted it
+    assert len(fast) == len(slow)
+    seen: dict[int, int] = {}
+    for a, b in zip(fast, slow, strict=True):
+        _same_nodes(a, b, seen)
+    return True
+
+
+def _yaml_texts_in_the_tests() -> list[str]:
+    """Every multi-line string constant of the tests that YAML reads as a mapping (the specs they
+    write, hostile ones among them), and every YAML file of the repository."""
+    import ast
+
+    found = [path.read_text(encoding="utf-8") for path in sorted(REPO.glob("**/*.y*ml")) if ".venv" not in path.parts]
+    for path in sorted((REPO / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and ":" in node.value:
+                text = textwrap.dedent(node.value)
+                if "\n" in text.strip():
+                    found.append(text)
+    return found
+
+
+def test_libyaml_reads_every_spec_of_the_tests_as_pyyaml_does():
+    texts = _yaml_texts_in_the_tests()
+    asked = sum(_read_alike(text) for text in texts)
+    assert asked > 150, f"libyaml was asked of {asked} of {len(texts)} texts"  # the path the loader takes
+
+
+_YAML_PIECES = st.sampled_from(
+    [
+        *"ab1 :-?[]{},#&*|>'\"%~.=/",
+        *("\n", "\n  ", "\n- ", "---\n", "...\n", "- a\n", "k: v\n", "&x ", "*x", "<<: ", "|\n  x\n", ">-\n  y\n"),
+        *("'q\n r'", '"d\n e"', " #c\n", "{a: b}", "[a, b]", "http://x/?q", "|2\n   z\n"),
+    ]
+)
+
+
+@settings(max_examples=3000, deadline=None, database=None, derandomize=True)
+@given(st.lists(_YAML_PIECES, max_size=30).map("".join))
+def test_libyaml_reads_any_yaml_as_pyyaml_does(text):
+    """Indicators, flow and block collections, anchors, document markers, comments in any order:
+    what libyaml accepts, PyYAML's parser accepts too, with the same nodes and marks."""
+    _read_alike(text + "\n")
+    assert not _read_alike(text.rstrip("\n"))  # (libyaml marks a value missing at the end on the line after)
+
+
+@settings(max_examples=1500, deadline=None, database=None, derandomize=True)
+@given(st.sampled_from(fuzz_specs.SEEDS), st.data())
+def test_libyaml_reads_mutated_specs_as_pyyaml_does(seed_text, data):
+    text = seed_text
+    for _ in range(data.draw(st.integers(1, 4))):
+        text = fuzz_specs.mutate(text, data)
+    _read_alike(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: {url: http://x/?q=1}\n",  # `?` in a flow collection: libyaml reads the URL, PyYAML refuses it
+        "a: [x ?]\n",
+        "a: |#\n  x\n",  # a block scalar's header against a comment: libyaml reads it, PyYAML refuses it
+        "a: {b: }\n",  # an empty value in a flow mapping: libyaml marks it a column on
+        "!\n",  # a bare tag: a string to libyaml, null to PyYAML
+        "? a",  # no line break at the end: libyaml marks the missing value on the line after
+    ],
+)
+def test_where_libyaml_reads_otherwise_the_loader_reads_as_pyyaml(text):
+    """The texts the two parsers read apart are composed by PyYAML's: the nodes (and their marks)
+    or the error are PyYAML's."""
+    try:
+        slow = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError as err:
+        with pytest.raises(yaml.YAMLError) as raised:
+            loader.composed(text)
+        assert str(raised.value) == str(err)
+        return
+    fast = loader.composed(text)
+    seen: dict[int, int] = {}
+    for a, b in zip(fast, slow, strict=True):
+        _same_nodes(a, b, seen)
