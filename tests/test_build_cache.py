@@ -11,6 +11,7 @@ import json
 import os
 import pickle
 import re
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -190,6 +191,54 @@ def test_the_processes_take_chunks_of_whole_shapes():
     assert all(not a & b for i, a in enumerate(shapes) for b in shapes[i + 1 :])
     assert chunks == [(0, 3), (3, 9), (9, 17), (17, 18)]  # a cut inside a shape moves to its end
     assert writer._at_shape_boundaries(list("aaaa"), 3) == [(0, 4)]
+
+
+def test_the_processes_make_every_chunk_before_the_build_takes_any(monkeypatch):
+    """The build takes the processes' results once it has made its other outputs, seconds in; a
+    chunk too big for the pipe must not keep its process from making the next one meanwhile."""
+    assert len(os.sched_getaffinity(0)) >= 2, "one core: no processes to watch"
+    made_r, made_w = os.pipe()
+
+    def made(plan, dumped):
+        os.write(made_w, b".")  # one byte per SLO made, in whichever process
+        return [(None, f"{plan}:" + "x" * 1_000_000)]  # far more than a pipe holds (64 KiB)
+
+    monkeypatch.setattr(writer, "_made", made)
+    monkeypatch.setattr(writer, "plan_shape", lambda plan: plan)  # each SLO its own chunk
+    runs = writer._Runs(list(range(6)))
+    try:
+        assert len(runs.started) == 2 and len(runs.chunks) == 6
+        seen = b""
+        while len(seen) < 6 and select.select([made_r], [], [], 60)[0]:
+            seen += os.read(made_r, 6)
+        assert seen == b"......"  # each process made all it took, none of it read yet
+        assert runs.results() == [made(n, True) for n in range(6)]
+    finally:
+        runs.stop()
+        os.close(made_r)
+        os.close(made_w)
+
+
+def test_a_process_that_raises_ends_and_leaves_the_chunks_it_did_not_send_to_the_build(monkeypatch):
+    """Not a TestGenerationError (a bug, memory): the process ends all the same, having sent what
+    it made, and the build makes the rest."""
+    parent = os.getpid()
+
+    def made(plan, dumped):
+        if os.getpid() != parent and plan % 2:
+            raise MemoryError
+        return [(None, f"{plan}")]
+
+    monkeypatch.setattr(writer, "_made", made)
+    monkeypatch.setattr(writer, "plan_shape", lambda plan: plan)
+    runs = writer._Runs(list(range(6)))
+    try:
+        for process, _ in runs.started:
+            process.join(60)
+            assert process.exitcode == 1
+        assert runs.results() == [made(n, True) for n in range(6)]
+    finally:
+        runs.stop()
 
 
 def test_a_generating_process_that_dies_leaves_its_slos_to_the_build(project, monkeypatch):

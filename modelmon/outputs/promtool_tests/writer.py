@@ -12,6 +12,8 @@ import math
 import multiprocessing
 import os
 import posixpath
+import queue
+import threading
 from collections.abc import Callable
 from decimal import Decimal
 from multiprocessing import connection
@@ -524,12 +526,26 @@ class _Runs:
             raise
 
     def _work(self, send: Connection) -> None:
-        """In a forked process: chunks, taken in turn, each sent once made."""
-        while taken := os.read(self._take, 4):  # (4 bytes of a multiple of 4: one whole number each)
-            at = int.from_bytes(taken, "little")
-            first, end = self.chunks[at]
-            send.send((at, [_made(plan, True) for plan in self.todo[first:end]]))
-        send.close()
+        """In a forked process: chunks, taken in turn, each sent once made, by a thread: the build
+        reads them once it has made its other outputs (seconds in), and a chunk's MBs wait on the
+        full pipe till then, which would keep this process from making the next one."""
+        sending: queue.SimpleQueue = queue.SimpleQueue()
+
+        def sender() -> None:
+            while (chunk := sending.get()) is not None:
+                send.send(chunk)
+            send.close()
+
+        thread = threading.Thread(target=sender)
+        thread.start()
+        try:
+            while taken := os.read(self._take, 4):  # (4 bytes of a multiple of 4: one whole number each)
+                at = int.from_bytes(taken, "little")
+                first, end = self.chunks[at]
+                sending.put((at, [_made(plan, True) for plan in self.todo[first:end]]))
+        finally:  # (a process ends once its threads have: raising here, it would wait on the sender)
+            sending.put(None)
+            thread.join()
 
     def results(self) -> list:
         received: dict[int, list] = {}
