@@ -275,8 +275,7 @@ def _build(root: Path, layout: layouts.Layout, args) -> int:
     # --no-cache generates every SLO's tests again (and keeps them); --check writes nothing.
     memo = cache.TestGroups(root, store=not args.check, read=not args.no_cache)
     compiled = build.compile_all(root, layout, memo=memo)
-    memo.prune()
-    if args.check:
+    if args.check:  # (which keeps nothing in .modelmon/ either)
         stale = build.stale_files(root, compiled.files, layout)
         if stale:
             print(f"stale generated files (run `{layout.command}` and commit them):", file=sys.stderr)
@@ -286,7 +285,8 @@ def _build(root: Path, layout: layouts.Layout, args) -> int:
         cache.remember(root, key, compiled.files)
         print(f"{len(compiled.files)} generated files are up to date")
         return 0
-    done = build.write_all(root, compiled, key)
+    with memo.pruned_meanwhile():  # what the build keeps in .modelmon/, while its outputs are written
+        done = build.write_all(root, compiled, key)
     for line in done.recovered:
         print(line, file=sys.stderr)
     for path in done.written:

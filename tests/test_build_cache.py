@@ -12,6 +12,7 @@ import os
 import pickle
 import re
 import select
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -619,3 +620,102 @@ def test_nothing_is_written_outside_the_project_whatever_a_plan_names(project, t
         build.write_all(root, compiled)
     assert not (root.parent / "outside.yml").exists()
     assert not (root / "rules").exists()
+
+
+def test_a_build_keeps_its_cache_in_a_process_of_its_own_while_it_writes_the_outputs(models_project, monkeypatch):
+    """prune() (the service texts and specs kept, 0.6 s at 1,000 SLOs) runs beside write_all, and
+    the build returns once it is done. The kept side waits for the writing side to have started:
+    done one after the other, in one process, the wait would never end."""
+    writing, kept = models_project / "writing", models_project / "kept"
+    prune, write_all = cache.TestGroups.prune, build.write_all
+
+    def prune_once_writing(self):
+        for _ in range(2000):  # 20 s at most
+            if writing.exists():
+                break
+            select.select([], [], [], 0.01)
+        else:
+            raise AssertionError("the outputs were not being written while the cache was kept")
+        prune(self)
+        kept.touch()
+
+    def write_all_watched(*args, **kwargs):
+        writing.touch()
+        return write_all(*args, **kwargs)
+
+    monkeypatch.setattr(cache.TestGroups, "prune", prune_once_writing)
+    monkeypatch.setattr(build, "write_all", write_all_watched)
+    assert cli.main(["--root", str(models_project), "build", "--no-cache"]) == 0
+    assert kept.exists()  # waited for
+    memo = cache.TestGroups(models_project)
+    assert build.compile_all(models_project, memo=memo).files == straightforward(models_project)
+    assert memo.missed == 0  # every group kept
+    assert set(memo.services._made) == set(), "every service text was kept: none made again"
+
+
+def test_a_cache_keeping_process_that_raises_fails_the_build_once_its_outputs_are_written(models_project, capfd):
+    """A bug in keeping the cache is said (its traceback, then the build's error), never lost in
+    the forked process; the outputs are written all the same."""
+    rules = models_project / "rules"
+    for path in rules.iterdir():
+        path.unlink()
+
+    def broken(self):
+        raise ValueError("a bug in prune")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cache.TestGroups, "prune", broken)
+        with pytest.raises(RuntimeError, match=r"keeping the build's cache in \.modelmon/ failed"):
+            cli.main(["--root", str(models_project), "build", "--no-cache"])
+    assert "ValueError: a bug in prune" in capfd.readouterr().err
+    assert sorted(rules.iterdir()) and cli.main(["--root", str(models_project), "build", "--check"]) == 0
+
+
+def test_a_cache_keeping_process_killed_on_the_way_is_no_error_and_the_next_build_makes_what_it_kept_not(
+    models_project, monkeypatch
+):
+    """Out of memory, or Ctrl-C: the build's outputs are written, each entry is whole or absent."""
+    prune = cache.TestGroups.prune
+
+    def killed_halfway(self):
+        self.services._made = dict(list(self.services._made.items())[:2])  # two kept, then killed
+        prune(self)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    monkeypatch.setattr(cache.TestGroups, "prune", killed_halfway)
+    assert cli.main(["--root", str(models_project), "build", "--no-cache"]) == 0
+    monkeypatch.setattr(cache.TestGroups, "prune", prune)
+    memo = cache.TestGroups(models_project)
+    assert build.compile_all(models_project, memo=memo).files == straightforward(models_project)
+    assert memo.missed == 0 and len(memo.services._made) > 0  # the texts not kept are made again
+    assert cli.main(["--root", str(models_project), "build", "--check"]) == 0
+
+
+def test_the_cache_keeping_process_writes_nothing_the_build_had_buffered(tmp_path):
+    """Forked with its output buffered (a pipe), the child would write it a second time on exit."""
+    script = (
+        "import sys; from pathlib import Path; from modelmon import cache; "
+        f"memo = cache.TestGroups(Path({str(tmp_path)!r})); print('said once'); "
+        "sys.stderr.write('and this\\n')\n"
+        "with memo.pruned_meanwhile(): print('meanwhile')"
+    )
+    buffered = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}  # (CI sets it)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=buffered)
+    assert (done.stdout, done.stderr) == ("said once\nmeanwhile\n", "and this\n")
+
+
+def test_an_entry_is_kept_whole_in_folders_made_for_it_and_a_prune_leaves_anothers_scratch_file(tmp_path):
+    """The first entry of a project makes .modelmon/ (ignoring itself) and its folder; a scratch
+    file another build is writing beside (its process's name) is not an entry a prune forgets."""
+    groups = tmp_path / cache.TEST_GROUPS_DIR
+    cache._keep_file(groups, f"a{cache.ENTRY_SUFFIX}", b"kept")
+    assert (tmp_path / ".modelmon" / ".gitignore").read_text().endswith("\n*\n")
+    assert [p.name for p in groups.iterdir()] == [f"a{cache.ENTRY_SUFFIX}"]  # no scratch file left
+    assert (groups / f"a{cache.ENTRY_SUFFIX}").read_bytes() == b"kept"
+    cache._keep_file(groups, f"a{cache.ENTRY_SUFFIX}", b"again")  # replaced, by one rename
+    assert (groups / f"a{cache.ENTRY_SUFFIX}").read_bytes() == b"again"
+    others = groups / f"b{cache.ENTRY_SUFFIX}.{os.getpid() + 1}.0.tmp"
+    others.write_bytes(b"half an entry")
+    (groups / f"c{cache.ENTRY_SUFFIX}").write_bytes(b"unused")
+    cache._forget_unused(groups, cache._Kept.SUFFIXES, {"a"})
+    assert sorted(p.name for p in groups.iterdir()) == sorted([f"a{cache.ENTRY_SUFFIX}", others.name])
