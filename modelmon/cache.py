@@ -23,7 +23,10 @@ import platform
 import signal
 import subprocess
 import sys
+import tempfile
+import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
@@ -412,11 +415,16 @@ _scratch_names = itertools.count()
 
 
 def _scratch_file(folder: Path, name: str, data: bytes) -> Path:
-    """folder/name.<process>.<n>.tmp, holding `data`: a name no other process or entry has (the
-    process's id), which a prune leaves (not an entry's suffix). os.open, not NamedTemporaryFile:
-    its random name and file object were a third of keeping a thousand SLOs' 2,500 entries."""
+    """folder/name.<process>.<n>.tmp, holding `data`: a name no other running process has (its
+    id), which a prune leaves while it may be written (not an entry's suffix). os.open, not
+    NamedTemporaryFile: its random name and file object were a third of keeping a thousand SLOs'
+    2,500 entries."""
     scratch = folder / f"{name}.{os.getpid()}.{next(_scratch_names)}.tmp"
-    handle = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        handle = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except FileExistsError:  # a killed process's of the same id (reused, or another PID namespace's)
+        handle, made = tempfile.mkstemp(dir=folder, prefix=f"{name}.", suffix=".tmp")
+        scratch = Path(made)
     try:
         with open(handle, "wb", closefd=True) as out:
             out.write(data)
@@ -428,12 +436,25 @@ def _scratch_file(folder: Path, name: str, data: bytes) -> Path:
 
 def _forget_unused(folder: Path, suffixes: tuple[str, ...], used: set[str]) -> None:
     """Remove the entries (key + one of `suffixes`) whose key a build did not use; another build's
-    scratch files are its own. (One scandir: a thousand SLOs' entries, every build.)"""
+    scratch files are its own until an hour old (a killed build's). (One scandir: a thousand SLOs'
+    entries, every build.)"""
     with contextlib.suppress(OSError), os.scandir(folder) as entries:  # a cache that cannot be read is no error
         for entry in entries:
             key, found, rest = entry.name.partition(".")
-            if f".{rest}" in suffixes and found and key not in used:
+            unused = f".{rest}" in suffixes and found and key not in used
+            if unused or (entry.name.endswith(".tmp") and _abandoned(entry)):
                 Path(entry.path).unlink(missing_ok=True)
+
+
+# A scratch file older than this is a killed build's (one is written in milliseconds).
+ABANDONED_AFTER_S = 3600
+
+
+def _abandoned(entry: os.DirEntry) -> bool:
+    try:
+        return entry.stat().st_mtime < time.time() - ABANDONED_AFTER_S
+    except OSError:
+        return False
 
 
 class TestGroups(_Kept):
@@ -508,40 +529,55 @@ class TestGroups(_Kept):
         for as it ends: at a thousand SLOs keeping 1,400 service texts is 0.6 s of CPU, which ran
         on one core with the other idle. Without fork, or where it fails, prune() first. A process
         killed on the way keeps less (each entry is whole or absent); one that raises (a bug) said
-        its traceback, and the build fails once its outputs are written."""
+        its traceback, and the build fails once its outputs are written. As before, what is kept
+        is right for its key whatever the block does: a build failing in it keeps it all the same."""
         if not self.store:  # (validate, --check: nothing to keep)
             yield
             return
-        # What is buffered is written now, not by both processes.
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):  # what is buffered is written now, not by both processes
+            if stream is not None:
+                stream.flush()
+        # Ctrl-C held back across the fork: each process is in its `try` before it can stop it.
+        masked = hasattr(signal, "pthread_sigmask")
+        was = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if masked else None
         try:
-            pid = os.fork() if hasattr(os, "fork") else None
+            with warnings.catch_warnings():
+                # Python 3.12+ warns of fork() beside threads: numpy's idle BLAS threads, which the
+                # child, writing files, never waits on.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork() if hasattr(os, "fork") else None
         except OSError:
             pid = None
-        if pid is None:
-            self.prune()
-            yield
-            return
         if pid == 0:  # pragma: no cover (the child: its coverage is not collected)
             code = 1
             try:
                 # Ctrl-C ends it as a kill would (each entry whole or absent), without a traceback.
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
+                if masked:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, was)
                 gc.disable()  # (it ends within a second: collecting would copy the parent's pages)
                 self.prune()
                 code = 0
             except BaseException:
                 traceback.print_exc()
-                sys.stderr.flush()
+                if sys.stderr is not None:
+                    sys.stderr.flush()
             finally:
                 os._exit(code)  # neither the parent's atexit handlers nor its buffers again
         failed = False
         try:
+            if masked:
+                signal.pthread_sigmask(signal.SIG_SETMASK, was)
+            if pid is None:  # no fork here: kept first
+                self.prune()
             yield
         finally:
-            _, status = os.waitpid(pid, 0)
-            failed = os.WIFEXITED(status) and os.WEXITSTATUS(status) != 0
+            if pid is not None:
+                try:
+                    _, status = os.waitpid(pid, 0)
+                    failed = os.WIFEXITED(status) and os.WEXITSTATUS(status) != 0
+                except ChildProcessError:  # reaped already (SIGCHLD ignored): how it ended is not known
+                    pass
         if failed:
             raise RuntimeError(f"keeping the build's cache in {transaction.STATE_DIR}/ failed (above)")
 
@@ -763,7 +799,7 @@ class KeptSpecs:
     def flush(self) -> None:
         """Keep what this build loaded and checked anew, with its plans' texts (made by the build
         already). Once the build has made every output, as the other kept values: a build that
-        fails writes nothing, here neither."""
+        fails to make them keeps nothing, here neither."""
         if not self.store:
             return
         for key, entry in (found for found in self._files.values() if found[0] in self._dirty):

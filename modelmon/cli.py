@@ -275,7 +275,7 @@ def _build(root: Path, layout: layouts.Layout, args) -> int:
     # --no-cache generates every SLO's tests again (and keeps them); --check writes nothing.
     memo = cache.TestGroups(root, store=not args.check, read=not args.no_cache)
     compiled = build.compile_all(root, layout, memo=memo)
-    if args.check:  # (which keeps nothing in .modelmon/ either)
+    if args.check:
         stale = build.stale_files(root, compiled.files, layout)
         if stale:
             print(f"stale generated files (run `{layout.command}` and commit them):", file=sys.stderr)

@@ -622,35 +622,51 @@ def test_nothing_is_written_outside_the_project_whatever_a_plan_names(project, t
     assert not (root / "rules").exists()
 
 
+def waited_for(marker: Path) -> None:
+    for _ in range(2000):  # 20 s at most
+        if marker.exists():
+            return
+        select.select([], [], [], 0.01)
+    raise AssertionError(f"{marker.name} never came: the cache kept and the outputs written one after the other")
+
+
 def test_a_build_keeps_its_cache_in_a_process_of_its_own_while_it_writes_the_outputs(models_project, monkeypatch):
     """prune() (the service texts and specs kept, 0.6 s at 1,000 SLOs) runs beside write_all, and
-    the build returns once it is done. The kept side waits for the writing side to have started:
-    done one after the other, in one process, the wait would never end."""
-    writing, kept = models_project / "writing", models_project / "kept"
+    the build returns once it is done. Each side waits for the other to have started: done one
+    after the other, in either order, the first would wait for ever (20 s, then fail)."""
+    writing, pruning, kept = (models_project / name for name in ("writing", "pruning", "kept"))
     prune, write_all = cache.TestGroups.prune, build.write_all
 
     def prune_once_writing(self):
-        for _ in range(2000):  # 20 s at most
-            if writing.exists():
-                break
-            select.select([], [], [], 0.01)
-        else:
-            raise AssertionError("the outputs were not being written while the cache was kept")
+        pruning.touch()
+        waited_for(writing)
         prune(self)
         kept.touch()
 
-    def write_all_watched(*args, **kwargs):
+    def write_all_once_pruning(*args, **kwargs):
         writing.touch()
+        waited_for(pruning)
         return write_all(*args, **kwargs)
 
     monkeypatch.setattr(cache.TestGroups, "prune", prune_once_writing)
-    monkeypatch.setattr(build, "write_all", write_all_watched)
+    monkeypatch.setattr(build, "write_all", write_all_once_pruning)
     assert cli.main(["--root", str(models_project), "build", "--no-cache"]) == 0
     assert kept.exists()  # waited for
     memo = cache.TestGroups(models_project)
     assert build.compile_all(models_project, memo=memo).files == straightforward(models_project)
     assert memo.missed == 0  # every group kept
     assert set(memo.services._made) == set(), "every service text was kept: none made again"
+
+
+def test_where_no_process_can_be_forked_the_cache_is_kept_first(models_project, monkeypatch):
+    def no_fork():
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    assert cli.main(["--root", str(models_project), "build", "--no-cache"]) == 0
+    memo = cache.TestGroups(models_project)
+    assert build.compile_all(models_project, memo=memo).files == straightforward(models_project)
+    assert memo.missed == 0 and set(memo.services._made) == set()
 
 
 def test_a_cache_keeping_process_that_raises_fails_the_build_once_its_outputs_are_written(models_project, capfd):
@@ -691,22 +707,30 @@ def test_a_cache_keeping_process_killed_on_the_way_is_no_error_and_the_next_buil
     assert cli.main(["--root", str(models_project), "build", "--check"]) == 0
 
 
-def test_the_cache_keeping_process_writes_nothing_the_build_had_buffered(tmp_path):
-    """Forked with its output buffered (a pipe), the child would write it a second time on exit."""
+@pytest.mark.parametrize("raising", [False, True])
+def test_the_cache_keeping_process_writes_nothing_the_build_had_buffered(tmp_path, raising):
+    """Forked with its output buffered (a pipe), the child would write it a second time: on exit,
+    or with its traceback (stderr's half line before it)."""
     script = (
-        "import sys; from pathlib import Path; from modelmon import cache; "
-        f"memo = cache.TestGroups(Path({str(tmp_path)!r})); print('said once'); "
-        "sys.stderr.write('and this\\n')\n"
-        "with memo.pruned_meanwhile(): print('meanwhile')"
+        "import sys; from pathlib import Path; from modelmon import cache\n"
+        f"memo = cache.TestGroups(Path({str(tmp_path)!r})); print('said once'); sys.stderr.write('and this')\n"
+        f"if {raising}: cache.TestGroups.prune = lambda self: 1 / 0\n"
+        "try:\n"
+        "    with memo.pruned_meanwhile(): print('meanwhile')\n"
+        "except RuntimeError as err: print(err)"
     )
     buffered = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}  # (CI sets it)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=buffered)
-    assert (done.stdout, done.stderr) == ("said once\nmeanwhile\n", "and this\n")
+    failed = "keeping the build's cache in .modelmon/ failed (above)\n" if raising else ""
+    assert done.stdout == f"said once\nmeanwhile\n{failed}"
+    assert done.stderr.count("and this") == 1 and done.stderr.startswith("and this")
+    assert ("ZeroDivisionError" in done.stderr) is raising
 
 
-def test_an_entry_is_kept_whole_in_folders_made_for_it_and_a_prune_leaves_anothers_scratch_file(tmp_path):
+def test_an_entry_is_kept_whole_in_folders_made_for_it_and_a_prune_leaves_a_scratch_file_till_abandoned(tmp_path):
     """The first entry of a project makes .modelmon/ (ignoring itself) and its folder; a scratch
-    file another build is writing beside (its process's name) is not an entry a prune forgets."""
+    file another build is writing beside (its process's name) is not an entry a prune forgets,
+    till it is an hour old (a killed build's)."""
     groups = tmp_path / cache.TEST_GROUPS_DIR
     cache._keep_file(groups, f"a{cache.ENTRY_SUFFIX}", b"kept")
     assert (tmp_path / ".modelmon" / ".gitignore").read_text().endswith("\n*\n")
@@ -717,5 +741,15 @@ def test_an_entry_is_kept_whole_in_folders_made_for_it_and_a_prune_leaves_anothe
     others = groups / f"b{cache.ENTRY_SUFFIX}.{os.getpid() + 1}.0.tmp"
     others.write_bytes(b"half an entry")
     (groups / f"c{cache.ENTRY_SUFFIX}").write_bytes(b"unused")
+    # A killed build's, an hour old and more (an earlier version's name, and this one's).
+    for abandoned in ("tmpq1w2e3r4.tmp", f"d{cache.ENTRY_SUFFIX}.1.7.tmp"):
+        (groups / abandoned).write_bytes(b"half")
+        old = os.stat(groups / abandoned).st_mtime - cache.ABANDONED_AFTER_S - 1
+        os.utime(groups / abandoned, (old, old))
     cache._forget_unused(groups, cache._Kept.SUFFIXES, {"a"})
     assert sorted(p.name for p in groups.iterdir()) == sorted([f"a{cache.ENTRY_SUFFIX}", others.name])
+    # A scratch name a process of the same id left: another name, the entry kept all the same.
+    pid, n = os.getpid(), next(cache._scratch_names) + 1
+    (groups / f"e{cache.ENTRY_SUFFIX}.{pid}.{n}.tmp").write_bytes(b"left")
+    cache._keep_file(groups, f"e{cache.ENTRY_SUFFIX}", b"kept")
+    assert (groups / f"e{cache.ENTRY_SUFFIX}").read_bytes() == b"kept"
